@@ -1,0 +1,31 @@
+//! `flowscale config CONFIG [--set key=value]... [--out FILE]`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use flowscale_train::config::{load, to_toml_string, RunConfig};
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Run config (TOML).
+    config: PathBuf,
+    /// Override a key, e.g. `--set optim.lr=3e-4` (repeatable; later wins).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// Write the resolved config here instead of printing it.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+pub fn run(args: &ConfigArgs) -> anyhow::Result<()> {
+    let config: RunConfig = load(&args.config, &args.overrides)?;
+    let text = to_toml_string(&config).context("serialising the resolved config")?;
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}

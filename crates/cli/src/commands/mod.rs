@@ -1,0 +1,62 @@
+//! One module per subcommand; this file declares the command tree.
+
+mod config;
+mod info;
+mod planned;
+
+use clap::{Parser, Subcommand};
+
+/// flowscale: rectified-flow and diffusion scaling studies on libtorch.
+#[derive(Debug, Parser)]
+#[command(name = "flowscale", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Versions, the libtorch library in use, CUDA devices and threads.
+    Info(info::InfoArgs),
+    /// Print the resolved run config (defaults filled in, --set applied), or the error.
+    Config(config::ConfigArgs),
+    /// Train a model from a run config [planned: issue #10].
+    Train(planned::PlannedArgs),
+    /// Expand and run a sweep of run configs [planned: issue #9].
+    Sweep(planned::PlannedArgs),
+    /// Encode a dataset into latent shards [planned: issue #5].
+    Precompute(planned::PlannedArgs),
+    /// Sample latents from a checkpoint [planned: issue #4].
+    Sample(planned::PlannedArgs),
+    /// Evaluate a run: validation loss, FID, CLIP score [planned: issue #7].
+    Eval(planned::PlannedArgs),
+    /// Rank runs by Pareto fronts over sampler settings [planned: issue #7].
+    Rank(planned::PlannedArgs),
+    /// Plot loss curves, scaling fits and formulation weights [planned: issue #9].
+    Plot(planned::PlannedArgs),
+    /// Export weights in diffusers, SD3 or plain safetensors layout [planned: issue #10].
+    Export(planned::PlannedArgs),
+    /// List and tabulate the noise formulations [planned: issue #3].
+    Formulations(planned::PlannedArgs),
+    /// Benchmarks: parameter counts, step times [planned: issue #4].
+    Bench(planned::PlannedArgs),
+}
+
+impl Cli {
+    pub fn run(self) -> anyhow::Result<()> {
+        match self.command {
+            Command::Info(args) => info::run(&args),
+            Command::Config(args) => config::run(&args),
+            Command::Train(args) => planned::run("train", 10, &args),
+            Command::Sweep(args) => planned::run("sweep", 9, &args),
+            Command::Precompute(args) => planned::run("precompute", 5, &args),
+            Command::Sample(args) => planned::run("sample", 4, &args),
+            Command::Eval(args) => planned::run("eval", 7, &args),
+            Command::Rank(args) => planned::run("rank", 7, &args),
+            Command::Plot(args) => planned::run("plot", 9, &args),
+            Command::Export(args) => planned::run("export", 10, &args),
+            Command::Formulations(args) => planned::run("formulations", 3, &args),
+            Command::Bench(args) => planned::run("bench", 4, &args),
+        }
+    }
+}

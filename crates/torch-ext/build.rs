@@ -1,0 +1,22 @@
+//! Compiles the C++ shim against the libtorch headers of the torch wheel in `.venv`.
+
+fn main() {
+    let root = flowscale_build_support::libtorch_root();
+    println!("cargo:rerun-if-changed=shim/torch_ext.cpp");
+    println!("cargo:rerun-if-changed=shim/torch_ext.h");
+    cc::Build::new()
+        .cpp(true)
+        .pic(true)
+        .std("c++17")
+        .include(root.join("include"))
+        .include(root.join("include/torch/csrc/api/include"))
+        .define("_GLIBCXX_USE_CXX11_ABI", "1")
+        .define("GLOG_USE_GLOG_EXPORT", None)
+        .flag_if_supported("-Wno-unused-parameter")
+        .flag_if_supported("-Wno-deprecated-declarations")
+        .file("shim/torch_ext.cpp")
+        .compile("flowscale_torch_ext");
+    // The shim's symbols come from libtorch_cpu and libc10 (already linked by torch-sys) and libdl.
+    println!("cargo:rustc-link-lib=dylib=dl");
+    flowscale_build_support::link_libtorch();
+}

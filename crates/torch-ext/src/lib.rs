@@ -1,0 +1,22 @@
+//! `flowscale-torch-ext`: the libtorch functionality flowscale needs and tch 0.24 does not expose,
+//! through a small C++ shim (`shim/torch_ext.cpp`) compiled against the same libtorch.
+//!
+//! * [`autocast`]: choose the autocast dtype (bf16 on CUDA) and run closures under autocast on CPU
+//!   or CUDA.
+//! * [`fused_adamw`]: ATen's fused AdamW kernel (`at::_fused_adamw_`) over lists of tensors.
+//! * [`cuda`]: device names and the CUDA caching allocator's memory statistics.
+//! * [`numerics`]: deterministic algorithms and TF32 switches.
+//! * [`build_info`]: the libtorch version compiled against and the library actually loaded.
+
+pub mod autocast;
+pub mod build_info;
+pub mod cuda;
+mod error;
+mod ffi;
+pub mod fused_adamw;
+mod kind;
+pub mod numerics;
+
+pub use error::TorchExtError;
+
+pub type Result<T> = std::result::Result<T, TorchExtError>;

@@ -1,0 +1,18 @@
+//! Run configuration: TOML files parsed into serde structs that reject unknown keys, overridable
+//! with `--set key.path=value`, validated with errors that name the file, the key and what is
+//! allowed. [`load`] is generic so every config kind (runs, evaluations, sweeps) shares it.
+
+mod error;
+mod load;
+mod overrides;
+mod run;
+mod validate;
+
+pub use error::{ConfigError, Problem};
+pub use load::{load, load_str, to_toml_string};
+pub use overrides::{apply_override, parse_override, Override};
+pub use run::{
+    DataConfig, DatasetKind, DeviceChoice, EmaConfig, FormulationConfig, LrSchedule, ModelConfig,
+    OptimConfig, Precision, RunConfig, RunSection, TrainConfig,
+};
+pub use validate::{Validate, Validator};

@@ -1,0 +1,407 @@
+//! The run config: one TOML file describes a training run. Sections mirror the pipeline
+//! (data -> model -> formulation -> optimiser/EMA -> training loop). Every field has the default
+//! written next to it, and `flowscale config` prints the resolved file.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Validate, Validator};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    pub run: RunSection,
+    pub data: DataConfig,
+    #[serde(default)]
+    pub model: ModelConfig,
+    #[serde(default)]
+    pub formulation: FormulationConfig,
+    #[serde(default)]
+    pub optim: OptimConfig,
+    #[serde(default)]
+    pub ema: EmaConfig,
+    pub train: TrainConfig,
+}
+
+impl Validate for RunConfig {
+    fn validate(&self, v: &mut Validator) {
+        v.section("run", &self.run);
+        v.section("data", &self.data);
+        v.section("model", &self.model);
+        v.section("formulation", &self.formulation);
+        v.section("optim", &self.optim);
+        v.section("ema", &self.ema);
+        v.section("train", &self.train);
+    }
+}
+
+/// Where a run computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceChoice {
+    /// The first CUDA device when there is one, else the CPU.
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSection {
+    /// Name of the run; its directory is `<out_dir>/<name>`.
+    pub name: String,
+    /// Parent directory of run directories (default `runs`).
+    #[serde(default = "default_out_dir")]
+    pub out_dir: String,
+    /// Seed of every random stream of the run (default 0).
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default = "default_device")]
+    pub device: DeviceChoice,
+}
+
+fn default_out_dir() -> String {
+    "runs".to_owned()
+}
+
+fn default_device() -> DeviceChoice {
+    DeviceChoice::Auto
+}
+
+impl Validate for RunSection {
+    fn validate(&self, v: &mut Validator) {
+        let ok = !self.name.is_empty()
+            && self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && !self.name.starts_with('.');
+        if !ok {
+            v.fail(
+                "name",
+                format!(
+                    "must be a non-empty directory name of letters, digits, '-', '_', '.' \
+                     (not starting with '.'), got {:?}",
+                    self.name
+                ),
+            );
+        }
+        if self.out_dir.is_empty() {
+            v.fail("out_dir", "must not be empty");
+        }
+    }
+}
+
+/// The training data sets flowscale reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatasetKind {
+    /// Fashion-MNIST idx files (Debian `dataset-fashion-mnist`), class-conditional, pixel space.
+    FashionMnist,
+    /// MNIST idx files, class-conditional, pixel space.
+    Mnist,
+    /// Any folder of images (optionally one sub-folder per class).
+    ImageFolder,
+    /// Precomputed latent shards written by `flowscale precompute`.
+    LatentShards,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    pub dataset: DatasetKind,
+    /// Location of the data; each dataset kind has a default where it has a standard one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Square training resolution in pixels.
+    pub resolution: u32,
+}
+
+impl Validate for DataConfig {
+    fn validate(&self, v: &mut Validator) {
+        if self.resolution < 8 || self.resolution > 4096 || !self.resolution.is_multiple_of(8) {
+            v.fail(
+                "resolution",
+                format!(
+                    "must be a multiple of 8 in [8, 4096], got {}",
+                    self.resolution
+                ),
+            );
+        }
+        let needs_path = matches!(
+            self.dataset,
+            DatasetKind::ImageFolder | DatasetKind::LatentShards
+        );
+        if needs_path && self.path.as_deref().is_none_or(str::is_empty) {
+            v.fail("path", "is required for this dataset");
+        }
+    }
+}
+
+/// The backbone. SD3's scaling rule: hidden = 64 x depth, heads = depth.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Number of joint blocks (default 2).
+    #[serde(default = "default_depth")]
+    pub depth: u32,
+    /// Hidden size; default 64 x depth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden_size: Option<u32>,
+    /// Attention heads; default `depth`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_heads: Option<u32>,
+    /// Patch size in latent pixels (default 2).
+    #[serde(default = "default_patch_size")]
+    pub patch_size: u32,
+    /// RMSNorm on queries and keys (SD3.5; default false).
+    #[serde(default)]
+    pub qk_norm: bool,
+}
+
+fn default_depth() -> u32 {
+    2
+}
+
+fn default_patch_size() -> u32 {
+    2
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            depth: default_depth(),
+            hidden_size: None,
+            num_heads: None,
+            patch_size: default_patch_size(),
+            qk_norm: false,
+        }
+    }
+}
+
+impl ModelConfig {
+    pub fn hidden_size(&self) -> u32 {
+        self.hidden_size.unwrap_or(64 * self.depth)
+    }
+
+    pub fn num_heads(&self) -> u32 {
+        self.num_heads.unwrap_or(self.depth)
+    }
+}
+
+impl Validate for ModelConfig {
+    fn validate(&self, v: &mut Validator) {
+        v.count_at_least("depth", u64::from(self.depth), 1);
+        v.count_at_least("patch_size", u64::from(self.patch_size), 1);
+        if let Some(h) = self.hidden_size {
+            v.count_at_least("hidden_size", u64::from(h), 1);
+        }
+        if let Some(n) = self.num_heads {
+            v.count_at_least("num_heads", u64::from(n), 1);
+        }
+        let (h, n) = (self.hidden_size(), self.num_heads());
+        if h > 0 && n > 0 && !h.is_multiple_of(n) {
+            v.fail(
+                "num_heads",
+                format!("must divide hidden_size ({h}), got {n}"),
+            );
+        }
+    }
+}
+
+/// The noise formulation by its canonical name (SD3-REFERENCE section 3) and the
+/// resolution-dependent timestep shift.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormulationConfig {
+    /// Canonical name, e.g. `rf/lognorm(0.00, 1.00)` (the default), `eps/linear`, `edm(0.00, 0.60)`.
+    #[serde(default = "default_formulation")]
+    pub name: String,
+    /// Timestep shift alpha (1 = none; SD3 uses 3 at 1024^2).
+    #[serde(default = "one")]
+    pub shift: f64,
+}
+
+fn default_formulation() -> String {
+    "rf/lognorm(0.00, 1.00)".to_owned()
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+impl Default for FormulationConfig {
+    fn default() -> Self {
+        Self {
+            name: default_formulation(),
+            shift: 1.0,
+        }
+    }
+}
+
+impl Validate for FormulationConfig {
+    fn validate(&self, v: &mut Validator) {
+        if self.name.trim().is_empty() {
+            v.fail(
+                "name",
+                "must name a formulation, e.g. \"rf/lognorm(0.00, 1.00)\"",
+            );
+        }
+        v.at_least("shift", self.shift, 0.0, false);
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    /// Linear warm-up, then constant (the paper).
+    Constant,
+    /// Linear warm-up, then cosine decay to zero at the last step.
+    Cosine,
+}
+
+/// AdamW. The paper: lr 1e-4 with 1000 warm-up steps; betas and weight decay are not stated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimConfig {
+    #[serde(default = "default_lr")]
+    pub lr: f64,
+    #[serde(default = "default_betas")]
+    pub betas: [f64; 2],
+    /// 1e-15 with QK-norm for stable bf16 at high resolution (SD3).
+    #[serde(default = "default_eps")]
+    pub eps: f64,
+    #[serde(default)]
+    pub weight_decay: f64,
+    #[serde(default = "default_warmup")]
+    pub warmup_steps: u64,
+    #[serde(default = "default_schedule")]
+    pub schedule: LrSchedule,
+    /// Clip the global gradient norm to this value; absent = no clipping.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grad_clip: Option<f64>,
+}
+
+fn default_lr() -> f64 {
+    1e-4
+}
+
+fn default_betas() -> [f64; 2] {
+    [0.9, 0.999]
+}
+
+fn default_eps() -> f64 {
+    1e-8
+}
+
+fn default_warmup() -> u64 {
+    1000
+}
+
+fn default_schedule() -> LrSchedule {
+    LrSchedule::Constant
+}
+
+impl Default for OptimConfig {
+    fn default() -> Self {
+        Self {
+            lr: default_lr(),
+            betas: default_betas(),
+            eps: default_eps(),
+            weight_decay: 0.0,
+            warmup_steps: default_warmup(),
+            schedule: default_schedule(),
+            grad_clip: None,
+        }
+    }
+}
+
+impl Validate for OptimConfig {
+    fn validate(&self, v: &mut Validator) {
+        v.at_least("lr", self.lr, 0.0, false);
+        for (i, b) in self.betas.iter().enumerate() {
+            v.in_range(&format!("betas[{i}]"), *b, 0.0, 1.0, true);
+        }
+        v.at_least("eps", self.eps, 0.0, false);
+        v.at_least("weight_decay", self.weight_decay, 0.0, true);
+        if let Some(c) = self.grad_clip {
+            v.at_least("grad_clip", c, 0.0, false);
+        }
+    }
+}
+
+/// Exponential moving averages of the weights. The paper: decay 0.99, updated every 100 steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmaConfig {
+    /// One EMA per decay, all kept and checkpointed.
+    #[serde(default = "default_decays")]
+    pub decays: Vec<f64>,
+    /// Update the EMAs every this many optimiser steps.
+    #[serde(default = "default_ema_every")]
+    pub every: u64,
+}
+
+fn default_decays() -> Vec<f64> {
+    vec![0.99]
+}
+
+fn default_ema_every() -> u64 {
+    100
+}
+
+impl Default for EmaConfig {
+    fn default() -> Self {
+        Self {
+            decays: default_decays(),
+            every: default_ema_every(),
+        }
+    }
+}
+
+impl Validate for EmaConfig {
+    fn validate(&self, v: &mut Validator) {
+        for (i, d) in self.decays.iter().enumerate() {
+            v.in_range(&format!("decays[{i}]"), *d, 0.0, 1.0, true);
+        }
+        v.count_at_least("every", self.every, 1);
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// float32 everywhere.
+    Fp32,
+    /// float32 master weights, bf16 autocast on CUDA (fp32 on CPU).
+    Bf16,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Optimiser steps.
+    pub steps: u64,
+    /// Samples per optimiser step and process (before accumulation).
+    pub batch_size: u64,
+    /// Micro-batches accumulated per optimiser step (default 1).
+    #[serde(default = "one_u64")]
+    pub grad_accum: u64,
+    #[serde(default = "default_precision")]
+    pub precision: Precision,
+}
+
+fn one_u64() -> u64 {
+    1
+}
+
+fn default_precision() -> Precision {
+    Precision::Bf16
+}
+
+impl Validate for TrainConfig {
+    fn validate(&self, v: &mut Validator) {
+        v.count_at_least("steps", self.steps, 1);
+        v.count_at_least("batch_size", self.batch_size, 1);
+        v.count_at_least("grad_accum", self.grad_accum, 1);
+    }
+}
