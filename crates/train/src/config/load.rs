@@ -90,5 +90,5 @@ fn unknown_field(message: &str) -> Option<&str> {
 
 /// The fully resolved config (every default filled in) as TOML: what a run records.
 pub fn to_toml_string<T: Serialize>(config: &T) -> Result<String, toml::ser::Error> {
-    toml::to_string_pretty(config)
+    toml::to_string(config)
 }
