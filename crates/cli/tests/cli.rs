@@ -34,6 +34,7 @@ fn info_reports_libtorch_2_11_and_cuda_state() {
     assert!(out.status.success(), "{t}");
     assert!(t.contains("libtorch 2.11.0"), "{t}");
     assert!(t.contains("libtorch_cpu.so"), "{t}");
+    assert!(t.contains("libtorch_cuda loaded yes"), "{t}");
     let cuda = tch::Cuda::is_available();
     assert!(t.contains(&format!("CUDA available {cuda}")), "{t}");
 }

@@ -25,6 +25,17 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
             println!("  {line}");
         }
     }
+    // Whether libtorch's CUDA backend is in the process (it is linked even on CPU hosts, so that
+    // the same binary uses a GPU wherever one is present).
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    println!(
+        "libtorch_cuda loaded {}",
+        if maps.contains("libtorch_cuda.so") {
+            "yes"
+        } else {
+            "no"
+        }
+    );
     let devices = cuda::device_count()?;
     println!(
         "CUDA available {} ({devices} device{})",
