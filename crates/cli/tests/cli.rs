@@ -94,3 +94,72 @@ fn planned_subcommands_fail_and_name_their_issue() {
     assert!(!out.status.success());
     assert!(t.contains("issue #4"), "{t}");
 }
+
+#[test]
+fn formulations_list_prints_the_61_canonical_names() {
+    let out = flowscale(&["formulations", "list"]);
+    let t = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{}", text(&out));
+    let names: Vec<&str> = t.lines().collect();
+    assert_eq!(names.len(), 61, "{t}");
+    assert_eq!(names[0], "eps/linear");
+    assert!(names.contains(&"rf/lognorm(0.00, 1.00)"));
+    assert!(names.contains(&"edm(-1.20, 1.80)"));
+}
+
+#[test]
+fn formulations_table_for_every_registry_name_and_custom_parameters() {
+    let list = flowscale(&["formulations", "list"]);
+    let names = String::from_utf8_lossy(&list.stdout).to_string();
+    let mut all: Vec<String> = names.lines().map(str::to_owned).collect();
+    all.push("rf/lognorm(0.3,0.7)".to_owned());
+    all.push("edm(0.25, 0.9)".to_owned());
+    for name in &all {
+        let out = flowscale(&[
+            "formulations",
+            "table",
+            name,
+            "--points",
+            "9",
+            "--shift",
+            "3",
+        ]);
+        let t = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success(), "{name}: {}", text(&out));
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[0], "t,a,b,lambda,density,weight", "{name}");
+        assert_eq!(lines.len(), 10, "{name}: {t}");
+        for row in &lines[1..] {
+            let values: Vec<f64> = row.split(',').map(|v| v.parse().unwrap()).collect();
+            assert_eq!(values.len(), 6, "{name}: {row}");
+            assert!(values[4] >= 0.0 && values[5] >= 0.0, "{name}: {row}");
+        }
+    }
+}
+
+#[test]
+fn formulations_table_writes_a_csv_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.csv");
+    let out = flowscale(&[
+        "formulations",
+        "table",
+        "rf/cosmap",
+        "--points",
+        "5",
+        "--out",
+        path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let csv = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(csv.lines().count(), 6, "{csv}");
+    assert!(!dir.path().join("w.csv.partial").exists());
+}
+
+#[test]
+fn unknown_formulation_is_an_error_with_suggestions() {
+    let out = flowscale(&["formulations", "table", "rf/lognrm(0.00, 1.00)"]);
+    let t = text(&out);
+    assert!(!out.status.success());
+    assert!(t.contains("rf/lognorm"), "{t}");
+}

@@ -1,3 +1,38 @@
-//! `flowscale-formulations`: Noise formulations: paths, timestep samplers, parameterisations, loss weights, shift, ODE samplers, CFG and the registry of the 61 named formulations of the SD3 study (issue #3).
+//! `flowscale-formulations`: noise formulations of the SD3 study (issue #3).
 //!
-//! Empty until its issue lands; see docs/architecture.md for what it will hold.
+//! A formulation is a composition of orthogonal parts, each explicit and tested:
+//! the path ([`Path`]), the timestep distribution ([`TimestepDistribution`]), the
+//! parameterisation and training target ([`Parameterisation`]), the loss weight ([`LossWeight`]),
+//! the resolution shift ([`Shift`], passed separately) and the discretisation ([`sampling`]).
+//! [`registry`] lists the 61 formulations of the study; [`Formulation::parse`] and `Display`
+//! convert names.
+
+pub mod analysis;
+pub mod edm;
+pub mod error;
+pub mod formulation;
+pub mod name;
+pub mod parameterisation;
+pub mod path;
+pub mod registry;
+pub mod rng;
+pub mod sampling;
+pub mod shift;
+pub mod special;
+pub mod timesteps;
+pub mod training;
+pub mod weighting;
+
+pub use analysis::{table, write_csv, TableRow};
+pub use edm::EdmPreconditioning;
+pub use error::{FormulationError, Result};
+pub use formulation::{Formulation, TIME_INPUT_SCALE};
+pub use parameterisation::{Parameterisation, EDM_SIGMA_DATA};
+pub use path::{NoiseLevel, Path};
+pub use registry::registry;
+pub use rng::FlowRng;
+pub use sampling::{cfg, guided, sample, sd3_sigmas, uniform_schedule, Predictions, SamplerMethod};
+pub use shift::Shift;
+pub use timesteps::TimestepDistribution;
+pub use training::TrainingBatch;
+pub use weighting::{effective_weight, LossWeight};

@@ -1,6 +1,7 @@
 //! One module per subcommand; this file declares the command tree.
 
 mod config;
+mod formulations;
 mod info;
 mod planned;
 
@@ -36,8 +37,8 @@ enum Command {
     Plot(planned::PlannedArgs),
     /// Export weights in diffusers, SD3 or plain safetensors layout [planned: issue #10].
     Export(planned::PlannedArgs),
-    /// List and tabulate the noise formulations [planned: issue #3].
-    Formulations(planned::PlannedArgs),
+    /// List the 61 noise formulations and tabulate their schedules and weights.
+    Formulations(formulations::FormulationsArgs),
     /// Benchmarks: parameter counts, step times [planned: issue #4].
     Bench(planned::PlannedArgs),
 }
@@ -55,7 +56,7 @@ impl Cli {
             Command::Rank(args) => planned::run("rank", 7, &args),
             Command::Plot(args) => planned::run("plot", 9, &args),
             Command::Export(args) => planned::run("export", 10, &args),
-            Command::Formulations(args) => planned::run("formulations", 3, &args),
+            Command::Formulations(args) => formulations::run(&args),
             Command::Bench(args) => planned::run("bench", 4, &args),
         }
     }
