@@ -12,7 +12,7 @@ pub struct InfoArgs {
 
 pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
     println!("flowscale {}", env!("CARGO_PKG_VERSION"));
-    println!("tch 0.24.0");
+    println!("tch {}", env!("FLOWSCALE_TCH_VERSION"));
     println!("libtorch {}", build_info::torch_version()?);
     println!("libtorch path {}", build_info::libtorch_path()?);
     let config = build_info::build_config()?;

@@ -41,22 +41,12 @@ where
     let from_override = |key: &str| parsed.iter().any(|o| o.key() == key);
 
     let config: T = serde_path_to_error::deserialize(table).map_err(|err| {
+        // serde_path_to_error's path already ends in the offending key, unknown fields included.
         let mut key = err.path().to_string();
         if key == "." {
             key.clear();
         }
         let mut message = err.inner().to_string();
-        // Make sure an unknown field is named by its full key, whatever path serde reports.
-        if let Some(field) = unknown_field(&message) {
-            let named = key == field || key.ends_with(&format!(".{field}"));
-            key = if named {
-                key
-            } else if key.is_empty() {
-                field.to_owned()
-            } else {
-                format!("{key}.{field}")
-            };
-        }
         if from_override(&key) {
             message.push_str(" (set with --set)");
         }
@@ -81,11 +71,6 @@ where
         path: path.to_owned(),
         problems,
     })
-}
-
-fn unknown_field(message: &str) -> Option<&str> {
-    let rest = message.strip_prefix("unknown field `")?;
-    rest.split('`').next()
 }
 
 /// The fully resolved config (every default filled in) as TOML: what a run records.
