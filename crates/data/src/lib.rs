@@ -1,3 +1,17 @@
-//! `flowscale-data`: Dataset readers, image preprocessing, latent shard writer/reader, precompute and the training loader (issue #5).
+//! `flowscale-data`: dataset readers, pixel preprocessing and the deterministic batch sampler.
 //!
-//! Empty until its issue lands; see docs/architecture.md for what it will hold.
+//! So far: IDX files and Fashion-MNIST ([`fashion_mnist`]), in-memory labelled images, pixel
+//! preprocessing for pixel-space training, and a resumable [`BatchSampler`]. Latent shards and
+//! precompute come with issue #5.
+
+pub mod batch_sampler;
+pub mod error;
+pub mod fashion_mnist;
+pub mod idx;
+pub mod labeled_images;
+pub mod pixels;
+
+pub use batch_sampler::{BatchSampler, SamplerPosition};
+pub use error::{DataError, Result};
+pub use labeled_images::LabeledImages;
+pub use pixels::{to_model_pixels, to_u8_pixels};

@@ -3,12 +3,17 @@
 //! allowed. [`load`] is generic so every config kind (runs, evaluations, sweeps) shares it.
 
 mod error;
+mod hooks;
 mod load;
 mod overrides;
 mod run;
 mod validate;
 
 pub use error::{ConfigError, Problem};
+pub use hooks::{
+    CheckpointConfig, ConditioningConfig, LoggingConfig, NonFinitePolicy, SamplesConfig,
+    ValidationConfig,
+};
 pub use load::{load, load_str, to_toml_string};
 pub use overrides::{apply_override, parse_override, Override};
 pub use run::{

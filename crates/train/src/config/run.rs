@@ -4,6 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::hooks::{
+    CheckpointConfig, ConditioningConfig, LoggingConfig, SamplesConfig, ValidationConfig,
+};
 use super::{Validate, Validator};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -20,6 +23,16 @@ pub struct RunConfig {
     #[serde(default)]
     pub ema: EmaConfig,
     pub train: TrainConfig,
+    #[serde(default)]
+    pub conditioning: ConditioningConfig,
+    #[serde(default)]
+    pub validation: ValidationConfig,
+    #[serde(default)]
+    pub samples: SamplesConfig,
+    #[serde(default)]
+    pub checkpoint: CheckpointConfig,
+    #[serde(default)]
+    pub logging: LoggingConfig,
 }
 
 impl Validate for RunConfig {
@@ -31,6 +44,11 @@ impl Validate for RunConfig {
         v.section("optim", &self.optim);
         v.section("ema", &self.ema);
         v.section("train", &self.train);
+        v.section("conditioning", &self.conditioning);
+        v.section("validation", &self.validation);
+        v.section("samples", &self.samples);
+        v.section("checkpoint", &self.checkpoint);
+        v.section("logging", &self.logging);
     }
 }
 

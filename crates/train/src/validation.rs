@@ -1,0 +1,183 @@
+//! Validation loss with the SD3 paper's protocol (SD3-REFERENCE section 4, torchtitan-style):
+//! fixed held-out samples, fixed noise, `L` equally spaced levels in [0, 1]; reported per level
+//! and as the mean over all levels but t = 1.
+//!
+//! Levels are RF-equivalent times `t_eq` (equal log-SNR), so every family is probed at the same
+//! noise levels; a level outside what a family can evaluate (the LDM schedule's range, EDM's
+//! infinite sigma at t = 1) is clamped to [`Formulation::sampling_t_eq_range`]. The loss is the
+//! formulation's own training loss (its target and weight). Per-sample losses are accumulated in
+//! float64 in sample order, so the result does not depend on the evaluation batch size (up to the
+//! backbone's own floating-point batch dependence) or on how samples are split over processes.
+
+use crate::conditioning::Conditioning;
+use crate::error::{Result, TrainError};
+use flowscale_formulations::Formulation;
+use tch::{Kind, Tensor};
+
+/// Fixed validation inputs: samples, their conditioning labels and their noise.
+#[derive(Debug)]
+pub struct ValidationSet {
+    /// Float data `[N, C, H, W]`.
+    pub x0: Tensor,
+    /// i64 `[N]`.
+    pub labels: Tensor,
+    /// Fixed noise `[N, C, H, W]`, the same at every level and every evaluation.
+    pub noise: Tensor,
+}
+
+impl ValidationSet {
+    /// Draws the fixed noise from `seed` (torch's generator is reseeded; callers reseed their own
+    /// streams per batch anyway).
+    pub fn new(x0: Tensor, labels: Tensor, seed: u64) -> Result<Self> {
+        tch::manual_seed((seed >> 1) as i64);
+        let noise = Tensor::f_randn(x0.size().as_slice(), (x0.kind(), x0.device()))?;
+        Ok(Self { x0, labels, noise })
+    }
+
+    pub fn len(&self) -> usize {
+        self.x0.size()[0] as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The result of one evaluation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidationLoss {
+    /// `(t_eq, mean loss)` per level, t from 0 to 1.
+    pub levels: Vec<(f64, f64)>,
+    /// Mean over all levels but t = 1 (the paper's headline number).
+    pub mean: f64,
+}
+
+/// The level grid: `levels` equally spaced t in [0, 1].
+pub fn level_grid(levels: u32) -> Vec<f64> {
+    let n = levels.max(2);
+    (0..n).map(|k| k as f64 / (n - 1) as f64).collect()
+}
+
+/// Evaluates `forward(net_input, time_input, labels) -> raw output` on the validation set.
+pub fn validation_loss<F>(
+    formulation: Formulation,
+    set: &ValidationSet,
+    levels: u32,
+    batch_size: usize,
+    forward: F,
+) -> Result<ValidationLoss>
+where
+    F: Fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor>,
+{
+    if batch_size == 0 || set.is_empty() {
+        return Err(TrainError::Invalid(
+            "validation needs at least one sample and a positive batch size".into(),
+        ));
+    }
+    let (lo, hi) = formulation.sampling_t_eq_range();
+    let path = formulation.path();
+    let n = set.len();
+    let mut out = Vec::new();
+    let _guard = tch::no_grad_guard();
+    for t_eq in level_grid(levels) {
+        let native = path.t_from_t_eq(t_eq.clamp(lo, hi));
+        let mut sum = 0.0f64;
+        let mut start = 0;
+        while start < n {
+            let len = batch_size.min(n - start);
+            let x0 = set.x0.f_narrow(0, start as i64, len as i64)?;
+            let noise = set.noise.f_narrow(0, start as i64, len as i64)?;
+            let labels = set.labels.f_narrow(0, start as i64, len as i64)?;
+            let batch = formulation.training_batch_with(&x0, &noise, &vec![native; len])?;
+            let pred = forward(&batch.net_input, &batch.time_input, &labels)?;
+            let per = batch
+                .per_sample_loss(&pred.f_to_kind(batch.target.kind())?)?
+                .f_to_kind(Kind::Double)?;
+            let values: Vec<f64> = Vec::<f64>::try_from(&per)?;
+            sum += values.iter().sum::<f64>();
+            start += len;
+        }
+        out.push((t_eq, sum / n as f64));
+    }
+    let below_one: Vec<f64> = out
+        .iter()
+        .filter(|(t, _)| *t < 1.0)
+        .map(|(_, l)| *l)
+        .collect();
+    let mean = below_one.iter().sum::<f64>() / below_one.len() as f64;
+    Ok(ValidationLoss { levels: out, mean })
+}
+
+/// Helper for callers that evaluate a conditioned backbone: wraps labels into conditioning.
+pub fn conditioned<'a, E, B>(
+    encode: E,
+    backbone: B,
+) -> impl Fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor> + 'a
+where
+    E: Fn(&Tensor) -> Result<Conditioning> + 'a,
+    B: Fn(&Tensor, &Tensor, &Conditioning) -> Result<Tensor> + 'a,
+{
+    move |x, t, labels| {
+        let cond = encode(labels)?;
+        backbone(x, t, &cond)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set() -> ValidationSet {
+        tch::manual_seed(3);
+        let x0 = Tensor::randn([10, 2, 3, 3], (Kind::Float, tch::Device::Cpu)) * 0.5 + 0.2;
+        let labels = Tensor::zeros([10], (Kind::Int64, tch::Device::Cpu));
+        ValidationSet::new(x0, labels, 11).unwrap()
+    }
+
+    #[test]
+    fn grid_has_the_papers_eight_levels() {
+        let g = level_grid(8);
+        assert_eq!(g.len(), 8);
+        assert_eq!((g[0], g[7]), (0.0, 1.0));
+        assert!((g[1] - 1.0 / 7.0).abs() < 1e-15);
+    }
+
+    #[test]
+    fn rf_zero_network_loss_is_the_target_energy_and_batch_size_free() {
+        // A network that always outputs 0 has RF loss E||eps - x0||^2 at every level: a number
+        // computable directly from the fixed set.
+        let s = set();
+        let form = Formulation::parse("rf/lognorm(0.00, 1.00)").unwrap();
+        let zero = |x: &Tensor, _t: &Tensor, _l: &Tensor| Ok(x.zeros_like());
+        let a = validation_loss(form, &s, 8, 3, zero).unwrap();
+        let b = validation_loss(form, &s, 8, 10, zero).unwrap();
+        assert_eq!(a, b);
+        let expect = (&s.noise - &s.x0)
+            .square()
+            .mean(Kind::Double)
+            .double_value(&[]);
+        for (_, l) in &a.levels {
+            assert!((l - expect).abs() < 1e-6 * expect, "{l} vs {expect}");
+        }
+        assert!((a.mean - expect).abs() < 1e-6 * expect);
+    }
+
+    #[test]
+    fn mean_excludes_t_one() {
+        // A "network" that is perfect except at t = 1 (time input 1000): the headline mean must
+        // not see its error.
+        let s = set();
+        let form = Formulation::parse("rf").unwrap();
+        let target = &s.noise - &s.x0;
+        let net = |x: &Tensor, t: &Tensor, _l: &Tensor| {
+            let at_one = t.double_value(&[0]) >= 999.999;
+            let n = x.size()[0];
+            let good = target.narrow(0, 0, n);
+            Ok(if at_one { good + 1.0 } else { good })
+        };
+        let r = validation_loss(form, &s, 8, 10, net).unwrap();
+        assert!(r.mean < 1e-10, "{}", r.mean);
+        assert!((r.levels[7].1 - 1.0).abs() < 1e-6);
+        assert!(r.levels[..7].iter().all(|(_, l)| *l < 1e-10));
+    }
+}
