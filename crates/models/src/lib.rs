@@ -1,3 +1,23 @@
-//! `flowscale-models`: Backbones (MMDiT), checkpoint layouts and key maps, FLOP accounting (issue #4).
+//! `flowscale-models`: SD3's MMDiT backbone, its checkpoint layouts (diffusers folder, SD3
+//! single file) behind one key map, and analytic cost accounting (issue #4).
 //!
-//! Empty until its issue lands; see docs/architecture.md for what it will hold.
+//! Variables live in a `tch` VarStore under the diffusers `SD3Transformer2DModel` keys, so
+//! `vs.variables()` is a diffusers state dict (including the fixed `pos_embed.pos_embed` table,
+//! which is not trainable) and `vs.trainable_variables()` are the parameters.
+
+pub mod builder;
+pub mod checkpoint;
+pub mod config;
+pub mod embeddings;
+pub mod error;
+pub mod mmdit;
+
+mod attention;
+mod joint_block;
+mod layers;
+
+pub use builder::ParamInfo;
+pub use checkpoint::{load_mmdit, save_mmdit, Layout, LoadedMmdit, StateDict};
+pub use config::{MmditConfig, PRESETS};
+pub use error::{KeyReport, ModelError, Result};
+pub use mmdit::Mmdit;

@@ -1,0 +1,137 @@
+//! Memory-mapped safetensors reading with dtype conversion, and atomic writing.
+
+use crate::error::{ModelError, Result};
+use safetensors::tensor::{Dtype, SafeTensors, View};
+use std::collections::HashMap;
+use std::path::Path;
+use tch::{Device, Kind, Tensor};
+
+/// Tensors (in file order) and the `__metadata__` map of one safetensors file.
+pub struct FileContents {
+    pub tensors: Vec<(String, Tensor)>,
+    pub metadata: HashMap<String, String>,
+}
+
+/// Reads every tensor of `path` through a read-only memory map, converting floating tensors to
+/// `kind` on `device`.
+pub fn read(path: &Path, kind: Kind, device: Device) -> Result<FileContents> {
+    let file = std::fs::File::open(path).map_err(|e| ModelError::io(path, e))?;
+    // SAFETY: the map is read-only and dropped before returning; a concurrent writer could only
+    // corrupt the values read, which the format's length checks bound.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| ModelError::io(path, e))?;
+    let st = SafeTensors::deserialize(&map)
+        .map_err(|e| ModelError::format(path, format!("not a valid safetensors file: {e:?}")))?;
+    let (_, meta) = SafeTensors::read_metadata(&map)
+        .map_err(|e| ModelError::format(path, format!("bad safetensors header: {e:?}")))?;
+    let metadata = meta.metadata().clone().unwrap_or_default();
+    let mut names: Vec<(usize, String)> = meta
+        .tensors()
+        .iter()
+        .map(|(name, info)| (info.data_offsets.0, name.clone()))
+        .collect();
+    names.sort();
+    let mut tensors = Vec::with_capacity(names.len());
+    for (_, name) in names {
+        let view = st
+            .tensor(&name)
+            .map_err(|e| ModelError::format(path, format!("tensor {name}: {e:?}")))?;
+        let src_kind = match view.dtype() {
+            Dtype::F64 => Kind::Double,
+            Dtype::F32 => Kind::Float,
+            Dtype::F16 => Kind::Half,
+            Dtype::BF16 => Kind::BFloat16,
+            other => {
+                return Err(ModelError::format(
+                    path,
+                    format!(
+                        "tensor {name} has dtype {other:?}; only floating tensors are supported"
+                    ),
+                ))
+            }
+        };
+        let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+        let t = Tensor::f_from_data_size(view.data(), &shape, src_kind)?
+            .f_to_device(device)?
+            .f_to_kind(kind)?;
+        tensors.push((name, t));
+    }
+    Ok(FileContents { tensors, metadata })
+}
+
+struct CpuView {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+impl View for &CpuView {
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
+        std::borrow::Cow::Borrowed(&self.bytes)
+    }
+    fn data_len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+fn to_view(t: &Tensor) -> Result<CpuView> {
+    let t = t.f_detach()?.f_to_device(Device::Cpu)?.f_contiguous()?;
+    let dtype = match t.kind() {
+        Kind::Double => Dtype::F64,
+        Kind::Float => Dtype::F32,
+        Kind::Half => Dtype::F16,
+        Kind::BFloat16 => Dtype::BF16,
+        k => {
+            return Err(ModelError::Input(format!(
+                "cannot save tensors of kind {k:?}"
+            )))
+        }
+    };
+    let numel = t.numel();
+    let mut bytes = vec![0u8; numel * t.kind().elt_size_in_bytes()];
+    t.f_copy_data_u8(&mut bytes, numel)?;
+    Ok(CpuView {
+        dtype,
+        shape: t.size().iter().map(|&d| d as usize).collect(),
+        bytes,
+    })
+}
+
+/// Writes `tensors` to `path` through a temporary file in the same folder and a rename, so a
+/// reader never sees a partial file.
+pub fn write(
+    path: &Path,
+    tensors: &[(String, Tensor)],
+    metadata: Option<HashMap<String, String>>,
+) -> Result<()> {
+    let views = tensors
+        .iter()
+        .map(|(n, t)| Ok((n.clone(), to_view(t)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let tmp = tmp_path(path);
+    safetensors::tensor::serialize_to_file(
+        views.iter().map(|(n, v)| (n.as_str(), v)),
+        &metadata,
+        &tmp,
+    )
+    .map_err(|e| ModelError::format(&tmp, format!("writing: {e:?}")))?;
+    std::fs::rename(&tmp, path).map_err(|e| ModelError::io(path, e))
+}
+
+fn tmp_path(path: &Path) -> std::path::PathBuf {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp{}", std::process::id()));
+    std::path::PathBuf::from(tmp)
+}
+
+/// Writes bytes to `path` via `<path>.tmp` and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = tmp_path(path);
+    std::fs::write(&tmp, bytes).map_err(|e| ModelError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| ModelError::io(path, e))
+}

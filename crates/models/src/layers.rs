@@ -1,0 +1,112 @@
+//! Small building blocks: linear layers, RMSNorm, the GELU(tanh) MLP, parameter-free LayerNorm.
+
+use crate::builder::{ParamInit, Scope};
+use crate::error::Result;
+use tch::{Kind, Tensor};
+
+/// `y = x W^T + b`, weight `[out, in]` at `<scope>.weight`, bias at `<scope>.bias`.
+#[derive(Debug)]
+pub(crate) struct Linear {
+    pub(crate) weight: Tensor,
+    pub(crate) bias: Tensor,
+}
+
+impl Linear {
+    pub(crate) fn new(
+        scope: &Scope,
+        in_dim: i64,
+        out_dim: i64,
+        weight_init: ParamInit,
+        bias_init: ParamInit,
+    ) -> Result<Self> {
+        Ok(Linear {
+            weight: scope.param("weight", &[out_dim, in_dim], weight_init)?,
+            bias: scope.param("bias", &[out_dim], bias_init)?,
+        })
+    }
+
+    /// Xavier-uniform weight, zero bias: the default for training from scratch.
+    pub(crate) fn xavier(scope: &Scope, in_dim: i64, out_dim: i64) -> Result<Self> {
+        Self::new(
+            scope,
+            in_dim,
+            out_dim,
+            ParamInit::XavierUniform,
+            ParamInit::Zeros,
+        )
+    }
+
+    /// Zero weight and bias (adaLN-Zero modulations, the final projection).
+    pub(crate) fn zeros(scope: &Scope, in_dim: i64, out_dim: i64) -> Result<Self> {
+        Self::new(scope, in_dim, out_dim, ParamInit::Zeros, ParamInit::Zeros)
+    }
+
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.f_linear(&self.weight, Some(&self.bias))?)
+    }
+}
+
+/// RMSNorm over the last dim with a learnable scale (`<scope>.weight`), statistics in fp32.
+#[derive(Debug)]
+pub(crate) struct RmsNorm {
+    weight: Tensor,
+    eps: f64,
+}
+
+impl RmsNorm {
+    pub(crate) fn new(scope: &Scope, dim: i64, eps: f64) -> Result<Self> {
+        Ok(RmsNorm {
+            weight: scope.param("weight", &[dim], ParamInit::Ones)?,
+            eps,
+        })
+    }
+
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let x32 = x.f_to_kind(Kind::Float)?;
+        let var = x32
+            .f_square()?
+            .f_mean_dim(Some([-1i64].as_slice()), true, Kind::Float)?;
+        let normed = x32.f_mul(&var.f_add_scalar(self.eps)?.f_rsqrt()?)?;
+        Ok(normed.f_to_kind(x.kind())?.f_mul(&self.weight)?)
+    }
+}
+
+/// LayerNorm over the last dim without affine parameters.
+pub(crate) fn layer_norm(x: &Tensor, eps: f64) -> Result<Tensor> {
+    let dim = x.size().last().copied().unwrap_or(1);
+    Ok(x.f_layer_norm(
+        [dim].as_slice(),
+        None::<&Tensor>,
+        None::<&Tensor>,
+        eps,
+        true,
+    )?)
+}
+
+/// `x (1 + scale) + shift` with per-sample `[B, H]` modulations broadcast over tokens.
+pub(crate) fn modulate(x: &Tensor, shift: &Tensor, scale: &Tensor) -> Result<Tensor> {
+    Ok(x.f_mul(&scale.f_unsqueeze(1)?.f_add_scalar(1.0)?)?
+        .f_add(&shift.f_unsqueeze(1)?)?)
+}
+
+/// The transformer MLP: Linear(H, 4H) -> GELU(tanh) -> Linear(4H, H), keys `net.0.proj`, `net.2`.
+#[derive(Debug)]
+pub(crate) struct FeedForward {
+    fc1: Linear,
+    fc2: Linear,
+}
+
+impl FeedForward {
+    pub(crate) fn new(scope: &Scope, dim: i64) -> Result<Self> {
+        let net = scope.sub("net");
+        Ok(FeedForward {
+            fc1: Linear::xavier(&net.sub(0).sub("proj"), dim, 4 * dim)?,
+            fc2: Linear::xavier(&net.sub(2), 4 * dim, dim)?,
+        })
+    }
+
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let h = self.fc1.forward(x)?.f_gelu("tanh")?;
+        self.fc2.forward(&h)
+    }
+}

@@ -1,0 +1,168 @@
+//! SD3's MMDiT (diffusers `SD3Transformer2DModel`), with VarStore names equal to the diffusers
+//! checkpoint keys.
+
+use crate::builder::{ParamInfo, Scope};
+use crate::config::MmditConfig;
+use crate::embeddings::{PatchEmbed, TimeTextEmbed};
+use crate::error::{ModelError, Result};
+use crate::joint_block::{JointBlock, Modulation, NORM_EPS};
+use crate::layers::{layer_norm, modulate, Linear};
+use std::cell::RefCell;
+use std::rc::Rc;
+use tch::{nn, Tensor};
+
+#[derive(Debug)]
+pub struct Mmdit {
+    config: MmditConfig,
+    pos_embed: PatchEmbed,
+    time_text_embed: TimeTextEmbed,
+    context_embedder: Linear,
+    blocks: Vec<JointBlock>,
+    norm_out: Modulation,
+    proj_out: Linear,
+}
+
+impl Mmdit {
+    /// Creates the model's parameters under `path` (normally a VarStore's root) with the
+    /// training-from-scratch initialisation: xavier-uniform linears and patch conv, zero biases,
+    /// normal(0.02) timestep and pooled MLPs, zero adaLN modulations and final projection, the
+    /// fixed sin-cos position table as a non-trainable variable.
+    pub fn new(path: &nn::Path, config: &MmditConfig) -> Result<Self> {
+        config.validate()?;
+        Self::build(&Scope::store(path.clone()), config)
+    }
+
+    /// Every state entry `(diffusers key, shape, trainable)` of the model `config` describes, in
+    /// creation order, produced by the same constructors as [`Mmdit::new`] without allocating.
+    pub fn layout(config: &MmditConfig) -> Result<Vec<ParamInfo>> {
+        config.validate()?;
+        let out = Rc::new(RefCell::new(Vec::new()));
+        Self::build(&Scope::recorder(out.clone()), config)?;
+        let list = out.borrow().clone();
+        Ok(list)
+    }
+
+    fn build(scope: &Scope, cfg: &MmditConfig) -> Result<Self> {
+        let hidden = cfg.hidden();
+        let depth = cfg.num_layers;
+        let blocks = (0..depth)
+            .map(|i| {
+                JointBlock::new(
+                    &scope.sub("transformer_blocks").sub(i),
+                    hidden,
+                    cfg.num_attention_heads,
+                    cfg.attention_head_dim,
+                    cfg.qk_norm(),
+                    i == depth - 1,
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Mmdit {
+            pos_embed: PatchEmbed::new(
+                &scope.sub("pos_embed"),
+                cfg.in_channels,
+                hidden,
+                cfg.patch_size,
+                cfg.pos_max(),
+                cfg.sample_size / cfg.patch_size,
+            )?,
+            time_text_embed: TimeTextEmbed::new(
+                &scope.sub("time_text_embed"),
+                cfg.pooled_projection_dim,
+                hidden,
+            )?,
+            context_embedder: Linear::xavier(
+                &scope.sub("context_embedder"),
+                cfg.joint_attention_dim,
+                cfg.caption_projection_dim,
+            )?,
+            blocks,
+            norm_out: Modulation::new(&scope.sub("norm_out"), hidden, 2)?,
+            proj_out: Linear::zeros(
+                &scope.sub("proj_out"),
+                hidden,
+                cfg.patch_size * cfg.patch_size * cfg.out_channels(),
+            )?,
+            config: cfg.clone(),
+        })
+    }
+
+    pub fn config(&self) -> &MmditConfig {
+        &self.config
+    }
+
+    fn check_inputs(
+        &self,
+        latents: &Tensor,
+        timestep: &Tensor,
+        context: &Tensor,
+        pooled: &Tensor,
+    ) -> Result<()> {
+        let cfg = &self.config;
+        let (ls, ts, cs, ps) = (
+            latents.size(),
+            timestep.size(),
+            context.size(),
+            pooled.size(),
+        );
+        let p = cfg.patch_size;
+        let bad = |what: String| Err(ModelError::Input(what));
+        if ls.len() != 4 || ls[1] != cfg.in_channels || ls[2] % p != 0 || ls[3] % p != 0 {
+            return bad(format!(
+                "latents must be [B, {}, H, W] with H, W multiples of {p}; got {ls:?}",
+                cfg.in_channels
+            ));
+        }
+        let b = ls[0];
+        if ts != [b] {
+            return bad(format!("timestep must be [{b}]; got {ts:?}"));
+        }
+        if cs.len() != 3 || cs[0] != b || cs[2] != cfg.joint_attention_dim {
+            return bad(format!(
+                "context must be [{b}, L, {}]; got {cs:?}",
+                cfg.joint_attention_dim
+            ));
+        }
+        if ps != [b, cfg.pooled_projection_dim] {
+            return bad(format!(
+                "pooled must be [{b}, {}]; got {ps:?}",
+                cfg.pooled_projection_dim
+            ));
+        }
+        Ok(())
+    }
+
+    /// Predicts `[B, out_channels, H, W]` from latents `[B, C, H, W]`, timesteps `[B]` on the
+    /// 0..1000 scale, context `[B, L, joint_attention_dim]` and pooled `[B, pooled_projection_dim]`.
+    /// Follows the inputs' dtype (and autocast, if enabled).
+    pub fn forward(
+        &self,
+        latents: &Tensor,
+        timestep: &Tensor,
+        context: &Tensor,
+        pooled: &Tensor,
+    ) -> Result<Tensor> {
+        self.check_inputs(latents, timestep, context, pooled)?;
+        let size = latents.size();
+        let p = self.config.patch_size;
+        let (b, h, w) = (size[0], size[2] / p, size[3] / p);
+        let mut x = self.pos_embed.forward(latents)?;
+        let c = self.time_text_embed.forward(timestep, pooled)?;
+        let mut ctx = self.context_embedder.forward(context)?;
+        for block in &self.blocks {
+            let (nx, nctx) = block.forward(&x, &ctx, &c)?;
+            x = nx;
+            if let Some(nctx) = nctx {
+                ctx = nctx;
+            }
+        }
+        // AdaLayerNormContinuous: (scale, shift).
+        let m = self.norm_out.forward(&c)?;
+        let x = modulate(&layer_norm(&x, NORM_EPS)?, &m[1], &m[0])?;
+        let x = self.proj_out.forward(&x)?;
+        let cout = self.config.out_channels();
+        Ok(x.f_reshape([b, h, w, p, p, cout])?
+            .f_permute([0, 5, 1, 3, 2, 4])?
+            .f_reshape([b, cout, h * p, w * p])?)
+    }
+}
