@@ -46,7 +46,8 @@ impl Linear {
     }
 }
 
-/// RMSNorm over the last dim with a learnable scale (`<scope>.weight`), statistics in fp32.
+/// RMSNorm over the last dim with a learnable scale (`<scope>.weight`), statistics in at least
+/// fp32 (half-precision inputs are upcast; fp64 stays fp64).
 #[derive(Debug)]
 pub(crate) struct RmsNorm {
     weight: Tensor,
@@ -62,10 +63,14 @@ impl RmsNorm {
     }
 
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let x32 = x.f_to_kind(Kind::Float)?;
+        let stat_kind = match x.kind() {
+            Kind::Half | Kind::BFloat16 => Kind::Float,
+            k => k,
+        };
+        let x32 = x.f_to_kind(stat_kind)?;
         let var = x32
             .f_square()?
-            .f_mean_dim(Some([-1i64].as_slice()), true, Kind::Float)?;
+            .f_mean_dim(Some([-1i64].as_slice()), true, stat_kind)?;
         let normed = x32.f_mul(&var.f_add_scalar(self.eps)?.f_rsqrt()?)?;
         Ok(normed.f_to_kind(x.kind())?.f_mul(&self.weight)?)
     }

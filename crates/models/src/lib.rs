@@ -8,6 +8,7 @@
 pub mod builder;
 pub mod checkpoint;
 pub mod config;
+pub mod cost;
 pub mod embeddings;
 pub mod error;
 pub mod mmdit;
@@ -19,5 +20,6 @@ mod layers;
 pub use builder::ParamInfo;
 pub use checkpoint::{load_mmdit, save_mmdit, Layout, LoadedMmdit, StateDict};
 pub use config::{MmditConfig, PRESETS};
+pub use cost::{forward_cost, param_count, ForwardCost, ParamCount};
 pub use error::{KeyReport, ModelError, Result};
 pub use mmdit::Mmdit;

@@ -1,9 +1,11 @@
 //! One module per subcommand; this file declares the command tree.
 
+mod bench;
 mod config;
 mod formulations;
 mod info;
 mod planned;
+mod sample;
 
 use clap::{Parser, Subcommand};
 
@@ -27,8 +29,8 @@ enum Command {
     Sweep(planned::PlannedArgs),
     /// Encode a dataset into latent shards [planned: issue #5].
     Precompute(planned::PlannedArgs),
-    /// Sample latents from a checkpoint [planned: issue #4].
-    Sample(planned::PlannedArgs),
+    /// Sample latents from an MMDiT checkpoint (RF Euler, SD3 scheduler sigmas, CFG).
+    Sample(sample::SampleArgs),
     /// Evaluate a run: validation loss, FID, CLIP score [planned: issue #7].
     Eval(planned::PlannedArgs),
     /// Rank runs by Pareto fronts over sampler settings [planned: issue #7].
@@ -39,8 +41,8 @@ enum Command {
     Export(planned::PlannedArgs),
     /// List the 61 noise formulations and tabulate their schedules and weights.
     Formulations(formulations::FormulationsArgs),
-    /// Benchmarks: parameter counts, step times [planned: issue #4].
-    Bench(planned::PlannedArgs),
+    /// Benchmarks: MMDiT parameter counts and FLOPs.
+    Bench(bench::BenchArgs),
 }
 
 impl Cli {
@@ -51,13 +53,13 @@ impl Cli {
             Command::Train(args) => planned::run("train", 10, &args),
             Command::Sweep(args) => planned::run("sweep", 9, &args),
             Command::Precompute(args) => planned::run("precompute", 5, &args),
-            Command::Sample(args) => planned::run("sample", 4, &args),
+            Command::Sample(args) => sample::run(&args),
             Command::Eval(args) => planned::run("eval", 7, &args),
             Command::Rank(args) => planned::run("rank", 7, &args),
             Command::Plot(args) => planned::run("plot", 9, &args),
             Command::Export(args) => planned::run("export", 10, &args),
             Command::Formulations(args) => formulations::run(&args),
-            Command::Bench(args) => planned::run("bench", 4, &args),
+            Command::Bench(args) => bench::run(&args),
         }
     }
 }

@@ -1,0 +1,109 @@
+//! `flowscale bench params`: parameter count (from the model's own layout) and analytic FLOPs.
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use flowscale_models::{forward_cost, param_count, MmditConfig};
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    command: BenchCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// MMDiT parameter count and forward/training FLOPs for one size.
+    Params(ParamsArgs),
+}
+
+#[derive(Debug, Args)]
+struct ParamsArgs {
+    /// Depth d (hidden 64 d, d heads); the paper's scaling rule.
+    #[arg(long, conflicts_with = "preset")]
+    depth: Option<i64>,
+    /// A named preset (d15 ... d38, sd3-medium, sd3.5-large, tiny-d2, tiny-d4).
+    #[arg(long)]
+    preset: Option<String>,
+    /// Add QK RMSNorm.
+    #[arg(long)]
+    qk_norm: bool,
+    /// Image resolution in pixels (latent = resolution / 8).
+    #[arg(long, default_value_t = 256)]
+    resolution: i64,
+    /// Text context tokens.
+    #[arg(long, default_value_t = 154)]
+    context: i64,
+    /// Batch size for the training FLOPs per step.
+    #[arg(long, default_value_t = 1)]
+    batch: i64,
+}
+
+fn grouped(n: i64) -> String {
+    let s = n.abs().to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        format!("-{out}")
+    } else {
+        out
+    }
+}
+
+pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    let BenchCommand::Params(a) = &args.command;
+    let mut cfg = match (&a.preset, a.depth) {
+        (Some(p), _) => MmditConfig::preset(p)?,
+        (None, Some(d)) => MmditConfig::from_depth(d),
+        (None, None) => anyhow::bail!("give --depth D or --preset NAME"),
+    };
+    if a.qk_norm {
+        cfg.qk_norm = Some("rms_norm".into());
+    }
+    let params = param_count(&cfg).context("counting parameters")?;
+    let latent = a.resolution / 8;
+    let cost = forward_cost(&cfg, latent, latent, a.context)?;
+    println!(
+        "MMDiT depth {} (hidden {}, {} heads of {}, patch {}, qk_norm {})",
+        cfg.num_layers,
+        cfg.hidden(),
+        cfg.num_attention_heads,
+        cfg.attention_head_dim,
+        cfg.patch_size,
+        cfg.qk_norm.as_deref().unwrap_or("none")
+    );
+    println!("parameters (trainable): {}", grouped(params.trainable));
+    println!(
+        "position table (fixed buffer in the checkpoint, not a parameter): {}",
+        grouped(params.buffers)
+    );
+    println!(
+        "forward per sample at {0}x{0} px ({1}x{1} latent, {2} image tokens) + {3} context tokens:",
+        a.resolution, latent, cost.image_tokens, cost.context_tokens
+    );
+    println!(
+        "  multiply-adds: {} ({:.4e})",
+        grouped(cost.macs()),
+        cost.macs() as f64
+    );
+    println!("  FLOPs (2 x multiply-adds): {:.4e}", cost.flops());
+    println!(
+        "  of which attention QK^T/AV: {:.1}%, MLP: {:.1}%, projections: {:.1}%",
+        100.0 * cost.attention_macs as f64 / cost.macs() as f64,
+        100.0 * cost.mlp_macs as f64 / cost.macs() as f64,
+        100.0 * cost.projection_macs as f64 / cost.macs() as f64
+    );
+    println!(
+        "training FLOPs per step (batch {}, 3 x forward): {:.4e}",
+        a.batch,
+        cost.train_step_flops(a.batch)
+    );
+    println!(
+        "convention: matrix products only (linears, patch conv, QK^T, AV); FLOP = 2 x multiply-add"
+    );
+    Ok(())
+}
