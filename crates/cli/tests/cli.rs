@@ -89,10 +89,10 @@ fn bad_config_exits_non_zero_naming_the_key() {
 
 #[test]
 fn planned_subcommands_fail_and_name_their_issue() {
-    let out = flowscale(&["export", "x"]);
+    let out = flowscale(&["eval", "x"]);
     let t = text(&out);
     assert!(!out.status.success());
-    assert!(t.contains("issue #10"), "{t}");
+    assert!(t.contains("issue #7"), "{t}");
 }
 
 #[test]

@@ -1,11 +1,23 @@
 //! `flowscale-train`: run configuration, the training loop and its parts (conditioning,
 //! optimiser, EMA, checkpoints, logging, validation, sample grids).
 
+pub mod backbone;
+pub mod checkpoint;
 pub mod conditioning;
 pub mod config;
+pub mod ema;
 pub mod error;
+pub mod export;
+pub mod image_grid;
+pub mod metrics;
+pub mod optim;
 pub mod resume_compat;
+pub mod run_dir;
 pub mod sampling;
+pub mod state;
+pub mod tensorboard;
+pub mod trainer;
 pub mod validation;
 
 pub use error::{Result, TrainError};
+pub use trainer::{train, TrainOptions, Trainer};

@@ -14,6 +14,10 @@ pub struct BenchArgs {
 enum BenchCommand {
     /// MMDiT parameter count and forward/training FLOPs for one size.
     Params(ParamsArgs),
+    /// Time full training steps (data, forward, backward, clipping, AdamW, EMA) of a run config.
+    TrainStep(super::bench_train::TrainStepArgs),
+    /// Time the MMDiT's forward + backward on random inputs (architecture from a config.json).
+    FwdBwd(super::bench_fwd_bwd::FwdBwdArgs),
 }
 
 #[derive(Debug, Args)]
@@ -55,7 +59,11 @@ fn grouped(n: i64) -> String {
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
-    let BenchCommand::Params(a) = &args.command;
+    let a = match &args.command {
+        BenchCommand::Params(a) => a,
+        BenchCommand::TrainStep(t) => return super::bench_train::run(t),
+        BenchCommand::FwdBwd(f) => return super::bench_fwd_bwd::run(f),
+    };
     let mut cfg = match (&a.preset, a.depth) {
         (Some(p), _) => MmditConfig::preset(p)?,
         (None, Some(d)) => MmditConfig::from_depth(d),

@@ -1,11 +1,15 @@
 //! One module per subcommand; this file declares the command tree.
 
 mod bench;
+mod bench_fwd_bwd;
+mod bench_train;
 mod config;
+mod export;
 mod formulations;
 mod info;
 mod planned;
 mod sample;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -23,8 +27,8 @@ enum Command {
     Info(info::InfoArgs),
     /// Print the resolved run config (defaults filled in, --set applied), or the error.
     Config(config::ConfigArgs),
-    /// Train a model from a run config [planned: issue #10].
-    Train(planned::PlannedArgs),
+    /// Train a model from a run config (resume with --resume).
+    Train(train::TrainArgs),
     /// Expand and run a sweep of run configs [planned: issue #9].
     Sweep(planned::PlannedArgs),
     /// Encode a dataset into latent shards [planned: issue #5].
@@ -37,11 +41,11 @@ enum Command {
     Rank(planned::PlannedArgs),
     /// Plot loss curves, scaling fits and formulation weights [planned: issue #9].
     Plot(planned::PlannedArgs),
-    /// Export weights in diffusers, SD3 or plain safetensors layout [planned: issue #10].
-    Export(planned::PlannedArgs),
+    /// Export a run's weights in diffusers, SD3 or plain safetensors layout, with a model card.
+    Export(export::ExportArgs),
     /// List the 61 noise formulations and tabulate their schedules and weights.
     Formulations(formulations::FormulationsArgs),
-    /// Benchmarks: MMDiT parameter counts and FLOPs.
+    /// Benchmarks: MMDiT parameter counts and FLOPs, forward+backward and training-step timings.
     Bench(bench::BenchArgs),
 }
 
@@ -50,14 +54,14 @@ impl Cli {
         match self.command {
             Command::Info(args) => info::run(&args),
             Command::Config(args) => config::run(&args),
-            Command::Train(args) => planned::run("train", 10, &args),
+            Command::Train(args) => train::run(&args),
             Command::Sweep(args) => planned::run("sweep", 9, &args),
             Command::Precompute(args) => planned::run("precompute", 5, &args),
             Command::Sample(args) => sample::run(&args),
             Command::Eval(args) => planned::run("eval", 7, &args),
             Command::Rank(args) => planned::run("rank", 7, &args),
             Command::Plot(args) => planned::run("plot", 9, &args),
-            Command::Export(args) => planned::run("export", 10, &args),
+            Command::Export(args) => export::run(&args),
             Command::Formulations(args) => formulations::run(&args),
             Command::Bench(args) => bench::run(&args),
         }

@@ -297,6 +297,9 @@ pub struct OptimConfig {
     /// Clip the global gradient norm to this value; absent = no clipping.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grad_clip: Option<f64>,
+    /// Floor of the cosine schedule (default 0).
+    #[serde(default)]
+    pub min_lr: f64,
 }
 
 fn default_lr() -> f64 {
@@ -329,6 +332,7 @@ impl Default for OptimConfig {
             warmup_steps: default_warmup(),
             schedule: default_schedule(),
             grad_clip: None,
+            min_lr: 0.0,
         }
     }
 }
@@ -344,6 +348,13 @@ impl Validate for OptimConfig {
         if let Some(c) = self.grad_clip {
             v.at_least("grad_clip", c, 0.0, false);
         }
+        v.at_least("min_lr", self.min_lr, 0.0, true);
+        if self.min_lr > self.lr {
+            v.fail(
+                "min_lr",
+                format!("must not exceed lr ({}), got {}", self.lr, self.min_lr),
+            );
+        }
     }
 }
 
@@ -357,6 +368,10 @@ pub struct EmaConfig {
     /// Update the EMAs every this many optimiser steps.
     #[serde(default = "default_ema_every")]
     pub every: u64,
+    /// Limit each decay to (1 + n)/(10 + n) at the n-th update, so early averages forget the
+    /// initialisation (default false: the paper's plain EMA).
+    #[serde(default)]
+    pub warmup: bool,
 }
 
 fn default_decays() -> Vec<f64> {
@@ -372,6 +387,7 @@ impl Default for EmaConfig {
         Self {
             decays: default_decays(),
             every: default_ema_every(),
+            warmup: false,
         }
     }
 }

@@ -1,0 +1,12 @@
+//! The optimiser: Rust-side AdamW whose moments are plain tensors (so they live in checkpoints),
+//! parameter groups, the learning-rate schedule and on-device gradient clipping.
+
+mod adamw;
+mod clip;
+mod groups;
+mod schedule;
+
+pub use adamw::{AdamW, AdamWConfig};
+pub use clip::{clip_grad_norm, grad_norm};
+pub use groups::decays;
+pub use schedule::LrScheduler;

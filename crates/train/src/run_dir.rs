@@ -1,0 +1,74 @@
+//! The layout of a run directory (documented in docs/run-directory.md):
+//!
+//! ```text
+//! <out_dir>/<name>/
+//!   config.resolved.toml   the config with every default filled in and every --set applied
+//!   checkpoints/           step-XXXXXXXXX/ folders (model, EMAs, optimiser, state.json)
+//!   tb/                    TensorBoard event files
+//!   metrics.jsonl          one JSON object per logged step, validation and sample event
+//!   samples/               PNG sample grids
+//! ```
+
+use crate::error::{Result, TrainError};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    pub root: PathBuf,
+}
+
+impl RunDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.root.join("config.resolved.toml")
+    }
+    pub fn checkpoints(&self) -> PathBuf {
+        self.root.join("checkpoints")
+    }
+    pub fn tensorboard(&self) -> PathBuf {
+        self.root.join("tb")
+    }
+    pub fn metrics(&self) -> PathBuf {
+        self.root.join("metrics.jsonl")
+    }
+    pub fn samples(&self) -> PathBuf {
+        self.root.join("samples")
+    }
+
+    /// Creates the directories.
+    pub fn create(&self) -> Result<()> {
+        for dir in [
+            self.root.clone(),
+            self.checkpoints(),
+            self.tensorboard(),
+            self.samples(),
+        ] {
+            std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn io_error(path: &Path, e: std::io::Error) -> TrainError {
+    TrainError::Invalid(format!("{}: {e}", path.display()))
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so a
+/// reader never sees a partial file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut file = std::fs::File::create(&tmp).map_err(|e| io_error(&tmp, e))?;
+    file.write_all(bytes)
+        .and_then(|_| file.sync_all())
+        .map_err(|e| io_error(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| io_error(path, e))
+}

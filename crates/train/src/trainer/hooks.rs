@@ -1,0 +1,335 @@
+//! The loop and its hooks: logging, validation, sample grids, checkpoints.
+
+use super::params::{copy_into, snapshot, CONDITIONER_PREFIX};
+use super::setup::{ema_group_name, Running, Trainer};
+use crate::conditioning::ConditioningProvider;
+use crate::config::NonFinitePolicy;
+use crate::error::{Result, TrainError};
+use crate::image_grid::save_grid;
+use crate::sampling::{generate, SamplerSetting};
+use crate::validation::validation_loss;
+use flowscale_formulations::SamplerMethod;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{json, Map, Value};
+use std::io::IsTerminal;
+use tch::{Kind, Tensor};
+
+/// Which weights an evaluation uses.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Weights {
+    Raw,
+    /// Index into the EMA decays.
+    Ema(usize),
+}
+
+fn due(step: u64, every: u64, last: bool) -> bool {
+    last || (every > 0 && step.is_multiple_of(every))
+}
+
+impl Trainer {
+    /// Trains until `train.steps` (or `stop_at`), running every hook on its schedule.
+    pub fn run(&mut self) -> Result<()> {
+        let total = self.cfg.train.steps;
+        let stop = self.options.stop_at.unwrap_or(total).min(total);
+        let show = !self.options.quiet
+            && self
+                .options
+                .progress
+                .or(self.cfg.logging.progress)
+                .unwrap_or_else(|| std::io::stderr().is_terminal());
+        let bar = if show {
+            let b = ProgressBar::new(total).with_position(self.state.step);
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{elapsed_precise} [{bar:30}] {pos}/{len} {msg} eta {eta}",
+                )
+                .map_err(|e| TrainError::Invalid(format!("progress template: {e}")))?
+                .progress_chars("=> "),
+            );
+            b
+        } else {
+            ProgressBar::hidden()
+        };
+        self.running = Running::new(i64::from(self.cfg.logging.t_bins), self.device)?;
+        while self.state.step < stop {
+            self.train_step()?;
+            let step = self.state.step;
+            let last = step == stop;
+            bar.set_position(step);
+            if due(step, self.cfg.logging.every, last) {
+                let msg = self.log_training()?;
+                bar.set_message(msg);
+            }
+            if due(step, self.cfg.validation.every, step == total) {
+                self.run_validation()?;
+            }
+            if due(step, self.cfg.samples.every, step == total) {
+                self.run_samples()?;
+            }
+            if due(step, self.cfg.checkpoint.every, last) {
+                self.save_checkpoint()?;
+            }
+        }
+        bar.finish_and_clear();
+        self.tb.flush()?;
+        Ok(())
+    }
+
+    /// Reads the device-side sums (the loop's one host synchronisation), writes scalars and
+    /// returns the progress message.
+    fn log_training(&mut self) -> Result<String> {
+        let r = &self.running;
+        let step = self.state.step;
+        let steps = r.steps.max(1) as f64;
+        let loss = r.loss_sum.double_value(&[]) / r.samples.max(1) as f64;
+        let grad_norm = r.grad_norm_sum.double_value(&[]) / steps;
+        let nonfinite = r.nonfinite.double_value(&[]) as u64;
+        let bin_sum: Vec<f64> = Vec::try_from(&r.bin_sum)?;
+        let bin_count: Vec<f64> = Vec::try_from(&r.bin_count)?;
+        let secs = r.since.elapsed().as_secs_f64().max(1e-9);
+        let (it_s, img_s) = (r.steps as f64 / secs, r.samples as f64 / secs);
+        if nonfinite > 0 && self.cfg.logging.nonfinite == NonFinitePolicy::Stop {
+            return Err(self.nonfinite_stop(nonfinite));
+        }
+        let mut fields = Map::new();
+        let mut scalar = |tag: &str, v: f64, tb: &mut crate::tensorboard::EventWriter| {
+            fields.insert(tag.replace('/', "_"), json!(v));
+            tb.scalar(tag, v, step as i64)
+        };
+        scalar("train/loss", loss, &mut self.tb)?;
+        scalar("train/lr", self.state.lr, &mut self.tb)?;
+        scalar("train/grad_norm", grad_norm, &mut self.tb)?;
+        scalar("perf/steps_per_s", it_s, &mut self.tb)?;
+        scalar("perf/images_per_s", img_s, &mut self.tb)?;
+        scalar(
+            "progress/images_seen",
+            self.state.images_seen as f64,
+            &mut self.tb,
+        )?;
+        scalar("progress/train_flops", self.state.train_flops, &mut self.tb)?;
+        if self.state.skipped_steps > 0 {
+            scalar(
+                "train/skipped_steps",
+                self.state.skipped_steps as f64,
+                &mut self.tb,
+            )?;
+        }
+        let bins = bin_sum.len();
+        for (i, (s, c)) in bin_sum.iter().zip(&bin_count).enumerate() {
+            if *c > 0.0 {
+                let tag = format!(
+                    "train/loss_t{:.2}-{:.2}",
+                    i as f64 / bins as f64,
+                    (i + 1) as f64 / bins as f64
+                );
+                scalar(&tag, s / c, &mut self.tb)?;
+            }
+        }
+        self.metrics.write(step, "train", fields)?;
+        self.tb.flush()?;
+        self.running = Running::new(bins as i64, self.device)?;
+        Ok(format!(
+            "loss {loss:.4} | {it_s:.2} it/s | {img_s:.0} img/s"
+        ))
+    }
+
+    /// Saves the diagnostic of a non-finite loss and returns the error that stops the run.
+    fn nonfinite_stop(&mut self, count: u64) -> TrainError {
+        let path = self
+            .dir
+            .root
+            .join(format!("nonfinite-step-{:09}.json", self.state.step));
+        let diag = json!({
+            "step": self.state.step,
+            "nonfinite_steps_since_last_log": count,
+            "lr": self.state.lr,
+            "rng_state": self.rng.state(),
+            "last_checkpoint": self.store.latest().ok().flatten().map(|(s, _)| s),
+        });
+        let _ = crate::run_dir::write_atomic(&path, diag.to_string().as_bytes());
+        TrainError::Invalid(format!(
+            "the training loss was not finite in {count} step(s) before step {}; stopped \
+             (diagnostic: {}). Resume from the last checkpoint with a lower optim.lr, or set \
+             logging.nonfinite = \"skip\"",
+            self.state.step,
+            path.display()
+        ))
+    }
+
+    /// Runs `f` with the chosen weights loaded into the model, restoring the raw weights after.
+    fn with_weights<T>(&mut self, w: Weights, f: impl FnOnce(&Self) -> Result<T>) -> Result<T> {
+        match w {
+            Weights::Raw => f(self),
+            Weights::Ema(k) => {
+                let raw = snapshot(&self.params)?;
+                copy_into(&self.params, self.ema.averages(k))?;
+                let out = f(self);
+                copy_into(&self.params, &raw)?;
+                out
+            }
+        }
+    }
+
+    fn weight_sets(&self) -> Vec<(String, Weights)> {
+        let mut out = vec![("raw".to_owned(), Weights::Raw)];
+        for (k, d) in self.ema.decays().iter().enumerate() {
+            out.push((format!("ema{d}"), Weights::Ema(k)));
+        }
+        out
+    }
+
+    /// Validation loss of the raw weights and every EMA.
+    pub(super) fn run_validation(&mut self) -> Result<()> {
+        let step = self.state.step;
+        let levels = self.cfg.validation.levels;
+        let batch = self.cfg.validation.batch_size as usize;
+        let mut best_candidate = None;
+        for (label, w) in self.weight_sets() {
+            let result = self.with_weights(w, |t| {
+                let ones = |b: i64| -> Result<Vec<Tensor>> {
+                    Ok(vec![Tensor::f_ones(
+                        [b].as_slice(),
+                        (Kind::Float, t.device),
+                    )?])
+                };
+                validation_loss(
+                    t.formulation,
+                    &t.validation,
+                    levels,
+                    batch,
+                    |x, time, labels| {
+                        let cond = t.conditioner.encode(labels, &ones(labels.size()[0])?)?;
+                        t.forward(x, time, &cond)
+                    },
+                )
+            })?;
+            let mut fields = Map::new();
+            fields.insert("weights".into(), json!(label));
+            fields.insert("val_loss".into(), json!(result.mean));
+            self.tb
+                .scalar(&format!("val/{label}/loss"), result.mean, step as i64)?;
+            let per: Vec<Value> = result
+                .levels
+                .iter()
+                .map(|(t, l)| json!({"t": t, "loss": l}))
+                .collect();
+            for (t, l) in &result.levels {
+                self.tb
+                    .scalar(&format!("val/{label}/loss_t{t:.3}"), *l, step as i64)?;
+            }
+            fields.insert("levels".into(), Value::Array(per));
+            self.metrics.write(step, "validation", fields)?;
+            // Checkpoint selection uses the first EMA when there is one (the paper), else raw.
+            let selects = match w {
+                Weights::Ema(0) => true,
+                Weights::Raw => self.ema.decays().is_empty(),
+                _ => false,
+            };
+            if selects {
+                best_candidate = Some(result.mean);
+            }
+        }
+        if let Some(v) = best_candidate {
+            if self.state.best_val_loss.is_none_or(|(b, _)| v < b) {
+                self.state.best_val_loss = Some((v, step));
+            }
+        }
+        self.tb.flush()
+    }
+
+    /// Sample grids for every (steps, cfg) setting, from the raw weights and every EMA.
+    pub(super) fn run_samples(&mut self) -> Result<()> {
+        let step = self.state.step;
+        let s = self.cfg.samples.clone();
+        let shift = s.shift.unwrap_or(self.cfg.formulation.shift);
+        let ncol = i64::from(s.per_class);
+        for (label, w) in self.weight_sets() {
+            for &steps in &s.steps {
+                for &cfg_scale in &s.cfg {
+                    let setting = SamplerSetting {
+                        steps: steps as usize,
+                        cfg: cfg_scale,
+                        shift,
+                        method: SamplerMethod::Euler,
+                    };
+                    let images = self.with_weights(w, |t| {
+                        let keep = vec![t.grid_labels.f_ones_like()?.f_to_kind(Kind::Float)?];
+                        let cond = t.conditioner.encode(&t.grid_labels, &keep)?;
+                        generate(
+                            t.formulation,
+                            setting,
+                            &t.grid_noise,
+                            &cond,
+                            |x, time, c| t.forward(x, time, c),
+                        )
+                    })?;
+                    let name = format!("step-{step:09}_{label}_s{steps}_cfg{cfg_scale}.png");
+                    let path = self.dir.samples().join(&name);
+                    let (png, h, wd, c) = save_grid(&images, ncol, &path)?;
+                    let tag = format!("samples/{label}/s{steps}_cfg{cfg_scale}");
+                    self.tb.image_png(&tag, &png, h, wd, c, step as i64)?;
+                    let mut fields = Map::new();
+                    fields.insert("grid".into(), json!(format!("samples/{name}")));
+                    fields.insert("weights".into(), json!(label));
+                    fields.insert("sampler_steps".into(), json!(steps));
+                    fields.insert("cfg".into(), json!(cfg_scale));
+                    self.metrics.write(step, "samples", fields)?;
+                }
+            }
+        }
+        self.tb.flush()
+    }
+
+    /// Writes a checkpoint: the trained tensors (the backbone's at diffusers keys, the
+    /// conditioner's under `conditioner.`), the fixed buffers, every EMA, the optimiser, state.
+    pub(super) fn save_checkpoint(&mut self) -> Result<()> {
+        self.sync_state();
+        let mut model = self.params.clone_shallow();
+        // Fixed buffers (the position table) so the folder exports without the config.
+        for (k, v) in self.model_vs.variables() {
+            if !v.requires_grad() && !k.starts_with(CONDITIONER_PREFIX) {
+                model.push((k, v));
+            }
+        }
+        let mut groups: Vec<(String, Vec<(String, Tensor)>)> = vec![("model".into(), model)];
+        for (k, d) in self.ema.decays().to_vec().iter().enumerate() {
+            groups.push((ema_group_name(*d), self.ema.named(k)));
+        }
+        groups.push(("optimizer".into(), self.optimizer.state()));
+        let refs: Vec<(&str, Vec<(String, Tensor)>)> = groups
+            .iter()
+            .map(|(n, t)| {
+                (
+                    n.as_str(),
+                    t.iter()
+                        .map(|(k, v)| (k.clone(), v.shallow_clone()))
+                        .collect(),
+                )
+            })
+            .collect();
+        let mcfg = self
+            .model
+            .config()
+            .to_diffusers_json()
+            .map_err(|e| TrainError::Invalid(format!("model config: {e}")))?;
+        self.store.save(
+            self.state.step,
+            &refs,
+            &[("config.json", mcfg.as_bytes())],
+            &self.state,
+        )?;
+        Ok(())
+    }
+}
+
+trait CloneShallow {
+    fn clone_shallow(&self) -> Vec<(String, Tensor)>;
+}
+
+impl CloneShallow for Vec<(String, Tensor)> {
+    fn clone_shallow(&self) -> Vec<(String, Tensor)> {
+        self.iter()
+            .map(|(k, v)| (k.clone(), v.shallow_clone()))
+            .collect()
+    }
+}

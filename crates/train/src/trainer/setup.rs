@@ -1,0 +1,524 @@
+//! Building a run (fresh or resumed) and the optimisation step.
+
+use super::data_source::PixelData;
+use super::params::{trainable, CONDITIONER_PREFIX};
+use crate::backbone::mmdit_config;
+use crate::checkpoint::{CheckpointStore, LoadedCheckpoint};
+use crate::conditioning::{ClassEmbedding, Conditioning, ConditioningProvider};
+use crate::config::{DeviceChoice, Precision, RunConfig};
+use crate::ema::Ema;
+use crate::error::{Result, TrainError};
+use crate::metrics::MetricsWriter;
+use crate::optim::{clip_grad_norm, grad_norm, AdamW, AdamWConfig, LrScheduler};
+use crate::resume_compat::{config_hash, incompatible_changes};
+use crate::run_dir::{write_atomic, RunDir};
+use crate::state::TrainState;
+use crate::tensorboard::EventWriter;
+use crate::validation::ValidationSet;
+use flowscale_data::{BatchSampler, SamplerPosition};
+use flowscale_formulations::{FlowRng, Formulation, Shift};
+use flowscale_models::{forward_cost, Mmdit, MmditConfig};
+use std::path::PathBuf;
+use std::time::Instant;
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+/// How `flowscale train` was asked to run.
+#[derive(Debug, Clone, Default)]
+pub struct TrainOptions {
+    /// Continue from the newest complete checkpoint of the run directory.
+    pub resume: bool,
+    /// Override `logging.progress`.
+    pub progress: Option<bool>,
+    /// Stop (after checkpointing) once this many steps are done, without changing the schedule:
+    /// what a preempted job does. Used by the resume tests.
+    pub stop_at: Option<u64>,
+    /// Quiet: no progress bar and no summary lines on stderr.
+    pub quiet: bool,
+}
+
+/// Device-side running sums between two log points (no host synchronisation per step).
+pub(super) struct Running {
+    pub loss_sum: Tensor,
+    pub samples: u64,
+    pub bin_sum: Tensor,
+    pub bin_count: Tensor,
+    pub grad_norm_sum: Tensor,
+    pub nonfinite: Tensor,
+    pub steps: u64,
+    pub since: Instant,
+}
+
+impl Running {
+    pub fn new(bins: i64, device: Device) -> Result<Self> {
+        let z = |n: &[i64]| Tensor::f_zeros(n, (Kind::Double, device));
+        Ok(Self {
+            loss_sum: z(&[])?,
+            samples: 0,
+            bin_sum: z(&[bins])?,
+            bin_count: z(&[bins])?,
+            grad_norm_sum: z(&[])?,
+            nonfinite: z(&[])?,
+            steps: 0,
+            since: Instant::now(),
+        })
+    }
+}
+
+pub struct Trainer {
+    pub(super) cfg: RunConfig,
+    pub(super) options: TrainOptions,
+    pub(super) dir: RunDir,
+    pub(super) device: Device,
+    pub(super) formulation: Formulation,
+    pub(super) shift: Option<Shift>,
+    pub(super) data: PixelData,
+    pub(super) sampler: BatchSampler,
+    pub(super) model_vs: VarStore,
+    pub(super) model: Mmdit,
+    pub(super) _cond_vs: VarStore,
+    pub(super) conditioner: ClassEmbedding,
+    pub(super) params: Vec<(String, Tensor)>,
+    pub(super) optimizer: AdamW,
+    pub(super) schedule: LrScheduler,
+    pub(super) ema: Ema,
+    pub(super) store: CheckpointStore,
+    pub(super) tb: EventWriter,
+    pub(super) metrics: MetricsWriter,
+    pub(super) validation: ValidationSet,
+    pub(super) grid_noise: Tensor,
+    pub(super) grid_labels: Tensor,
+    pub(super) rng: FlowRng,
+    pub(super) state: TrainState,
+    pub(super) flops_per_sample: f64,
+    pub(super) running: Running,
+    pub(super) session_start: Instant,
+    pub(super) wall_at_start: f64,
+}
+
+fn pick_device(choice: DeviceChoice) -> Result<Device> {
+    match choice {
+        DeviceChoice::Cpu => Ok(Device::Cpu),
+        DeviceChoice::Auto => Ok(Device::cuda_if_available()),
+        DeviceChoice::Cuda => {
+            if tch::Cuda::is_available() {
+                Ok(Device::Cuda(0))
+            } else {
+                Err(TrainError::Invalid(
+                    "run.device = \"cuda\" but no CUDA device is available (flowscale info \
+                     shows what libtorch sees); use \"auto\" or \"cpu\""
+                        .into(),
+                ))
+            }
+        }
+    }
+}
+
+impl Trainer {
+    pub fn new(cfg: RunConfig, options: TrainOptions) -> Result<Self> {
+        let dir = RunDir::new(PathBuf::from(&cfg.run.out_dir).join(&cfg.run.name));
+        let store = CheckpointStore::new(
+            dir.checkpoints(),
+            cfg.checkpoint.keep_last as usize,
+            cfg.checkpoint.keep_every,
+        );
+        let latest = store.latest()?;
+        match (&latest, options.resume) {
+            (Some((step, _)), false) => {
+                return Err(TrainError::Invalid(format!(
+                    "{} already holds a checkpoint (step {step}); pass --resume to continue it, \
+                     or choose another run.name / run.out_dir",
+                    dir.root.display()
+                )))
+            }
+            (Some(_), true) => check_resumable(&dir, &cfg)?,
+            _ => {}
+        }
+        dir.create()?;
+        let resolved = crate::config::to_toml_string(&cfg)
+            .map_err(|e| TrainError::Invalid(format!("cannot serialise the config: {e}")))?;
+        write_atomic(&dir.config(), resolved.as_bytes())?;
+
+        let device = pick_device(cfg.run.device)?;
+        let formulation = Formulation::parse(&cfg.formulation.name)
+            .map_err(|e| TrainError::Invalid(format!("formulation.name: {e}")))?;
+        let shift = if cfg.formulation.shift == 1.0 {
+            None
+        } else {
+            Some(Shift::new(cfg.formulation.shift)?)
+        };
+        let data = PixelData::load(&cfg)?;
+        let seed = cfg.run.seed;
+
+        // Weights: a function of the seed only.
+        tch::manual_seed(seed as i64);
+        let mcfg: MmditConfig = mmdit_config(&cfg, data.channels());
+        let model_vs = VarStore::new(device);
+        let model = Mmdit::new(&model_vs.root(), &mcfg)
+            .map_err(|e| TrainError::Invalid(format!("model: {e}")))?;
+        let cond_vs = VarStore::new(device);
+        let c = &cfg.conditioning;
+        let conditioner = ClassEmbedding::new(
+            &cond_vs.root(),
+            data.classes(),
+            i64::from(c.context_tokens),
+            i64::from(c.context_dim),
+            i64::from(c.pooled_dim),
+        )?;
+        let params = trainable(&model_vs, &cond_vs);
+        let o = &cfg.optim;
+        let mut optimizer = AdamW::new(
+            &params,
+            AdamWConfig {
+                betas: (o.betas[0], o.betas[1]),
+                eps: o.eps,
+                weight_decay: o.weight_decay,
+            },
+        )?;
+        let schedule = LrScheduler {
+            peak: o.lr,
+            warmup_steps: o.warmup_steps,
+            total_steps: cfg.train.steps,
+            kind: o.schedule,
+            min_lr: o.min_lr,
+        };
+        let mut ema = Ema::new(&params, &cfg.ema.decays, cfg.ema.every, cfg.ema.warmup)?;
+
+        let res = i64::from(cfg.data.resolution);
+        let cost = forward_cost(&mcfg, res, res, i64::from(c.context_tokens))
+            .map_err(|e| TrainError::Invalid(format!("model cost: {e}")))?;
+        let flops_per_sample = 3.0 * cost.flops();
+
+        let mut rng = FlowRng::new(seed);
+        let mut state = TrainState {
+            step: 0,
+            images_seen: 0,
+            config_hash: config_hash(&cfg)?,
+            seed,
+            rng_state: rng.state(),
+            data_epoch: 0,
+            data_index: 0,
+            lr: 0.0,
+            wall_time_s: 0.0,
+            skipped_steps: 0,
+            train_flops: 0.0,
+            best_val_loss: None,
+            flowscale_version: env!("CARGO_PKG_VERSION").to_owned(),
+        };
+        let batch = cfg.train.batch_size as usize;
+        let mut position = SamplerPosition::default();
+        if let (Some((_, path)), true) = (&latest, options.resume) {
+            let ck: LoadedCheckpoint<TrainState> = CheckpointStore::load(path)?;
+            if ck.state.config_hash != state.config_hash {
+                return Err(TrainError::Invalid(format!(
+                    "{}: written with config hash {}, this config hashes to {}",
+                    path.display(),
+                    ck.state.config_hash,
+                    state.config_hash
+                )));
+            }
+            let buffers = model_vs
+                .variables()
+                .into_iter()
+                .filter(|(_, t)| !t.requires_grad())
+                .map(|(k, _)| k)
+                .collect();
+            restore(&ck, &params, &mut optimizer, &mut ema, &cfg.ema, &buffers)?;
+            state = ck.state;
+            rng = FlowRng::from_state(state.rng_state).ok_or_else(|| {
+                TrainError::Invalid(format!("{}: invalid generator state", path.display()))
+            })?;
+            position = SamplerPosition {
+                epoch: state.data_epoch,
+                index: state.data_index,
+            };
+        }
+        let sampler = data.sampler(batch, seed ^ 0x5eed_da7a, position)?;
+        let metrics = MetricsWriter::open(&dir.metrics(), options.resume.then_some(state.step))?;
+        let tb = EventWriter::create(&dir.tensorboard())?;
+
+        let (vx, vl) = data.held_out(cfg.validation.samples as usize, device)?;
+        let validation = ValidationSet::new(vx, vl, seed ^ 0x7a11_da7e)?;
+        let (grid_noise, grid_labels) = grid_inputs(&cfg, &data, device)?;
+        let running = Running::new(i64::from(cfg.logging.t_bins), device)?;
+        let wall_at_start = state.wall_time_s;
+        Ok(Self {
+            cfg,
+            options,
+            dir,
+            device,
+            formulation,
+            shift,
+            data,
+            sampler,
+            model_vs,
+            model,
+            _cond_vs: cond_vs,
+            conditioner,
+            params,
+            optimizer,
+            schedule,
+            ema,
+            store,
+            tb,
+            metrics,
+            validation,
+            grid_noise,
+            grid_labels,
+            rng,
+            state,
+            flops_per_sample,
+            running,
+            session_start: Instant::now(),
+            wall_at_start,
+        })
+    }
+
+    pub fn state(&self) -> &TrainState {
+        &self.state
+    }
+
+    pub fn run_dir(&self) -> &RunDir {
+        &self.dir
+    }
+
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    pub fn model_store(&self) -> &VarStore {
+        &self.model_vs
+    }
+
+    pub fn model(&self) -> &Mmdit {
+        &self.model
+    }
+
+    /// One optimiser step without hooks (benchmarks).
+    pub fn step(&mut self) -> Result<()> {
+        self.train_step()
+    }
+
+    /// Waits for the device (a host read of the running loss), so timings include all queued work.
+    pub fn synchronize(&self) -> Result<()> {
+        let _ = self.running.loss_sum.f_double_value(&[])?;
+        Ok(())
+    }
+
+    /// The backbone under the run's precision: bf16 autocast on CUDA, fp32 otherwise.
+    pub(super) fn forward(&self, x: &Tensor, t: &Tensor, cond: &Conditioning) -> Result<Tensor> {
+        let run = || {
+            self.model
+                .forward(x, t, &cond.context, &cond.pooled)
+                .map_err(|e| TrainError::Invalid(format!("model forward: {e}")))
+        };
+        let out = if self.cfg.train.precision == Precision::Bf16 && self.device.is_cuda() {
+            flowscale_torch_ext::autocast::with_autocast(self.device, Kind::BFloat16, run)
+                .map_err(|e| TrainError::Invalid(format!("autocast: {e}")))??
+        } else {
+            run()?
+        };
+        Ok(out.f_to_kind(Kind::Float)?)
+    }
+
+    /// CFG dropout masks, one `[B]` float mask per conditioning source.
+    fn keep_masks(&mut self, batch: i64) -> Result<Vec<Tensor>> {
+        let p = self.cfg.conditioning.dropout;
+        (0..self.conditioner.sources())
+            .map(|_| {
+                let keep: Vec<f32> = (0..batch)
+                    .map(|_| if self.rng.uniform() < p { 0.0 } else { 1.0 })
+                    .collect();
+                Ok(Tensor::f_from_slice(&keep)?.f_to_device(self.device)?)
+            })
+            .collect()
+    }
+
+    /// One optimiser step (with gradient accumulation). Returns nothing; statistics stay on the
+    /// device in `self.running`.
+    pub(super) fn train_step(&mut self) -> Result<()> {
+        let accum = self.cfg.train.grad_accum;
+        let bins = i64::from(self.cfg.logging.t_bins);
+        let step_loss = Tensor::f_zeros([] as [i64; 0], (Kind::Double, self.device))?;
+        for _ in 0..accum {
+            let idx = self.sampler.next_indices()?;
+            let (x0, labels) = self.data.batch(&idx, self.device)?;
+            let b = x0.size()[0];
+            let keep = self.keep_masks(b)?;
+            let cond = self.conditioner.encode(&labels, &keep)?;
+            let batch = self
+                .formulation
+                .training_batch(&x0, &mut self.rng, self.shift)?;
+            let out = self.forward(&batch.net_input, &batch.time_input, &cond)?;
+            let per = batch.per_sample_loss(&out)?;
+            let loss = per.f_mean(Kind::Float)?.f_div_scalar(accum as f64)?;
+            loss.f_backward()?;
+            let per = per.f_detach()?.f_to_kind(Kind::Double)?;
+            let _ = step_loss
+                .shallow_clone()
+                .f_add_(&per.f_sum(Kind::Double)?)?;
+            // Loss per bin of t_eq, accumulated without leaving the device.
+            let bin_index: Vec<i64> = batch
+                .levels
+                .iter()
+                .map(|l| ((l.t_eq * bins as f64) as i64).clamp(0, bins - 1))
+                .collect();
+            let bin_index = Tensor::f_from_slice(&bin_index)?.f_to_device(self.device)?;
+            let _ = self.running.bin_sum.f_index_add_(0, &bin_index, &per)?;
+            let _ = self
+                .running
+                .bin_count
+                .f_index_add_(0, &bin_index, &per.f_ones_like()?)?;
+            self.running.samples += b as u64;
+            self.state.images_seen += b as u64;
+        }
+        let tensors: Vec<Tensor> = self.params.iter().map(|(_, p)| p.shallow_clone()).collect();
+        let norm = match self.cfg.optim.grad_clip {
+            Some(max) => clip_grad_norm(&tensors, max)?,
+            None => grad_norm(&tensors)?,
+        };
+        if let Some(n) = norm {
+            let _ = self
+                .running
+                .grad_norm_sum
+                .f_add_(&n.f_to_kind(Kind::Double)?)?;
+        }
+        let finite = step_loss.f_isfinite()?;
+        let lr = self.schedule.lr(self.state.step);
+        let skip = self.cfg.logging.nonfinite == crate::config::NonFinitePolicy::Skip
+            // The one per-step host read, only when skipping is configured: the optimiser must
+            // know before it updates the weights.
+            && !finite.int64_value(&[]) != 0;
+        if skip {
+            self.state.skipped_steps += 1;
+        } else {
+            self.optimizer.step(lr)?;
+        }
+        self.optimizer.zero_grad();
+        self.conditioner_zero_grad();
+        let _ = self.running.loss_sum.f_add_(&step_loss)?;
+        let _ = self
+            .running
+            .nonfinite
+            .f_add_(&finite.f_logical_not()?.f_to_kind(Kind::Double)?)?;
+        self.state.step += 1;
+        self.state.lr = lr;
+        self.state.train_flops +=
+            self.flops_per_sample * (self.cfg.train.batch_size * accum) as f64;
+        self.ema.after_step(self.state.step, &self.params)?;
+        self.running.steps += 1;
+        Ok(())
+    }
+
+    fn conditioner_zero_grad(&mut self) {
+        for (name, p) in &mut self.params {
+            if name.starts_with(CONDITIONER_PREFIX) {
+                p.zero_grad();
+            }
+        }
+    }
+
+    /// Refreshes the resumable parts of the state (generator, data position, wall time).
+    pub(super) fn sync_state(&mut self) {
+        self.state.rng_state = self.rng.state();
+        let pos = self.sampler.position();
+        self.state.data_epoch = pos.epoch;
+        self.state.data_index = pos.index;
+        self.state.wall_time_s = self.wall_at_start + self.session_start.elapsed().as_secs_f64();
+    }
+}
+
+/// Refuses to resume when the saved resolved config differs in keys that matter.
+fn check_resumable(dir: &RunDir, cfg: &RunConfig) -> Result<()> {
+    let path = dir.config();
+    let old: RunConfig = crate::config::load(&path, &[])
+        .map_err(|e| TrainError::Invalid(format!("cannot read the run's saved config: {e}")))?;
+    let diff = incompatible_changes(&old, cfg)?;
+    if diff.is_empty() {
+        return Ok(());
+    }
+    Err(TrainError::Invalid(format!(
+        "cannot resume {}: the config differs from the run's in keys a checkpoint depends on:\n  {}\n\
+         (only run.device, train.steps, validation.every, samples.*, checkpoint.* and logging.* may change)",
+        dir.root.display(),
+        diff.join("\n  ")
+    )))
+}
+
+/// Restores model, EMA and optimiser tensors from a checkpoint, checking every name and shape.
+fn restore(
+    ck: &LoadedCheckpoint<TrainState>,
+    params: &[(String, Tensor)],
+    optimizer: &mut AdamW,
+    ema: &mut Ema,
+    ema_cfg: &crate::config::EmaConfig,
+    buffers: &std::collections::HashSet<String>,
+) -> Result<()> {
+    let group = |name: &str| {
+        ck.groups.get(name).ok_or_else(|| {
+            TrainError::Invalid(format!("{}: no {name}.safetensors", ck.dir.display()))
+        })
+    };
+    let model = group("model")?;
+    let mut problems: Vec<String> = vec![];
+    for (name, p) in params {
+        match model.get(name) {
+            None => problems.push(format!("missing {name}")),
+            Some(t) if t.size() != p.size() => problems.push(format!(
+                "{name}: shape {:?}, expected {:?}",
+                t.size(),
+                p.size()
+            )),
+            _ => {}
+        }
+    }
+    let known: std::collections::HashSet<&String> = params.iter().map(|(n, _)| n).collect();
+    problems.extend(
+        model
+            .keys()
+            .filter(|k| !known.contains(k) && !buffers.contains(k.as_str()))
+            .map(|k| format!("unexpected {k}")),
+    );
+    if !problems.is_empty() {
+        problems.sort();
+        return Err(TrainError::Invalid(format!(
+            "{}/model.safetensors does not match the model: {}",
+            ck.dir.display(),
+            problems.join(", ")
+        )));
+    }
+    {
+        let _guard = tch::no_grad_guard();
+        for (name, p) in params {
+            let mut target = p.shallow_clone();
+            target.f_copy_(&model[name])?;
+        }
+    }
+    optimizer.load_state(group("optimizer")?, ck.state.step)?;
+    let updates = ck.state.step / ema_cfg.every.max(1);
+    for (k, d) in ema_cfg.decays.iter().enumerate() {
+        ema.load(k, group(&ema_group_name(*d))?, updates)?;
+    }
+    Ok(())
+}
+
+/// Checkpoint group name of an EMA: `ema-0.999`.
+pub fn ema_group_name(decay: f64) -> String {
+    format!("ema-{decay}")
+}
+
+/// Fixed noise and labels of the sample grids: one row per class.
+fn grid_inputs(cfg: &RunConfig, data: &PixelData, device: Device) -> Result<(Tensor, Tensor)> {
+    let per = i64::from(cfg.samples.per_class);
+    let classes = data.classes();
+    let labels: Vec<i64> = (0..classes)
+        .flat_map(|c| std::iter::repeat_n(c, per as usize))
+        .collect();
+    let res = i64::from(cfg.data.resolution);
+    tch::manual_seed((cfg.run.seed ^ 0x9a1d_5eed) as i64 >> 1);
+    let noise = Tensor::f_randn(
+        [classes * per, data.channels(), res, res].as_slice(),
+        (Kind::Float, device),
+    )?;
+    Ok((noise, Tensor::f_from_slice(&labels)?.f_to_device(device)?))
+}

@@ -1,0 +1,242 @@
+#!/usr/bin/env python3
+"""flowscale vs PyTorch eager + diffusers, side by side on one machine (benchmarks, not tests).
+
+    python scripts/bench/vs_diffusers.py train-step [--config configs/demo.toml] [--rounds 3]
+        A full training step of a run config (data batch, class conditioning with CFG dropout,
+        rf/lognorm timesteps, forward, backward, grad-norm clipping, AdamW, EMA): flowscale's
+        `bench train-step` against the same step written in PyTorch with diffusers'
+        SD3Transformer2DModel (built from the config.json flowscale writes for its backbone) and
+        torch.optim.AdamW (default implementation, and fused=True).
+
+    python scripts/bench/vs_diffusers.py fwd-bwd [--batch 4] [--latent 32 32] [--context 77]
+        MMDiT forward + backward on random inputs: flowscale's `bench fwd-bwd` against
+        SD3Transformer2DModel, both built from one config.json written here.
+
+Rounds alternate flowscale and PyTorch so both see the same machine state; the table reports
+every round and the ratio of medians. `scripts/bench/run` installs diffusers and runs this.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+
+import torch
+from diffusers import SD3Transformer2DModel
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.join(ROOT, "target", "release", "flowscale")
+
+
+def flowscale(*args):
+    out = subprocess.run([BIN, *args], check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def resolved_config(path):
+    text = subprocess.run([BIN, "config", path], check=True, capture_output=True, text=True).stdout
+    return tomllib.loads(text)
+
+
+class ClassEmbedding(torch.nn.Module):
+    """flowscale's learned class conditioning: one context row and one pooled row per class."""
+
+    def __init__(self, classes, tokens, context_dim, pooled_dim):
+        super().__init__()
+        self.tokens, self.context_dim = tokens, context_dim
+        self.context = torch.nn.Parameter(torch.randn(classes, tokens * context_dim))
+        self.pooled = torch.nn.Parameter(torch.randn(classes, pooled_dim))
+
+    def forward(self, labels, keep):
+        keep = keep[:, None]
+        ctx = (self.context[labels] * keep).view(-1, self.tokens, self.context_dim)
+        return ctx, self.pooled[labels] * keep
+
+
+def decays(name, p):
+    """flowscale's rule (crates/train/src/optim/groups.rs): matrices decay, except embeddings."""
+    embedding = name.startswith("cond.") or "embedding" in name or name.endswith(".emb")
+    return p.dim() >= 2 and not embedding
+
+
+class TorchTrainStep:
+    def __init__(self, cfg, model_config, fused):
+        name = cfg["formulation"]["name"].replace(" ", "")
+        if name != "rf/lognorm(0.00,1.00)" or cfg["formulation"].get("shift", 1.0) != 1.0:
+            sys.exit(f"the PyTorch peer implements rf/lognorm(0.00, 1.00) without shift, not {name}")
+        torch.manual_seed(0)
+        self.model = SD3Transformer2DModel.from_config(model_config)
+        self.model.train()
+        c = cfg["conditioning"]
+        self.cond = ClassEmbedding(10, c["context_tokens"], c["context_dim"], c["pooled_dim"])
+        self.dropout = c["dropout"]
+        self.batch = cfg["train"]["batch_size"]
+        res = cfg["data"]["resolution"]
+        chans = model_config["in_channels"]
+        # Fashion-MNIST-sized pool in memory; pixel values do not change the step's cost.
+        self.images = torch.rand(60000, chans, res, res) * 2 - 1
+        self.labels = torch.randint(0, 10, (60000,))
+        named = [("model." + n, p) for n, p in self.model.named_parameters()]
+        named += [("cond." + n, p) for n, p in self.cond.named_parameters()]
+        self.params = [p for _, p in named]
+        o = cfg["optim"]
+        groups = [
+            {"params": [p for n, p in named if decays(n, p)], "weight_decay": o["weight_decay"]},
+            {"params": [p for n, p in named if not decays(n, p)], "weight_decay": 0.0},
+        ]
+        self.opt = torch.optim.AdamW(
+            groups, lr=o["lr"], betas=tuple(o["betas"]), eps=o["eps"], fused=fused or None
+        )
+        self.base_lr, self.warmup, self.clip = o["lr"], o["warmup_steps"], o.get("grad_clip")
+        e = cfg["ema"]
+        self.decays, self.ema_warmup = e["decays"], e["warmup"]
+        self.ema = [[p.detach().clone() for p in self.params] for _ in self.decays]
+        self.step_count = 0
+
+    def step(self):
+        b = self.batch
+        idx = torch.randint(0, self.images.shape[0], (b,))
+        x0, labels = self.images[idx], self.labels[idx]
+        keep = (torch.rand(b) >= self.dropout).float()
+        ctx, pooled = self.cond(labels, keep)
+        t = torch.sigmoid(torch.randn(b))
+        noise = torch.randn_like(x0)
+        tt = t.view(-1, 1, 1, 1)
+        zt = (1 - tt) * x0 + tt * noise
+        out = self.model(
+            zt, encoder_hidden_states=ctx, pooled_projections=pooled, timestep=1000 * t,
+            return_dict=False,
+        )[0]
+        loss = ((out - (noise - x0)) ** 2).mean()
+        loss.backward()
+        if self.clip:
+            torch.nn.utils.clip_grad_norm_(self.params, self.clip)
+        lr = self.base_lr * min(1.0, (self.step_count + 1) / max(1, self.warmup))
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        self.opt.step()
+        self.opt.zero_grad()
+        self.step_count += 1
+        with torch.no_grad():
+            for decay, shadow in zip(self.decays, self.ema):
+                if self.ema_warmup:
+                    n = self.step_count - 1
+                    decay = min(decay, (1 + n) / (10 + n))
+                torch._foreach_lerp_(shadow, self.params, 1 - decay)
+        return loss
+
+
+def time_torch(step, warmup, steps):
+    for _ in range(warmup):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        last = step()
+    last.item()
+    return 1e3 * (time.perf_counter() - start) / steps
+
+
+def report(rows, ours, peers):
+    print(f"{'round':>5} " + " ".join(f"{k:>22}" for k in rows[0]))
+    for i, r in enumerate(rows):
+        print(f"{i + 1:>5} " + " ".join(f"{v:>22.1f}" for v in r.values()))
+    med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+    for p in peers:
+        print(f"median {p} / median {ours} = {med[p] / med[ours]:.2f}x (flowscale speed-up)")
+
+
+def train_step(args):
+    cfg = resolved_config(args.config)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        model_json = os.path.join(tmp, "config.json")
+        for _ in range(args.rounds):
+            ours = flowscale(
+                "bench", "train-step", args.config, "--warmup", str(args.warmup),
+                "--steps", str(args.steps), "--json", "--model-json", model_json,
+            )
+            with open(model_json) as f:
+                model_config = json.load(f)
+            row = {"flowscale ms/step": ours["ms_per_step"]}
+            for fused in (False, True):
+                peer = TorchTrainStep(cfg, model_config, fused)
+                key = "torch fused ms/step" if fused else "torch ms/step"
+                row[key] = time_torch(peer.step, args.warmup, args.steps)
+                del peer
+            rows.append(row)
+    print(f"config {args.config}: batch {cfg['train']['batch_size']}, flowscale threads "
+          f"{ours['threads']}, torch threads {torch.get_num_threads()}, torch {torch.__version__}")
+    report(rows, "flowscale ms/step", ["torch ms/step", "torch fused ms/step"])
+
+
+FWD_BWD_MODEL = dict(
+    # tiny-d4 (hidden 256, 4 heads of 64), patch 2, 4 latent channels, 384-d text (MiniLM-sized).
+    sample_size=32, patch_size=2, in_channels=4, num_layers=4, attention_head_dim=64,
+    num_attention_heads=4, joint_attention_dim=384, caption_projection_dim=256,
+    pooled_projection_dim=384, out_channels=4, pos_embed_max_size=64,
+)
+
+
+def fwd_bwd(args):
+    torch.manual_seed(0)
+    model = SD3Transformer2DModel(**FWD_BWD_MODEL)
+    model.train()
+    h, w = args.latent
+    b = args.batch
+    x = torch.randn(b, FWD_BWD_MODEL["in_channels"], h, w)
+    t = torch.rand(b) * 1000
+    ctx = torch.randn(b, args.context, FWD_BWD_MODEL["joint_attention_dim"])
+    pooled = torch.randn(b, FWD_BWD_MODEL["pooled_projection_dim"])
+
+    def step():
+        out = model(x, encoder_hidden_states=ctx, pooled_projections=pooled, timestep=t,
+                    return_dict=False)[0]
+        loss = out.square().mean()
+        loss.backward()
+        model.zero_grad()
+        return loss
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save_config(tmp)
+        for _ in range(args.rounds):
+            ours = flowscale(
+                "bench", "fwd-bwd", "--config-json", os.path.join(tmp, "config.json"),
+                "--latent", str(h), str(w), "--context", str(args.context), "--batch", str(b),
+                "--warmup", str(args.warmup), "--steps", str(args.steps), "--json",
+            )
+            rows.append({
+                "flowscale ms/iter": ours["ms_per_iter"],
+                "diffusers ms/iter": time_torch(step, args.warmup, args.steps),
+            })
+    print(f"MMDiT {FWD_BWD_MODEL}, batch {b}, latent {h}x{w}, context {args.context}, "
+          f"flowscale threads {ours['threads']}, torch threads {torch.get_num_threads()}, "
+          f"torch {torch.__version__}")
+    report(rows, "flowscale ms/iter", ["diffusers ms/iter"])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = ap.add_subparsers(dest="what", required=True)
+    ts = sub.add_parser("train-step")
+    ts.add_argument("--config", default=os.path.join(ROOT, "configs", "demo.toml"))
+    ts.add_argument("--warmup", type=int, default=5)
+    ts.add_argument("--steps", type=int, default=20)
+    ts.add_argument("--rounds", type=int, default=3)
+    fb = sub.add_parser("fwd-bwd")
+    fb.add_argument("--batch", type=int, default=4)
+    fb.add_argument("--latent", type=int, nargs=2, default=[32, 32])
+    fb.add_argument("--context", type=int, default=77)
+    fb.add_argument("--warmup", type=int, default=3)
+    fb.add_argument("--steps", type=int, default=10)
+    fb.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    {"train-step": train_step, "fwd-bwd": fwd_bwd}[args.what](args)
+
+
+if __name__ == "__main__":
+    main()
