@@ -20,6 +20,7 @@ pub mod sampling;
 pub mod shift;
 pub mod special;
 pub mod timesteps;
+pub mod torch_seed;
 pub mod training;
 pub mod weighting;
 
@@ -34,5 +35,6 @@ pub use rng::FlowRng;
 pub use sampling::{cfg, guided, sample, sd3_sigmas, uniform_schedule, Predictions, SamplerMethod};
 pub use shift::Shift;
 pub use timesteps::TimestepDistribution;
+pub use torch_seed::with_torch_seed;
 pub use training::TrainingBatch;
 pub use weighting::{effective_weight, LossWeight};

@@ -74,8 +74,9 @@ impl Formulation {
     ) -> Result<TrainingBatch> {
         let batch = check_data(x0)?;
         let times = self.sample_times(batch as usize, rng, shift);
-        tch::manual_seed((rng.next_u64() >> 1) as i64);
-        let noise = Tensor::f_randn(x0.size().as_slice(), (x0.kind(), x0.device()))?;
+        let noise = crate::with_torch_seed((rng.next_u64() >> 1) as i64, || {
+            Tensor::f_randn(x0.size().as_slice(), (x0.kind(), x0.device()))
+        })?;
         self.training_batch_with(x0, &noise, &times)
     }
 

@@ -29,8 +29,9 @@ impl ValidationSet {
     /// Draws the fixed noise from `seed` (torch's generator is reseeded; callers reseed their own
     /// streams per batch anyway).
     pub fn new(x0: Tensor, labels: Tensor, seed: u64) -> Result<Self> {
-        tch::manual_seed((seed >> 1) as i64);
-        let noise = Tensor::f_randn(x0.size().as_slice(), (x0.kind(), x0.device()))?;
+        let noise = flowscale_formulations::with_torch_seed((seed >> 1) as i64, || {
+            Tensor::f_randn(x0.size().as_slice(), (x0.kind(), x0.device()))
+        })?;
         Ok(Self { x0, labels, noise })
     }
 

@@ -31,7 +31,7 @@ fn the_shipped_demo_config_is_valid() {
     let cfg: RunConfig = load(&demo_path(), &[]).unwrap();
     assert_eq!(cfg.run.name, "demo");
     assert_eq!(cfg.formulation.name, "rf/lognorm(0.00, 1.00)");
-    assert_eq!(cfg.model.hidden_size(), 256);
+    assert_eq!(cfg.model.hidden_size(), 192);
 }
 
 #[test]

@@ -58,14 +58,24 @@ fn split_run_equals_straight_run_bit_for_bit() {
     groups.sort();
     assert_eq!(groups, ["ema-0.9", "ema-0.99", "model", "optimizer"]);
     let mut compared = 0;
+    let mut differing = Vec::new();
     for (group, tensors) in &a.groups {
         let other = &b.groups[group];
         assert_eq!(tensors.len(), other.len(), "{group}");
         for (name, t) in tensors {
-            assert!(t.equal(&other[name]), "{group}/{name} differs after resume");
+            if !t.equal(&other[name]) {
+                let diff = (t - &other[name]).abs().max().double_value(&[]);
+                differing.push(format!("{group}/{name} (max |diff| {diff:e})"));
+            }
             compared += 1;
         }
     }
+    differing.sort();
+    assert!(
+        differing.is_empty(),
+        "differ after resume: {}",
+        differing.join(", ")
+    );
     assert!(compared > 50, "only {compared} tensors compared");
     // The run really trained: the weights moved from their initial values and EMAs differ
     // from the raw weights.

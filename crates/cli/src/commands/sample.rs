@@ -93,12 +93,13 @@ pub fn run(args: &SampleArgs) -> anyhow::Result<()> {
             }
         }
         (None, Some(seed)) => {
-            tch::manual_seed(seed);
             let c = model.config().in_channels;
-            Tensor::randn(
-                [batch, c, args.latent_size[0], args.latent_size[1]],
-                (Kind::Float, Device::Cpu),
-            )
+            flowscale_formulations::with_torch_seed(seed, || {
+                Tensor::randn(
+                    [batch, c, args.latent_size[0], args.latent_size[1]],
+                    (Kind::Float, Device::Cpu),
+                )
+            })
             .to_device(device)
         }
         (None, None) => bail!("give --noise FILE or --seed S"),

@@ -349,7 +349,8 @@ impl Validate for OptimConfig {
             v.at_least("grad_clip", c, 0.0, false);
         }
         v.at_least("min_lr", self.min_lr, 0.0, true);
-        if self.min_lr > self.lr {
+        // Only against a valid lr: a bad lr is already reported and should not cascade.
+        if self.lr > 0.0 && self.min_lr > self.lr {
             v.fail(
                 "min_lr",
                 format!("must not exceed lr ({}), got {}", self.lr, self.min_lr),

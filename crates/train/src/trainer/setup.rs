@@ -150,21 +150,24 @@ impl Trainer {
         let data = PixelData::load(&cfg)?;
         let seed = cfg.run.seed;
 
-        // Weights: a function of the seed only.
-        tch::manual_seed(seed as i64);
+        // Weights: a function of the seed only, whatever else runs in the process.
         let mcfg: MmditConfig = mmdit_config(&cfg, data.channels());
-        let model_vs = VarStore::new(device);
-        let model = Mmdit::new(&model_vs.root(), &mcfg)
-            .map_err(|e| TrainError::Invalid(format!("model: {e}")))?;
-        let cond_vs = VarStore::new(device);
         let c = &cfg.conditioning;
-        let conditioner = ClassEmbedding::new(
-            &cond_vs.root(),
-            data.classes(),
-            i64::from(c.context_tokens),
-            i64::from(c.context_dim),
-            i64::from(c.pooled_dim),
-        )?;
+        let (model_vs, model, cond_vs, conditioner) =
+            flowscale_formulations::with_torch_seed(seed as i64, || -> Result<_> {
+                let model_vs = VarStore::new(device);
+                let model = Mmdit::new(&model_vs.root(), &mcfg)
+                    .map_err(|e| TrainError::Invalid(format!("model: {e}")))?;
+                let cond_vs = VarStore::new(device);
+                let conditioner = ClassEmbedding::new(
+                    &cond_vs.root(),
+                    data.classes(),
+                    i64::from(c.context_tokens),
+                    i64::from(c.context_dim),
+                    i64::from(c.pooled_dim),
+                )?;
+                Ok((model_vs, model, cond_vs, conditioner))
+            })?;
         let params = trainable(&model_vs, &cond_vs);
         let o = &cfg.optim;
         let mut optimizer = AdamW::new(
@@ -515,10 +518,12 @@ fn grid_inputs(cfg: &RunConfig, data: &PixelData, device: Device) -> Result<(Ten
         .flat_map(|c| std::iter::repeat_n(c, per as usize))
         .collect();
     let res = i64::from(cfg.data.resolution);
-    tch::manual_seed((cfg.run.seed ^ 0x9a1d_5eed) as i64 >> 1);
-    let noise = Tensor::f_randn(
-        [classes * per, data.channels(), res, res].as_slice(),
-        (Kind::Float, device),
-    )?;
+    let noise =
+        flowscale_formulations::with_torch_seed((cfg.run.seed ^ 0x9a1d_5eed) as i64 >> 1, || {
+            Tensor::f_randn(
+                [classes * per, data.channels(), res, res].as_slice(),
+                (Kind::Float, device),
+            )
+        })?;
     Ok((noise, Tensor::f_from_slice(&labels)?.f_to_device(device)?))
 }
