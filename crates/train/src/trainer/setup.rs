@@ -391,7 +391,7 @@ impl Trainer {
         let skip = self.cfg.logging.nonfinite == crate::config::NonFinitePolicy::Skip
             // The one per-step host read, only when skipping is configured: the optimiser must
             // know before it updates the weights.
-            && !finite.int64_value(&[]) != 0;
+            && finite.int64_value(&[]) == 0;
         if skip {
             self.state.skipped_steps += 1;
         } else {
