@@ -133,7 +133,14 @@ fn load_state_only(dir: &Path) -> Result<LoadedCheckpoint<TrainState>> {
 }
 
 /// Runs an export; returns the checkpoint folder used.
-pub fn export(req: &ExportRequest) -> Result<PathBuf> {
+/// What [`export`] wrote: the checkpoint folder it read and the weights, e.g. `ema:0.999`.
+#[derive(Debug, Clone)]
+pub struct ExportReport {
+    pub checkpoint: PathBuf,
+    pub weights: String,
+}
+
+pub fn export(req: &ExportRequest) -> Result<ExportReport> {
     let dir = resolve_checkpoint(&req.source, req.step)?;
     let ck: LoadedCheckpoint<TrainState> = CheckpointStore::load(&dir)?;
     let model = ck
@@ -210,7 +217,10 @@ pub fn export(req: &ExportRequest) -> Result<PathBuf> {
     };
     let card = model_card(&dir, &ck.state, &label, req)?;
     write_atomic(&card_path, card.as_bytes())?;
-    Ok(dir)
+    Ok(ExportReport {
+        checkpoint: dir,
+        weights: label,
+    })
 }
 
 /// A model card: what was trained, how, and how well.

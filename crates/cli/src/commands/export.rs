@@ -66,18 +66,12 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
         },
         out: args.out.clone(),
     };
-    let used = export(&req)?;
+    let report = export(&req)?;
     eprintln!(
-        "exported {} from {} to {}",
-        args.weights_label(),
-        used.display(),
+        "exported {} weights of {} to {}",
+        report.weights,
+        report.checkpoint.display(),
         args.out.display()
     );
     Ok(())
-}
-
-impl ExportArgs {
-    fn weights_label(&self) -> String {
-        format!("{:?}", self.weights)
-    }
 }
