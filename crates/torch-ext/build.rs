@@ -16,6 +16,24 @@ fn main() {
         .flag_if_supported("-Wno-deprecated-declarations")
         .file("shim/torch_ext.cpp")
         .compile("flowscale_torch_ext");
+    // c10d with Gloo: the wheel's c10d headers plus Debian's libgloo-dev headers (scripts/setup
+    // installs them; the wheel ships none). A separate object so only it needs USE_C10D_GLOO.
+    println!("cargo:rerun-if-changed=shim/c10d.cpp");
+    println!("cargo:rerun-if-changed=shim/c10d.h");
+    cc::Build::new()
+        .cpp(true)
+        .pic(true)
+        .std("c++17")
+        .include(root.join("include"))
+        .include(root.join("include/torch/csrc/api/include"))
+        .include("shim")
+        .define("_GLIBCXX_USE_CXX11_ABI", "1")
+        .define("GLOG_USE_GLOG_EXPORT", None)
+        .define("USE_C10D_GLOO", None)
+        .flag_if_supported("-Wno-unused-parameter")
+        .flag_if_supported("-Wno-deprecated-declarations")
+        .file("shim/c10d.cpp")
+        .compile("flowscale_c10d");
     // The shim's symbols come from libtorch_cpu and libc10 (already linked by torch-sys) and libdl.
     println!("cargo:rustc-link-lib=dylib=dl");
     flowscale_build_support::link_libtorch();

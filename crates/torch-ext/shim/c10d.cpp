@@ -1,0 +1,161 @@
+// flowscale's c10d wrappers. Compiled with USE_C10D_GLOO against the torch wheel's c10d headers
+// and Debian's gloo headers (the wheel has Gloo compiled in but ships no gloo headers); the
+// symbols come from libtorch_cpu.
+#include "c10d.h"
+
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include <chrono>
+#include <cstring>
+#include <exception>
+#include <string>
+#include <vector>
+
+namespace {
+
+char *dup(const std::string &s) { return strdup(s.c_str()); }
+
+template <typename F> char *guarded(F &&f) {
+  try {
+    f();
+    return nullptr;
+  } catch (const c10::Error &e) {
+    // Without the C++ stack trace: the message is what a user can act on.
+    return dup(e.what_without_backtrace());
+  } catch (const std::exception &e) {
+    return dup(e.what());
+  } catch (...) {
+    return dup("unknown C++ exception in c10d shim");
+  }
+}
+
+// Owned handles: the intrusive pointers keep the objects alive until the Rust side frees them.
+struct StoreHandle {
+  c10::intrusive_ptr<c10d::Store> store;
+};
+struct GroupHandle {
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+  std::chrono::milliseconds timeout;
+};
+
+std::vector<at::Tensor> tensors_of(fx_tensor *ptrs, size_t n) {
+  std::vector<at::Tensor> out;
+  out.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    out.push_back(*static_cast<at::Tensor *>(ptrs[i]));
+  }
+  return out;
+}
+
+c10d::ReduceOp reduce_op(int op) {
+  switch (op) {
+  case 0:
+    return c10d::ReduceOp::SUM;
+  case 1:
+    return c10d::ReduceOp::MAX;
+  case 2:
+    return c10d::ReduceOp::MIN;
+  default:
+    throw std::invalid_argument("c10d: unknown reduce op " + std::to_string(op));
+  }
+}
+
+void wait(GroupHandle *g, const c10::intrusive_ptr<c10d::Work> &work) {
+  // wait() throws when the peer is gone or the timeout passes: a dead rank becomes an error.
+  work->wait(g->timeout);
+}
+
+} // namespace
+
+extern "C" {
+
+char *fx_tcp_store_new(const char *host, uint16_t port, int64_t world_size, int is_server,
+                       int64_t timeout_ms, fx_store *out) {
+  return guarded([&] {
+    c10d::TCPStoreOptions opts;
+    opts.port = port;
+    opts.isServer = is_server != 0;
+    opts.numWorkers = static_cast<size_t>(world_size);
+    opts.waitWorkers = true;
+    opts.timeout = std::chrono::milliseconds(timeout_ms);
+    auto store = c10::make_intrusive<c10d::TCPStore>(std::string(host), opts);
+    *out = new StoreHandle{store};
+  });
+}
+
+void fx_store_free(fx_store store) { delete static_cast<StoreHandle *>(store); }
+
+char *fx_gloo_new(fx_store store, int64_t rank, int64_t size, const char *hostname,
+                  int64_t timeout_ms, fx_process_group *out) {
+  return guarded([&] {
+    auto *s = static_cast<StoreHandle *>(store);
+    auto timeout = std::chrono::milliseconds(timeout_ms);
+    auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
+    opts->devices.push_back(
+        c10d::ProcessGroupGloo::createDeviceForHostname(std::string(hostname)));
+    auto pg = c10::make_intrusive<c10d::ProcessGroupGloo>(s->store, static_cast<int>(rank),
+                                                          static_cast<int>(size), opts);
+    *out = new GroupHandle{pg, timeout};
+  });
+}
+
+void fx_process_group_free(fx_process_group pg) { delete static_cast<GroupHandle *>(pg); }
+
+char *fx_all_reduce(fx_process_group pg, fx_tensor *tensors, size_t n, int op) {
+  return guarded([&] {
+    auto *g = static_cast<GroupHandle *>(pg);
+    c10d::AllreduceOptions opts;
+    opts.reduceOp = reduce_op(op);
+    opts.timeout = g->timeout;
+    // A tensor list in c10d means one replica per local device; independent tensors are
+    // separate collectives, all queued before the first wait so Gloo pipelines them.
+    std::vector<c10::intrusive_ptr<c10d::Work>> works;
+    for (auto &t : tensors_of(tensors, n)) {
+      std::vector<at::Tensor> one{t};
+      works.push_back(g->pg->allreduce(one, opts));
+    }
+    for (auto &w : works) {
+      wait(g, w);
+    }
+  });
+}
+
+char *fx_broadcast(fx_process_group pg, fx_tensor *tensors, size_t n, int64_t root) {
+  return guarded([&] {
+    auto *g = static_cast<GroupHandle *>(pg);
+    c10d::BroadcastOptions opts;
+    opts.rootRank = root;
+    opts.timeout = g->timeout;
+    std::vector<c10::intrusive_ptr<c10d::Work>> works;
+    for (auto &t : tensors_of(tensors, n)) {
+      std::vector<at::Tensor> one{t};
+      works.push_back(g->pg->broadcast(one, opts));
+    }
+    for (auto &w : works) {
+      wait(g, w);
+    }
+  });
+}
+
+char *fx_all_gather(fx_process_group pg, fx_tensor input, fx_tensor *outputs, size_t size) {
+  return guarded([&] {
+    auto *g = static_cast<GroupHandle *>(pg);
+    std::vector<at::Tensor> in{*static_cast<at::Tensor *>(input)};
+    std::vector<std::vector<at::Tensor>> out{tensors_of(outputs, size)};
+    c10d::AllgatherOptions opts;
+    opts.timeout = g->timeout;
+    wait(g, g->pg->allgather(out, in, opts));
+  });
+}
+
+char *fx_barrier(fx_process_group pg) {
+  return guarded([&] {
+    auto *g = static_cast<GroupHandle *>(pg);
+    c10d::BarrierOptions opts;
+    opts.timeout = g->timeout;
+    wait(g, g->pg->barrier(opts));
+  });
+}
+
+} // extern "C"

@@ -1,0 +1,37 @@
+// C interface of flowscale's c10d wrappers: TCPStore rendezvous and the Gloo process group
+// (CPU tensors), the engine PyTorch's DDP runs on. Same conventions as torch_ext.h: a non-NULL
+// return is a heap error string (free with fx_free_string).
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#include "torch_ext.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef void *fx_store;
+typedef void *fx_process_group;
+
+// A TCPStore client; rank 0 (is_server = 1) also hosts the server. timeout_ms bounds every
+// store operation, including waiting for all world_size ranks to connect.
+char *fx_tcp_store_new(const char *host, uint16_t port, int64_t world_size, int is_server,
+                       int64_t timeout_ms, fx_store *out);
+void fx_store_free(fx_store store);
+
+// A ProcessGroupGloo over the store on the loopback/host interface `hostname`.
+char *fx_gloo_new(fx_store store, int64_t rank, int64_t size, const char *hostname,
+                  int64_t timeout_ms, fx_process_group *out);
+void fx_process_group_free(fx_process_group pg);
+
+// Collectives; each waits for completion (or the group's timeout). op: 0 sum, 1 max, 2 min.
+char *fx_all_reduce(fx_process_group pg, fx_tensor *tensors, size_t n, int op);
+char *fx_broadcast(fx_process_group pg, fx_tensor *tensors, size_t n, int64_t root);
+// outputs: size tensors shaped like input.
+char *fx_all_gather(fx_process_group pg, fx_tensor input, fx_tensor *outputs, size_t size);
+char *fx_barrier(fx_process_group pg);
+
+#ifdef __cplusplus
+}
+#endif
