@@ -150,6 +150,28 @@ impl TrainingBatch {
         Ok(per.f_mul(&self.weight)?)
     }
 
+    /// Samples `start..start + len` of the batch (a data-parallel rank's share of a global
+    /// batch drawn identically on every rank).
+    pub fn rows(&self, start: usize, len: usize) -> Result<TrainingBatch> {
+        let n = self.levels.len();
+        if start + len > n {
+            return Err(FormulationError::InvalidTensor(format!(
+                "rows {start}..{} of a batch of {n}",
+                start + len
+            )));
+        }
+        let cut = |t: &Tensor| t.f_narrow(0, start as i64, len as i64);
+        Ok(TrainingBatch {
+            levels: self.levels[start..start + len].to_vec(),
+            noise: cut(&self.noise)?,
+            z_t: cut(&self.z_t)?,
+            net_input: cut(&self.net_input)?,
+            time_input: cut(&self.time_input)?,
+            target: cut(&self.target)?,
+            weight: cut(&self.weight)?,
+        })
+    }
+
     /// Batch loss: mean of [`TrainingBatch::per_sample_loss`].
     pub fn loss(&self, prediction: &Tensor) -> Result<Tensor> {
         let per = self.per_sample_loss(prediction)?;

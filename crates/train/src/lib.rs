@@ -5,6 +5,7 @@ pub mod backbone;
 pub mod checkpoint;
 pub mod conditioning;
 pub mod config;
+pub mod distributed;
 pub mod ema;
 pub mod error;
 pub mod export;

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 /// Dotted-key prefixes that may differ between a run and its resumption.
 pub const RESUMABLE_CHANGES: &[&str] = &[
     "run.device",
+    "run.dist_timeout_s",
     "train.steps",
     "validation.every",
     "samples.",

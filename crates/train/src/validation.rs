@@ -70,22 +70,40 @@ pub fn validation_loss<F>(
 where
     F: Fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor>,
 {
-    if batch_size == 0 || set.is_empty() {
-        return Err(TrainError::Invalid(
-            "validation needs at least one sample and a positive batch size".into(),
-        ));
+    let sums = level_sums(formulation, set, levels, batch_size, 0..set.len(), forward)?;
+    Ok(from_level_sums(&sums, set.len()))
+}
+
+/// Per level `(t_eq, summed per-sample loss)` over the samples in `range` of the set: the
+/// part one data-parallel rank evaluates; the sums of all ranks make the full set's loss.
+pub fn level_sums<F>(
+    formulation: Formulation,
+    set: &ValidationSet,
+    levels: u32,
+    batch_size: usize,
+    range: std::ops::Range<usize>,
+    forward: F,
+) -> Result<Vec<(f64, f64)>>
+where
+    F: Fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor>,
+{
+    if batch_size == 0 || set.is_empty() || range.end > set.len() {
+        return Err(TrainError::Invalid(format!(
+            "validation needs at least one sample and a positive batch size (samples {}, \
+             batch {batch_size}, range {range:?})",
+            set.len()
+        )));
     }
     let (lo, hi) = formulation.sampling_t_eq_range();
     let path = formulation.path();
-    let n = set.len();
     let mut out = Vec::new();
     let _guard = tch::no_grad_guard();
     for t_eq in level_grid(levels) {
         let native = path.t_from_t_eq(t_eq.clamp(lo, hi));
         let mut sum = 0.0f64;
-        let mut start = 0;
-        while start < n {
-            let len = batch_size.min(n - start);
+        let mut start = range.start;
+        while start < range.end {
+            let len = batch_size.min(range.end - start);
             let x0 = set.x0.f_narrow(0, start as i64, len as i64)?;
             let noise = set.noise.f_narrow(0, start as i64, len as i64)?;
             let labels = set.labels.f_narrow(0, start as i64, len as i64)?;
@@ -98,15 +116,21 @@ where
             sum += values.iter().sum::<f64>();
             start += len;
         }
-        out.push((t_eq, sum / n as f64));
+        out.push((t_eq, sum));
     }
-    let below_one: Vec<f64> = out
+    Ok(out)
+}
+
+/// The validation loss from per-level sums over `n` samples.
+pub fn from_level_sums(sums: &[(f64, f64)], n: usize) -> ValidationLoss {
+    let levels: Vec<(f64, f64)> = sums.iter().map(|(t, s)| (*t, s / n as f64)).collect();
+    let below_one: Vec<f64> = levels
         .iter()
         .filter(|(t, _)| *t < 1.0)
         .map(|(_, l)| *l)
         .collect();
     let mean = below_one.iter().sum::<f64>() / below_one.len() as f64;
-    Ok(ValidationLoss { levels: out, mean })
+    ValidationLoss { levels, mean }
 }
 
 /// Helper for callers that evaluate a conditioned backbone: wraps labels into conditioning.

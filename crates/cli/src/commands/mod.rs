@@ -7,6 +7,7 @@ mod config;
 mod export;
 mod formulations;
 mod info;
+mod launch;
 mod planned;
 mod sample;
 mod train;
@@ -29,6 +30,8 @@ enum Command {
     Config(config::ConfigArgs),
     /// Train a model from a run config (resume with --resume).
     Train(train::TrainArgs),
+    /// Start N data-parallel ranks of a flowscale command with torchrun's environment.
+    Launch(launch::LaunchArgs),
     /// Expand and run a sweep of run configs [planned: issue #9].
     Sweep(planned::PlannedArgs),
     /// Encode a dataset into latent shards [planned: issue #5].
@@ -55,6 +58,7 @@ impl Cli {
             Command::Info(args) => info::run(&args),
             Command::Config(args) => config::run(&args),
             Command::Train(args) => train::run(&args),
+            Command::Launch(args) => launch::run(&args),
             Command::Sweep(args) => planned::run("sweep", 9, &args),
             Command::Precompute(args) => planned::run("precompute", 5, &args),
             Command::Sample(args) => sample::run(&args),

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use flowscale_torch_ext::c10d::LaunchEnv;
 use flowscale_train::config::{load, RunConfig};
 use flowscale_train::{train, TrainOptions};
 
@@ -28,6 +29,8 @@ pub struct TrainArgs {
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     let config: RunConfig = load(&args.config, &args.overrides)?;
     let dir = PathBuf::from(&config.run.out_dir).join(&config.run.name);
+    // Under a launcher only rank 0 talks; the others would repeat it.
+    let rank = LaunchEnv::from_env()?.map_or(0, |e| e.rank);
     let started = std::time::Instant::now();
     let state = train(
         config,
@@ -35,9 +38,12 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
             resume: args.resume,
             progress: args.progress,
             stop_at: args.stop_at,
-            quiet: false,
+            quiet: rank != 0,
         },
     )?;
+    if rank != 0 {
+        return Ok(());
+    }
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
         "trained to step {} ({} images) in {secs:.0} s; run directory {}",

@@ -75,6 +75,14 @@ pub struct RunSection {
     pub seed: u64,
     #[serde(default = "default_device")]
     pub device: DeviceChoice,
+    /// Data-parallel runs (launched with torchrun's environment): seconds a rendezvous or a
+    /// collective may wait for the other ranks before the run fails (default 600).
+    #[serde(default = "default_dist_timeout")]
+    pub dist_timeout_s: u64,
+}
+
+fn default_dist_timeout() -> u64 {
+    600
 }
 
 fn default_out_dir() -> String {
@@ -106,6 +114,7 @@ impl Validate for RunSection {
         if self.out_dir.is_empty() {
             v.fail("out_dir", "must not be empty");
         }
+        v.count_at_least("dist_timeout_s", self.dist_timeout_s, 1);
     }
 }
 

@@ -4,10 +4,11 @@ use super::params::{copy_into, snapshot, CONDITIONER_PREFIX};
 use super::setup::{ema_group_name, Running, Trainer};
 use crate::conditioning::ConditioningProvider;
 use crate::config::NonFinitePolicy;
+use crate::distributed::shard;
 use crate::error::{Result, TrainError};
 use crate::image_grid::save_grid;
 use crate::sampling::{generate, SamplerSetting};
-use crate::validation::validation_loss;
+use crate::validation::{from_level_sums, level_sums};
 use flowscale_formulations::SamplerMethod;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Map, Value};
@@ -71,13 +72,20 @@ impl Trainer {
             }
         }
         bar.finish_and_clear();
-        self.tb.flush()?;
+        if let Some(tb) = &mut self.tb {
+            tb.flush()?;
+        }
         Ok(())
     }
 
     /// Reads the device-side sums (the loop's one host synchronisation), writes scalars and
     /// returns the progress message.
     fn log_training(&mut self) -> Result<String> {
+        if let Some(d) = &self.dp {
+            // Loss and sample counts are global already; the per-bin sums are per rank.
+            d.sum(&self.running.bin_sum)?;
+            d.sum(&self.running.bin_count)?;
+        }
         let r = &self.running;
         let step = self.state.step;
         let steps = r.steps.max(1) as f64;
@@ -91,30 +99,27 @@ impl Trainer {
         if nonfinite > 0 && self.cfg.logging.nonfinite == NonFinitePolicy::Stop {
             return Err(self.nonfinite_stop(nonfinite));
         }
+        let bins = bin_sum.len();
+        let message = format!("loss {loss:.4} | {it_s:.2} it/s | {img_s:.0} img/s");
+        self.running = Running::new(bins as i64, self.device)?;
+        let (Some(tb), Some(metrics)) = (self.tb.as_mut(), self.metrics.as_mut()) else {
+            return Ok(message);
+        };
         let mut fields = Map::new();
         let mut scalar = |tag: &str, v: f64, tb: &mut crate::tensorboard::EventWriter| {
             fields.insert(tag.replace('/', "_"), json!(v));
             tb.scalar(tag, v, step as i64)
         };
-        scalar("train/loss", loss, &mut self.tb)?;
-        scalar("train/lr", self.state.lr, &mut self.tb)?;
-        scalar("train/grad_norm", grad_norm, &mut self.tb)?;
-        scalar("perf/steps_per_s", it_s, &mut self.tb)?;
-        scalar("perf/images_per_s", img_s, &mut self.tb)?;
-        scalar(
-            "progress/images_seen",
-            self.state.images_seen as f64,
-            &mut self.tb,
-        )?;
-        scalar("progress/train_flops", self.state.train_flops, &mut self.tb)?;
+        scalar("train/loss", loss, tb)?;
+        scalar("train/lr", self.state.lr, tb)?;
+        scalar("train/grad_norm", grad_norm, tb)?;
+        scalar("perf/steps_per_s", it_s, tb)?;
+        scalar("perf/images_per_s", img_s, tb)?;
+        scalar("progress/images_seen", self.state.images_seen as f64, tb)?;
+        scalar("progress/train_flops", self.state.train_flops, tb)?;
         if self.state.skipped_steps > 0 {
-            scalar(
-                "train/skipped_steps",
-                self.state.skipped_steps as f64,
-                &mut self.tb,
-            )?;
+            scalar("train/skipped_steps", self.state.skipped_steps as f64, tb)?;
         }
-        let bins = bin_sum.len();
         for (i, (s, c)) in bin_sum.iter().zip(&bin_count).enumerate() {
             if *c > 0.0 {
                 let tag = format!(
@@ -122,15 +127,12 @@ impl Trainer {
                     i as f64 / bins as f64,
                     (i + 1) as f64 / bins as f64
                 );
-                scalar(&tag, s / c, &mut self.tb)?;
+                scalar(&tag, s / c, tb)?;
             }
         }
-        self.metrics.write(step, "train", fields)?;
-        self.tb.flush()?;
-        self.running = Running::new(bins as i64, self.device)?;
-        Ok(format!(
-            "loss {loss:.4} | {it_s:.2} it/s | {img_s:.0} img/s"
-        ))
+        metrics.write(step, "train", fields)?;
+        tb.flush()?;
+        Ok(message)
     }
 
     /// Saves the diagnostic of a non-finite loss and returns the error that stops the run.
@@ -146,7 +148,9 @@ impl Trainer {
             "rng_state": self.rng.state(),
             "last_checkpoint": self.store.latest().ok().flatten().map(|(s, _)| s),
         });
-        let _ = crate::run_dir::write_atomic(&path, diag.to_string().as_bytes());
+        if self.is_main() {
+            let _ = crate::run_dir::write_atomic(&path, diag.to_string().as_bytes());
+        }
         TrainError::Invalid(format!(
             "the training loss was not finite in {count} step(s) before step {}; stopped \
              (diagnostic: {}). Resume from the last checkpoint with a lower optim.lr, or set \
@@ -192,33 +196,49 @@ impl Trainer {
                         (Kind::Float, t.device),
                     )?])
                 };
-                validation_loss(
+                // Each rank evaluates its share of the fixed set; the sums add up to the
+                // full set's, so the number does not depend on the world size.
+                let (rank, world) = t.rank_world();
+                let n = t.validation.len();
+                let sums = level_sums(
                     t.formulation,
                     &t.validation,
                     levels,
                     batch,
+                    shard(n, rank, world),
                     |x, time, labels| {
                         let cond = t.conditioner.encode(labels, &ones(labels.size()[0])?)?;
                         t.forward(x, time, &cond)
                     },
-                )
+                )?;
+                let sums = match &t.dp {
+                    Some(d) => {
+                        let s: Vec<f64> = sums.iter().map(|(_, s)| *s).collect();
+                        let total = Tensor::f_from_slice(&s)?;
+                        d.sum(&total)?;
+                        let total: Vec<f64> = Vec::try_from(&total)?;
+                        sums.iter().zip(total).map(|((t, _), s)| (*t, s)).collect()
+                    }
+                    None => sums,
+                };
+                Ok(from_level_sums(&sums, n))
             })?;
-            let mut fields = Map::new();
-            fields.insert("weights".into(), json!(label));
-            fields.insert("val_loss".into(), json!(result.mean));
-            self.tb
-                .scalar(&format!("val/{label}/loss"), result.mean, step as i64)?;
-            let per: Vec<Value> = result
-                .levels
-                .iter()
-                .map(|(t, l)| json!({"t": t, "loss": l}))
-                .collect();
-            for (t, l) in &result.levels {
-                self.tb
-                    .scalar(&format!("val/{label}/loss_t{t:.3}"), *l, step as i64)?;
+            if let (Some(tb), Some(metrics)) = (self.tb.as_mut(), self.metrics.as_mut()) {
+                let mut fields = Map::new();
+                fields.insert("weights".into(), json!(label));
+                fields.insert("val_loss".into(), json!(result.mean));
+                tb.scalar(&format!("val/{label}/loss"), result.mean, step as i64)?;
+                let per: Vec<Value> = result
+                    .levels
+                    .iter()
+                    .map(|(t, l)| json!({"t": t, "loss": l}))
+                    .collect();
+                for (t, l) in &result.levels {
+                    tb.scalar(&format!("val/{label}/loss_t{t:.3}"), *l, step as i64)?;
+                }
+                fields.insert("levels".into(), Value::Array(per));
+                metrics.write(step, "validation", fields)?;
             }
-            fields.insert("levels".into(), Value::Array(per));
-            self.metrics.write(step, "validation", fields)?;
             // Checkpoint selection uses the first EMA when there is one (the paper), else raw.
             let selects = match w {
                 Weights::Ema(0) => true,
@@ -234,11 +254,18 @@ impl Trainer {
                 self.state.best_val_loss = Some((v, step));
             }
         }
-        self.tb.flush()
+        match &mut self.tb {
+            Some(tb) => tb.flush(),
+            None => Ok(()),
+        }
     }
 
     /// Sample grids for every (steps, cfg) setting, from the raw weights and every EMA.
     pub(super) fn run_samples(&mut self) -> Result<()> {
+        if !self.is_main() {
+            // Only rank 0 draws and writes the grids.
+            return Ok(());
+        }
         let step = self.state.step;
         let s = self.cfg.samples.clone();
         let shift = s.shift.unwrap_or(self.cfg.formulation.shift);
@@ -267,23 +294,31 @@ impl Trainer {
                     let path = self.dir.samples().join(&name);
                     let (png, h, wd, c) = save_grid(&images, ncol, &path)?;
                     let tag = format!("samples/{label}/s{steps}_cfg{cfg_scale}");
-                    self.tb.image_png(&tag, &png, h, wd, c, step as i64)?;
-                    let mut fields = Map::new();
-                    fields.insert("grid".into(), json!(format!("samples/{name}")));
-                    fields.insert("weights".into(), json!(label));
-                    fields.insert("sampler_steps".into(), json!(steps));
-                    fields.insert("cfg".into(), json!(cfg_scale));
-                    self.metrics.write(step, "samples", fields)?;
+                    if let (Some(tb), Some(metrics)) = (self.tb.as_mut(), self.metrics.as_mut()) {
+                        tb.image_png(&tag, &png, h, wd, c, step as i64)?;
+                        let mut fields = Map::new();
+                        fields.insert("grid".into(), json!(format!("samples/{name}")));
+                        fields.insert("weights".into(), json!(label));
+                        fields.insert("sampler_steps".into(), json!(steps));
+                        fields.insert("cfg".into(), json!(cfg_scale));
+                        metrics.write(step, "samples", fields)?;
+                    }
                 }
             }
         }
-        self.tb.flush()
+        match &mut self.tb {
+            Some(tb) => tb.flush(),
+            None => Ok(()),
+        }
     }
 
     /// Writes a checkpoint: the trained tensors (the backbone's at diffusers keys, the
     /// conditioner's under `conditioner.`), the fixed buffers, every EMA, the optimiser, state.
     pub(super) fn save_checkpoint(&mut self) -> Result<()> {
         self.sync_state();
+        if !self.is_main() {
+            return Ok(());
+        }
         let mut model = self.params.clone_shallow();
         // Fixed buffers (the position table) so the folder exports without the config.
         for (k, v) in self.model_vs.variables() {

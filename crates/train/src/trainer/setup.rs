@@ -6,6 +6,7 @@ use crate::backbone::mmdit_config;
 use crate::checkpoint::{CheckpointStore, LoadedCheckpoint};
 use crate::conditioning::{ClassEmbedding, Conditioning, ConditioningProvider};
 use crate::config::{DeviceChoice, Precision, RunConfig};
+use crate::distributed::DataParallel;
 use crate::ema::Ema;
 use crate::error::{Result, TrainError};
 use crate::metrics::MetricsWriter;
@@ -83,8 +84,11 @@ pub struct Trainer {
     pub(super) schedule: LrScheduler,
     pub(super) ema: Ema,
     pub(super) store: CheckpointStore,
-    pub(super) tb: EventWriter,
-    pub(super) metrics: MetricsWriter,
+    /// Data-parallel group when launched with several ranks.
+    pub(super) dp: Option<DataParallel>,
+    /// Logs exist on rank 0 only.
+    pub(super) tb: Option<EventWriter>,
+    pub(super) metrics: Option<MetricsWriter>,
     pub(super) validation: ValidationSet,
     pub(super) grid_noise: Tensor,
     pub(super) grid_labels: Tensor,
@@ -134,12 +138,19 @@ impl Trainer {
             (Some(_), true) => check_resumable(&dir, &cfg)?,
             _ => {}
         }
-        dir.create()?;
-        let resolved = crate::config::to_toml_string(&cfg)
-            .map_err(|e| TrainError::Invalid(format!("cannot serialise the config: {e}")))?;
-        write_atomic(&dir.config(), resolved.as_bytes())?;
-
         let device = pick_device(cfg.run.device)?;
+        let dp = DataParallel::from_env(
+            device,
+            std::time::Duration::from_secs(cfg.run.dist_timeout_s),
+        )?;
+        let main = dp.as_ref().is_none_or(|d| d.rank() == 0);
+        if main {
+            dir.create()?;
+            let resolved = crate::config::to_toml_string(&cfg)
+                .map_err(|e| TrainError::Invalid(format!("cannot serialise the config: {e}")))?;
+            write_atomic(&dir.config(), resolved.as_bytes())?;
+        }
+
         let formulation = Formulation::parse(&cfg.formulation.name)
             .map_err(|e| TrainError::Invalid(format!("formulation.name: {e}")))?;
         let shift = if cfg.formulation.shift == 1.0 {
@@ -169,6 +180,15 @@ impl Trainer {
                 Ok((model_vs, model, cond_vs, conditioner))
             })?;
         let params = trainable(&model_vs, &cond_vs);
+        if let Some(d) = &dp {
+            // Identical by construction (same seed); the broadcast makes it a guarantee.
+            d.broadcast(
+                &params
+                    .iter()
+                    .map(|(_, p)| p.shallow_clone())
+                    .collect::<Vec<_>>(),
+            )?;
+        }
         let o = &cfg.optim;
         let mut optimizer = AdamW::new(
             &params,
@@ -236,9 +256,28 @@ impl Trainer {
                 index: state.data_index,
             };
         }
-        let sampler = data.sampler(batch, seed ^ 0x5eed_da7a, position)?;
-        let metrics = MetricsWriter::open(&dir.metrics(), options.resume.then_some(state.step))?;
-        let tb = EventWriter::create(&dir.tensorboard())?;
+        if let (Some(d), true) = (&dp, options.resume) {
+            d.broadcast(
+                &params
+                    .iter()
+                    .map(|(_, p)| p.shallow_clone())
+                    .collect::<Vec<_>>(),
+            )?;
+        }
+        // Every rank draws the same global batch and trains on its share of it.
+        let world = dp.as_ref().map_or(1, DataParallel::world_size);
+        let sampler = data.sampler(batch * world, seed ^ 0x5eed_da7a, position)?;
+        let (metrics, tb) = if main {
+            (
+                Some(MetricsWriter::open(
+                    &dir.metrics(),
+                    options.resume.then_some(state.step),
+                )?),
+                Some(EventWriter::create(&dir.tensorboard())?),
+            )
+        } else {
+            (None, None)
+        };
 
         let (vx, vl) = data.held_out(cfg.validation.samples as usize, device)?;
         let validation = ValidationSet::new(vx, vl, seed ^ 0x7a11_da7e)?;
@@ -263,6 +302,7 @@ impl Trainer {
             schedule,
             ema,
             store,
+            dp,
             tb,
             metrics,
             validation,
@@ -295,6 +335,18 @@ impl Trainer {
 
     pub fn model(&self) -> &Mmdit {
         &self.model
+    }
+
+    /// `(rank, world size)`: `(0, 1)` without data parallelism.
+    pub fn rank_world(&self) -> (usize, usize) {
+        self.dp
+            .as_ref()
+            .map_or((0, 1), |d| (d.rank(), d.world_size()))
+    }
+
+    /// Rank 0 (or the only process): the one that writes logs, samples and checkpoints.
+    pub fn is_main(&self) -> bool {
+        self.rank_world().0 == 0
     }
 
     /// One optimiser step without hooks (benchmarks).
@@ -343,15 +395,30 @@ impl Trainer {
         let accum = self.cfg.train.grad_accum;
         let bins = i64::from(self.cfg.logging.t_bins);
         let step_loss = Tensor::f_zeros([] as [i64; 0], (Kind::Double, self.device))?;
+        let (rank, world) = self.rank_world();
         for _ in 0..accum {
             let idx = self.sampler.next_indices()?;
             let (x0, labels) = self.data.batch(&idx, self.device)?;
-            let b = x0.size()[0];
-            let keep = self.keep_masks(b)?;
-            let cond = self.conditioner.encode(&labels, &keep)?;
+            let global = x0.size()[0];
+            let keep = self.keep_masks(global)?;
             let batch = self
                 .formulation
                 .training_batch(&x0, &mut self.rng, self.shift)?;
+            // This rank's share of the global batch (all of it without data parallelism).
+            let b = global / world as i64;
+            let first = rank as i64 * b;
+            let (batch, labels, keep) = if world > 1 {
+                (
+                    batch.rows(first as usize, b as usize)?,
+                    labels.f_narrow(0, first, b)?,
+                    keep.iter()
+                        .map(|k| k.f_narrow(0, first, b))
+                        .collect::<std::result::Result<Vec<_>, _>>()?,
+                )
+            } else {
+                (batch, labels, keep)
+            };
+            let cond = self.conditioner.encode(&labels, &keep)?;
             let out = self.forward(&batch.net_input, &batch.time_input, &cond)?;
             let per = batch.per_sample_loss(&out)?;
             let loss = per.f_mean(Kind::Float)?.f_div_scalar(accum as f64)?;
@@ -372,10 +439,15 @@ impl Trainer {
                 .running
                 .bin_count
                 .f_index_add_(0, &bin_index, &per.f_ones_like()?)?;
-            self.running.samples += b as u64;
-            self.state.images_seen += b as u64;
+            self.running.samples += global as u64;
+            self.state.images_seen += global as u64;
         }
         let tensors: Vec<Tensor> = self.params.iter().map(|(_, p)| p.shallow_clone()).collect();
+        if let Some(d) = &self.dp {
+            d.average_gradients(&tensors)?;
+            // The global loss, so every rank takes the same non-finite decision.
+            d.sum(&step_loss)?;
+        }
         let norm = match self.cfg.optim.grad_clip {
             Some(max) => clip_grad_norm(&tensors, max)?,
             None => grad_norm(&tensors)?,
@@ -407,7 +479,7 @@ impl Trainer {
         self.state.step += 1;
         self.state.lr = lr;
         self.state.train_flops +=
-            self.flops_per_sample * (self.cfg.train.batch_size * accum) as f64;
+            self.flops_per_sample * (self.cfg.train.batch_size * accum * world as u64) as f64;
         self.ema.after_step(self.state.step, &self.params)?;
         self.running.steps += 1;
         Ok(())

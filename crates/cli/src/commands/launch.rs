@@ -1,0 +1,103 @@
+//! `flowscale launch --nproc-per-node N [--nnodes M --node-rank K --master-addr A --master-port P]
+//! -- train CONFIG ...`: starts N copies of flowscale on this node with torchrun's environment
+//! (`RANK`, `WORLD_SIZE`, `LOCAL_RANK`, `LOCAL_WORLD_SIZE`, `MASTER_ADDR`, `MASTER_PORT`), so a
+//! data-parallel run needs neither Python nor torchrun. When one rank fails, the others are
+//! stopped and the launcher exits with the failing rank's status.
+
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Args;
+
+#[derive(Debug, Args)]
+pub struct LaunchArgs {
+    /// Processes on this node (one per GPU on GPU hosts).
+    #[arg(long = "nproc-per-node", default_value_t = 1)]
+    nproc_per_node: u32,
+    /// Nodes in the job.
+    #[arg(long, default_value_t = 1)]
+    nnodes: u32,
+    /// This node's index in 0..nnodes.
+    #[arg(long = "node-rank", default_value_t = 0)]
+    node_rank: u32,
+    /// Address of node 0 (the rendezvous host).
+    #[arg(long = "master-addr", default_value = "127.0.0.1")]
+    master_addr: String,
+    /// Rendezvous port on node 0 (default: a free port, single-node jobs only).
+    #[arg(long = "master-port")]
+    master_port: Option<u16>,
+    /// The flowscale command each rank runs, after `--`, e.g. `-- train configs/demo.toml`.
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn stop_all(children: &mut [(u32, Child)]) {
+    for (_, c) in children.iter_mut() {
+        let _ = c.kill();
+    }
+    for (_, c) in children.iter_mut() {
+        let _ = c.wait();
+    }
+}
+
+pub fn run(args: &LaunchArgs) -> anyhow::Result<()> {
+    if args.nproc_per_node == 0 || args.nnodes == 0 || args.node_rank >= args.nnodes {
+        bail!(
+            "--nproc-per-node ({}) and --nnodes ({}) must be >= 1 and --node-rank ({}) < --nnodes",
+            args.nproc_per_node,
+            args.nnodes,
+            args.node_rank
+        );
+    }
+    let port = match (args.master_port, args.nnodes) {
+        (Some(p), _) => p,
+        (None, 1) => free_port()?,
+        (None, _) => bail!("multi-node jobs need --master-port (the same on every node)"),
+    };
+    let exe = std::env::current_exe().context("locating the flowscale binary")?;
+    let world = args.nproc_per_node * args.nnodes;
+    let mut children: Vec<(u32, Child)> = Vec::new();
+    for local in 0..args.nproc_per_node {
+        let rank = args.node_rank * args.nproc_per_node + local;
+        let child = Command::new(&exe)
+            .args(&args.command)
+            .env("RANK", rank.to_string())
+            .env("WORLD_SIZE", world.to_string())
+            .env("LOCAL_RANK", local.to_string())
+            .env("LOCAL_WORLD_SIZE", args.nproc_per_node.to_string())
+            .env("MASTER_ADDR", &args.master_addr)
+            .env("MASTER_PORT", port.to_string())
+            .spawn();
+        match child {
+            Ok(c) => children.push((rank, c)),
+            Err(e) => {
+                stop_all(&mut children);
+                return Err(e).with_context(|| format!("starting rank {rank}"));
+            }
+        }
+    }
+    // Poll rather than wait in order: the first failure anywhere ends the job.
+    while !children.is_empty() {
+        let mut i = 0;
+        while i < children.len() {
+            if let Some(status) = children[i].1.try_wait()? {
+                let (rank, _) = children.remove(i);
+                if !status.success() {
+                    stop_all(&mut children);
+                    bail!("rank {rank} failed ({status}); stopped the other ranks");
+                }
+            } else {
+                i += 1;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}

@@ -1,0 +1,152 @@
+//! Data parallelism over c10d (torchrun's contract, Gloo on CPU).
+//!
+//! Every rank draws the same global batch (the sampler, timesteps, noise and CFG dropout come
+//! from generators seeded identically on every rank) and trains on its contiguous share of it;
+//! gradients are averaged in flattened buckets after backward. A run with world size W and
+//! per-rank batch B therefore follows the 1-process run with batch W x B up to the summation
+//! order of the all-reduce. Rank 0 alone writes logs, samples and checkpoints.
+
+use crate::error::{Result, TrainError};
+use flowscale_torch_ext::c10d::{LaunchEnv, ProcessGroup, ReduceOp, TcpStore};
+use std::time::Duration;
+use tch::{Device, Kind, Tensor};
+
+/// Gradients are reduced in buckets of at most this many elements (25 Mi fp32 elements = 100 MiB;
+/// PyTorch DDP's default bucket is 25 MiB: larger buckets mean fewer collectives, and on CPU
+/// with Gloo there is no overlap with backward to gain from small ones).
+const BUCKET_ELEMENTS: i64 = 25 * 1024 * 1024;
+
+pub struct DataParallel {
+    group: ProcessGroup,
+    env: LaunchEnv,
+}
+
+fn c10d_error(what: &str, e: impl std::fmt::Display) -> TrainError {
+    TrainError::Invalid(format!(
+        "data parallel {what}: {e} (a peer rank exited or stopped answering within \
+         run.dist_timeout_s; its own log has the cause)"
+    ))
+}
+
+impl DataParallel {
+    /// Joins the process group the launch environment describes; `None` when this process
+    /// was started alone (no `WORLD_SIZE`, or `WORLD_SIZE=1`).
+    pub fn from_env(device: Device, timeout: Duration) -> Result<Option<Self>> {
+        let env = LaunchEnv::from_env().map_err(|e| c10d_error("launch environment", e))?;
+        let Some(env) = env.filter(|e| e.world_size > 1) else {
+            return Ok(None);
+        };
+        if device != Device::Cpu {
+            return Err(TrainError::Invalid(format!(
+                "data-parallel training on {device:?} needs the NCCL process group, which this \
+                 build does not wrap yet; Gloo (CPU) is available: set run.device = \"cpu\""
+            )));
+        }
+        let store = TcpStore::connect(
+            &env.master_addr,
+            env.master_port,
+            env.world_size,
+            env.rank == 0,
+            timeout,
+        )
+        .map_err(|e| c10d_error("rendezvous", e))?;
+        // Bind to the interface the rendezvous address is reached through.
+        let group = ProcessGroup::gloo(&store, env.rank, env.world_size, &env.master_addr, timeout)
+            .map_err(|e| c10d_error("process group", e))?;
+        Ok(Some(Self { group, env }))
+    }
+
+    pub fn rank(&self) -> usize {
+        self.env.rank as usize
+    }
+
+    pub fn world_size(&self) -> usize {
+        self.env.world_size as usize
+    }
+
+    /// Overwrites every tensor with rank 0's values.
+    pub fn broadcast(&self, tensors: &[Tensor]) -> Result<()> {
+        let _guard = tch::no_grad_guard();
+        self.group
+            .broadcast(tensors, 0)
+            .map_err(|e| c10d_error("broadcast", e))
+    }
+
+    /// Sums `t` (any shape) over ranks, in place.
+    pub fn sum(&self, t: &Tensor) -> Result<()> {
+        self.group
+            .all_reduce(&[t.shallow_clone()], ReduceOp::Sum)
+            .map_err(|e| c10d_error("all-reduce", e))
+    }
+
+    /// Averages the gradients of `params` over ranks: flattened into fp32 buckets (one
+    /// collective per bucket rather than per tensor), reduced, and copied back.
+    pub fn average_gradients(&self, params: &[Tensor]) -> Result<()> {
+        let _guard = tch::no_grad_guard();
+        let grads: Vec<Tensor> = params
+            .iter()
+            .map(|p| p.grad())
+            .filter(|g| g.defined())
+            .collect();
+        let mut start = 0;
+        while start < grads.len() {
+            let mut end = start;
+            let mut elements = 0;
+            while end < grads.len()
+                && (end == start || elements + grads[end].numel() as i64 <= BUCKET_ELEMENTS)
+            {
+                elements += grads[end].numel() as i64;
+                end += 1;
+            }
+            let bucket = &grads[start..end];
+            let flat = Tensor::f_cat(
+                &bucket
+                    .iter()
+                    .map(|g| g.f_reshape([-1]).and_then(|g| g.f_to_kind(Kind::Float)))
+                    .collect::<std::result::Result<Vec<_>, _>>()?,
+                0,
+            )?;
+            self.group
+                .all_reduce_mean(&[flat.shallow_clone()])
+                .map_err(|e| c10d_error("gradient all-reduce", e))?;
+            let mut offset = 0;
+            for g in bucket {
+                let n = g.numel() as i64;
+                let part = flat.f_narrow(0, offset, n)?.f_view_as(g)?;
+                g.shallow_clone().f_copy_(&part)?;
+                offset += n;
+            }
+            start = end;
+        }
+        Ok(())
+    }
+}
+
+/// The contiguous share `rank` of `world` takes from `n` items (the first `n % world` ranks
+/// take one more).
+pub fn shard(n: usize, rank: usize, world: usize) -> std::ops::Range<usize> {
+    let base = n / world;
+    let extra = n % world;
+    let start = rank * base + rank.min(extra);
+    start..start + base + usize::from(rank < extra)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shard;
+
+    #[test]
+    fn shards_cover_everything_once() {
+        for n in [0, 1, 7, 12] {
+            for world in 1..5 {
+                let parts: Vec<_> = (0..world).map(|r| shard(n, r, world)).collect();
+                assert_eq!(parts[0].start, 0);
+                assert_eq!(parts[world - 1].end, n);
+                for w in parts.windows(2) {
+                    assert_eq!(w[0].end, w[1].start);
+                    assert!(w[0].len() >= w[1].len() && w[0].len() - w[1].len() <= 1);
+                }
+            }
+        }
+    }
+}
