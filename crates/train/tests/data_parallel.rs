@@ -50,30 +50,7 @@ fn validation_losses(run: &Path) -> Vec<f64> {
 #[test]
 fn two_ranks_with_batch_b_equal_one_process_with_batch_2b() {
     let tmp = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
-    let exe = std::env::current_exe().unwrap();
-    let ranks: Vec<_> = (0..2)
-        .map(|rank| {
-            Command::new(&exe)
-                .args(["--ignored", "--exact", "dp_rank", "--nocapture"])
-                .env("RANK", rank.to_string())
-                .env("WORLD_SIZE", "2")
-                .env("LOCAL_RANK", rank.to_string())
-                .env("LOCAL_WORLD_SIZE", "2")
-                .env("MASTER_ADDR", "127.0.0.1")
-                .env("MASTER_PORT", &port)
-                .env("FLOWSCALE_TEST_OUT", tmp.path())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let ranks = spawn_ranks(tmp.path(), "all");
     // Meanwhile, the single process with the global batch.
     let single = train(
         tiny_config(
@@ -84,15 +61,7 @@ fn two_ranks_with_batch_b_equal_one_process_with_batch_2b() {
         quiet(),
     )
     .unwrap();
-    for (rank, child) in ranks.into_iter().enumerate() {
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "rank {rank} failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    wait_ranks(ranks);
     let dp_run = tmp.path().join("dp");
     let dp_state: TrainState =
         serde_json::from_str(&std::fs::read_to_string(final_state_path(&dp_run)).unwrap()).unwrap();
@@ -139,15 +108,95 @@ fn final_state_path(run: &Path) -> std::path::PathBuf {
     path.join("state.json")
 }
 
+/// Starts ranks 0 and 1 of `dp_rank` in `mode`.
+fn spawn_ranks(out: &Path, mode: &str) -> Vec<std::process::Child> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let exe = std::env::current_exe().unwrap();
+    (0..2)
+        .map(|rank| {
+            Command::new(&exe)
+                .args(["--ignored", "--exact", "dp_rank", "--nocapture"])
+                .env("RANK", rank.to_string())
+                .env("WORLD_SIZE", "2")
+                .env("LOCAL_RANK", rank.to_string())
+                .env("LOCAL_WORLD_SIZE", "2")
+                .env("MASTER_ADDR", "127.0.0.1")
+                .env("MASTER_PORT", &port)
+                .env("FLOWSCALE_TEST_OUT", out)
+                .env("FLOWSCALE_TEST_MODE", mode)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect()
+}
+
+fn wait_ranks(ranks: Vec<std::process::Child>) {
+    for (rank, child) in ranks.into_iter().enumerate() {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "rank {rank} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 #[test]
-#[ignore = "a rank of two_ranks_with_batch_b_equal_one_process_with_batch_2b"]
+fn data_parallel_resume_equals_an_uninterrupted_data_parallel_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    wait_ranks(spawn_ranks(tmp.path(), "straight"));
+    wait_ranks(spawn_ranks(tmp.path(), "half"));
+    wait_ranks(spawn_ranks(tmp.path(), "resume"));
+    let a = final_checkpoint(&tmp.path().join("dp-straight"));
+    let b = final_checkpoint(&tmp.path().join("dp-split"));
+    assert_eq!(a.state.step, 6);
+    assert_eq!(b.state.step, 6);
+    let mut compared = 0;
+    for (group, tensors) in &a.groups {
+        for (name, t) in tensors {
+            assert!(t.equal(&b.groups[group][name]), "{group}/{name} differs");
+            compared += 1;
+        }
+    }
+    assert!(compared > 50, "{compared}");
+}
+
+#[test]
+#[ignore = "a rank spawned by the data-parallel tests"]
 fn dp_rank() {
     let out = std::env::var("FLOWSCALE_TEST_OUT").expect("spawned by the test");
+    let mode = std::env::var("FLOWSCALE_TEST_MODE").expect("spawned by the test");
     let o = overrides(4);
-    let cfg = tiny_config(
-        Path::new(&out),
-        "dp",
-        &o.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
-    train(cfg, quiet()).unwrap();
+    let mut o: Vec<&str> = o.iter().map(String::as_str).collect();
+    let (name, options) = match mode.as_str() {
+        "all" => ("dp", quiet()),
+        "straight" => ("dp-straight", quiet()),
+        "half" => (
+            "dp-split",
+            TrainOptions {
+                stop_at: Some(3),
+                ..quiet()
+            },
+        ),
+        "resume" => (
+            "dp-split",
+            TrainOptions {
+                resume: true,
+                ..quiet()
+            },
+        ),
+        other => panic!("unknown mode {other}"),
+    };
+    if mode != "all" {
+        o.extend(["train.steps=6", "checkpoint.every=3", "validation.every=3"]);
+    }
+    train(tiny_config(Path::new(&out), name, &o), options).unwrap();
 }
