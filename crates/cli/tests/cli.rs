@@ -44,6 +44,7 @@ fn help_lists_every_subcommand() {
     let t = text(&flowscale(&["--help"]));
     for cmd in [
         "train",
+        "launch",
         "sweep",
         "precompute",
         "sample",

@@ -1,3 +1,13 @@
-//! `flowscale-study`: Sweeps, result aggregation, power-law fits, plots and reports (issue #9).
-//!
-//! Empty until its issue lands; see docs/architecture.md for what it will hold.
+//! `flowscale-study`: sweeps of run configs (issue #9): sweep files, their expansion into runs
+//! with config-derived IDs, and running them (sequentially here, or as a Slurm array).
+//! Aggregation, power-law fits, plots and reports come next (docs/architecture.md).
+
+pub mod error;
+pub mod run_id;
+pub mod runner;
+pub mod sweep;
+
+pub use error::{Result, StudyError};
+pub use run_id::run_id;
+pub use runner::RunStatus;
+pub use sweep::{describe, Sweep, SweepRun};

@@ -10,6 +10,7 @@ mod info;
 mod launch;
 mod planned;
 mod sample;
+mod sweep;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -32,8 +33,8 @@ enum Command {
     Train(train::TrainArgs),
     /// Start N data-parallel ranks of a flowscale command with torchrun's environment.
     Launch(launch::LaunchArgs),
-    /// Expand and run a sweep of run configs [planned: issue #9].
-    Sweep(planned::PlannedArgs),
+    /// Expand a sweep file into runs; list them, run them here, or write a Slurm array.
+    Sweep(sweep::SweepArgs),
     /// Encode a dataset into latent shards [planned: issue #5].
     Precompute(planned::PlannedArgs),
     /// Sample latents from an MMDiT checkpoint (RF Euler, SD3 scheduler sigmas, CFG).
@@ -59,7 +60,7 @@ impl Cli {
             Command::Config(args) => config::run(&args),
             Command::Train(args) => train::run(&args),
             Command::Launch(args) => launch::run(&args),
-            Command::Sweep(args) => planned::run("sweep", 9, &args),
+            Command::Sweep(args) => sweep::run(&args),
             Command::Precompute(args) => planned::run("precompute", 5, &args),
             Command::Sample(args) => sample::run(&args),
             Command::Eval(args) => planned::run("eval", 7, &args),

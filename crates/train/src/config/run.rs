@@ -272,6 +272,9 @@ impl Validate for FormulationConfig {
                 "name",
                 "must name a formulation, e.g. \"rf/lognorm(0.00, 1.00)\"",
             );
+        } else if let Err(e) = flowscale_formulations::Formulation::parse(&self.name) {
+            // The parser's message lists the families and the closest valid names.
+            v.fail("name", e.to_string());
         }
         v.at_least("shift", self.shift, 0.0, false);
     }

@@ -1,0 +1,102 @@
+//! `flowscale sweep FILE --list | --run [--index I] | --slurm OUT.sbatch`.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use flowscale_study::{describe, RunStatus, Sweep};
+use flowscale_train::TrainOptions;
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// Sweep file (see experiments/): a base config, [set] overrides and [axes].
+    file: PathBuf,
+    /// Show the runs: index, ID, status and axis values.
+    #[arg(long, conflicts_with_all = ["run", "slurm"])]
+    list: bool,
+    /// Train the runs one after another here; finished runs are skipped, stopped ones resumed.
+    #[arg(long, conflicts_with = "slurm")]
+    run: bool,
+    /// With --run: only this run (the Slurm array task index).
+    #[arg(long, requires = "run")]
+    index: Option<usize>,
+    /// Write a Slurm array script with one task per run.
+    #[arg(long, value_name = "OUT")]
+    slurm: Option<PathBuf>,
+}
+
+pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
+    let sweep = Sweep::load(&args.file)?;
+    let n = sweep.runs.len();
+    if let Some(out) = &args.slurm {
+        let exe = std::env::current_exe().context("locating the flowscale binary")?;
+        // Slurm drops the output of tasks whose --output folder does not exist.
+        sweep.write_index()?;
+        std::fs::write(out, sweep.slurm_script(&exe))
+            .with_context(|| format!("writing {}", out.display()))?;
+        eprintln!(
+            "wrote {} ({n} array tasks): sbatch {}",
+            out.display(),
+            out.display()
+        );
+        return Ok(());
+    }
+    if args.run {
+        let which: Vec<usize> = match args.index {
+            Some(i) if i < n => vec![i],
+            Some(i) => bail!(
+                "--index {i}: the sweep has {n} runs (0..{})",
+                n.saturating_sub(1)
+            ),
+            None => (0..n).collect(),
+        };
+        sweep.write_index()?;
+        let started = std::time::Instant::now();
+        for i in which {
+            let r = &sweep.runs[i];
+            let status = sweep.status(i)?;
+            eprintln!(
+                "== run {}/{n} {} ({}): {status}",
+                i + 1,
+                r.id,
+                describe(&r.values)
+            );
+            if status == RunStatus::Done {
+                continue;
+            }
+            let t = std::time::Instant::now();
+            sweep.run_one(
+                i,
+                &TrainOptions {
+                    quiet: true,
+                    ..Default::default()
+                },
+            )?;
+            sweep.write_index()?;
+            eprintln!("   done in {:.0} s", t.elapsed().as_secs_f64());
+        }
+        eprintln!(
+            "sweep {} finished in {:.0} s; index {}",
+            sweep.name,
+            started.elapsed().as_secs_f64(),
+            sweep.out_dir.join("sweep.json").display()
+        );
+        return Ok(());
+    }
+    // --list (also the default).
+    println!(
+        "sweep {}: {n} runs in {}",
+        sweep.name,
+        sweep.out_dir.display()
+    );
+    for i in 0..n {
+        let r = &sweep.runs[i];
+        println!(
+            "{i:>4}  {}  {:<20}  {}",
+            r.id,
+            sweep.status(i)?.to_string(),
+            describe(&r.values)
+        );
+    }
+    Ok(())
+}
