@@ -3,11 +3,13 @@
 //! Aggregation, power-law fits, plots and reports come next (docs/architecture.md).
 
 pub mod error;
+pub mod fit;
 pub mod run_id;
 pub mod runner;
 pub mod sweep;
 
 pub use error::{Result, StudyError};
+pub use fit::{fit_power_law, PowerLaw, PowerLawFit};
 pub use run_id::run_id;
 pub use runner::RunStatus;
 pub use sweep::{describe, Sweep, SweepRun};
