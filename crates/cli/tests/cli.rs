@@ -51,6 +51,7 @@ fn help_lists_every_subcommand() {
         "eval",
         "rank",
         "plot",
+        "report",
         "export",
         "formulations",
         "bench",

@@ -2,8 +2,11 @@
 //! with config-derived IDs, and running them (sequentially here, or as a Slurm array).
 //! Aggregation, power-law fits, plots and reports come next (docs/architecture.md).
 
+pub mod curves;
 pub mod error;
 pub mod fit;
+pub mod plot;
+pub mod report;
 pub mod run_id;
 pub mod runner;
 pub mod sweep;

@@ -176,6 +176,27 @@ fn an_interrupted_sweep_continues_without_redoing_finished_runs() {
     let index = sweep.write_index().unwrap();
     let text = std::fs::read_to_string(index).unwrap();
     assert_eq!(text.matches("\"status\": \"done\"").count(), 2, "{text}");
+
+    // The report ranks both runs by their best EMA validation loss and draws the plots.
+    let report = flowscale_study::report::write_report(&sweep).unwrap();
+    let md = std::fs::read_to_string(&report.markdown).unwrap();
+    for r in &report.runs {
+        assert!(md.contains(&r.id), "{md}");
+        let (step, loss) = r.best.expect("validated");
+        assert!(step == 2 || step == 4);
+        assert!(md.contains(&format!("{loss:.5}")), "{md}");
+    }
+    let best: Vec<f64> = report.runs.iter().map(|r| r.best.unwrap().1).collect();
+    let first_row = md.lines().find(|l| l.starts_with("| 1 |")).unwrap();
+    let winner = &report.runs[if best[0] <= best[1] { 0 } else { 1 }].id;
+    assert!(first_row.contains(winner.as_str()), "{md}");
+    for name in [
+        "validation-loss.png",
+        "loss-vs-flops.png",
+        "loss-vs-flops.svg",
+    ] {
+        assert!(report.markdown.with_file_name(name).is_file(), "{name}");
+    }
 }
 
 #[test]

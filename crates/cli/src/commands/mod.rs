@@ -9,6 +9,7 @@ mod formulations;
 mod info;
 mod launch;
 mod planned;
+mod report;
 mod sample;
 mod sweep;
 mod train;
@@ -43,8 +44,10 @@ enum Command {
     Eval(planned::PlannedArgs),
     /// Rank runs by Pareto fronts over sampler settings [planned: issue #7].
     Rank(planned::PlannedArgs),
-    /// Plot loss curves, scaling fits and formulation weights [planned: issue #9].
-    Plot(planned::PlannedArgs),
+    /// Plot the validation curves of runs (PNG and SVG).
+    Plot(report::PlotArgs),
+    /// Write a sweep's report: table, plots, compute fit (Markdown).
+    Report(report::ReportArgs),
     /// Export a run's weights in diffusers, SD3 or plain safetensors layout, with a model card.
     Export(export::ExportArgs),
     /// List the 61 noise formulations and tabulate their schedules and weights.
@@ -65,7 +68,8 @@ impl Cli {
             Command::Sample(args) => sample::run(&args),
             Command::Eval(args) => planned::run("eval", 7, &args),
             Command::Rank(args) => planned::run("rank", 7, &args),
-            Command::Plot(args) => planned::run("plot", 9, &args),
+            Command::Plot(args) => report::plot(&args),
+            Command::Report(args) => report::report(&args),
             Command::Export(args) => export::run(&args),
             Command::Formulations(args) => formulations::run(&args),
             Command::Bench(args) => bench::run(&args),

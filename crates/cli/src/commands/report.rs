@@ -1,0 +1,98 @@
+//! `flowscale report SWEEP` (a sweep file, or a sweep folder holding `sweep.json`) and
+//! `flowscale plot RUN_DIR... --out STEM` (validation curves of any runs).
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use flowscale_study::curves::RunCurves;
+use flowscale_study::plot::{save, LinePlot, Series};
+use flowscale_study::report::write_report;
+use flowscale_study::Sweep;
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The sweep file, or the sweep's output folder (its sweep.json names the file).
+    sweep: PathBuf,
+}
+
+pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
+    let file = if args.sweep.is_dir() {
+        let index = args.sweep.join("sweep.json");
+        let text = std::fs::read_to_string(&index)
+            .with_context(|| format!("{} has no readable sweep.json", args.sweep.display()))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", index.display()))?;
+        match v["file"].as_str() {
+            Some(f) => PathBuf::from(f),
+            None => bail!("{}: no \"file\" entry", index.display()),
+        }
+    } else {
+        args.sweep.clone()
+    };
+    let sweep = Sweep::load(&file)?;
+    let r = write_report(&sweep)?;
+    println!("report: {}", r.markdown.display());
+    for p in &r.plots {
+        println!("plot:   {}", p.display());
+    }
+    if let Some(f) = &r.fit {
+        println!(
+            "compute fit: b = {:.4} [{:.4}, {:.4}] (95% bootstrap)",
+            f.law.b, f.b_ci.0, f.b_ci.1
+        );
+    }
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct PlotArgs {
+    /// Run directories.
+    #[arg(required = true)]
+    runs: Vec<PathBuf>,
+    /// Output path without extension: STEM.png and STEM.svg are written.
+    #[arg(long)]
+    out: PathBuf,
+    /// Weights to plot (`raw`, `ema0.999`, ...; default: the first EMA, else raw).
+    #[arg(long)]
+    weights: Option<String>,
+}
+
+pub fn plot(args: &PlotArgs) -> anyhow::Result<()> {
+    let mut series = Vec::new();
+    for run in &args.runs {
+        let c = RunCurves::read(run)?;
+        let w = match &args.weights {
+            Some(w) => w.clone(),
+            None => match c.selection_weights() {
+                Some(w) => w.to_owned(),
+                None => bail!("{}: no validation results in metrics.jsonl", run.display()),
+            },
+        };
+        let Some(points) = c.validation.get(&w) else {
+            bail!(
+                "{}: no validation results for weights `{w}` (has: {})",
+                run.display(),
+                c.validation.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
+        };
+        series.push(Series {
+            label: format!("{} ({w})", run.display()),
+            points: points.iter().map(|&(s, l)| (s as f64, l)).collect(),
+            dashed: false,
+        });
+    }
+    let (png, svg) = save(
+        &LinePlot {
+            title: "validation loss".into(),
+            x_label: "training step".into(),
+            y_label: "validation loss (mean over t < 1)".into(),
+            log_x: false,
+            log_y: false,
+            series,
+        },
+        &args.out,
+    )?;
+    println!("{}\n{}", png.display(), svg.display());
+    Ok(())
+}

@@ -1,0 +1,246 @@
+//! Line plots as PNG and SVG (plotters). Text is drawn with a font compiled into the binary
+//! (Ubuntu Light from `epaint_default_fonts`, registered with plotters' ab_glyph backend), so
+//! plots look the same on machines without any system fonts.
+
+use crate::error::{io, Result, StudyError};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// One named curve; `dashed` draws a fitted law rather than measurements.
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
+    pub dashed: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct LinePlot {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub log_x: bool,
+    pub log_y: bool,
+    pub series: Vec<Series>,
+}
+
+const WIDTH: u32 = 900;
+const HEIGHT: u32 = 600;
+
+fn font() -> std::result::Result<(), String> {
+    static REGISTERED: OnceLock<std::result::Result<(), String>> = OnceLock::new();
+    REGISTERED
+        .get_or_init(|| {
+            plotters::style::register_font(
+                "sans-serif",
+                FontStyle::Normal,
+                epaint_default_fonts::UBUNTU_LIGHT,
+            )
+            .map_err(|_| "the embedded font does not parse".to_owned())
+        })
+        .clone()
+}
+
+fn plot_error(path: &Path, e: impl std::fmt::Display) -> StudyError {
+    StudyError::Sweep {
+        path: path.display().to_string(),
+        message: format!("plot: {e}"),
+    }
+}
+
+/// Padded data range; on a log axis only positive values count.
+fn range(values: impl Iterator<Item = f64>, log: bool) -> Option<(f64, f64)> {
+    let v: Vec<f64> = values
+        .filter(|x| x.is_finite() && (!log || *x > 0.0))
+        .collect();
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if !lo.is_finite() {
+        return None;
+    }
+    Some(if log {
+        let (lo, hi) = if lo == hi {
+            (lo / 2.0, hi * 2.0)
+        } else {
+            (lo, hi)
+        };
+        (lo / (hi / lo).powf(0.05), hi * (hi / lo).powf(0.05))
+    } else {
+        let pad = if hi > lo {
+            0.05 * (hi - lo)
+        } else {
+            0.5 * lo.abs().max(1.0)
+        };
+        (lo - pad, hi + pad)
+    })
+}
+
+macro_rules! draw_chart {
+    ($root:expr, $plot:expr, $xr:expr, $yr:expr) => {{
+        let mut chart = ChartBuilder::on($root)
+            .caption(&$plot.title, ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(48)
+            .y_label_area_size(72)
+            .build_cartesian_2d($xr, $yr)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc($plot.x_label.as_str())
+            .y_desc($plot.y_label.as_str())
+            .label_style(("sans-serif", 14))
+            .x_label_formatter(&|v| tick(*v))
+            .y_label_formatter(&|v| tick(*v))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for (i, s) in $plot.series.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            let pts: Vec<(f64, f64)> = s
+                .points
+                .iter()
+                .copied()
+                .filter(|(x, y)| x.is_finite() && y.is_finite())
+                .collect();
+            let style = ShapeStyle::from(&color).stroke_width(2);
+            let drawn = if s.dashed {
+                chart.draw_series(DashedLineSeries::new(pts.clone(), 8, 5, style))
+            } else {
+                chart.draw_series(LineSeries::new(pts.clone(), style))
+            }
+            .map_err(|e| e.to_string())?;
+            drawn
+                .label(s.label.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color));
+            if !s.dashed {
+                chart
+                    .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 13))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        Ok::<(), String>(())
+    }};
+}
+
+/// Tick labels: plain numbers in the usual range, scientific notation for very large or small.
+fn tick(v: f64) -> String {
+    let a = v.abs();
+    if a != 0.0 && !(1e-3..1e5).contains(&a) {
+        format!("{v:.1e}")
+    } else if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        let s = format!("{v:.4}");
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    }
+}
+
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    plot: &LinePlot,
+) -> std::result::Result<(), String> {
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let xs = plot
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.0));
+    let ys = plot
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1));
+    let (x0, x1) = range(xs, plot.log_x).ok_or("no finite x values")?;
+    let (y0, y1) = range(ys, plot.log_y).ok_or("no finite y values")?;
+    match (plot.log_x, plot.log_y) {
+        (true, true) => draw_chart!(root, plot, (x0..x1).log_scale(), (y0..y1).log_scale()),
+        (true, false) => draw_chart!(root, plot, (x0..x1).log_scale(), y0..y1),
+        (false, true) => draw_chart!(root, plot, x0..x1, (y0..y1).log_scale()),
+        (false, false) => draw_chart!(root, plot, x0..x1, y0..y1),
+    }?;
+    root.present().map_err(|e| e.to_string())
+}
+
+/// Writes `<stem>.png` and `<stem>.svg`; returns both paths.
+pub fn save(plot: &LinePlot, stem: &Path) -> Result<(PathBuf, PathBuf)> {
+    font().map_err(|e| plot_error(stem, e))?;
+    if let Some(dir) = stem.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    }
+    let svg = stem.with_extension("svg");
+    {
+        let root = SVGBackend::new(&svg, (WIDTH, HEIGHT)).into_drawing_area();
+        draw(&root, plot).map_err(|e| plot_error(&svg, e))?;
+    }
+    let png_path = stem.with_extension("png");
+    let mut rgb = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, (WIDTH, HEIGHT)).into_drawing_area();
+        draw(&root, plot).map_err(|e| plot_error(&png_path, e))?;
+    }
+    let file = std::fs::File::create(&png_path).map_err(|e| io(&png_path, e))?;
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), WIDTH, HEIGHT);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.write_header()
+        .and_then(|mut w| w.write_image_data(&rgb))
+        .map_err(|e| plot_error(&png_path, e))?;
+    Ok((png_path, svg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_png_and_svg_with_text_and_curves() {
+        let tmp = tempfile::tempdir().unwrap();
+        let plot = LinePlot {
+            title: "validation loss".into(),
+            x_label: "training FLOPs".into(),
+            y_label: "loss".into(),
+            log_x: true,
+            log_y: true,
+            series: vec![
+                Series {
+                    label: "depth 2".into(),
+                    points: vec![(1e12, 0.5), (1e13, 0.4), (1e14, 0.35)],
+                    dashed: false,
+                },
+                Series {
+                    label: "fit".into(),
+                    points: vec![(1e12, 0.52), (1e14, 0.34)],
+                    dashed: true,
+                },
+            ],
+        };
+        let (png_path, svg) = save(&plot, &tmp.path().join("p")).unwrap();
+        let svg_text = std::fs::read_to_string(svg).unwrap();
+        assert!(svg_text.contains("validation loss"));
+        assert!(svg_text.contains("depth 2"));
+        // The PNG decodes to the plot size and is not blank: curves and text coloured pixels.
+        let decoder = png::Decoder::new(std::io::BufReader::new(
+            std::fs::File::open(png_path).unwrap(),
+        ));
+        let mut reader = decoder.read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        assert_eq!((info.width, info.height), (WIDTH, HEIGHT));
+        let non_white = buf.chunks(3).filter(|p| p != &[255, 255, 255]).count();
+        assert!(non_white > 2000, "{non_white}");
+        let coloured = buf
+            .chunks(3)
+            .filter(|p| {
+                let (mx, mn) = (p.iter().max().unwrap(), p.iter().min().unwrap());
+                mx - mn > 60
+            })
+            .count();
+        assert!(coloured > 100, "{coloured}");
+    }
+}
