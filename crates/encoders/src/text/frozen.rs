@@ -1,0 +1,39 @@
+//! A frozen model loaded from a Hugging Face folder, with the VarStore that owns its weights.
+
+use crate::error::Result;
+use crate::weights;
+use std::path::Path;
+use tch::{nn, Device, Kind};
+
+/// A model and its variables (no gradients are tracked: every forward here runs under
+/// `no_grad` or is called by code that does).
+#[derive(Debug)]
+pub struct Frozen<M> {
+    pub vs: nn::VarStore,
+    pub model: M,
+}
+
+/// Reads `dir/config.json` into `C`, builds the model with `build` in a new VarStore on
+/// `device`, converts it to `kind` and copies the folder's weights in after checking every key
+/// (`ignored`: stored buffers the model recomputes; `fixup` may rename keys first).
+pub fn load_folder<C, M>(
+    dir: &Path,
+    kind: Kind,
+    device: Device,
+    ignored: &[&str],
+    build: impl FnOnce(&nn::Path, &C, &Path) -> Result<M>,
+    fixup: impl FnOnce(&mut weights::StateDict),
+) -> Result<(C, Frozen<M>)>
+where
+    C: serde::de::DeserializeOwned,
+{
+    let config: C = weights::read_config(dir)?;
+    let mut vs = nn::VarStore::new(device);
+    let model = build(&vs.root(), &config, &dir.join(weights::CONFIG_FILE))?;
+    vs.set_kind(kind);
+    vs.freeze();
+    let mut state = weights::read_folder(dir, kind, device)?;
+    fixup(&mut state);
+    weights::copy_into(&vs, &state, ignored, dir)?;
+    Ok((config, Frozen { vs, model }))
+}

@@ -1,0 +1,14 @@
+//! Text encoders and tokenizers.
+
+pub mod bert;
+pub mod clip;
+pub mod frozen;
+pub mod hf_tokenizer;
+pub mod layers;
+pub mod t5;
+
+pub use bert::{Bert, BertConfig, MiniLm, SentenceEmbeddings};
+pub use clip::{ClipPadding, ClipText, ClipTextConfig, ClipTextOutput, ClipTokenizer};
+pub use frozen::Frozen;
+pub use hf_tokenizer::{HfTokenizer, Padding, TokenBatch};
+pub use t5::{T5Config, T5Encoder};
