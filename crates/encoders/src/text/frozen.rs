@@ -37,3 +37,27 @@ where
     weights::copy_into(&vs, &state, ignored, dir)?;
     Ok((config, Frozen { vs, model }))
 }
+
+/// Fills every variable of `vs` with `N(0, std)` from torch's generator seeded with `seed`
+/// (norm scales with `1 + N(0, std)`): random encoders for tests and benchmarks, since models
+/// here start at zero and are meant to be loaded.
+pub fn randomize(vs: &nn::VarStore, seed: i64, std: f64) -> Result<()> {
+    tch::manual_seed(seed);
+    let mut vars: Vec<(String, tch::Tensor)> = vs.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    tch::no_grad(|| -> Result<()> {
+        for (name, var) in vars {
+            let noise =
+                tch::Tensor::f_randn(var.size(), (Kind::Float, var.device()))?.f_mul_scalar(std)?;
+            let is_scale = name.to_lowercase().contains("norm") && name.ends_with("weight");
+            let value = if is_scale {
+                noise.f_add_scalar(1.0)?
+            } else {
+                noise
+            };
+            let mut var = var;
+            var.f_copy_(&value.f_to_kind(var.kind())?)?;
+        }
+        Ok(())
+    })
+}

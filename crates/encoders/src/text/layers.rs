@@ -5,7 +5,7 @@ use tch::nn::{Init, Path};
 use tch::{Kind, Tensor};
 
 /// Parameters start at zero; every model here is frozen and loaded from a checkpoint (tests that
-/// need random weights re-randomise them, see [`crate::text::randomize`]).
+/// need random weights re-randomise them, see [`crate::text::frozen::randomize`]).
 const INIT: Init = Init::Const(0.0);
 
 /// `y = x W^T (+ b)`, weight `[out, in]` at `<path>.weight`, bias at `<path>.bias`.

@@ -2,13 +2,17 @@
 
 pub mod bert;
 pub mod clip;
+pub mod conditioning;
 pub mod frozen;
 pub mod hf_tokenizer;
 pub mod layers;
+pub mod sd3;
 pub mod t5;
 
 pub use bert::{Bert, BertConfig, MiniLm, SentenceEmbeddings};
 pub use clip::{ClipPadding, ClipText, ClipTextConfig, ClipTextOutput, ClipTokenizer};
+pub use conditioning::TextConditioning;
 pub use frozen::Frozen;
 pub use hf_tokenizer::{HfTokenizer, Padding, TokenBatch};
+pub use sd3::{Sd3Dims, Sd3TextStack};
 pub use t5::{T5Config, T5Encoder};
