@@ -4,6 +4,7 @@ mod bench;
 mod bench_fwd_bwd;
 mod bench_train;
 mod config;
+mod embed_text;
 mod export;
 mod formulations;
 mod info;
@@ -33,6 +34,8 @@ enum Command {
     Sweep(planned::PlannedArgs),
     /// Encode a dataset into latent shards [planned: issue #5].
     Precompute(planned::PlannedArgs),
+    /// Encode prompts (one per line) with a text encoder into `context` and `pooled` for sample.
+    EmbedText(embed_text::EmbedTextArgs),
     /// Sample latents from an MMDiT checkpoint (RF Euler, SD3 scheduler sigmas, CFG).
     Sample(sample::SampleArgs),
     /// Evaluate a run: validation loss, FID, CLIP score [planned: issue #7].
@@ -57,6 +60,7 @@ impl Cli {
             Command::Train(args) => train::run(&args),
             Command::Sweep(args) => planned::run("sweep", 9, &args),
             Command::Precompute(args) => planned::run("precompute", 5, &args),
+            Command::EmbedText(args) => embed_text::run(&args),
             Command::Sample(args) => sample::run(&args),
             Command::Eval(args) => planned::run("eval", 7, &args),
             Command::Rank(args) => planned::run("rank", 7, &args),

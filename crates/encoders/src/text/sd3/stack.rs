@@ -105,6 +105,13 @@ impl Sd3TextStack {
                         pooled,
                     ));
                 }
+                if c.max_position_embeddings < dims.clip_tokens {
+                    return Err(mismatch(
+                        &format!("{name} max_position_embeddings"),
+                        c.max_position_embeddings,
+                        dims.clip_tokens,
+                    ));
+                }
                 if s.tokenizer.context_length as i64 != dims.clip_tokens {
                     return Err(mismatch(
                         &format!("{name} context length"),
