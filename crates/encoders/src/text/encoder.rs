@@ -45,7 +45,7 @@ impl MiniLmText {
 /// The encoders a config can select.
 #[derive(Debug)]
 pub enum TextEncoder {
-    MiniLm(MiniLmText),
+    MiniLm(Box<MiniLmText>),
     Sd3(Box<Sd3TextStack>),
 }
 
@@ -119,10 +119,10 @@ impl TextEncoder {
                 })?;
                 let mut model = MiniLm::load(&m.path, device)?;
                 model.vs.set_kind(kind);
-                Ok(TextEncoder::MiniLm(MiniLmText {
+                Ok(TextEncoder::MiniLm(Box::new(MiniLmText {
                     model,
                     tokens: m.tokens,
-                }))
+                })))
             }
             EncoderKind::Sd3 => {
                 let s = cfg.sd3.as_ref().ok_or_else(|| {
