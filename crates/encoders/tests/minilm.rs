@@ -39,6 +39,9 @@ fn sentence_embeddings_match_sentence_transformers() {
         let one = model.encode(&[t]).unwrap().embedding;
         assert!(common::max_abs_diff(&one.get(0), &expected.get(i as i64)) < 1e-4);
     }
+    // Grouped by length and returned in input order.
+    let sorted = model.embed_sorted(&texts, 3).unwrap();
+    assert!(common::max_abs_diff(&sorted, expected) < 1e-4);
     // Unit norm.
     let norms = got.norm_scalaropt_dim(2, [-1i64].as_slice(), false);
     assert!(common::max_abs_diff(&norms, &Tensor::ones([16], (Kind::Float, Device::Cpu))) < 1e-5);

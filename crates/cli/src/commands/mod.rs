@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_fwd_bwd;
+mod bench_minilm;
 mod bench_train;
 mod config;
 mod embed_text;

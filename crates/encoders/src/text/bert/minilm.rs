@@ -6,7 +6,7 @@
 use super::config::BertConfig;
 use super::model::{Bert, IGNORED_KEYS};
 use crate::error::{EncoderError, Result};
-use crate::text::hf_tokenizer::{HfTokenizer, Padding, TokenBatch};
+use crate::text::hf_tokenizer::{pad_batch, HfTokenizer, Padding, TokenBatch};
 use crate::weights;
 use serde::Deserialize;
 use std::path::Path;
@@ -121,6 +121,35 @@ impl MiniLm {
     /// Encodes texts, padded to the longest of the batch.
     pub fn encode(&self, texts: &[&str]) -> Result<SentenceEmbeddings> {
         self.encode_tokens(&self.tokenize(texts, Padding::Longest)?)
+    }
+
+    /// Sentence embeddings `[N, H]` of many texts: tokenised once, grouped into batches of
+    /// `batch_size` by token count (longest first, as sentence-transformers groups by length) so
+    /// little padding is computed, and returned in input order.
+    pub fn embed_sorted(&self, texts: &[&str], batch_size: usize) -> Result<Tensor> {
+        if texts.is_empty() {
+            return Err(EncoderError::Input("no texts to embed".into()));
+        }
+        let seqs = texts
+            .iter()
+            .map(|t| self.tokenizer.encode(t))
+            .collect::<Result<Vec<_>>>()?;
+        let mut order: Vec<usize> = (0..seqs.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(seqs[i].len()));
+        let mut out = Vec::with_capacity(order.len().div_ceil(batch_size.max(1)));
+        for chunk in order.chunks(batch_size.max(1)) {
+            let batch: Vec<Vec<i64>> = chunk.iter().map(|&i| seqs[i].clone()).collect();
+            let tokens = pad_batch(&batch, Padding::Longest, self.tokenizer.pad_id())
+                .to_device(self.vs.device())?;
+            out.push(self.encode_tokens(&tokens)?.embedding);
+        }
+        let sorted = Tensor::f_cat(&out, 0)?;
+        let mut inverse = vec![0i64; order.len()];
+        for (pos, &i) in order.iter().enumerate() {
+            inverse[i] = pos as i64;
+        }
+        let inverse = Tensor::from_slice(&inverse).f_to_device(sorted.device())?;
+        Ok(sorted.f_index_select(0, &inverse)?)
     }
 }
 
