@@ -122,3 +122,17 @@ fn unsupported_feed_forward_is_named() {
         "{err}"
     );
 }
+
+#[test]
+fn half_precision_loads_create_half_variables() {
+    for kind in [Kind::BFloat16, Kind::Half] {
+        let frozen =
+            T5Encoder::load(&common::fixtures().join("t5_tiny"), kind, Device::Cpu).unwrap();
+        assert!(frozen.vs.variables().values().all(|v| v.kind() == kind));
+        let io = common::read("t5_tiny_io.safetensors");
+        let out = tch::no_grad(|| frozen.model.forward(&io["ids"], None)).unwrap();
+        assert_eq!(out.kind(), kind);
+        let err = common::max_abs_diff(&out, &io["output"]);
+        assert!(err < 0.15, "{kind:?}: {err}");
+    }
+}

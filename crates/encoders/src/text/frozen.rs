@@ -29,8 +29,9 @@ where
 {
     let config: C = weights::read_config(dir)?;
     let mut vs = nn::VarStore::new(device);
-    let model = build(&vs.root(), &config, &dir.join(weights::CONFIG_FILE))?;
+    // Variables are created in `kind` directly: no fp32 copy of a large model is ever allocated.
     vs.set_kind(kind);
+    let model = build(&vs.root(), &config, &dir.join(weights::CONFIG_FILE))?;
     vs.freeze();
     let mut state = weights::read_folder(dir, kind, device)?;
     fixup(&mut state);
