@@ -81,8 +81,9 @@ impl MiniLm {
             .max_seq_length
             .min(config.max_position_embeddings as usize);
         let tokenizer = HfTokenizer::from_file(&dir.join(TOKENIZER_FILE), max_seq_length)?;
-        let vs = nn::VarStore::new(device);
+        let mut vs = nn::VarStore::new(device);
         let model = Bert::new(&vs.root(), &config, &config_path)?;
+        vs.freeze();
         let state = weights::read_folder(dir, Kind::Float, device)?;
         weights::copy_into(&vs, &state, IGNORED_KEYS, dir)?;
         Ok(MiniLm {
