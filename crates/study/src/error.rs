@@ -12,12 +12,13 @@ pub enum StudyError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Config(#[from] flowscale_train::config::ConfigError),
+    Config(#[from] Box<flowscale_train::config::ConfigError>),
     #[error("run {id}: {source}")]
     Train {
         id: String,
+        // Boxed: the trainer's error is large and would bloat every Result of this crate.
         #[source]
-        source: flowscale_train::error::TrainError,
+        source: Box<flowscale_train::error::TrainError>,
     },
 }
 
@@ -27,5 +28,11 @@ pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> StudyError {
     StudyError::Io {
         path: path.display().to_string(),
         source,
+    }
+}
+
+impl From<flowscale_train::config::ConfigError> for StudyError {
+    fn from(e: flowscale_train::config::ConfigError) -> Self {
+        StudyError::Config(Box::new(e))
     }
 }

@@ -37,7 +37,7 @@ impl Sweep {
         let store = CheckpointStore::new(self.run_dir(i).join("checkpoints"), 1, 0);
         let latest = store.latest().map_err(|e| StudyError::Train {
             id: run.id.clone(),
-            source: e,
+            source: Box::new(e),
         })?;
         Ok(match latest {
             None => RunStatus::NotStarted,
@@ -100,7 +100,7 @@ impl Sweep {
         )
         .map_err(|e| StudyError::Train {
             id: run.id.clone(),
-            source: e,
+            source: Box::new(e),
         })?;
         self.status(i)
     }

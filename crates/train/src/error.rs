@@ -10,6 +10,8 @@ pub enum TrainError {
     Formulation(#[from] flowscale_formulations::FormulationError),
     #[error(transparent)]
     Data(#[from] flowscale_data::DataError),
+    #[error(transparent)]
+    Encoder(#[from] flowscale_encoders::EncoderError),
 }
 
 pub type Result<T> = std::result::Result<T, TrainError>;

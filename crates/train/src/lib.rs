@@ -17,6 +17,7 @@ pub mod run_dir;
 pub mod sampling;
 pub mod state;
 pub mod tensorboard;
+pub mod text_conditioning;
 pub mod trainer;
 pub mod validation;
 

@@ -1,4 +1,5 @@
-//! `flowscale bench params`: parameter count (from the model's own layout) and analytic FLOPs.
+//! `flowscale bench params`: parameter count (from the model's own layout) and analytic FLOPs;
+//! the other benchmarks are dispatched from here.
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -18,6 +19,8 @@ enum BenchCommand {
     TrainStep(super::bench_train::TrainStepArgs),
     /// Time the MMDiT's forward + backward on random inputs (architecture from a config.json).
     FwdBwd(super::bench_fwd_bwd::FwdBwdArgs),
+    /// Sentence-embedding throughput of all-MiniLM-L6-v2 (prompts/s).
+    Minilm(super::bench_minilm::MiniLmArgs),
 }
 
 #[derive(Debug, Args)]
@@ -63,6 +66,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Params(a) => a,
         BenchCommand::TrainStep(t) => return super::bench_train::run(t),
         BenchCommand::FwdBwd(f) => return super::bench_fwd_bwd::run(f),
+        BenchCommand::Minilm(m) => return super::bench_minilm::run(m),
     };
     let mut cfg = match (&a.preset, a.depth) {
         (Some(p), _) => MmditConfig::preset(p)?,

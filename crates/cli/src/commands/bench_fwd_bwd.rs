@@ -37,7 +37,7 @@ pub struct FwdBwdArgs {
     json: bool,
 }
 
-fn parse_device(s: &str) -> anyhow::Result<Device> {
+pub(crate) fn parse_device(s: &str) -> anyhow::Result<Device> {
     match s {
         "cpu" => Ok(Device::Cpu),
         "cuda" => Ok(Device::Cuda(0)),

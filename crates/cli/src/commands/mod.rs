@@ -2,8 +2,10 @@
 
 mod bench;
 mod bench_fwd_bwd;
+mod bench_minilm;
 mod bench_train;
 mod config;
+mod embed_text;
 mod export;
 mod formulations;
 mod info;
@@ -38,6 +40,8 @@ enum Command {
     Sweep(sweep::SweepArgs),
     /// Encode a dataset into latent shards [planned: issue #5].
     Precompute(planned::PlannedArgs),
+    /// Encode prompts (one per line) with a text encoder into `context` and `pooled` for sample.
+    EmbedText(embed_text::EmbedTextArgs),
     /// Sample latents from an MMDiT checkpoint (RF Euler, SD3 scheduler sigmas, CFG).
     Sample(sample::SampleArgs),
     /// Evaluate a run: validation loss, FID, CLIP score [planned: issue #7].
@@ -65,6 +69,7 @@ impl Cli {
             Command::Launch(args) => launch::run(&args),
             Command::Sweep(args) => sweep::run(&args),
             Command::Precompute(args) => planned::run("precompute", 5, &args),
+            Command::EmbedText(args) => embed_text::run(&args),
             Command::Sample(args) => sample::run(&args),
             Command::Eval(args) => planned::run("eval", 7, &args),
             Command::Rank(args) => planned::run("rank", 7, &args),

@@ -24,6 +24,29 @@ pub struct ConditioningConfig {
     /// classifier-free guidance (the paper: 0.464 per text encoder, ~10% fully unconditional).
     #[serde(default = "default_cond_dropout")]
     pub dropout: f64,
+    /// Where context and pooled vectors come from: `class_embedding` (learned per class) or
+    /// `captions` (each class's caption encoded once by the frozen text encoder of
+    /// `text_encoder`; `context_tokens`, `context_dim` and `pooled_dim` must equal its shapes).
+    #[serde(default)]
+    pub provider: ConditioningProviderKind,
+    /// Text-encoder config (for example `configs/text/minilm.toml`) for `provider = "captions"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_encoder: Option<String>,
+    /// Caption of each class: `{}` is replaced by the class name.
+    #[serde(default = "default_caption_template")]
+    pub caption_template: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConditioningProviderKind {
+    #[default]
+    ClassEmbedding,
+    Captions,
+}
+
+fn default_caption_template() -> String {
+    "a photo of a {}".into()
 }
 
 fn default_context_tokens() -> u32 {
@@ -43,6 +66,9 @@ impl Default for ConditioningConfig {
             context_dim: default_cond_dim(),
             pooled_dim: default_cond_dim(),
             dropout: default_cond_dropout(),
+            provider: ConditioningProviderKind::default(),
+            text_encoder: None,
+            caption_template: default_caption_template(),
         }
     }
 }
@@ -53,6 +79,9 @@ impl Validate for ConditioningConfig {
         v.count_at_least("context_dim", u64::from(self.context_dim), 1);
         v.count_at_least("pooled_dim", u64::from(self.pooled_dim), 1);
         v.in_range("dropout", self.dropout, 0.0, 1.0, false);
+        if self.provider == ConditioningProviderKind::Captions && self.text_encoder.is_none() {
+            v.fail("text_encoder", "is required with provider = \"captions\"");
+        }
     }
 }
 

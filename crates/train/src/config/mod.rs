@@ -11,8 +11,8 @@ mod validate;
 
 pub use error::{ConfigError, Problem};
 pub use hooks::{
-    CheckpointConfig, ConditioningConfig, LoggingConfig, NonFinitePolicy, SamplesConfig,
-    ValidationConfig,
+    CheckpointConfig, ConditioningConfig, ConditioningProviderKind, LoggingConfig, NonFinitePolicy,
+    SamplesConfig, ValidationConfig,
 };
 pub use load::{load, load_str, to_toml_string};
 pub use overrides::{apply_override, parse_override, Override};

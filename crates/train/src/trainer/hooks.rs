@@ -2,7 +2,6 @@
 
 use super::params::{copy_into, snapshot, CONDITIONER_PREFIX};
 use super::setup::{ema_group_name, Running, Trainer};
-use crate::conditioning::ConditioningProvider;
 use crate::config::NonFinitePolicy;
 use crate::distributed::shard;
 use crate::error::{Result, TrainError};

@@ -5,7 +5,9 @@ use super::params::{trainable, CONDITIONER_PREFIX};
 use crate::backbone::mmdit_config;
 use crate::checkpoint::{CheckpointStore, LoadedCheckpoint};
 use crate::conditioning::{ClassEmbedding, Conditioning, ConditioningProvider};
-use crate::config::{DeviceChoice, Precision, RunConfig};
+use crate::config::{
+    ConditioningConfig, ConditioningProviderKind, DeviceChoice, Precision, RunConfig,
+};
 use crate::distributed::DataParallel;
 use crate::ema::Ema;
 use crate::error::{Result, TrainError};
@@ -15,6 +17,7 @@ use crate::resume_compat::{config_hash, incompatible_changes};
 use crate::run_dir::{write_atomic, RunDir};
 use crate::state::TrainState;
 use crate::tensorboard::EventWriter;
+use crate::text_conditioning::CaptionConditioning;
 use crate::validation::ValidationSet;
 use flowscale_data::{BatchSampler, SamplerPosition};
 use flowscale_formulations::{FlowRng, Formulation, Shift};
@@ -78,7 +81,7 @@ pub struct Trainer {
     pub(super) model_vs: VarStore,
     pub(super) model: Mmdit,
     pub(super) _cond_vs: VarStore,
-    pub(super) conditioner: ClassEmbedding,
+    pub(super) conditioner: Box<dyn ConditioningProvider>,
     pub(super) params: Vec<(String, Tensor)>,
     pub(super) optimizer: AdamW,
     pub(super) schedule: LrScheduler,
@@ -170,13 +173,18 @@ impl Trainer {
                 let model = Mmdit::new(&model_vs.root(), &mcfg)
                     .map_err(|e| TrainError::Invalid(format!("model: {e}")))?;
                 let cond_vs = VarStore::new(device);
-                let conditioner = ClassEmbedding::new(
-                    &cond_vs.root(),
-                    data.classes(),
-                    i64::from(c.context_tokens),
-                    i64::from(c.context_dim),
-                    i64::from(c.pooled_dim),
-                )?;
+                let conditioner: Box<dyn ConditioningProvider> = match c.provider {
+                    ConditioningProviderKind::ClassEmbedding => Box::new(ClassEmbedding::new(
+                        &cond_vs.root(),
+                        data.classes(),
+                        i64::from(c.context_tokens),
+                        i64::from(c.context_dim),
+                        i64::from(c.pooled_dim),
+                    )?),
+                    ConditioningProviderKind::Captions => {
+                        Box::new(caption_conditioning(c, &data.train.class_names, device)?)
+                    }
+                };
                 Ok((model_vs, model, cond_vs, conditioner))
             })?;
         let params = trainable(&model_vs, &cond_vs);
@@ -598,4 +606,41 @@ fn grid_inputs(cfg: &RunConfig, data: &PixelData, device: Device) -> Result<(Ten
             )
         })?;
     Ok((noise, Tensor::f_from_slice(&labels)?.f_to_device(device)?))
+}
+
+/// The class captions of `conditioning.caption_template`, encoded by the frozen text encoder of
+/// `conditioning.text_encoder`, whose shapes must be the configured context and pooled shapes.
+fn caption_conditioning(
+    c: &ConditioningConfig,
+    class_names: &[String],
+    device: Device,
+) -> Result<CaptionConditioning> {
+    use flowscale_encoders::text::{TextEncoder, TextEncoderConfig};
+    let path = c.text_encoder.as_deref().ok_or_else(|| {
+        TrainError::Invalid(
+            "conditioning.text_encoder is required with provider = \"captions\"".into(),
+        )
+    })?;
+    let enc_cfg = TextEncoderConfig::load(std::path::Path::new(path))?;
+    let encoder = TextEncoder::load(&enc_cfg, device)?;
+    let (tokens, width, pooled) = encoder.shapes();
+    let want = (
+        i64::from(c.context_tokens),
+        i64::from(c.context_dim),
+        i64::from(c.pooled_dim),
+    );
+    if (tokens, width, pooled) != want {
+        return Err(TrainError::Invalid(format!(
+            "conditioning: the text encoder of {path} gives {tokens} context tokens of {width} and a \
+             pooled vector of {pooled}; set conditioning.context_tokens = {tokens}, context_dim = \
+             {width}, pooled_dim = {pooled} (now {}, {}, {})",
+            want.0, want.1, want.2
+        )));
+    }
+    let captions: Vec<String> = class_names
+        .iter()
+        .map(|n| c.caption_template.replace("{}", n))
+        .collect();
+    let refs: Vec<&str> = captions.iter().map(String::as_str).collect();
+    CaptionConditioning::new(&encoder, &refs, 32, device)
 }

@@ -1,0 +1,156 @@
+//! Hugging Face model folders: `config.json` plus `model.safetensors`, or shards listed in
+//! `model.safetensors.index.json`. Files are memory-mapped; floating tensors are converted to the
+//! requested kind, integer buffers (`position_ids`) are kept as they are.
+
+use crate::error::{EncoderError, KeyReport, Result};
+use safetensors::tensor::{Dtype, SafeTensors};
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use tch::{nn, Device, Kind, Tensor};
+
+pub const CONFIG_FILE: &str = "config.json";
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+pub const INDEX_FILE: &str = "model.safetensors.index.json";
+
+/// Tensors keyed by checkpoint name.
+pub type StateDict = BTreeMap<String, Tensor>;
+
+/// Reads and parses `<dir>/config.json` into `T`; errors name the file.
+pub fn read_config<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<T> {
+    let path = dir.join(CONFIG_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| EncoderError::io(&path, e))?;
+    serde_json::from_str(&text).map_err(|e| EncoderError::format(&path, e.to_string()))
+}
+
+/// Reads every tensor of one safetensors file through a read-only memory map.
+pub fn read_file(path: &Path, kind: Kind, device: Device) -> Result<StateDict> {
+    let file = std::fs::File::open(path).map_err(|e| EncoderError::io(path, e))?;
+    // SAFETY: the map is read-only and dropped before returning; tensors are copied out of it.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| EncoderError::io(path, e))?;
+    let st = SafeTensors::deserialize(&map)
+        .map_err(|e| EncoderError::format(path, format!("not a valid safetensors file: {e:?}")))?;
+    let mut out = StateDict::new();
+    for (name, view) in st.tensors() {
+        let (src_kind, floating) = match view.dtype() {
+            Dtype::F64 => (Kind::Double, true),
+            Dtype::F32 => (Kind::Float, true),
+            Dtype::F16 => (Kind::Half, true),
+            Dtype::BF16 => (Kind::BFloat16, true),
+            Dtype::I64 => (Kind::Int64, false),
+            Dtype::I32 => (Kind::Int, false),
+            other => {
+                return Err(EncoderError::format(
+                    path,
+                    format!("tensor {name} has unsupported dtype {other:?}"),
+                ))
+            }
+        };
+        let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+        let mut t = Tensor::f_from_data_size(view.data(), &shape, src_kind)?.f_to_device(device)?;
+        if floating {
+            t = t.f_to_kind(kind)?;
+        }
+        out.insert(name, t);
+    }
+    Ok(out)
+}
+
+/// Reads the weights of a Hugging Face folder, single file or sharded.
+pub fn read_folder(dir: &Path, kind: Kind, device: Device) -> Result<StateDict> {
+    let single = dir.join(WEIGHTS_FILE);
+    let index = dir.join(INDEX_FILE);
+    if single.exists() {
+        return read_file(&single, kind, device);
+    }
+    if !index.exists() {
+        return Err(EncoderError::format(
+            dir,
+            format!("neither {WEIGHTS_FILE} nor {INDEX_FILE} found"),
+        ));
+    }
+    let text = std::fs::read_to_string(&index).map_err(|e| EncoderError::io(&index, e))?;
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| EncoderError::format(&index, format!("bad JSON: {e}")))?;
+    let map = json
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| EncoderError::format(&index, "no `weight_map` object"))?;
+    let mut shards: Vec<&str> = map.values().filter_map(|v| v.as_str()).collect();
+    shards.sort_unstable();
+    shards.dedup();
+    let mut state = StateDict::new();
+    for shard in shards {
+        let shard_path = dir.join(shard);
+        for (name, t) in read_file(&shard_path, kind, device)? {
+            if map.get(&name).and_then(|v| v.as_str()) != Some(shard) {
+                return Err(EncoderError::format(
+                    &shard_path,
+                    format!("tensor {name} is not listed for this shard in {INDEX_FILE}"),
+                ));
+            }
+            state.insert(name, t);
+        }
+    }
+    Ok(state)
+}
+
+/// Missing, unexpected and mis-shaped keys of `state` against the variables of `vs`. Keys in
+/// `ignored` (buffers the reference implementation stores but recomputes, such as
+/// `position_ids`) are neither required nor unexpected.
+pub fn check_keys(vs: &nn::VarStore, state: &StateDict, ignored: &[&str]) -> KeyReport {
+    let vars = vs.variables();
+    let ignored: HashSet<&str> = ignored.iter().copied().collect();
+    let mut report = KeyReport::default();
+    for (key, var) in &vars {
+        match state.get(key) {
+            None => report.missing.push(key.clone()),
+            Some(t) if t.size() != var.size() => {
+                report.mis_shaped.push((key.clone(), var.size(), t.size()))
+            }
+            Some(_) => {}
+        }
+    }
+    report.missing.sort();
+    report.unexpected = state
+        .keys()
+        .filter(|k| !vars.contains_key(*k) && !ignored.contains(k.as_str()))
+        .cloned()
+        .collect();
+    report
+}
+
+/// Copies `state` into the variables of `vs` after checking every key and shape; `path` names
+/// the checkpoint in errors.
+pub fn copy_into(
+    vs: &nn::VarStore,
+    state: &StateDict,
+    ignored: &[&str],
+    path: &Path,
+) -> Result<()> {
+    let report = check_keys(vs, state, ignored);
+    if !report.is_empty() {
+        return Err(EncoderError::Keys {
+            path: path.to_owned(),
+            report,
+        });
+    }
+    let vars = vs.variables();
+    tch::no_grad(|| -> Result<()> {
+        for (k, dst) in &vars {
+            let src = &state[k];
+            let mut dst = dst.shallow_clone();
+            dst.f_copy_(&src.f_to_kind(dst.kind())?)?;
+        }
+        Ok(())
+    })
+}
+
+/// `dir/name` if it exists, else an error naming it.
+pub fn require_file(dir: &Path, name: &str) -> Result<PathBuf> {
+    let p = dir.join(name);
+    if p.is_file() {
+        Ok(p)
+    } else {
+        Err(EncoderError::format(&p, "file not found"))
+    }
+}
