@@ -1,3 +1,13 @@
-//! `flowscale-eval`: Validation loss, sampling grids, FID, CLIP score and Pareto ranking (issue #7).
+//! `flowscale-eval`: what a study reports about a run (issue #7, SD3-REFERENCE section 4).
 //!
-//! Empty until its issue lands; see docs/architecture.md for what it will hold.
+//! - [`frechet`]: the Frechet distance between Gaussian feature statistics, in float64 with a
+//!   symmetric eigen-decomposition square root; [`stats`]: mean and covariance of features.
+//! - [`rank`]: the paper's ranking (non-dominated sorting per setting, mean rank over settings).
+
+pub mod error;
+pub mod frechet;
+pub mod stats;
+
+pub use error::{EvalError, Result};
+pub use frechet::frechet_distance;
+pub use stats::FeatureStats;
