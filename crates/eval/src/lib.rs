@@ -2,10 +2,16 @@
 //!
 //! - [`frechet`]: the Frechet distance between Gaussian feature statistics, in float64 with a
 //!   symmetric eigen-decomposition square root; [`stats`]: mean and covariance of features.
+//! - [`inception`]: FID's Inception-v3 (TorchScript) with pytorch-fid's preprocessing;
+//!   [`reference`]: reference statistics of an image folder, cached with provenance.
 //! - [`rank`]: the paper's ranking (non-dominated sorting per setting, mean rank over settings).
 
 pub mod error;
 pub mod frechet;
+pub mod hash;
+pub mod image_io;
+pub mod inception;
+pub mod reference;
 pub mod stats;
 
 pub use error::{EvalError, Result};
