@@ -6,12 +6,16 @@
 //!   [`reference`]: reference statistics of an image folder, cached with provenance.
 //! - [`rank`]: the paper's ranking (non-dominated sorting per setting, mean rank over settings).
 
+pub mod csv;
 pub mod error;
 pub mod frechet;
 pub mod hash;
 pub mod image_io;
 pub mod inception;
+pub mod pareto;
+pub mod rank;
 pub mod reference;
+pub mod result_rows;
 pub mod stats;
 
 pub use error::{EvalError, Result};

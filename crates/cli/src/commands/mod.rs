@@ -8,6 +8,7 @@ mod export;
 mod formulations;
 mod info;
 mod planned;
+mod rank;
 mod sample;
 mod train;
 
@@ -37,8 +38,8 @@ enum Command {
     Sample(sample::SampleArgs),
     /// Evaluate a run: validation loss, FID, CLIP score [planned: issue #7].
     Eval(planned::PlannedArgs),
-    /// Rank runs by Pareto fronts over sampler settings [planned: issue #7].
-    Rank(planned::PlannedArgs),
+    /// Rank runs: Pareto fronts per setting (e.g. CLIP up, FID down), mean rank over settings.
+    Rank(rank::RankArgs),
     /// Plot loss curves, scaling fits and formulation weights [planned: issue #9].
     Plot(planned::PlannedArgs),
     /// Export a run's weights in diffusers, SD3 or plain safetensors layout, with a model card.
@@ -59,7 +60,7 @@ impl Cli {
             Command::Precompute(args) => planned::run("precompute", 5, &args),
             Command::Sample(args) => sample::run(&args),
             Command::Eval(args) => planned::run("eval", 7, &args),
-            Command::Rank(args) => planned::run("rank", 7, &args),
+            Command::Rank(args) => rank::run(&args),
             Command::Plot(args) => planned::run("plot", 9, &args),
             Command::Export(args) => export::run(&args),
             Command::Formulations(args) => formulations::run(&args),
