@@ -20,6 +20,10 @@ pub enum EvalError {
     },
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    Train(#[from] flowscale_train::TrainError),
+    #[error(transparent)]
+    Data(#[from] flowscale_data::DataError),
 }
 
 pub type Result<T> = std::result::Result<T, EvalError>;

@@ -6,16 +6,21 @@
 //!   [`reference`]: reference statistics of an image folder, cached with provenance.
 //! - [`rank`]: the paper's ranking (non-dominated sorting per setting, mean rank over settings).
 
+pub mod classifier;
+pub mod config;
 pub mod csv;
 pub mod error;
+pub mod evaluate;
 pub mod frechet;
 pub mod hash;
 pub mod image_io;
 pub mod inception;
+pub mod loaded_run;
 pub mod pareto;
 pub mod rank;
 pub mod reference;
 pub mod result_rows;
+pub mod results;
 pub mod stats;
 
 pub use error::{EvalError, Result};

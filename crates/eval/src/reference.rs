@@ -73,6 +73,46 @@ pub fn folder_reference_stats(
     batch_size: usize,
 ) -> Result<ReferenceStats> {
     let images_sha256 = folder_hash(folder)?;
+    cached(
+        net,
+        &folder.display().to_string(),
+        images_sha256,
+        cache_dir,
+        || FeatureStats::from_features(&folder_features(net, folder, batch_size)?),
+    )
+}
+
+/// The cached statistics of u8 images `[N, C, H, W]` (e.g. a dataset split); `source` describes
+/// them in the provenance, the hash covers their shape and bytes.
+pub fn tensor_reference_stats(
+    net: &FidInception,
+    images: &Tensor,
+    source: &str,
+    cache_dir: &Path,
+    batch_size: usize,
+) -> Result<ReferenceStats> {
+    let size = images.size();
+    if size.len() != 4 || images.kind() != Kind::Uint8 {
+        return Err(EvalError::shape(
+            format!("reference images ({source})"),
+            "u8 [N, C, H, W]",
+            &size,
+        ));
+    }
+    let bytes = Vec::<u8>::try_from(images.f_contiguous()?.f_flatten(0, -1)?)?;
+    let images_sha256 = sha256_bytes(format!("{size:?}\n{}", sha256_bytes(&bytes)).as_bytes());
+    cached(net, source, images_sha256, cache_dir, || {
+        FeatureStats::from_features(&net.features(&u8_to_unit(images)?, batch_size)?)
+    })
+}
+
+fn cached(
+    net: &FidInception,
+    source: &str,
+    images_sha256: String,
+    cache_dir: &Path,
+    compute: impl FnOnce() -> Result<FeatureStats>,
+) -> Result<ReferenceStats> {
     let key_input = format!(
         "{images_sha256}\n{}\n{}\n{RESIZE_MODE}",
         net.sha256, FEATURE_NETWORK
@@ -82,14 +122,13 @@ pub fn folder_reference_stats(
     if st.is_file() && js.is_file() {
         return load_reference_stats(&st);
     }
-    let feats = folder_features(net, folder, batch_size)?;
-    let stats = FeatureStats::from_features(&feats)?;
+    let stats = compute()?;
     std::fs::create_dir_all(cache_dir).map_err(|e| EvalError::io(cache_dir, e))?;
     let tmp = st.with_extension("safetensors.tmp");
     Tensor::write_safetensors(&[("mean", &stats.mean), ("cov", &stats.cov)], &tmp)?;
     std::fs::rename(&tmp, &st).map_err(|e| EvalError::io(&st, e))?;
     let provenance = StatsProvenance {
-        source: folder.display().to_string(),
+        source: source.to_string(),
         n_images: stats.n,
         images_sha256,
         feature_network: FEATURE_NETWORK.into(),

@@ -4,6 +4,7 @@ mod bench;
 mod bench_fwd_bwd;
 mod bench_train;
 mod config;
+mod eval;
 mod export;
 mod formulations;
 mod info;
@@ -36,8 +37,8 @@ enum Command {
     Precompute(planned::PlannedArgs),
     /// Sample latents from an MMDiT checkpoint (RF Euler, SD3 scheduler sigmas, CFG).
     Sample(sample::SampleArgs),
-    /// Evaluate a run: validation loss, FID, CLIP score [planned: issue #7].
-    Eval(planned::PlannedArgs),
+    /// Evaluate a run: validation loss, and per sampler setting FID and class accuracy.
+    Eval(eval::EvalArgs),
     /// Rank runs: Pareto fronts per setting (e.g. CLIP up, FID down), mean rank over settings.
     Rank(rank::RankArgs),
     /// Plot loss curves, scaling fits and formulation weights [planned: issue #9].
@@ -59,7 +60,7 @@ impl Cli {
             Command::Sweep(args) => planned::run("sweep", 9, &args),
             Command::Precompute(args) => planned::run("precompute", 5, &args),
             Command::Sample(args) => sample::run(&args),
-            Command::Eval(args) => planned::run("eval", 7, &args),
+            Command::Eval(args) => eval::run(&args),
             Command::Rank(args) => rank::run(&args),
             Command::Plot(args) => planned::run("plot", 9, &args),
             Command::Export(args) => export::run(&args),
