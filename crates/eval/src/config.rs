@@ -346,6 +346,14 @@ mod tests {
     }
 
     #[test]
+    fn the_demo_eval_config_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/eval-demo.toml");
+        let c: EvalConfig = flowscale_train::config::load(&path, &[]).unwrap();
+        assert_eq!(c.sampling.n, 50);
+        assert_eq!(c.sampling.settings, default_settings());
+    }
+
+    #[test]
     fn errors_name_file_and_key() {
         let e = flowscale_train::config::load_str::<EvalConfig>(
             "[eval]\nweights = [\"best\"]\n[sampling]\nn = 1\n",
