@@ -185,3 +185,15 @@ fn rank_reproduces_the_documented_table_2_example() {
     assert_eq!(lines[1], "\"rf/lognorm(0.00, 1.00)\",1.5000,2,2,1");
     assert_eq!(lines[4], "rf,3.5000,2,3,4");
 }
+
+#[test]
+fn eval_of_a_missing_run_names_it() {
+    let out = flowscale(&["eval", "no/such/run", "--set", "sampling.n=4"]);
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(t.contains("no/such/run"), "{t}");
+    let out = flowscale(&["eval", "no/such/run", "--set", "sampling.n=1"]);
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(t.contains("sampling.n"), "{t}");
+}
