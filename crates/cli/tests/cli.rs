@@ -91,10 +91,10 @@ fn bad_config_exits_non_zero_naming_the_key() {
 
 #[test]
 fn planned_subcommands_fail_and_name_their_issue() {
-    let out = flowscale(&["eval", "x"]);
+    let out = flowscale(&["precompute", "x"]);
     let t = text(&out);
     assert!(!out.status.success());
-    assert!(t.contains("issue #7"), "{t}");
+    assert!(t.contains("issue #5"), "{t}");
 }
 
 #[test]
@@ -164,4 +164,38 @@ fn unknown_formulation_is_an_error_with_suggestions() {
     let t = text(&out);
     assert!(!out.status.success());
     assert!(t.contains("rf/lognorm"), "{t}");
+}
+
+#[test]
+fn rank_reproduces_the_documented_table_2_example() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_csv = dir.path().join("ranking.csv");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/examples/sd3-table2.csv");
+    let out = flowscale(&[
+        "rank",
+        example.to_str().unwrap(),
+        "--metrics",
+        "clip:max,fid:min",
+        "--out",
+        out_csv.to_str().unwrap(),
+    ]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("s1: imagenet s25"), "{t}");
+    let csv = std::fs::read_to_string(&out_csv).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[1], "\"rf/lognorm(0.00, 1.00)\",1.5000,2,2,1");
+    assert_eq!(lines[4], "rf,3.5000,2,3,4");
+}
+
+#[test]
+fn eval_of_a_missing_run_names_it() {
+    let out = flowscale(&["eval", "no/such/run", "--set", "sampling.n=4"]);
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(t.contains("no/such/run"), "{t}");
+    let out = flowscale(&["eval", "no/such/run", "--set", "sampling.n=1"]);
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(t.contains("sampling.n"), "{t}");
 }

@@ -1,3 +1,28 @@
-//! `flowscale-eval`: Validation loss, sampling grids, FID, CLIP score and Pareto ranking (issue #7).
+//! `flowscale-eval`: what a study reports about a run (issue #7, SD3-REFERENCE section 4).
 //!
-//! Empty until its issue lands; see docs/architecture.md for what it will hold.
+//! - [`frechet`]: the Frechet distance between Gaussian feature statistics, in float64 with a
+//!   symmetric eigen-decomposition square root; [`stats`]: mean and covariance of features.
+//! - [`inception`]: FID's Inception-v3 (TorchScript) with pytorch-fid's preprocessing;
+//!   [`reference`]: reference statistics of an image folder, cached with provenance.
+//! - [`rank`]: the paper's ranking (non-dominated sorting per setting, mean rank over settings).
+
+pub mod classifier;
+pub mod config;
+pub mod csv;
+pub mod error;
+pub mod evaluate;
+pub mod frechet;
+pub mod hash;
+pub mod image_io;
+pub mod inception;
+pub mod loaded_run;
+pub mod pareto;
+pub mod rank;
+pub mod reference;
+pub mod result_rows;
+pub mod results;
+pub mod stats;
+
+pub use error::{EvalError, Result};
+pub use frechet::frechet_distance;
+pub use stats::FeatureStats;

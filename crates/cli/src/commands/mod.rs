@@ -6,11 +6,13 @@ mod bench_minilm;
 mod bench_train;
 mod config;
 mod embed_text;
+mod eval;
 mod export;
 mod formulations;
 mod info;
 mod launch;
 mod planned;
+mod rank;
 mod report;
 mod sample;
 mod sweep;
@@ -44,10 +46,10 @@ enum Command {
     EmbedText(embed_text::EmbedTextArgs),
     /// Sample latents from an MMDiT checkpoint (RF Euler, SD3 scheduler sigmas, CFG).
     Sample(sample::SampleArgs),
-    /// Evaluate a run: validation loss, FID, CLIP score [planned: issue #7].
-    Eval(planned::PlannedArgs),
-    /// Rank runs by Pareto fronts over sampler settings [planned: issue #7].
-    Rank(planned::PlannedArgs),
+    /// Evaluate a run: validation loss, and per sampler setting FID and class accuracy.
+    Eval(eval::EvalArgs),
+    /// Rank runs: Pareto fronts per setting (e.g. CLIP up, FID down), mean rank over settings.
+    Rank(rank::RankArgs),
     /// Plot the validation curves of runs (PNG and SVG).
     Plot(report::PlotArgs),
     /// Write a sweep's report: table, plots, compute fit (Markdown).
@@ -71,8 +73,8 @@ impl Cli {
             Command::Precompute(args) => planned::run("precompute", 5, &args),
             Command::EmbedText(args) => embed_text::run(&args),
             Command::Sample(args) => sample::run(&args),
-            Command::Eval(args) => planned::run("eval", 7, &args),
-            Command::Rank(args) => planned::run("rank", 7, &args),
+            Command::Eval(args) => eval::run(&args),
+            Command::Rank(args) => rank::run(&args),
             Command::Plot(args) => report::plot(&args),
             Command::Report(args) => report::report(&args),
             Command::Export(args) => export::run(&args),

@@ -1,0 +1,55 @@
+//! `flowscale rank`: the paper's Pareto ranking of runs over settings (crates/eval/src/rank.rs).
+
+use anyhow::Context;
+use clap::Args;
+use flowscale_eval::pareto::parse_metrics;
+use flowscale_eval::rank::{rank_rows, RankOptions};
+use flowscale_eval::result_rows::read_rows;
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct RankArgs {
+    /// Result tables: CSV (long rows with metric,value or wide rows with a column per metric)
+    /// or results.json files of `flowscale eval`.
+    #[arg(required = true)]
+    results: Vec<PathBuf>,
+    /// Metrics and directions, NAME:max or NAME:min, comma-separated.
+    #[arg(long, default_value = "clip:max,fid:min")]
+    metrics: String,
+    /// Columns that identify a setting, comma-separated [default: those of dataset, weights,
+    /// setting present].
+    #[arg(long)]
+    group_by: Option<String>,
+    /// Columns that identify a candidate, comma-separated.
+    #[arg(long, default_value = "run")]
+    candidate: String,
+    /// Where to write the ranking as CSV.
+    #[arg(long, default_value = "ranking.csv")]
+    out: PathBuf,
+}
+
+fn columns(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+pub fn run(args: &RankArgs) -> anyhow::Result<()> {
+    let mut rows = Vec::new();
+    for path in &args.results {
+        rows.extend(read_rows(path)?);
+    }
+    let opts = RankOptions {
+        metrics: parse_metrics(&args.metrics)?,
+        candidate: columns(&args.candidate),
+        group_by: args.group_by.as_deref().map(columns).unwrap_or_default(),
+    };
+    let ranking = rank_rows(&rows, &opts)?;
+    print!("{}", ranking.to_table());
+    std::fs::write(&args.out, ranking.to_csv())
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    println!("wrote {}", args.out.display());
+    Ok(())
+}

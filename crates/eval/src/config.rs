@@ -1,0 +1,369 @@
+//! The eval config (`flowscale eval RUN --config EVAL.toml`): which weights, the validation
+//! protocol, the sampler settings and sample count, FID and the classifier. Every key has a
+//! default (the paper's protocol where it has one), so an empty file is a valid config.
+
+use flowscale_train::config::{Validate, Validator};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalConfig {
+    #[serde(default)]
+    pub eval: EvalSection,
+    #[serde(default)]
+    pub validation: ValidationSection,
+    #[serde(default)]
+    pub sampling: SamplingSection,
+    #[serde(default)]
+    pub fid: FidSection,
+    #[serde(default)]
+    pub classifier: ClassifierSection,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalSection {
+    /// Weights to evaluate: "raw", "ema" (every EMA of the run) or "ema:DECAY".
+    #[serde(default = "default_weights")]
+    pub weights: Vec<String>,
+    /// "auto", "cpu" or "cuda".
+    #[serde(default = "default_device")]
+    pub device: String,
+    /// Output folder; empty: `<run>/eval/step-<N>`.
+    #[serde(default)]
+    pub out_dir: String,
+    /// Seed of the fixed sampling noise.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidationSection {
+    /// Whether to compute the validation loss.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Held-out samples; 0: the run's `validation.samples`.
+    #[serde(default)]
+    pub samples: u64,
+    /// Levels; 0: the run's `validation.levels`.
+    #[serde(default)]
+    pub levels: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamplerSpec {
+    pub steps: usize,
+    pub cfg: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamplingSection {
+    /// Samples per setting (the paper: 1000); labels cycle through the classes.
+    #[serde(default = "default_n")]
+    pub n: u64,
+    #[serde(default = "default_batch")]
+    pub batch_size: u64,
+    /// Sampler settings (Euler); default the paper's six.
+    #[serde(default = "default_settings")]
+    pub settings: Vec<SamplerSpec>,
+    /// Schedule shift; 0: the run's `formulation.shift`.
+    #[serde(default)]
+    pub shift: f64,
+    /// Columns of the saved sample grid (its first `grid_rows` rows of the N samples).
+    #[serde(default = "default_grid_cols")]
+    pub grid_cols: u32,
+    #[serde(default = "default_grid_rows")]
+    pub grid_rows: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FidSection {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The TorchScript Inception file (scripts/setup fetches it).
+    #[serde(default = "default_inception")]
+    pub weights: String,
+    /// Reference images: "held-out" (the run's test split, as the model sees it) or a folder of
+    /// PNGs.
+    #[serde(default = "default_reference")]
+    pub reference: String,
+    /// Held-out images used for the reference statistics (when `reference = "held-out"`).
+    #[serde(default = "default_reference_n")]
+    pub reference_n: u64,
+    #[serde(default = "default_stats_cache")]
+    pub cache_dir: String,
+    #[serde(default = "default_fid_batch")]
+    pub batch_size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifierSection {
+    /// Whether to score class adherence (class-conditional data only).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Weights file; trained on the run's training split and saved here when absent.
+    #[serde(default = "default_classifier")]
+    pub path: String,
+    #[serde(default = "default_classifier_steps")]
+    pub train_steps: u64,
+    #[serde(default = "default_classifier_batch")]
+    pub batch_size: u64,
+    #[serde(default = "default_classifier_lr")]
+    pub lr: f64,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_weights() -> Vec<String> {
+    vec!["raw".into(), "ema".into()]
+}
+fn default_device() -> String {
+    "auto".into()
+}
+fn default_n() -> u64 {
+    1000
+}
+fn default_batch() -> u64 {
+    100
+}
+/// SD3-REFERENCE section 4: 50 steps at CFG 1.0, 2.5, 5.0; 5, 10, 25 steps at CFG 5.0.
+pub fn default_settings() -> Vec<SamplerSpec> {
+    [
+        (50, 1.0),
+        (50, 2.5),
+        (50, 5.0),
+        (5, 5.0),
+        (10, 5.0),
+        (25, 5.0),
+    ]
+    .into_iter()
+    .map(|(steps, cfg)| SamplerSpec { steps, cfg })
+    .collect()
+}
+fn default_grid_cols() -> u32 {
+    10
+}
+fn default_grid_rows() -> u32 {
+    4
+}
+fn default_inception() -> String {
+    crate::inception::DEFAULT_WEIGHTS.into()
+}
+fn default_reference() -> String {
+    "held-out".into()
+}
+fn default_reference_n() -> u64 {
+    10_000
+}
+fn default_stats_cache() -> String {
+    ".assets/fid-stats".into()
+}
+fn default_fid_batch() -> u64 {
+    50
+}
+fn default_classifier() -> String {
+    ".assets/classifiers/fashion-mnist-cnn.safetensors".into()
+}
+fn default_classifier_steps() -> u64 {
+    1000
+}
+fn default_classifier_batch() -> u64 {
+    128
+}
+fn default_classifier_lr() -> f64 {
+    2e-3
+}
+
+impl Default for EvalSection {
+    fn default() -> Self {
+        Self {
+            weights: default_weights(),
+            device: default_device(),
+            out_dir: String::new(),
+            seed: 0,
+        }
+    }
+}
+
+impl Default for ValidationSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            samples: 0,
+            levels: 0,
+        }
+    }
+}
+
+impl Default for SamplingSection {
+    fn default() -> Self {
+        Self {
+            n: default_n(),
+            batch_size: default_batch(),
+            settings: default_settings(),
+            shift: 0.0,
+            grid_cols: default_grid_cols(),
+            grid_rows: default_grid_rows(),
+        }
+    }
+}
+
+impl Default for FidSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            weights: default_inception(),
+            reference: default_reference(),
+            reference_n: default_reference_n(),
+            cache_dir: default_stats_cache(),
+            batch_size: default_fid_batch(),
+        }
+    }
+}
+
+impl Default for ClassifierSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            path: default_classifier(),
+            train_steps: default_classifier_steps(),
+            batch_size: default_classifier_batch(),
+            lr: default_classifier_lr(),
+        }
+    }
+}
+
+impl Validate for EvalConfig {
+    fn validate(&self, v: &mut Validator) {
+        v.section("eval", &self.eval);
+        v.section("sampling", &self.sampling);
+        v.section("fid", &self.fid);
+        v.section("classifier", &self.classifier);
+    }
+}
+
+impl Validate for EvalSection {
+    fn validate(&self, v: &mut Validator) {
+        if self.weights.is_empty() {
+            v.fail(
+                "weights",
+                "needs at least one of \"raw\", \"ema\", \"ema:DECAY\"",
+            );
+        }
+        for w in &self.weights {
+            let ok = w == "raw"
+                || w == "ema"
+                || w.strip_prefix("ema:")
+                    .is_some_and(|d| d.parse::<f64>().is_ok());
+            if !ok {
+                v.fail(
+                    "weights",
+                    format!("`{w}` is not \"raw\", \"ema\" or \"ema:DECAY\""),
+                );
+            }
+        }
+        if !["auto", "cpu", "cuda"].contains(&self.device.as_str()) {
+            v.fail(
+                "device",
+                format!("`{}` is not \"auto\", \"cpu\" or \"cuda\"", self.device),
+            );
+        }
+    }
+}
+
+impl Validate for ValidationSection {
+    fn validate(&self, _v: &mut Validator) {}
+}
+
+impl Validate for SamplingSection {
+    fn validate(&self, v: &mut Validator) {
+        v.count_at_least("n", self.n, 2);
+        v.count_at_least("batch_size", self.batch_size, 1);
+        if self.settings.is_empty() {
+            v.fail("settings", "needs at least one {steps, cfg}");
+        }
+        for (i, s) in self.settings.iter().enumerate() {
+            if s.steps == 0 {
+                v.fail(&format!("settings[{i}].steps"), "must be >= 1");
+            }
+            v.at_least(&format!("settings[{i}].cfg"), s.cfg, 0.0, true);
+        }
+        v.at_least("shift", self.shift, 0.0, true);
+    }
+}
+
+impl Validate for FidSection {
+    fn validate(&self, v: &mut Validator) {
+        v.count_at_least("reference_n", self.reference_n, 2);
+        v.count_at_least("batch_size", self.batch_size, 1);
+    }
+}
+
+impl Validate for ClassifierSection {
+    fn validate(&self, v: &mut Validator) {
+        v.count_at_least("train_steps", self.train_steps, 1);
+        v.count_at_least("batch_size", self.batch_size, 1);
+        v.at_least("lr", self.lr, 0.0, false);
+    }
+}
+
+impl SamplerSpec {
+    /// The setting's name in results: `s<steps>_cfg<scale>`.
+    pub fn label(&self) -> String {
+        format!("s{}_cfg{}", self.steps, self.cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn empty_file_is_the_papers_protocol() {
+        let c: EvalConfig =
+            flowscale_train::config::load_str("", Path::new("e.toml"), &[]).unwrap();
+        let labels: Vec<String> = c.sampling.settings.iter().map(|s| s.label()).collect();
+        assert_eq!(
+            labels,
+            [
+                "s50_cfg1",
+                "s50_cfg2.5",
+                "s50_cfg5",
+                "s5_cfg5",
+                "s10_cfg5",
+                "s25_cfg5"
+            ]
+        );
+        assert_eq!(c.sampling.n, 1000);
+        assert_eq!(c.eval.weights, ["raw", "ema"]);
+    }
+
+    #[test]
+    fn the_demo_eval_config_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/eval-demo.toml");
+        let c: EvalConfig = flowscale_train::config::load(&path, &[]).unwrap();
+        assert_eq!(c.sampling.n, 50);
+        assert_eq!(c.sampling.settings, default_settings());
+    }
+
+    #[test]
+    fn errors_name_file_and_key() {
+        let e = flowscale_train::config::load_str::<EvalConfig>(
+            "[eval]\nweights = [\"best\"]\n[sampling]\nn = 1\n",
+            Path::new("e.toml"),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("e.toml"), "{e}");
+        assert!(e.contains("eval.weights") && e.contains("`best`"), "{e}");
+        assert!(e.contains("sampling.n"), "{e}");
+    }
+}

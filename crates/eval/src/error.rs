@@ -1,0 +1,46 @@
+//! Errors of the eval crate; each names the file, key or tensor it is about.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error("torch: {0}")]
+    Torch(#[from] tch::TchError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what}: expected shape {expected}, got {got:?}")]
+    Shape {
+        what: String,
+        expected: String,
+        got: Vec<i64>,
+    },
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Train(#[from] flowscale_train::TrainError),
+    #[error(transparent)]
+    Data(#[from] flowscale_data::DataError),
+}
+
+pub type Result<T> = std::result::Result<T, EvalError>;
+
+impl EvalError {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        EvalError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub fn shape(what: impl Into<String>, expected: impl Into<String>, got: &[i64]) -> Self {
+        EvalError::Shape {
+            what: what.into(),
+            expected: expected.into(),
+            got: got.to_vec(),
+        }
+    }
+}

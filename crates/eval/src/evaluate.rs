@@ -1,0 +1,355 @@
+//! `flowscale eval`: one checkpoint, every requested weight set, the validation loss (the
+//! trainer's protocol and fixed noise) and, per sampler setting, N samples from fixed labels and
+//! noise scored by FID and classifier accuracy. Pixel-space runs decode as the identity (latent
+//! runs will pass through their autoencoder here, issue #5).
+//!
+//! Fixed inputs: sample `i` has label `i mod classes` and noise row `i` of one `[N, C, H, W]`
+//! normal draw seeded by `eval.seed` on the CPU, so every weight set, setting and device sees
+//! the same starting points. Samples are quantised to u8 as images are saved, then scored.
+
+use crate::classifier::{self, Classifier, ClassifierInfo, TrainSpec};
+use crate::config::EvalConfig;
+use crate::error::{EvalError, Result};
+use crate::frechet::frechet_distance;
+use crate::inception::{u8_to_unit, FidInception, FEATURE_NETWORK, RESIZE_MODE};
+use crate::loaded_run::LoadedRun;
+use crate::reference::{folder_reference_stats, tensor_reference_stats, ReferenceStats};
+use crate::results::{to_csv, write_text, ResultRow};
+use crate::stats::FeatureStats;
+use flowscale_data::{to_model_pixels, to_u8_pixels};
+use flowscale_formulations::SamplerMethod;
+use flowscale_train::export::StepChoice;
+use flowscale_train::image_grid::save_grid;
+use flowscale_train::sampling::{generate, SamplerSetting};
+use flowscale_train::validation::{validation_loss, ValidationSet};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tch::{Device, Kind, Tensor};
+
+/// What to evaluate.
+#[derive(Debug, Clone)]
+pub struct EvalRequest {
+    pub source: PathBuf,
+    pub step: StepChoice,
+    pub config: EvalConfig,
+}
+
+/// Where the results went.
+#[derive(Debug)]
+pub struct EvalOutcome {
+    pub out_dir: PathBuf,
+    pub rows: Vec<ResultRow>,
+    pub grids: Vec<PathBuf>,
+}
+
+fn device(choice: &str) -> Result<Device> {
+    match choice {
+        "cpu" => Ok(Device::Cpu),
+        "cuda" if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
+        "cuda" => Err(EvalError::Invalid(
+            "eval.device = \"cuda\" but no CUDA device is available".into(),
+        )),
+        _ => Ok(Device::cuda_if_available()),
+    }
+}
+
+/// Runs the evaluation; `log` receives one line per finished measurement.
+pub fn evaluate(req: &EvalRequest, log: &mut dyn FnMut(&str)) -> Result<EvalOutcome> {
+    let c = &req.config;
+    let dev = device(&c.eval.device)?;
+    let mut run = LoadedRun::load(&req.source, req.step, dev)?;
+    let labels_w = run.weight_labels(&c.eval.weights)?;
+    let out_dir = if c.eval.out_dir.is_empty() {
+        run.run_dir
+            .join("eval")
+            .join(format!("step-{:09}", run.step))
+    } else {
+        PathBuf::from(&c.eval.out_dir)
+    };
+    std::fs::create_dir_all(&out_dir).map_err(|e| EvalError::io(&out_dir, e))?;
+    let base = ResultRow {
+        run: run.cfg.run.name.clone(),
+        formulation: run.cfg.formulation.name.clone(),
+        depth: run.cfg.model.depth,
+        step: run.step,
+        weights: String::new(),
+        setting: String::new(),
+        metric: String::new(),
+        value: 0.0,
+        n: 0,
+        feature_network: String::new(),
+        feature_weights_sha256: String::new(),
+        reference_stats_sha256: String::new(),
+        resize_mode: String::new(),
+    };
+    let res = run.data.resolution;
+
+    // Fixed inputs.
+    let n = c.sampling.n as i64;
+    let classes = run.data.classes();
+    let labels = Tensor::f_arange(n, (Kind::Int64, Device::Cpu))?.f_remainder(classes)?;
+    tch::manual_seed(c.eval.seed as i64);
+    let noise = Tensor::f_randn(
+        [n, run.data.channels(), res, res],
+        (Kind::Float, Device::Cpu),
+    )?;
+
+    let fid = if c.fid.enabled {
+        let net = FidInception::load(Path::new(&c.fid.weights), dev)?;
+        let reference = reference_stats(&run, &net, c)?;
+        log(&format!(
+            "FID reference: {} ({} images, stats {})",
+            reference.provenance.source,
+            reference.provenance.n_images,
+            &reference.provenance.stats_sha256[..12]
+        ));
+        Some((net, reference))
+    } else {
+        None
+    };
+    let classifier = if c.classifier.enabled {
+        let cl = classifier_for(&run, c, dev, log)?;
+        Some(cl)
+    } else {
+        None
+    };
+
+    let mut rows = Vec::new();
+    let mut grids = Vec::new();
+    let shift = if c.sampling.shift > 0.0 {
+        c.sampling.shift
+    } else {
+        run.cfg.formulation.shift
+    };
+    for wl in &labels_w {
+        run.use_weights(wl)?;
+        if c.validation.enabled {
+            rows.extend(validation_rows(&run, c, wl, &base)?);
+            log(&format!(
+                "{wl}: validation loss {:.5}",
+                rows.last().map_or(0.0, |r: &ResultRow| r.value)
+            ));
+        }
+        for spec in &c.sampling.settings {
+            let setting = SamplerSetting {
+                steps: spec.steps,
+                cfg: spec.cfg,
+                shift,
+                method: SamplerMethod::Euler,
+            };
+            let start = Instant::now();
+            let images = sample_all(&run, setting, &noise, &labels, c.sampling.batch_size as i64)?;
+            let seconds = start.elapsed().as_secs_f64();
+            let u8s = to_u8_pixels(&images)?;
+            let grid_n = (c.sampling.grid_rows * c.sampling.grid_cols) as i64;
+            let grid = out_dir.join(format!("samples_{wl}_{}.png", spec.label()));
+            let shown = to_model_pixels(&u8s.f_narrow(0, 0, grid_n.min(n))?, (res, res))?;
+            save_grid(&shown, i64::from(c.sampling.grid_cols), &grid)?;
+            grids.push(grid);
+            let row = |metric: &str, value: f64| ResultRow {
+                weights: wl.clone(),
+                setting: spec.label(),
+                metric: metric.into(),
+                value,
+                n: n as usize,
+                ..base.clone()
+            };
+            rows.push(row("sampling_seconds", seconds));
+            let mut line = format!("{wl} {}: {seconds:.1} s", spec.label());
+            if let Some((net, reference)) = &fid {
+                let feats = net.features(&u8_to_unit(&u8s)?, c.fid.batch_size as usize)?;
+                let value =
+                    frechet_distance(&FeatureStats::from_features(&feats)?, &reference.stats)?;
+                rows.push(ResultRow {
+                    feature_network: FEATURE_NETWORK.into(),
+                    feature_weights_sha256: net.sha256.clone(),
+                    reference_stats_sha256: reference.provenance.stats_sha256.clone(),
+                    resize_mode: RESIZE_MODE.into(),
+                    ..row("fid", value)
+                });
+                line.push_str(&format!(", FID {value:.2}"));
+            }
+            if let Some(cl) = &classifier {
+                let x = to_model_pixels(&u8s, (res, res))?;
+                let acc = cl.accuracy(&x, &labels, 500)?;
+                rows.push(ResultRow {
+                    feature_network: classifier::NAME.into(),
+                    feature_weights_sha256: cl.info.sha256.clone(),
+                    ..row("class_accuracy", acc)
+                });
+                line.push_str(&format!(", class accuracy {acc:.3}"));
+            }
+            log(&line);
+        }
+    }
+    let doc = json!({
+        "run_dir": run.run_dir.display().to_string(),
+        "checkpoint": run.checkpoint.display().to_string(),
+        "step": run.step,
+        "device": format!("{dev:?}"),
+        "config": c,
+        "fid_reference": fid.as_ref().map(|(_, r)| &r.provenance),
+        "classifier": classifier.as_ref().map(|cl| &cl.info),
+        "flowscale_version": env!("CARGO_PKG_VERSION"),
+        "rows": rows,
+    });
+    write_text(
+        &out_dir.join("results.json"),
+        &(serde_json::to_string_pretty(&doc).expect("results serialise") + "\n"),
+    )?;
+    write_text(&out_dir.join("results.csv"), &to_csv(&rows))?;
+    Ok(EvalOutcome {
+        out_dir,
+        rows,
+        grids,
+    })
+}
+
+fn reference_stats(run: &LoadedRun, net: &FidInception, c: &EvalConfig) -> Result<ReferenceStats> {
+    let cache = Path::new(&c.fid.cache_dir);
+    let batch = c.fid.batch_size as usize;
+    if c.fid.reference != "held-out" {
+        return folder_reference_stats(net, Path::new(&c.fid.reference), cache, batch);
+    }
+    let res = run.data.resolution;
+    let head = run.data.held_out.head(c.fid.reference_n as usize)?;
+    // As the model sees them: padded to the training resolution, then back to u8.
+    let u8s = to_u8_pixels(&to_model_pixels(&head.images, (res, res))?)?;
+    let source = format!(
+        "{:?} held-out split, first {} images at {res}x{res}",
+        run.cfg.data.dataset,
+        u8s.size()[0]
+    );
+    tensor_reference_stats(net, &u8s, &source, cache, batch)
+}
+
+fn classifier_for(
+    run: &LoadedRun,
+    c: &EvalConfig,
+    dev: Device,
+    log: &mut dyn FnMut(&str),
+) -> Result<Classifier> {
+    let path = Path::new(&c.classifier.path);
+    let res = run.data.resolution;
+    let cl = if path.is_file() {
+        Classifier::load(path, dev)?
+    } else {
+        log(&format!(
+            "training the class-accuracy classifier ({} steps) into {}",
+            c.classifier.train_steps,
+            path.display()
+        ));
+        let train_x = to_model_pixels(&run.data.train.images, (res, res))?;
+        let held_x = to_model_pixels(&run.data.held_out.images, (res, res))?;
+        let spec = TrainSpec {
+            steps: c.classifier.train_steps,
+            batch_size: c.classifier.batch_size,
+            lr: c.classifier.lr,
+            seed: 0,
+        };
+        Classifier::train(
+            (&train_x, &run.data.train.labels),
+            (&held_x, &run.data.held_out.labels),
+            run.data.classes(),
+            spec,
+            path,
+            dev,
+        )?
+    };
+    check_classifier(&cl.info, run, path)?;
+    log(&format!(
+        "classifier {}: held-out accuracy {:.4}",
+        path.display(),
+        cl.info.held_out_accuracy
+    ));
+    Ok(cl)
+}
+
+fn check_classifier(info: &ClassifierInfo, run: &LoadedRun, path: &Path) -> Result<()> {
+    let want = (run.data.classes(), run.data.channels(), run.data.resolution);
+    if (info.classes, info.channels, info.resolution) != want {
+        return Err(EvalError::Invalid(format!(
+            "{}: classifier for {} classes, {} channels at {}px; the run has {:?}",
+            path.display(),
+            info.classes,
+            info.channels,
+            info.resolution,
+            want
+        )));
+    }
+    Ok(())
+}
+
+fn validation_rows(
+    run: &LoadedRun,
+    c: &EvalConfig,
+    wl: &str,
+    base: &ResultRow,
+) -> Result<Vec<ResultRow>> {
+    let v = &run.cfg.validation;
+    let samples = if c.validation.samples > 0 {
+        c.validation.samples
+    } else {
+        v.samples
+    };
+    let levels = if c.validation.levels > 0 {
+        c.validation.levels
+    } else {
+        v.levels
+    };
+    let (vx, vl) = run.data.held_out(samples as usize, run.device)?;
+    // The trainer's seed for the fixed validation noise.
+    let set = ValidationSet::new(vx, vl, run.cfg.run.seed ^ 0x7a11_da7e)?;
+    let result = validation_loss(
+        run.formulation,
+        &set,
+        levels,
+        v.batch_size as usize,
+        |x, t, labels| {
+            let cond = run
+                .encode(labels)
+                .map_err(|e| flowscale_train::TrainError::Invalid(e.to_string()))?;
+            run.forward(x, t, &cond)
+        },
+    )?;
+    let row = |metric: String, value: f64| ResultRow {
+        weights: wl.to_string(),
+        setting: "validation".into(),
+        metric,
+        value,
+        n: set.len(),
+        ..base.clone()
+    };
+    let mut rows: Vec<ResultRow> = result
+        .levels
+        .iter()
+        .map(|(t, l)| row(format!("val_loss_t{t:.3}"), *l))
+        .collect();
+    rows.push(row("val_loss".into(), result.mean));
+    Ok(rows)
+}
+
+fn sample_all(
+    run: &LoadedRun,
+    setting: SamplerSetting,
+    noise: &Tensor,
+    labels: &Tensor,
+    batch: i64,
+) -> Result<Tensor> {
+    let n = noise.size()[0];
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < n {
+        let len = batch.max(1).min(n - start);
+        let z = noise.f_narrow(0, start, len)?.f_to_device(run.device)?;
+        let l = labels.f_narrow(0, start, len)?.f_to_device(run.device)?;
+        let cond = run.encode(&l)?;
+        let x = generate(run.formulation, setting, &z, &cond, |x, t, c| {
+            run.forward(x, t, c)
+        })?;
+        out.push(x.f_to_device(Device::Cpu)?);
+        start += len;
+    }
+    Ok(Tensor::f_cat(&out, 0)?)
+}

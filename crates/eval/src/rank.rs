@@ -1,0 +1,359 @@
+//! The paper's ranking over a results table: per setting, non-dominated sorting of the
+//! candidates on the chosen metrics ([`crate::pareto`]); a candidate's final rank is the mean of
+//! its per-setting ranks (SD3-REFERENCE section 4; the paper's Table 1 averages 24 settings).
+//!
+//! Input rows come in either of two shapes (CSV, or the `rows` of a results JSON):
+//! - long: one row per metric value, with `metric` and `value` columns (what `flowscale eval`
+//!   writes);
+//! - wide: one row per candidate and setting, with a column per metric.
+//!
+//! A candidate is identified by the `candidate` columns (default `run`), a setting by the
+//! `group_by` columns (default: those of `dataset`, `weights`, `setting` that the table has).
+//! Every candidate must have every metric in every setting; gaps are reported, not guessed.
+
+use crate::error::{EvalError, Result};
+use crate::pareto::{fronts, MetricSpec};
+use std::collections::BTreeMap;
+
+pub type Row = BTreeMap<String, String>;
+
+/// Which columns identify candidates and settings.
+#[derive(Debug, Clone)]
+pub struct RankOptions {
+    pub metrics: Vec<MetricSpec>,
+    pub candidate: Vec<String>,
+    /// Empty: the default setting columns present in the table.
+    pub group_by: Vec<String>,
+}
+
+/// The ranking: settings in first-seen order, candidates sorted by mean rank (then name).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ranking {
+    pub settings: Vec<String>,
+    pub rows: Vec<RankedCandidate>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RankedCandidate {
+    pub candidate: String,
+    /// Rank per setting, in `Ranking::settings` order.
+    pub ranks: Vec<u32>,
+    pub mean: f64,
+}
+
+pub const DEFAULT_SETTING_COLUMNS: [&str; 3] = ["dataset", "weights", "setting"];
+
+/// Ranks the candidates of `rows`.
+pub fn rank_rows(rows: &[Row], opts: &RankOptions) -> Result<Ranking> {
+    let first = rows
+        .first()
+        .ok_or_else(|| EvalError::Invalid("no result rows to rank".into()))?;
+    let group_by: Vec<String> = if opts.group_by.is_empty() {
+        DEFAULT_SETTING_COLUMNS
+            .iter()
+            .filter(|c| first.contains_key(**c))
+            .map(|c| c.to_string())
+            .collect()
+    } else {
+        opts.group_by.clone()
+    };
+    for col in opts.candidate.iter().chain(&group_by) {
+        if !first.contains_key(col) {
+            return Err(EvalError::Invalid(format!(
+                "column `{col}` is not in the results (columns: {})",
+                first.keys().cloned().collect::<Vec<_>>().join(", ")
+            )));
+        }
+    }
+    let long = first.contains_key("metric") && first.contains_key("value");
+    // (setting, candidate) -> metric -> value.
+    let mut table: BTreeMap<(String, String), BTreeMap<String, f64>> = BTreeMap::new();
+    let mut settings: Vec<String> = Vec::new();
+    let mut candidates: Vec<String> = Vec::new();
+    for row in rows {
+        let key = |cols: &[String]| -> String {
+            cols.iter()
+                .map(|c| row.get(c).cloned().unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let (setting, cand) = (key(&group_by), key(&opts.candidate));
+        let mut put = |metric: &str, text: &str| -> Result<()> {
+            let value: f64 = text.trim().parse().map_err(|_| {
+                EvalError::Invalid(format!(
+                    "value `{text}` of metric `{metric}` for `{cand}` in setting `{setting}` is not a number"
+                ))
+            })?;
+            if !value.is_finite() {
+                return Err(EvalError::Invalid(format!(
+                    "metric `{metric}` for `{cand}` in setting `{setting}` is {value}"
+                )));
+            }
+            let slot = table.entry((setting.clone(), cand.clone())).or_default();
+            if slot.insert(metric.to_string(), value).is_some() {
+                return Err(EvalError::Invalid(format!(
+                    "metric `{metric}` appears twice for `{cand}` in setting `{setting}`"
+                )));
+            }
+            Ok(())
+        };
+        if long {
+            let metric = &row["metric"];
+            if opts.metrics.iter().any(|m| &m.name == metric) {
+                put(metric, &row["value"])?;
+            } else {
+                continue;
+            }
+        } else {
+            for m in &opts.metrics {
+                if let Some(v) = row.get(&m.name) {
+                    put(&m.name, v)?;
+                }
+            }
+        }
+        if !settings.contains(&setting) {
+            settings.push(setting.clone());
+        }
+        if !candidates.contains(&cand) {
+            candidates.push(cand.clone());
+        }
+    }
+    if settings.is_empty() {
+        return Err(EvalError::Invalid(format!(
+            "none of the metrics {:?} is in the results",
+            opts.metrics.iter().map(|m| &m.name).collect::<Vec<_>>()
+        )));
+    }
+    let dirs: Vec<_> = opts.metrics.iter().map(|m| m.direction).collect();
+    let mut ranks: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    let mut missing = Vec::new();
+    for setting in &settings {
+        let mut points = Vec::new();
+        for cand in &candidates {
+            let values = table.get(&(setting.clone(), cand.clone()));
+            let point: Option<Vec<f64>> = opts
+                .metrics
+                .iter()
+                .map(|m| values.and_then(|v| v.get(&m.name).copied()))
+                .collect();
+            match point {
+                Some(p) => points.push(p),
+                None => missing.push(format!("`{cand}` in `{setting}`")),
+            }
+        }
+        if missing.is_empty() {
+            for (cand, r) in candidates.iter().zip(fronts(&points, &dirs)) {
+                ranks.entry(cand).or_default().push(r);
+            }
+        }
+    }
+    if !missing.is_empty() {
+        return Err(EvalError::Invalid(format!(
+            "metrics missing (every candidate needs every metric in every setting): {}",
+            missing.join(", ")
+        )));
+    }
+    let mut rows: Vec<RankedCandidate> = ranks
+        .into_iter()
+        .map(|(c, r)| RankedCandidate {
+            candidate: c.to_string(),
+            mean: r.iter().map(|&x| x as f64).sum::<f64>() / r.len() as f64,
+            ranks: r,
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        a.mean
+            .total_cmp(&b.mean)
+            .then(a.candidate.cmp(&b.candidate))
+    });
+    Ok(Ranking { settings, rows })
+}
+
+impl Ranking {
+    /// CSV: `candidate,mean_rank,n_settings,rank[<setting>]...`.
+    pub fn to_csv(&self) -> String {
+        let mut header = vec![
+            "candidate".to_string(),
+            "mean_rank".into(),
+            "n_settings".into(),
+        ];
+        header.extend(self.settings.iter().map(|s| format!("rank[{s}]")));
+        let mut out = crate::csv::line(&header);
+        for r in &self.rows {
+            let mut f = vec![
+                r.candidate.clone(),
+                format!("{:.4}", r.mean),
+                r.ranks.len().to_string(),
+            ];
+            f.extend(r.ranks.iter().map(|x| x.to_string()));
+            out.push_str(&crate::csv::line(&f));
+        }
+        out
+    }
+
+    /// A plain-text table like the paper's Table 1: position, candidate, mean rank, and the
+    /// per-setting ranks (settings listed below the table).
+    pub fn to_table(&self) -> String {
+        let width = self
+            .rows
+            .iter()
+            .map(|r| r.candidate.len())
+            .max()
+            .unwrap_or(9)
+            .max(9);
+        let mut s = format!("{:>3}  {:<width$}  {:>9}", "#", "candidate", "mean rank");
+        for i in 0..self.settings.len() {
+            s.push_str(&format!(" {:>4}", format!("s{}", i + 1)));
+        }
+        s.push('\n');
+        for (i, r) in self.rows.iter().enumerate() {
+            s.push_str(&format!(
+                "{:>3}  {:<width$}  {:>9.2}",
+                i + 1,
+                r.candidate,
+                r.mean
+            ));
+            for x in &r.ranks {
+                s.push_str(&format!(" {x:>4}"));
+            }
+            s.push('\n');
+        }
+        s.push_str("settings:\n");
+        for (i, st) in self.settings.iter().enumerate() {
+            s.push_str(&format!("  s{}: {st}\n", i + 1));
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pareto::parse_metrics;
+
+    fn wide(rows: &[(&str, &str, f64, f64)]) -> Vec<Row> {
+        rows.iter()
+            .map(|(c, s, clip, fid)| {
+                [
+                    ("run", c.to_string()),
+                    ("setting", s.to_string()),
+                    ("clip", clip.to_string()),
+                    ("fid", fid.to_string()),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect()
+            })
+            .collect()
+    }
+
+    fn opts() -> RankOptions {
+        RankOptions {
+            metrics: parse_metrics("clip:max,fid:min").unwrap(),
+            candidate: vec!["run".into()],
+            group_by: vec![],
+        }
+    }
+
+    /// The paper's Table 2 (25 sampling steps; CLIP / FID on ImageNet and CC12M) for four
+    /// formulations, ranked by hand:
+    /// ImageNet: mode(1.75) dominates all -> 1; lognorm dominates rf and eps -> 2; rf and eps
+    /// trade off -> 3, 3. CC12M: lognorm dominates all -> 1; eps dominates mode and rf -> 2;
+    /// mode dominates rf -> 3; rf -> 4. Means: lognorm 1.5, mode 2.0, eps 2.5, rf 3.5.
+    #[test]
+    fn table_2_by_hand() {
+        let rows = wide(&[
+            ("rf", "imagenet", 0.247, 49.70),
+            ("eps/linear", "imagenet", 0.245, 48.42),
+            ("rf/lognorm(0.00, 1.00)", "imagenet", 0.250, 45.78),
+            ("rf/mode(1.75)", "imagenet", 0.253, 44.39),
+            ("rf", "cc12m", 0.217, 94.90),
+            ("eps/linear", "cc12m", 0.222, 90.34),
+            ("rf/lognorm(0.00, 1.00)", "cc12m", 0.224, 89.91),
+            ("rf/mode(1.75)", "cc12m", 0.218, 94.06),
+        ]);
+        let r = rank_rows(&rows, &opts()).unwrap();
+        assert_eq!(r.settings, vec!["imagenet", "cc12m"]);
+        let got: Vec<(&str, Vec<u32>, f64)> = r
+            .rows
+            .iter()
+            .map(|x| (x.candidate.as_str(), x.ranks.clone(), x.mean))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("rf/lognorm(0.00, 1.00)", vec![2, 1], 1.5),
+                ("rf/mode(1.75)", vec![1, 3], 2.0),
+                ("eps/linear", vec![3, 2], 2.5),
+                ("rf", vec![3, 4], 3.5),
+            ]
+        );
+        let csv = r.to_csv();
+        assert!(csv.starts_with("candidate,mean_rank,n_settings,rank[imagenet],rank[cc12m]\n"));
+        assert!(
+            csv.contains("\"rf/lognorm(0.00, 1.00)\",1.5000,2,2,1\n"),
+            "{csv}"
+        );
+    }
+
+    #[test]
+    fn single_setting_and_ties() {
+        let rows = wide(&[
+            ("a", "s", 0.2, 10.0),
+            ("b", "s", 0.2, 10.0),
+            ("c", "s", 0.1, 10.0),
+        ]);
+        let r = rank_rows(&rows, &opts()).unwrap();
+        let got: Vec<(&str, f64)> = r
+            .rows
+            .iter()
+            .map(|x| (x.candidate.as_str(), x.mean))
+            .collect();
+        assert_eq!(got, vec![("a", 1.0), ("b", 1.0), ("c", 2.0)]);
+    }
+
+    #[test]
+    fn long_rows_group_by_weights_and_setting() {
+        // Two weights x one sampler setting = two settings; other metrics are ignored.
+        let mut rows = Vec::new();
+        for (run, weights, clip, fid) in [
+            ("x", "ema", 0.3, 5.0),
+            ("y", "ema", 0.2, 6.0),
+            ("x", "raw", 0.1, 9.0),
+            ("y", "raw", 0.2, 6.0),
+        ] {
+            for (metric, value) in [("clip", clip), ("fid", fid), ("val_loss", 1.0)] {
+                let row: Row = [
+                    ("run", run),
+                    ("weights", weights),
+                    ("setting", "s50_cfg5"),
+                    ("metric", metric),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .chain([("value".to_string(), value.to_string())])
+                .collect();
+                rows.push(row);
+            }
+        }
+        let r = rank_rows(&rows, &opts()).unwrap();
+        assert_eq!(r.settings, vec!["ema s50_cfg5", "raw s50_cfg5"]);
+        assert_eq!(r.rows[0].mean, 1.5);
+        assert_eq!(r.rows[1].mean, 1.5);
+    }
+
+    #[test]
+    fn gaps_and_unknown_columns_are_named() {
+        let rows = wide(&[
+            ("a", "s1", 0.2, 10.0),
+            ("b", "s1", 0.2, 9.0),
+            ("a", "s2", 0.1, 1.0),
+        ]);
+        let e = rank_rows(&rows, &opts()).unwrap_err().to_string();
+        assert!(e.contains("`b` in `s2`"), "{e}");
+        let mut o = opts();
+        o.group_by = vec!["dataset".into()];
+        let e = rank_rows(&rows, &o).unwrap_err().to_string();
+        assert!(e.contains("column `dataset`"), "{e}");
+    }
+}
