@@ -10,8 +10,10 @@ pub mod fashion_mnist;
 pub mod idx;
 pub mod labeled_images;
 pub mod pixels;
+pub mod shards;
 
 pub use batch_sampler::{BatchSampler, SamplerPosition};
 pub use error::{DataError, Result};
 pub use labeled_images::LabeledImages;
 pub use pixels::{to_model_pixels, to_u8_pixels};
+pub use shards::{read_latent_shard, LatentSample, LatentShardWriter};
