@@ -3,7 +3,7 @@
 
 mod common;
 
-use flowscale_encoders::clip::{score, ClipModel, ClipScore};
+use flowscale_encoders::clip::{score, ClipModel, ClipScore, ClipVision};
 use flowscale_encoders::{weights, EncoderError};
 use std::path::PathBuf;
 use tch::{Device, Kind, Tensor};
@@ -141,4 +141,30 @@ fn stored_position_ids_are_accepted() {
     let named: Vec<(String, Tensor)> = state.into_iter().collect();
     Tensor::write_safetensors(&named, tmp.path().join("model.safetensors")).unwrap();
     ClipModel::load(tmp.path(), Kind::Float, Device::Cpu).unwrap();
+}
+
+/// A `CLIPVisionModelWithProjection` folder (the vision keys of the fixture, the vision config
+/// with the model's projection width) loads alone and gives the same image embeddings.
+#[test]
+fn vision_only_folder_loads_and_matches() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir().join("clip_small/config.json")).unwrap(),
+    )
+    .unwrap();
+    let mut vision = config["vision_config"].clone();
+    vision["projection_dim"] = config["projection_dim"].clone();
+    std::fs::write(tmp.path().join("config.json"), vision.to_string()).unwrap();
+    let state = weights::read_folder(&dir().join("clip_small"), Kind::Float, Device::Cpu).unwrap();
+    let named: Vec<(String, Tensor)> = state
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("vision_model.") || k == "visual_projection.weight")
+        .collect();
+    Tensor::write_safetensors(&named, tmp.path().join("model.safetensors")).unwrap();
+    let v = ClipVision::load(tmp.path(), Kind::Float, Device::Cpu).unwrap();
+    let io = io();
+    let out = tch::no_grad(|| v.model.forward(&io["pixel_values"])).unwrap();
+    assert_eq!(out.last.size(), [4, 17, 32]);
+    let err = common::max_abs_diff(&out.projected, &io["image_embeds"]);
+    assert!(err < 1e-4, "vision-only image embeddings: max error {err}");
 }

@@ -6,10 +6,11 @@
 use super::layer::EncoderLayer;
 use super::vision_config::ClipVisionConfig;
 use crate::error::{EncoderError, Result};
+use crate::text::frozen::{load_folder, Frozen};
 use crate::text::layers::{Activation, Embedding, LayerNorm, Linear};
 use std::path::Path;
 use tch::nn::Init;
-use tch::{nn, Tensor};
+use tch::{nn, Device, Kind, Tensor};
 
 /// Checkpoint keys that Hugging Face may store but the model recomputes.
 pub const IGNORED_KEYS: &[&str] = &["vision_model.embeddings.position_ids"];
@@ -73,6 +74,21 @@ impl ClipVision {
             config: c.clone(),
             act,
         })
+    }
+
+    /// Loads a `CLIPVisionModelWithProjection` folder (`config.json` with the vision fields,
+    /// `model.safetensors`, sharded or not) with weights in `kind` on `device`; errors name every
+    /// missing, unexpected and mis-shaped key.
+    pub fn load(dir: &Path, kind: Kind, device: Device) -> Result<Frozen<ClipVision>> {
+        let (_, frozen) = load_folder::<ClipVisionConfig, _>(
+            dir,
+            kind,
+            device,
+            IGNORED_KEYS,
+            ClipVision::new,
+            |_| {},
+        )?;
+        Ok(frozen)
     }
 
     pub fn config(&self) -> &ClipVisionConfig {
