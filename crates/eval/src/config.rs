@@ -18,6 +18,8 @@ pub struct EvalConfig {
     pub fid: FidSection,
     #[serde(default)]
     pub classifier: ClassifierSection,
+    #[serde(default)]
+    pub clip: ClipSection,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,6 +86,10 @@ pub struct SamplingSection {
 pub struct FidSection {
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// "inception" (Inception-v3 pool3, the default) or "clip" (the image embeddings of
+    /// `clip.model`, the paper's choice).
+    #[serde(default = "default_feature_network")]
+    pub feature_network: String,
     /// The TorchScript Inception file (scripts/setup fetches it).
     #[serde(default = "default_inception")]
     pub weights: String,
@@ -97,6 +103,23 @@ pub struct FidSection {
     #[serde(default = "default_stats_cache")]
     pub cache_dir: String,
     #[serde(default = "default_fid_batch")]
+    pub batch_size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClipSection {
+    /// A Hugging Face `CLIPModel` folder; empty (the default): no CLIP score, and FID cannot
+    /// use CLIP features.
+    #[serde(default)]
+    pub model: String,
+    /// CLIP's BPE merges, gzip-compressed (scripts/setup fetches them).
+    #[serde(default = "default_clip_tokenizer")]
+    pub tokenizer: String,
+    /// Caption of a sample of class `c`: `{}` is replaced by the class name.
+    #[serde(default = "default_caption")]
+    pub caption: String,
+    #[serde(default = "default_clip_batch")]
     pub batch_size: u64,
 }
 
@@ -167,6 +190,18 @@ fn default_stats_cache() -> String {
 fn default_fid_batch() -> u64 {
     50
 }
+fn default_feature_network() -> String {
+    "inception".into()
+}
+fn default_clip_tokenizer() -> String {
+    ".assets/clip/bpe_simple_vocab_16e6.txt.gz".into()
+}
+fn default_caption() -> String {
+    "a photo of a {}".into()
+}
+fn default_clip_batch() -> u64 {
+    50
+}
 fn default_classifier() -> String {
     ".assets/classifiers/fashion-mnist-cnn.safetensors".into()
 }
@@ -218,11 +253,23 @@ impl Default for FidSection {
     fn default() -> Self {
         Self {
             enabled: true,
+            feature_network: default_feature_network(),
             weights: default_inception(),
             reference: default_reference(),
             reference_n: default_reference_n(),
             cache_dir: default_stats_cache(),
             batch_size: default_fid_batch(),
+        }
+    }
+}
+
+impl Default for ClipSection {
+    fn default() -> Self {
+        Self {
+            model: String::new(),
+            tokenizer: default_clip_tokenizer(),
+            caption: default_caption(),
+            batch_size: default_clip_batch(),
         }
     }
 }
@@ -245,6 +292,13 @@ impl Validate for EvalConfig {
         v.section("sampling", &self.sampling);
         v.section("fid", &self.fid);
         v.section("classifier", &self.classifier);
+        v.section("clip", &self.clip);
+        if self.fid.enabled && self.fid.feature_network == "clip" && self.clip.model.is_empty() {
+            v.fail(
+                "fid.feature_network",
+                "\"clip\" needs a CLIP model folder in clip.model",
+            );
+        }
     }
 }
 
@@ -300,8 +354,39 @@ impl Validate for SamplingSection {
 
 impl Validate for FidSection {
     fn validate(&self, v: &mut Validator) {
+        if !["inception", "clip"].contains(&self.feature_network.as_str()) {
+            v.fail(
+                "feature_network",
+                format!(
+                    "`{}` is not \"inception\" or \"clip\"",
+                    self.feature_network
+                ),
+            );
+        }
         v.count_at_least("reference_n", self.reference_n, 2);
         v.count_at_least("batch_size", self.batch_size, 1);
+    }
+}
+
+impl Validate for ClipSection {
+    fn validate(&self, v: &mut Validator) {
+        v.count_at_least("batch_size", self.batch_size, 1);
+        if self.caption.matches("{}").count() != 1 {
+            v.fail(
+                "caption",
+                format!(
+                    "`{}` must contain `{{}}` once (the class name)",
+                    self.caption
+                ),
+            );
+        }
+    }
+}
+
+impl ClipSection {
+    /// The caption of class `name`.
+    pub fn caption_for(&self, name: &str) -> String {
+        self.caption.replacen("{}", name, 1)
     }
 }
 
@@ -365,5 +450,34 @@ mod tests {
         assert!(e.contains("e.toml"), "{e}");
         assert!(e.contains("eval.weights") && e.contains("`best`"), "{e}");
         assert!(e.contains("sampling.n"), "{e}");
+    }
+
+    #[test]
+    fn clip_features_need_a_clip_model_and_captions_a_placeholder() {
+        let e = flowscale_train::config::load_str::<EvalConfig>(
+            "[fid]\nfeature_network = \"clip\"\n[clip]\ncaption = \"a photo\"\n",
+            Path::new("e.toml"),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("fid.feature_network") && e.contains("clip.model"),
+            "{e}"
+        );
+        assert!(e.contains("clip.caption"), "{e}");
+        let e = flowscale_train::config::load_str::<EvalConfig>(
+            "[fid]\nfeature_network = \"dino\"\n",
+            Path::new("e.toml"),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("`dino`"), "{e}");
+        let c: EvalConfig =
+            flowscale_train::config::load_str("[clip]\nmodel = \"m\"\n", Path::new("e.toml"), &[])
+                .unwrap();
+        assert_eq!(c.fid.feature_network, "inception");
+        assert_eq!(c.clip.caption_for("Sneaker"), "a photo of a Sneaker");
     }
 }

@@ -24,6 +24,8 @@ pub enum EvalError {
     Train(#[from] flowscale_train::TrainError),
     #[error(transparent)]
     Data(#[from] flowscale_data::DataError),
+    #[error(transparent)]
+    Encoder(#[from] flowscale_encoders::EncoderError),
 }
 
 pub type Result<T> = std::result::Result<T, EvalError>;

@@ -1,17 +1,22 @@
 //! `flowscale eval`: one checkpoint, every requested weight set, the validation loss (the
 //! trainer's protocol and fixed noise) and, per sampler setting, N samples from fixed labels and
-//! noise scored by FID and classifier accuracy. Pixel-space runs decode as the identity (latent
+//! noise scored by FID (Inception-v3 or CLIP image features), CLIP score (when the config names
+//! a CLIP model) and classifier accuracy. Pixel-space runs decode as the identity (latent
 //! runs will pass through their autoencoder here, issue #5).
 //!
 //! Fixed inputs: sample `i` has label `i mod classes` and noise row `i` of one `[N, C, H, W]`
 //! normal draw seeded by `eval.seed` on the CPU, so every weight set, setting and device sees
-//! the same starting points. Samples are quantised to u8 as images are saved, then scored.
+//! the same starting points. Samples are quantised to u8 as images are saved, then scored. The
+//! CLIP score pairs sample `i` with the caption of its class (`clip.caption`, default
+//! "a photo of a <class name>").
 
 use crate::classifier::{self, Classifier, ClassifierInfo, TrainSpec};
+use crate::clip_metric::ClipMetric;
 use crate::config::EvalConfig;
 use crate::error::{EvalError, Result};
+use crate::feature_net::FeatureNet;
 use crate::frechet::frechet_distance;
-use crate::inception::{u8_to_unit, FidInception, FEATURE_NETWORK, RESIZE_MODE};
+use crate::inception::FidInception;
 use crate::loaded_run::LoadedRun;
 use crate::reference::{folder_reference_stats, tensor_reference_stats, ReferenceStats};
 use crate::results::{to_csv, write_text, ResultRow};
@@ -95,9 +100,41 @@ pub fn evaluate(req: &EvalRequest, log: &mut dyn FnMut(&str)) -> Result<EvalOutc
         (Kind::Float, Device::Cpu),
     )?;
 
-    let fid = if c.fid.enabled {
-        let net = FidInception::load(Path::new(&c.fid.weights), dev)?;
-        let reference = reference_stats(&run, &net, c)?;
+    let clip = if c.clip.model.is_empty() {
+        None
+    } else {
+        let m = ClipMetric::load(Path::new(&c.clip.model), Path::new(&c.clip.tokenizer), dev)?;
+        log(&format!(
+            "CLIP model {} (files {})",
+            m.dir.display(),
+            &m.sha256[..12]
+        ));
+        Some(m)
+    };
+    let captions: Vec<String> = {
+        let names = &run.data.train.class_names;
+        Vec::<i64>::try_from(&labels)?
+            .iter()
+            .map(|&l| c.clip.caption_for(&names[l as usize]))
+            .collect()
+    };
+    let inception = if c.fid.enabled && c.fid.feature_network == "inception" {
+        Some(FidInception::load(Path::new(&c.fid.weights), dev)?)
+    } else {
+        None
+    };
+    let fid_net: Option<&dyn FeatureNet> = match (&inception, &clip) {
+        (Some(net), _) => Some(net),
+        (None, Some(m)) if c.fid.enabled => Some(m),
+        _ if c.fid.enabled => {
+            return Err(EvalError::Invalid(
+                "fid.feature_network = \"clip\" needs clip.model".into(),
+            ))
+        }
+        _ => None,
+    };
+    let fid = if let Some(net) = fid_net {
+        let reference = reference_stats(&run, net, c)?;
         log(&format!(
             "FID reference: {} ({} images, stats {})",
             reference.provenance.source,
@@ -158,17 +195,33 @@ pub fn evaluate(req: &EvalRequest, log: &mut dyn FnMut(&str)) -> Result<EvalOutc
             rows.push(row("sampling_seconds", seconds));
             let mut line = format!("{wl} {}: {seconds:.1} s", spec.label());
             if let Some((net, reference)) = &fid {
-                let feats = net.features(&u8_to_unit(&u8s)?, c.fid.batch_size as usize)?;
+                let feats = net.features_u8(&u8s, c.fid.batch_size as usize)?;
                 let value =
                     frechet_distance(&FeatureStats::from_features(&feats)?, &reference.stats)?;
                 rows.push(ResultRow {
-                    feature_network: FEATURE_NETWORK.into(),
-                    feature_weights_sha256: net.sha256.clone(),
+                    feature_network: net.name(),
+                    feature_weights_sha256: net.weights_sha256(),
                     reference_stats_sha256: reference.provenance.stats_sha256.clone(),
-                    resize_mode: RESIZE_MODE.into(),
+                    resize_mode: net.resize_mode(),
                     ..row("fid", value)
                 });
                 line.push_str(&format!(", FID {value:.2}"));
+            }
+            if let Some(m) = &clip {
+                let caps: Vec<&str> = captions.iter().map(String::as_str).collect();
+                let s = m.score(&u8s, &caps, c.clip.batch_size as usize)?;
+                for (metric, value) in [(CLIP_SCORE_RAW, s.raw), (CLIP_SCORE_X100, s.x100)] {
+                    rows.push(ResultRow {
+                        feature_network: m.name(),
+                        feature_weights_sha256: m.weights_sha256(),
+                        resize_mode: m.resize_mode(),
+                        ..row(metric, value)
+                    });
+                }
+                line.push_str(&format!(
+                    ", CLIP score {:.4} (x100 clipped {:.2})",
+                    s.raw, s.x100
+                ));
             }
             if let Some(cl) = &classifier {
                 let x = to_model_pixels(&u8s, (res, res))?;
@@ -190,6 +243,12 @@ pub fn evaluate(req: &EvalRequest, log: &mut dyn FnMut(&str)) -> Result<EvalOutc
         "device": format!("{dev:?}"),
         "config": c,
         "fid_reference": fid.as_ref().map(|(_, r)| &r.provenance),
+        "clip_model": clip.as_ref().map(|m| json!({
+            "dir": m.dir.display().to_string(),
+            "files_sha256": m.sha256,
+            "feature_network": m.name(),
+            "preprocessing": m.resize_mode(),
+        })),
         "classifier": classifier.as_ref().map(|cl| &cl.info),
         "flowscale_version": env!("CARGO_PKG_VERSION"),
         "rows": rows,
@@ -206,7 +265,16 @@ pub fn evaluate(req: &EvalRequest, log: &mut dyn FnMut(&str)) -> Result<EvalOutc
     })
 }
 
-fn reference_stats(run: &LoadedRun, net: &FidInception, c: &EvalConfig) -> Result<ReferenceStats> {
+/// The raw CLIP score's metric name: mean cosine of L2-normalised image and text embeddings.
+pub const CLIP_SCORE_RAW: &str = "clip_score";
+/// torchmetrics' scale: mean of `max(100 cos, 0)`.
+pub const CLIP_SCORE_X100: &str = "clip_score_x100";
+
+fn reference_stats(
+    run: &LoadedRun,
+    net: &dyn FeatureNet,
+    c: &EvalConfig,
+) -> Result<ReferenceStats> {
     let cache = Path::new(&c.fid.cache_dir);
     let batch = c.fid.batch_size as usize;
     if c.fid.reference != "held-out" {

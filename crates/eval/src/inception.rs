@@ -8,6 +8,7 @@
 //! [`RESIZE_MODE`] names this in every result row.
 
 use crate::error::{EvalError, Result};
+use crate::feature_net::FeatureNet;
 use crate::hash::sha256_file;
 use std::path::{Path, PathBuf};
 use tch::{CModule, Device, Kind, Tensor};
@@ -84,6 +85,21 @@ impl FidInception {
             start += len;
         }
         Ok(Tensor::f_cat(&out, 0)?)
+    }
+}
+
+impl FeatureNet for FidInception {
+    fn name(&self) -> String {
+        FEATURE_NETWORK.into()
+    }
+    fn weights_sha256(&self) -> String {
+        self.sha256.clone()
+    }
+    fn resize_mode(&self) -> String {
+        RESIZE_MODE.into()
+    }
+    fn features_u8(&self, images: &Tensor, batch_size: usize) -> Result<Tensor> {
+        self.features(&u8_to_unit(images)?, batch_size)
     }
 }
 

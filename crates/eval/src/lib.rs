@@ -3,14 +3,19 @@
 //! - [`frechet`]: the Frechet distance between Gaussian feature statistics, in float64 with a
 //!   symmetric eigen-decomposition square root; [`stats`]: mean and covariance of features.
 //! - [`inception`]: FID's Inception-v3 (TorchScript) with pytorch-fid's preprocessing;
-//!   [`reference`]: reference statistics of an image folder, cached with provenance.
+//!   [`reference`]: reference statistics of an image folder, cached with provenance, for any
+//!   [`feature_net::FeatureNet`].
+//! - [`clip_metric`]: CLIP score (raw cosine and torchmetrics' x100) and CLIP image features
+//!   for FID, from a Hugging Face `CLIPModel` folder.
 //! - [`rank`]: the paper's ranking (non-dominated sorting per setting, mean rank over settings).
 
 pub mod classifier;
+pub mod clip_metric;
 pub mod config;
 pub mod csv;
 pub mod error;
 pub mod evaluate;
+pub mod feature_net;
 pub mod frechet;
 pub mod hash;
 pub mod image_io;

@@ -8,9 +8,9 @@
 //! the safetensors file) is what results cite as the reference stats hash.
 
 use crate::error::{EvalError, Result};
+use crate::feature_net::FeatureNet;
 use crate::hash::{sha256_bytes, sha256_file};
 use crate::image_io::{list_pngs, read_png_rgb};
-use crate::inception::{u8_to_unit, FidInception, FEATURE_NETWORK, RESIZE_MODE};
 use crate::stats::FeatureStats;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -38,17 +38,23 @@ pub struct ReferenceStats {
 }
 
 /// Features of every PNG of `folder` (sorted by name), in batches of `batch_size`.
-pub fn folder_features(net: &FidInception, folder: &Path, batch_size: usize) -> Result<Tensor> {
+pub fn folder_features(net: &dyn FeatureNet, folder: &Path, batch_size: usize) -> Result<Tensor> {
     let files = list_pngs(folder)?;
     let mut feats = Vec::new();
     for chunk in files.chunks(batch_size.max(1)) {
-        // Images of one folder may differ in size: resize each before batching.
-        let mut imgs = Vec::new();
-        for f in chunk {
-            let img = u8_to_unit(&read_png_rgb(f)?.f_unsqueeze(0)?)?;
-            imgs.push(img.f_upsample_bilinear2d([299, 299], false, None, None)?);
+        let imgs = chunk
+            .iter()
+            .map(|f| Ok(read_png_rgb(f)?.f_unsqueeze(0)?))
+            .collect::<Result<Vec<Tensor>>>()?;
+        // Images of one folder may differ in size: a mixed chunk goes one image at a time (the
+        // network's preprocessing brings each to its input size).
+        if imgs.iter().all(|i| i.size() == imgs[0].size()) {
+            feats.push(net.features_u8(&Tensor::f_cat(&imgs, 0)?, batch_size)?);
+        } else {
+            for img in &imgs {
+                feats.push(net.features_u8(img, 1)?);
+            }
         }
-        feats.push(net.features(&Tensor::f_cat(&imgs, 0)?, batch_size)?);
     }
     Ok(Tensor::f_cat(&feats, 0)?)
 }
@@ -67,7 +73,7 @@ pub fn folder_hash(folder: &Path) -> Result<String> {
 
 /// The cached statistics of `folder`, computing and storing them under `cache_dir` if absent.
 pub fn folder_reference_stats(
-    net: &FidInception,
+    net: &dyn FeatureNet,
     folder: &Path,
     cache_dir: &Path,
     batch_size: usize,
@@ -85,7 +91,7 @@ pub fn folder_reference_stats(
 /// The cached statistics of u8 images `[N, C, H, W]` (e.g. a dataset split); `source` describes
 /// them in the provenance, the hash covers their shape and bytes.
 pub fn tensor_reference_stats(
-    net: &FidInception,
+    net: &dyn FeatureNet,
     images: &Tensor,
     source: &str,
     cache_dir: &Path,
@@ -102,20 +108,22 @@ pub fn tensor_reference_stats(
     let bytes = Vec::<u8>::try_from(images.f_contiguous()?.f_flatten(0, -1)?)?;
     let images_sha256 = sha256_bytes(format!("{size:?}\n{}", sha256_bytes(&bytes)).as_bytes());
     cached(net, source, images_sha256, cache_dir, || {
-        FeatureStats::from_features(&net.features(&u8_to_unit(images)?, batch_size)?)
+        FeatureStats::from_features(&net.features_u8(images, batch_size)?)
     })
 }
 
 fn cached(
-    net: &FidInception,
+    net: &dyn FeatureNet,
     source: &str,
     images_sha256: String,
     cache_dir: &Path,
     compute: impl FnOnce() -> Result<FeatureStats>,
 ) -> Result<ReferenceStats> {
     let key_input = format!(
-        "{images_sha256}\n{}\n{}\n{RESIZE_MODE}",
-        net.sha256, FEATURE_NETWORK
+        "{images_sha256}\n{}\n{}\n{}",
+        net.weights_sha256(),
+        net.name(),
+        net.resize_mode()
     );
     let key = sha256_bytes(key_input.as_bytes());
     let (st, js) = cache_paths(cache_dir, &key[..16]);
@@ -131,9 +139,9 @@ fn cached(
         source: source.to_string(),
         n_images: stats.n,
         images_sha256,
-        feature_network: FEATURE_NETWORK.into(),
-        feature_weights_sha256: net.sha256.clone(),
-        resize_mode: RESIZE_MODE.into(),
+        feature_network: net.name(),
+        feature_weights_sha256: net.weights_sha256(),
+        resize_mode: net.resize_mode(),
         stats_sha256: sha256_file(&st)?,
     };
     let text = serde_json::to_string_pretty(&provenance).expect("provenance serialises");

@@ -1,6 +1,10 @@
 //! `evaluate` end to end on a tiny trained run: rows and provenance, files, the trainer's
 //! validation loss reproduced, fixed inputs (a second evaluation gives the same numbers).
-//! Needs `.assets/fid-inception/default_1.pt` (scripts/setup) and Fashion-MNIST.
+//! Needs `.assets/fid-inception/default_1.pt`, `.assets/clip/bpe_simple_vocab_16e6.txt.gz`
+//! (scripts/setup) and Fashion-MNIST.
+
+#[path = "common/tiny_clip.rs"]
+mod tiny_clip;
 
 use flowscale_eval::config::{EvalConfig, SamplerSpec};
 use flowscale_eval::evaluate::{evaluate, EvalRequest};
@@ -170,4 +174,76 @@ fn tiny_run_end_to_end() {
             .collect()
     };
     assert_eq!(pick(&again.rows), pick(&out.rows));
+}
+
+/// With a CLIP model: CLIP score rows (raw and x100) per setting, FID on CLIP image features
+/// with the CLIP folder's hash and preprocessing in the provenance columns.
+#[test]
+fn clip_score_and_clip_fid() {
+    tch::set_num_threads(2);
+    let tmp = tempfile::tempdir().unwrap();
+    let run_dir = tiny_run(tmp.path());
+    let mut c = EvalConfig::default();
+    c.eval.device = "cpu".into();
+    c.eval.weights = vec!["raw".into()];
+    c.eval.out_dir = tmp.path().join("eval").display().to_string();
+    c.validation.enabled = false;
+    c.classifier.enabled = false;
+    c.sampling.n = 6;
+    c.sampling.batch_size = 6;
+    c.sampling.settings = vec![SamplerSpec { steps: 2, cfg: 1.0 }];
+    c.sampling.grid_rows = 1;
+    c.sampling.grid_cols = 3;
+    c.fid.feature_network = "clip".into();
+    c.fid.reference_n = 10;
+    c.fid.cache_dir = tmp.path().join("stats").display().to_string();
+    c.clip.model = tiny_clip::tiny_clip(tmp.path()).display().to_string();
+    c.clip.tokenizer = tiny_clip::bpe().display().to_string();
+    let out = evaluate(
+        &EvalRequest {
+            source: run_dir,
+            step: StepChoice::Latest,
+            config: c,
+        },
+        &mut |l| println!("{l}"),
+    )
+    .unwrap();
+    let get = |metric: &str| {
+        out.rows
+            .iter()
+            .find(|r| r.metric == metric)
+            .unwrap_or_else(|| panic!("no {metric} row"))
+            .clone()
+    };
+    let raw = get("clip_score");
+    let x100 = get("clip_score_x100");
+    let fid = get("fid");
+    assert!((-1.0..=1.0).contains(&raw.value), "{raw:?}");
+    assert!(
+        x100.value >= 100.0 * raw.value - 1e-9 && x100.value >= 0.0,
+        "{x100:?}"
+    );
+    assert_eq!(raw.n, 6);
+    assert_eq!(raw.setting, "s2_cfg1");
+    for r in [&raw, &x100, &fid] {
+        assert_eq!(r.feature_network, "clip-image-embeds:tiny-clip");
+        assert_eq!(r.feature_weights_sha256.len(), 64);
+        assert_eq!(
+            r.resize_mode,
+            "clip-pil-bicubic32-centercrop32-clip-mean-std"
+        );
+    }
+    assert!(fid.value.is_finite() && fid.value > 0.0, "{fid:?}");
+    assert_eq!(fid.reference_stats_sha256.len(), 64);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.out_dir.join("results.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        json["fid_reference"]["feature_network"],
+        "clip-image-embeds:tiny-clip"
+    );
+    assert_eq!(
+        json["clip_model"]["files_sha256"],
+        raw.feature_weights_sha256
+    );
 }

@@ -13,8 +13,9 @@ pub struct RankArgs {
     /// or results.json files of `flowscale eval`.
     #[arg(required = true)]
     results: Vec<PathBuf>,
-    /// Metrics and directions, NAME:max or NAME:min, comma-separated.
-    #[arg(long, default_value = "clip:max,fid:min")]
+    /// Metrics and directions, NAME:max or NAME:min, comma-separated (the default names the
+    /// rows `flowscale eval` writes with a CLIP model: `clip_score`, `fid`).
+    #[arg(long, default_value = "clip_score:max,fid:min")]
     metrics: String,
     /// Columns that identify a setting, comma-separated [default: those of dataset, weights,
     /// setting present].

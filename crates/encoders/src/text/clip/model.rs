@@ -3,64 +3,15 @@
 //! layers, a final LayerNorm, pooling at the end token.
 
 use super::config::ClipTextConfig;
+use crate::clip::layer::EncoderLayer;
 use crate::error::{EncoderError, Result};
 use crate::text::frozen::{load_folder, Frozen};
-use crate::text::layers::{merge_heads, split_heads, Activation, Embedding, LayerNorm, Linear};
+use crate::text::layers::{Activation, Embedding, LayerNorm, Linear};
 use std::path::Path;
 use tch::{nn, Kind, Tensor};
 
 /// Checkpoint keys that Hugging Face stores but the model recomputes.
 pub const IGNORED_KEYS: &[&str] = &["text_model.embeddings.position_ids"];
-
-#[derive(Debug)]
-struct Layer {
-    norm1: LayerNorm,
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    out: Linear,
-    norm2: LayerNorm,
-    fc1: Linear,
-    fc2: Linear,
-}
-
-impl Layer {
-    fn new(p: &nn::Path, c: &ClipTextConfig) -> Result<Self> {
-        let h = c.hidden_size;
-        let att = p / "self_attn";
-        let mlp = p / "mlp";
-        Ok(Layer {
-            norm1: LayerNorm::new(&(p / "layer_norm1"), h, c.layer_norm_eps)?,
-            q: Linear::new(&(&att / "q_proj"), h, h, true)?,
-            k: Linear::new(&(&att / "k_proj"), h, h, true)?,
-            v: Linear::new(&(&att / "v_proj"), h, h, true)?,
-            out: Linear::new(&(&att / "out_proj"), h, h, true)?,
-            norm2: LayerNorm::new(&(p / "layer_norm2"), h, c.layer_norm_eps)?,
-            fc1: Linear::new(&(&mlp / "fc1"), h, c.intermediate_size, true)?,
-            fc2: Linear::new(&(&mlp / "fc2"), c.intermediate_size, h, true)?,
-        })
-    }
-
-    fn forward(&self, x: &Tensor, heads: i64, act: Activation) -> Result<Tensor> {
-        let h = self.norm1.forward(x)?;
-        let q = split_heads(&self.q.forward(&h)?, heads)?;
-        let k = split_heads(&self.k.forward(&h)?, heads)?;
-        let v = split_heads(&self.v.forward(&h)?, heads)?;
-        let a = Tensor::f_scaled_dot_product_attention(
-            &q,
-            &k,
-            &v,
-            None::<&Tensor>,
-            0.0,
-            true,
-            None,
-            false,
-        )?;
-        let x = x.f_add(&self.out.forward(&merge_heads(&a)?)?)?;
-        let h = act.apply(&self.fc1.forward(&self.norm2.forward(&x)?)?)?;
-        Ok(x.f_add(&self.fc2.forward(&h)?)?)
-    }
-}
 
 /// Outputs of the CLIP text encoder.
 #[derive(Debug)]
@@ -81,7 +32,7 @@ pub struct ClipTextOutput {
 pub struct ClipText {
     token: Embedding,
     position: Embedding,
-    layers: Vec<Layer>,
+    layers: Vec<EncoderLayer>,
     final_norm: LayerNorm,
     projection: Linear,
     config: ClipTextConfig,
@@ -95,7 +46,14 @@ impl ClipText {
         let tm = p / "text_model";
         let e = &tm / "embeddings";
         let layers = (0..c.num_hidden_layers)
-            .map(|i| Layer::new(&(&tm / "encoder" / "layers" / i), c))
+            .map(|i| {
+                EncoderLayer::new(
+                    &(&tm / "encoder" / "layers" / i),
+                    c.hidden_size,
+                    c.intermediate_size,
+                    c.layer_norm_eps,
+                )
+            })
             .collect::<Result<Vec<_>>>()?;
         Ok(ClipText {
             token: Embedding::new(&(&e / "token_embedding"), c.vocab_size, c.hidden_size)?,
@@ -171,7 +129,7 @@ impl ClipText {
         let n = self.layers.len();
         let mut penultimate = None;
         for (i, layer) in self.layers.iter().enumerate() {
-            x = layer.forward(&x, heads, self.act)?;
+            x = layer.forward(&x, heads, self.act, true)?;
             if i + 2 == n {
                 penultimate = Some(x.shallow_clone());
             }
