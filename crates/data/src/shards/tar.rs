@@ -213,7 +213,10 @@ mod tests {
         let err = read_entries(&bytes[..2000], p).unwrap_err().to_string();
         assert!(err.contains("truncated tar entry a.bin"), "{err}");
         let err = read_entries(&bytes[..1500], p).unwrap_err().to_string();
-        assert!(err.contains("truncated tar header after entry a.txt"), "{err}");
+        assert!(
+            err.contains("truncated tar header after entry a.txt"),
+            "{err}"
+        );
         let mut bad = bytes.clone();
         bad[1024 + 10] ^= 1; // inside the header of a.bin
         let err = read_entries(&bad[..], p).unwrap_err().to_string();
