@@ -2,6 +2,7 @@
 // and Debian's gloo headers (the wheel has Gloo compiled in but ships no gloo headers); the
 // symbols come from libtorch_cpu.
 #include "c10d.h"
+#include "guarded.h"
 
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -14,21 +15,8 @@
 
 namespace {
 
-char *dup(const std::string &s) { return strdup(s.c_str()); }
-
-template <typename F> char *guarded(F &&f) {
-  try {
-    f();
-    return nullptr;
-  } catch (const c10::Error &e) {
-    // Without the C++ stack trace: the message is what a user can act on.
-    return dup(e.what_without_backtrace());
-  } catch (const std::exception &e) {
-    return dup(e.what());
-  } catch (...) {
-    return dup("unknown C++ exception in c10d shim");
-  }
-}
+using fx::guarded;
+using fx::tensors_of;
 
 // Owned handles: the intrusive pointers keep the objects alive until the Rust side frees them.
 struct StoreHandle {
@@ -38,15 +26,6 @@ struct GroupHandle {
   c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
   std::chrono::milliseconds timeout;
 };
-
-std::vector<at::Tensor> tensors_of(fx_tensor *ptrs, size_t n) {
-  std::vector<at::Tensor> out;
-  out.reserve(n);
-  for (size_t i = 0; i < n; ++i) {
-    out.push_back(*static_cast<at::Tensor *>(ptrs[i]));
-  }
-  return out;
-}
 
 c10d::ReduceOp reduce_op(int op) {
   switch (op) {

@@ -3,6 +3,7 @@
 // ship no complete CUDA toolkit headers, so memory statistics go through ATen's device-generic
 // accelerator API and device names through the CUDA driver API, loaded with dlopen.
 #include "torch_ext.h"
+#include "guarded.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
@@ -20,18 +21,9 @@
 
 namespace {
 
-char *dup(const std::string &s) { return strdup(s.c_str()); }
-
-template <typename F> char *guarded(F &&f) {
-  try {
-    f();
-    return nullptr;
-  } catch (const std::exception &e) {
-    return dup(e.what());
-  } catch (...) {
-    return dup("unknown C++ exception in torch-ext shim");
-  }
-}
+using fx::dup;
+using fx::guarded;
+using fx::tensors_of;
 
 c10::DeviceType device_type_of(int device_type) {
   switch (device_type) {
@@ -43,16 +35,6 @@ c10::DeviceType device_type_of(int device_type) {
     throw std::invalid_argument("torch-ext: unsupported device type " +
                                 std::to_string(device_type));
   }
-}
-
-std::vector<at::Tensor> tensors_of(fx_tensor *ptrs, size_t n) {
-  std::vector<at::Tensor> out;
-  out.reserve(n);
-  for (size_t i = 0; i < n; ++i) {
-    // Shallow copies share storage, so the in-place kernel updates the caller's tensors.
-    out.push_back(*static_cast<at::Tensor *>(ptrs[i]));
-  }
-  return out;
 }
 
 int64_t cuda_device_count() {
