@@ -2,48 +2,17 @@
 
 use std::path::PathBuf;
 
-/// Key and shape differences between a checkpoint and the model it is loaded into.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct KeyReport {
-    /// Keys the model needs that the checkpoint lacks.
-    pub missing: Vec<String>,
-    /// Keys in the checkpoint that the model does not have.
-    pub unexpected: Vec<String>,
-    /// `(key, expected shape, found shape)`.
-    pub mis_shaped: Vec<(String, Vec<i64>, Vec<i64>)>,
-}
-
-impl KeyReport {
-    pub fn is_empty(&self) -> bool {
-        self.missing.is_empty() && self.unexpected.is_empty() && self.mis_shaped.is_empty()
-    }
-}
-
-impl std::fmt::Display for KeyReport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut parts = Vec::new();
-        if !self.missing.is_empty() {
-            parts.push(format!("missing keys: {}", self.missing.join(", ")));
-        }
-        if !self.unexpected.is_empty() {
-            parts.push(format!("unexpected keys: {}", self.unexpected.join(", ")));
-        }
-        if !self.mis_shaped.is_empty() {
-            let shapes: Vec<String> = self
-                .mis_shaped
-                .iter()
-                .map(|(k, want, got)| format!("{k} (expected {want:?}, found {got:?})"))
-                .collect();
-            parts.push(format!("mis-shaped keys: {}", shapes.join(", ")));
-        }
-        write!(f, "{}", parts.join("; "))
-    }
-}
+/// Key and shape differences between a checkpoint and the model it is loaded into (the same
+/// report the MMDiT loaders give).
+pub use flowscale_models::error::KeyReport;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EncoderError {
     #[error("torch: {0}")]
     Torch(#[from] tch::TchError),
+    /// Reading safetensors through the models crate's reader.
+    #[error(transparent)]
+    Model(#[from] flowscale_models::error::ModelError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

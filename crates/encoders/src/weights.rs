@@ -3,7 +3,7 @@
 //! requested kind, integer buffers (`position_ids`) are kept as they are.
 
 use crate::error::{EncoderError, KeyReport, Result};
-use safetensors::tensor::{Dtype, SafeTensors};
+use flowscale_models::checkpoint::safetensors_io;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use tch::{nn, Device, Kind, Tensor};
@@ -22,37 +22,12 @@ pub fn read_config<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<T> {
     serde_json::from_str(&text).map_err(|e| EncoderError::format(&path, e.to_string()))
 }
 
-/// Reads every tensor of one safetensors file through a read-only memory map.
+/// Reads every tensor of one safetensors file (the models crate's memory-mapped reader).
 pub fn read_file(path: &Path, kind: Kind, device: Device) -> Result<StateDict> {
-    let file = std::fs::File::open(path).map_err(|e| EncoderError::io(path, e))?;
-    // SAFETY: the map is read-only and dropped before returning; tensors are copied out of it.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| EncoderError::io(path, e))?;
-    let st = SafeTensors::deserialize(&map)
-        .map_err(|e| EncoderError::format(path, format!("not a valid safetensors file: {e:?}")))?;
-    let mut out = StateDict::new();
-    for (name, view) in st.tensors() {
-        let (src_kind, floating) = match view.dtype() {
-            Dtype::F64 => (Kind::Double, true),
-            Dtype::F32 => (Kind::Float, true),
-            Dtype::F16 => (Kind::Half, true),
-            Dtype::BF16 => (Kind::BFloat16, true),
-            Dtype::I64 => (Kind::Int64, false),
-            Dtype::I32 => (Kind::Int, false),
-            other => {
-                return Err(EncoderError::format(
-                    path,
-                    format!("tensor {name} has unsupported dtype {other:?}"),
-                ))
-            }
-        };
-        let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
-        let mut t = Tensor::f_from_data_size(view.data(), &shape, src_kind)?.f_to_device(device)?;
-        if floating {
-            t = t.f_to_kind(kind)?;
-        }
-        out.insert(name, t);
-    }
-    Ok(out)
+    Ok(safetensors_io::read(path, kind, device)?
+        .tensors
+        .into_iter()
+        .collect())
 }
 
 /// Reads the weights of a Hugging Face folder, single file or sharded.

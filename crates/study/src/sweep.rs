@@ -17,7 +17,7 @@
 
 use crate::error::{io, Result, StudyError};
 use crate::run_id::run_id;
-use flowscale_train::config::{load_str, to_toml_string, RunConfig};
+use flowscale_train::config::{load_str, RunConfig};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use toml::Value;
@@ -155,16 +155,6 @@ impl Sweep {
             out_dir,
             axes: axes.into_iter().map(|(k, _)| k).collect(),
             runs,
-        })
-    }
-
-    /// The resolved config of run `i` as TOML.
-    pub fn config_text(&self, i: usize) -> Result<String> {
-        to_toml_string(&self.runs[i].config).map_err(|e| {
-            bad(
-                &self.file,
-                format!("serialising run {}: {e}", self.runs[i].id),
-            )
         })
     }
 }

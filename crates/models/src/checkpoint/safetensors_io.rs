@@ -13,7 +13,8 @@ pub struct FileContents {
 }
 
 /// Reads every tensor of `path` through a read-only memory map, converting floating tensors to
-/// `kind` on `device`.
+/// `kind` on `device`; integer buffers (int64/int32, e.g. text encoders' `position_ids`) keep
+/// their type.
 pub fn read(path: &Path, kind: Kind, device: Device) -> Result<FileContents> {
     let file = std::fs::File::open(path).map_err(|e| ModelError::io(path, e))?;
     // SAFETY: the map is read-only and dropped before returning; a concurrent writer could only
@@ -35,24 +36,25 @@ pub fn read(path: &Path, kind: Kind, device: Device) -> Result<FileContents> {
         let view = st
             .tensor(&name)
             .map_err(|e| ModelError::format(path, format!("tensor {name}: {e:?}")))?;
-        let src_kind = match view.dtype() {
-            Dtype::F64 => Kind::Double,
-            Dtype::F32 => Kind::Float,
-            Dtype::F16 => Kind::Half,
-            Dtype::BF16 => Kind::BFloat16,
+        let (src_kind, floating) = match view.dtype() {
+            Dtype::F64 => (Kind::Double, true),
+            Dtype::F32 => (Kind::Float, true),
+            Dtype::F16 => (Kind::Half, true),
+            Dtype::BF16 => (Kind::BFloat16, true),
+            Dtype::I64 => (Kind::Int64, false),
+            Dtype::I32 => (Kind::Int, false),
             other => {
                 return Err(ModelError::format(
                     path,
-                    format!(
-                        "tensor {name} has dtype {other:?}; only floating tensors are supported"
-                    ),
+                    format!("tensor {name} has unsupported dtype {other:?}"),
                 ))
             }
         };
         let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
-        let t = Tensor::f_from_data_size(view.data(), &shape, src_kind)?
-            .f_to_device(device)?
-            .f_to_kind(kind)?;
+        let mut t = Tensor::f_from_data_size(view.data(), &shape, src_kind)?.f_to_device(device)?;
+        if floating {
+            t = t.f_to_kind(kind)?;
+        }
         tensors.push((name, t));
     }
     Ok(FileContents { tensors, metadata })

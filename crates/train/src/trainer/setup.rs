@@ -188,14 +188,22 @@ impl Trainer {
                 Ok((model_vs, model, cond_vs, conditioner))
             })?;
         let params = trainable(&model_vs, &cond_vs);
-        if let Some(d) = &dp {
-            // Identical by construction (same seed); the broadcast makes it a guarantee.
-            d.broadcast(
-                &params
-                    .iter()
-                    .map(|(_, p)| p.shallow_clone())
-                    .collect::<Vec<_>>(),
-            )?;
+        // Rank 0's weights on every rank: identical by construction (same seed), the broadcast
+        // makes it a guarantee; after a resume, once the checkpoint is restored.
+        let resuming = options.resume && latest.is_some();
+        let broadcast_params = |dp: &Option<DataParallel>| -> Result<()> {
+            match dp {
+                Some(d) => d.broadcast(
+                    &params
+                        .iter()
+                        .map(|(_, p)| p.shallow_clone())
+                        .collect::<Vec<_>>(),
+                ),
+                None => Ok(()),
+            }
+        };
+        if !resuming {
+            broadcast_params(&dp)?;
         }
         let o = &cfg.optim;
         let mut optimizer = AdamW::new(
@@ -264,13 +272,8 @@ impl Trainer {
                 index: state.data_index,
             };
         }
-        if let (Some(d), true) = (&dp, options.resume) {
-            d.broadcast(
-                &params
-                    .iter()
-                    .map(|(_, p)| p.shallow_clone())
-                    .collect::<Vec<_>>(),
-            )?;
+        if resuming {
+            broadcast_params(&dp)?;
         }
         // Every rank draws the same global batch and trains on its share of it.
         let world = dp.as_ref().map_or(1, DataParallel::world_size);
