@@ -30,6 +30,10 @@ pub struct RankOptions {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ranking {
     pub settings: Vec<String>,
+    /// Table 1's extra columns: the mean rank over the settings of one sampler step count
+    /// (`"5 steps"` -> indices into `settings`), for each step count found in a `setting`
+    /// column of the form `s<steps>_cfg<scale>`; empty when there is only one step count.
+    pub step_subsets: Vec<(String, Vec<usize>)>,
     pub rows: Vec<RankedCandidate>,
 }
 
@@ -39,6 +43,16 @@ pub struct RankedCandidate {
     /// Rank per setting, in `Ranking::settings` order.
     pub ranks: Vec<u32>,
     pub mean: f64,
+    /// Mean rank over each of `Ranking::step_subsets`.
+    pub subset_means: Vec<f64>,
+}
+
+/// The sampler step count of a setting named `s<steps>_cfg<scale>` (what `flowscale eval`
+/// writes), e.g. `s50_cfg2.5` -> 50.
+pub fn sampler_steps(setting: &str) -> Option<u32> {
+    let rest = setting.strip_prefix('s')?;
+    let (steps, _) = rest.split_once("_cfg")?;
+    steps.parse().ok()
 }
 
 pub const DEFAULT_SETTING_COLUMNS: [&str; 3] = ["dataset", "weights", "setting"];
@@ -69,6 +83,7 @@ pub fn rank_rows(rows: &[Row], opts: &RankOptions) -> Result<Ranking> {
     // (setting, candidate) -> metric -> value.
     let mut table: BTreeMap<(String, String), BTreeMap<String, f64>> = BTreeMap::new();
     let mut settings: Vec<String> = Vec::new();
+    let mut setting_steps: Vec<Option<u32>> = Vec::new();
     let mut candidates: Vec<String> = Vec::new();
     for row in rows {
         let key = |cols: &[String]| -> String {
@@ -113,6 +128,12 @@ pub fn rank_rows(rows: &[Row], opts: &RankOptions) -> Result<Ranking> {
         }
         if !settings.contains(&setting) {
             settings.push(setting.clone());
+            let steps = group_by
+                .iter()
+                .any(|c| c == "setting")
+                .then(|| row.get("setting").and_then(|v| sampler_steps(v)))
+                .flatten();
+            setting_steps.push(steps);
         }
         if !candidates.contains(&cand) {
             candidates.push(cand.clone());
@@ -153,11 +174,35 @@ pub fn rank_rows(rows: &[Row], opts: &RankOptions) -> Result<Ranking> {
             missing.join(", ")
         )));
     }
+    let mut distinct: Vec<u32> = setting_steps.iter().flatten().copied().collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let step_subsets: Vec<(String, Vec<usize>)> = if distinct.len() > 1 {
+        distinct
+            .iter()
+            .map(|&n| {
+                let idx = (0..settings.len())
+                    .filter(|&i| setting_steps[i] == Some(n))
+                    .collect();
+                (format!("{n} steps"), idx)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mean_of = |r: &[u32], idx: &mut dyn Iterator<Item = usize>| -> f64 {
+        let v: Vec<f64> = idx.map(|i| r[i] as f64).collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    };
     let mut rows: Vec<RankedCandidate> = ranks
         .into_iter()
         .map(|(c, r)| RankedCandidate {
             candidate: c.to_string(),
-            mean: r.iter().map(|&x| x as f64).sum::<f64>() / r.len() as f64,
+            mean: mean_of(&r, &mut (0..r.len())),
+            subset_means: step_subsets
+                .iter()
+                .map(|(_, idx)| mean_of(&r, &mut idx.iter().copied()))
+                .collect(),
             ranks: r,
         })
         .collect();
@@ -166,17 +211,26 @@ pub fn rank_rows(rows: &[Row], opts: &RankOptions) -> Result<Ranking> {
             .total_cmp(&b.mean)
             .then(a.candidate.cmp(&b.candidate))
     });
-    Ok(Ranking { settings, rows })
+    Ok(Ranking {
+        settings,
+        step_subsets,
+        rows,
+    })
 }
 
 impl Ranking {
-    /// CSV: `candidate,mean_rank,n_settings,rank[<setting>]...`.
+    /// CSV: `candidate,mean_rank,n_settings,mean_rank[<n> steps]...,rank[<setting>]...`.
     pub fn to_csv(&self) -> String {
         let mut header = vec![
             "candidate".to_string(),
             "mean_rank".into(),
             "n_settings".into(),
         ];
+        header.extend(
+            self.step_subsets
+                .iter()
+                .map(|(l, _)| format!("mean_rank[{l}]")),
+        );
         header.extend(self.settings.iter().map(|s| format!("rank[{s}]")));
         let mut out = crate::csv::line(&header);
         for r in &self.rows {
@@ -185,6 +239,7 @@ impl Ranking {
                 format!("{:.4}", r.mean),
                 r.ranks.len().to_string(),
             ];
+            f.extend(r.subset_means.iter().map(|m| format!("{m:.4}")));
             f.extend(r.ranks.iter().map(|x| x.to_string()));
             out.push_str(&crate::csv::line(&f));
         }
@@ -202,6 +257,9 @@ impl Ranking {
             .unwrap_or(9)
             .max(9);
         let mut s = format!("{:>3}  {:<width$}  {:>9}", "#", "candidate", "mean rank");
+        for (label, _) in &self.step_subsets {
+            s.push_str(&format!(" {label:>9}"));
+        }
         for i in 0..self.settings.len() {
             s.push_str(&format!(" {:>4}", format!("s{}", i + 1)));
         }
@@ -213,6 +271,9 @@ impl Ranking {
                 r.candidate,
                 r.mean
             ));
+            for m in &r.subset_means {
+                s.push_str(&format!(" {m:>9.2}"));
+            }
             for x in &r.ranks {
                 s.push_str(&format!(" {x:>4}"));
             }
@@ -340,6 +401,55 @@ mod tests {
         assert_eq!(r.settings, vec!["ema s50_cfg5", "raw s50_cfg5"]);
         assert_eq!(r.rows[0].mean, 1.5);
         assert_eq!(r.rows[1].mean, 1.5);
+    }
+
+    /// Table 1's columns: the mean rank over all settings and over the settings of one step
+    /// count. Candidate `x` wins every 50-step setting and loses every 5-step one.
+    #[test]
+    fn step_count_columns() {
+        let mut rows = Vec::new();
+        for (setting, x_fid, y_fid) in [
+            ("s50_cfg1", 5.0, 6.0),
+            ("s50_cfg5", 4.0, 7.0),
+            ("s5_cfg5", 9.0, 8.0),
+        ] {
+            for (run, fid) in [("x", x_fid), ("y", y_fid)] {
+                for weights in ["raw", "ema0.99"] {
+                    rows.push(
+                        [
+                            ("run", run.to_string()),
+                            ("weights", weights.to_string()),
+                            ("setting", setting.to_string()),
+                            ("clip", "0.2".to_string()),
+                            ("fid", fid.to_string()),
+                        ]
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), v))
+                        .collect(),
+                    );
+                }
+            }
+        }
+        let r = rank_rows(&rows, &opts()).unwrap();
+        let labels: Vec<&str> = r.step_subsets.iter().map(|(l, _)| l.as_str()).collect();
+        assert_eq!(labels, vec!["5 steps", "50 steps"]);
+        assert_eq!(r.step_subsets[0].1.len(), 2);
+        assert_eq!(r.step_subsets[1].1.len(), 4);
+        let x = r.rows.iter().find(|c| c.candidate == "x").unwrap();
+        let y = r.rows.iter().find(|c| c.candidate == "y").unwrap();
+        assert_eq!(x.subset_means, vec![2.0, 1.0]);
+        assert_eq!(y.subset_means, vec![1.0, 2.0]);
+        assert!((x.mean - 8.0 / 6.0).abs() < 1e-12);
+        let csv = r.to_csv();
+        assert!(
+            csv.starts_with(
+                "candidate,mean_rank,n_settings,mean_rank[5 steps],mean_rank[50 steps],"
+            ),
+            "{csv}"
+        );
+        assert!(r.to_table().contains("50 steps"));
+        assert_eq!(sampler_steps("s25_cfg5"), Some(25));
+        assert_eq!(sampler_steps("validation"), None);
     }
 
     #[test]

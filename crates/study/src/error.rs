@@ -13,6 +13,12 @@ pub enum StudyError {
     },
     #[error(transparent)]
     Config(#[from] Box<flowscale_train::config::ConfigError>),
+    #[error("run {id}: evaluation: {source}")]
+    Eval {
+        id: String,
+        #[source]
+        source: Box<flowscale_eval::error::EvalError>,
+    },
     #[error("run {id}: {source}")]
     Train {
         id: String,

@@ -8,12 +8,23 @@ use plotters::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-/// One named curve; `dashed` draws a fitted law rather than measurements.
+/// How a series is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeriesStyle {
+    /// Measurements along a curve: a line with a marker per point.
+    Measured,
+    /// A fitted law or derived curve: a dashed line without markers.
+    Fit,
+    /// Unordered measurements (one point per run): markers only.
+    Scatter,
+}
+
+/// One named curve.
 #[derive(Debug, Clone)]
 pub struct Series {
     pub label: String,
     pub points: Vec<(f64, f64)>,
-    pub dashed: bool,
+    pub style: SeriesStyle,
 }
 
 #[derive(Debug, Clone)]
@@ -104,16 +115,24 @@ macro_rules! draw_chart {
                 .filter(|(x, y)| x.is_finite() && y.is_finite())
                 .collect();
             let style = ShapeStyle::from(&color).stroke_width(2);
-            let drawn = if s.dashed {
-                chart.draw_series(DashedLineSeries::new(pts.clone(), 8, 5, style))
-            } else {
-                chart.draw_series(LineSeries::new(pts.clone(), style))
-            }
-            .map_err(|e| e.to_string())?;
-            drawn
-                .label(s.label.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color));
-            if !s.dashed {
+            match s.style {
+                SeriesStyle::Fit => chart
+                    .draw_series(DashedLineSeries::new(pts.clone(), 8, 5, style))
+                    .map_err(|e| e.to_string())?
+                    .label(s.label.as_str())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color)),
+                SeriesStyle::Measured => chart
+                    .draw_series(LineSeries::new(pts.clone(), style))
+                    .map_err(|e| e.to_string())?
+                    .label(s.label.as_str())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color)),
+                SeriesStyle::Scatter => chart
+                    .draw_series(pts.iter().map(|&p| Circle::new(p, 5, color.filled())))
+                    .map_err(|e| e.to_string())?
+                    .label(s.label.as_str())
+                    .legend(move |(x, y)| Circle::new((x + 9, y), 5, color.filled())),
+            };
+            if s.style == SeriesStyle::Measured {
                 chart
                     .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
                     .map_err(|e| e.to_string())?;
@@ -211,12 +230,17 @@ mod tests {
                 Series {
                     label: "depth 2".into(),
                     points: vec![(1e12, 0.5), (1e13, 0.4), (1e14, 0.35)],
-                    dashed: false,
+                    style: SeriesStyle::Measured,
                 },
                 Series {
                     label: "fit".into(),
                     points: vec![(1e12, 0.52), (1e14, 0.34)],
-                    dashed: true,
+                    style: SeriesStyle::Fit,
+                },
+                Series {
+                    label: "runs".into(),
+                    points: vec![(2e12, 0.45), (3e13, 0.38)],
+                    style: SeriesStyle::Scatter,
                 },
             ],
         };

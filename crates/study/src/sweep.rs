@@ -17,6 +17,7 @@
 
 use crate::error::{io, Result, StudyError};
 use crate::run_id::run_id;
+use flowscale_eval::config::EvalConfig;
 use flowscale_train::config::{load_str, RunConfig};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -30,6 +31,20 @@ struct SweepFile {
     set: toml::Table,
     #[serde(default)]
     axes: toml::Table,
+    eval: Option<EvalSection>,
+}
+
+/// `[eval]`: evaluate every finished run with `flowscale eval` at its best EMA validation
+/// loss checkpoint (the paper's rule).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EvalSection {
+    /// Eval config file, relative to the sweep file; empty = every key at its default.
+    #[serde(default)]
+    config: String,
+    /// `KEY=VALUE` overrides of the eval config (what `flowscale eval --set` takes).
+    #[serde(default)]
+    set: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -50,6 +65,8 @@ pub struct Sweep {
     /// Axis keys in file order.
     pub axes: Vec<String>,
     pub runs: Vec<SweepRun>,
+    /// The resolved eval config of `[eval]`, when the sweep evaluates its runs.
+    pub eval: Option<EvalConfig>,
 }
 
 /// One run of the grid: its axis values and its resolved config (`run.name` is the run ID,
@@ -148,6 +165,27 @@ impl Sweep {
             }
             runs.push(SweepRun { id, values, config });
         }
+        let eval = match &file.eval {
+            None => None,
+            Some(e) => {
+                let (text, origin) = if e.config.is_empty() {
+                    (String::new(), path.to_path_buf())
+                } else {
+                    let p = path.parent().unwrap_or(Path::new(".")).join(&e.config);
+                    let text = std::fs::read_to_string(&p)
+                        .map_err(|err| bad(path, format!("eval.config {}: {err}", p.display())))?;
+                    (text, p)
+                };
+                let config: EvalConfig = load_str(&text, &origin, &e.set)?;
+                if !config.eval.out_dir.is_empty() {
+                    return Err(bad(
+                        path,
+                        "eval.out_dir is chosen by the sweep (each run's eval/step-N folder)",
+                    ));
+                }
+                Some(config)
+            }
+        };
         Ok(Self {
             name: s.name.clone(),
             file: path.to_path_buf(),
@@ -155,6 +193,7 @@ impl Sweep {
             out_dir,
             axes: axes.into_iter().map(|(k, _)| k).collect(),
             runs,
+            eval,
         })
     }
 }

@@ -1,6 +1,6 @@
 //! Sweep files: expansion, config-derived run IDs, errors, and running with skip/resume.
 
-use flowscale_study::{RunStatus, Sweep};
+use flowscale_study::{EvalStatus, RunStatus, Sweep};
 use flowscale_train::TrainOptions;
 use std::path::Path;
 
@@ -226,4 +226,155 @@ fn flowscale_formulations_names() -> Vec<String> {
         .iter()
         .map(|f| f.to_string())
         .collect()
+}
+
+fn root() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A sweep with `[eval]`: each finished run is evaluated once at its selected checkpoint, a
+/// changed eval config makes the results stale, and the report ranks the runs (Table 1's
+/// columns per sampler step count), correlates validation loss with FID and class accuracy
+/// across runs, and finds the compute-optimal frontier over the three model sizes.
+/// Needs `.assets/fid-inception/default_1.pt` (scripts/setup) and Fashion-MNIST.
+#[test]
+fn a_sweep_with_eval_ranks_correlates_and_finds_the_frontier() {
+    tch::set_num_threads(2);
+    let tmp = tempfile::tempdir().unwrap();
+    let eval = format!(
+        r#"
+[eval]
+set = [
+    "eval.device=\"cpu\"",
+    "eval.weights=[\"ema\"]",
+    "sampling.n=6",
+    "sampling.batch_size=6",
+    "sampling.settings=[{{steps = 2, cfg = 1.0}}, {{steps = 5, cfg = 3.0}}]",
+    "sampling.grid_rows=1",
+    "sampling.grid_cols=3",
+    "fid.weights=\"{fid}\"",
+    "fid.reference_n=8",
+    "fid.cache_dir=\"{stats}\"",
+    "classifier.path=\"{cls}\"",
+    "classifier.train_steps=20",
+]
+"#,
+        fid = root().join(".assets/fid-inception/default_1.pt").display(),
+        stats = tmp.path().join("stats").display(),
+        cls = tmp.path().join("cls/c.safetensors").display(),
+    );
+    let sweep_text = format!(
+        r#"
+[sweep]
+name = "scaled"
+base = "configs/base.toml"
+out_dir = "OUT"
+[set]
+"train.steps" = 6
+"checkpoint.keep_last" = 1
+[axes]
+"model.depth" = [1, 2, 3]
+{eval}"#
+    );
+    let path = write(tmp.path(), &sweep_text);
+    let sweep = Sweep::load(&path).unwrap();
+    let quiet = TrainOptions {
+        quiet: true,
+        ..Default::default()
+    };
+    assert_eq!(sweep.eval_status(0).unwrap(), EvalStatus::NotTrained);
+    for i in 0..3 {
+        sweep.run_one(i, &quiet).unwrap();
+        let step = sweep.selected_step(i).unwrap().expect("validated");
+        assert_eq!(sweep.eval_status(i).unwrap(), EvalStatus::Pending(step));
+        let dir = sweep.evaluate_run(i, &mut |_| {}).unwrap().unwrap();
+        assert_eq!(dir, sweep.eval_dir(i, step));
+        assert_eq!(
+            sweep.eval_status(i).unwrap(),
+            EvalStatus::Done(step, dir.clone())
+        );
+    }
+    // Up to date: evaluating again does nothing.
+    let results0 = sweep.eval_dir(0, sweep.selected_step(0).unwrap().unwrap());
+    let stamp = std::fs::metadata(results0.join("results.json"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    sweep.evaluate_run(0, &mut |_| {}).unwrap();
+    assert_eq!(
+        std::fs::metadata(results0.join("results.json"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        stamp
+    );
+    // Another eval config: stale.
+    let changed = write(
+        tmp.path(),
+        &sweep_text.replace("\"sampling.n=6\"", "\"sampling.n=7\""),
+    );
+    let other = Sweep::load(&changed).unwrap();
+    assert!(matches!(
+        other.eval_status(0).unwrap(),
+        EvalStatus::Stale(_)
+    ));
+    write(tmp.path(), &sweep_text);
+
+    let report = flowscale_study::report::write_report(&sweep).unwrap();
+    let res = &report.results;
+    assert!(res.missing.is_empty(), "{:?}", res.missing);
+    let (spec, ranking) = res.ranking.as_ref().expect("ranked");
+    assert_eq!(spec, "class_accuracy:max,fid:min");
+    assert_eq!(ranking.rows.len(), 3);
+    let subsets: Vec<&str> = ranking
+        .step_subsets
+        .iter()
+        .map(|(l, _)| l.as_str())
+        .collect();
+    assert_eq!(subsets, ["2 steps", "5 steps"]);
+    // 1 weight set x 2 sampler settings.
+    assert_eq!(ranking.settings.len(), 2);
+    for metric in ["fid", "class_accuracy"] {
+        let c: Vec<_> = res
+            .correlations
+            .iter()
+            .filter(|c| c.metric == metric)
+            .collect();
+        assert_eq!(c.len(), 2, "{metric}");
+        for x in c {
+            assert_eq!(x.pairs.len(), 3);
+            // Each pair's loss is that run's eval validation loss for the same weights.
+            for (run, loss, _) in &x.pairs {
+                let row = res
+                    .rows
+                    .iter()
+                    .find(|r| {
+                        r["run"] == *run && r["weights"] == x.weights && r["metric"] == "val_loss"
+                    })
+                    .unwrap();
+                assert_eq!(row["value"].parse::<f64>().unwrap(), *loss);
+            }
+        }
+    }
+    let md = std::fs::read_to_string(&report.markdown).unwrap();
+    for needle in [
+        "### Ranking",
+        "| # | run | setting | all | 2 steps | 5 steps |",
+        "### Validation loss vs sample metrics",
+        "## Compute-optimal frontier",
+        "val-loss-vs-fid.png",
+    ] {
+        assert!(md.contains(needle), "{needle}\n{md}");
+    }
+    for r in &report.runs {
+        assert!(md.contains(&r.id));
+        assert!(r.params.unwrap() > 0.0);
+    }
+    let params: Vec<f64> = report.runs.iter().map(|r| r.params.unwrap()).collect();
+    assert!(params[0] < params[1] && params[1] < params[2], "{params:?}");
+    assert!(!report.frontier.is_empty());
+    let csv = std::fs::read_to_string(report.markdown.with_file_name("results.csv")).unwrap();
+    assert!(csv.starts_with("run,formulation,depth,step,weights,setting,metric,value"));
+    assert_eq!(csv.lines().filter(|l| l.contains(",fid,")).count(), 3 * 2);
+    assert!(report.markdown.with_file_name("ranking.csv").is_file());
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::Args;
 use flowscale_study::curves::RunCurves;
-use flowscale_study::plot::{save, LinePlot, Series};
+use flowscale_study::plot::{save, LinePlot, Series, SeriesStyle};
 use flowscale_study::report::write_report;
 use flowscale_study::Sweep;
 
@@ -41,6 +41,30 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
             "compute fit: b = {:.4} [{:.4}, {:.4}] (95% bootstrap)",
             f.law.b, f.b_ci.0, f.b_ci.1
         );
+    }
+    if let Some(f) = &r.size_steps {
+        println!(
+            "L(N, S) fit: alpha = {:.4} [{:.4}, {:.4}], beta = {:.4} [{:.4}, {:.4}] (95% bootstrap)",
+            f.law.alpha, f.alpha_ci.0, f.alpha_ci.1, f.law.beta, f.beta_ci.0, f.beta_ci.1
+        );
+    }
+    if let Some((spec, ranking)) = &r.results.ranking {
+        println!("ranking on {spec}:");
+        print!("{}", ranking.to_table());
+    }
+    for c in &r.results.correlations {
+        if let (Some(p), Some(s)) = (c.pearson, c.spearman) {
+            println!(
+                "correlation of validation loss with {} ({}, {}, {} runs): Pearson r = {p:.3}, Spearman rho = {s:.3}",
+                c.metric,
+                c.weights,
+                c.setting,
+                c.pairs.len()
+            );
+        }
+    }
+    for (id, why) in &r.results.missing {
+        println!("not evaluated: {id} ({why})");
     }
     Ok(())
 }
@@ -79,7 +103,7 @@ pub fn plot(args: &PlotArgs) -> anyhow::Result<()> {
         series.push(Series {
             label: format!("{} ({w})", run.display()),
             points: points.iter().map(|&(s, l)| (s as f64, l)).collect(),
-            dashed: false,
+            style: SeriesStyle::Measured,
         });
     }
     let (png, svg) = save(

@@ -1,10 +1,12 @@
-//! `flowscale sweep FILE --list | --run [--index I] | --slurm OUT.sbatch`.
+//! `flowscale sweep FILE --list | --run [--index I] | --slurm OUT.sbatch`. With an `[eval]`
+//! section in the sweep file, `--run` also evaluates each finished run (`flowscale eval` at its
+//! best EMA validation-loss checkpoint), skipping up-to-date evaluations.
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use flowscale_study::{describe, RunStatus, Sweep};
+use flowscale_study::{describe, EvalStatus, RunStatus, Sweep};
 use flowscale_train::TrainOptions;
 
 #[derive(Debug, Args)]
@@ -15,8 +17,12 @@ pub struct SweepArgs {
     #[arg(long, conflicts_with_all = ["run", "slurm"])]
     list: bool,
     /// Train the runs one after another here; finished runs are skipped, stopped ones resumed.
+    /// With an [eval] section, each finished run is then evaluated (unless up to date).
     #[arg(long, conflicts_with = "slurm")]
     run: bool,
+    /// With --run: train only, leave the evaluations for later.
+    #[arg(long, requires = "run")]
+    no_eval: bool,
     /// With --run: only this run (the Slurm array task index).
     #[arg(long, requires = "run")]
     index: Option<usize>,
@@ -61,19 +67,38 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
                 r.id,
                 describe(&r.values)
             );
-            if status == RunStatus::Done {
+            if status != RunStatus::Done {
+                let t = std::time::Instant::now();
+                sweep.run_one(
+                    i,
+                    &TrainOptions {
+                        quiet: true,
+                        ..Default::default()
+                    },
+                )?;
+                sweep.write_index()?;
+                eprintln!("   trained in {:.0} s", t.elapsed().as_secs_f64());
+            }
+            if args.no_eval || sweep.eval.is_none() {
                 continue;
             }
-            let t = std::time::Instant::now();
-            sweep.run_one(
-                i,
-                &TrainOptions {
-                    quiet: true,
-                    ..Default::default()
-                },
-            )?;
-            sweep.write_index()?;
-            eprintln!("   done in {:.0} s", t.elapsed().as_secs_f64());
+            match sweep.eval_status(i)? {
+                EvalStatus::Done(step, _) => {
+                    eprintln!("   evaluation at step {step} is up to date")
+                }
+                before => {
+                    eprintln!("   evaluating: {before}");
+                    let t = std::time::Instant::now();
+                    let dir = sweep.evaluate_run(i, &mut |line| eprintln!("   eval: {line}"))?;
+                    if let Some(dir) = dir {
+                        eprintln!(
+                            "   evaluated in {:.0} s: {}",
+                            t.elapsed().as_secs_f64(),
+                            dir.join("results.csv").display()
+                        );
+                    }
+                }
+            }
         }
         eprintln!(
             "sweep {} finished in {:.0} s; index {}",
@@ -91,8 +116,12 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
     );
     for i in 0..n {
         let r = &sweep.runs[i];
+        let eval = match sweep.eval_status(i)? {
+            EvalStatus::NotConfigured => String::new(),
+            e => format!("  [{e}]"),
+        };
         println!(
-            "{i:>4}  {}  {:<20}  {}",
+            "{i:>4}  {}  {:<20}  {}{eval}",
             r.id,
             sweep.status(i)?.to_string(),
             describe(&r.values)

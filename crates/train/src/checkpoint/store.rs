@@ -15,6 +15,9 @@ pub struct CheckpointStore {
     dir: PathBuf,
     keep_last: usize,
     keep_every: u64,
+    /// A step retention never removes: the best validation loss's checkpoint, which the
+    /// paper's selection rule (and `--best-val-loss`) needs after later checkpoints arrive.
+    protected: Option<u64>,
 }
 
 /// What [`CheckpointStore::load`] returns.
@@ -35,7 +38,13 @@ impl CheckpointStore {
             dir: dir.into(),
             keep_last: keep_last.max(1),
             keep_every,
+            protected: None,
         }
+    }
+
+    /// Keeps the checkpoint of `step` through retention (the best validation loss's).
+    pub fn protect(&mut self, step: Option<u64>) {
+        self.protected = step;
     }
 
     pub fn dir(&self) -> &Path {
@@ -175,7 +184,8 @@ impl CheckpointStore {
         let all = self.list()?;
         let cut = all.len().saturating_sub(self.keep_last);
         for (step, path) in &all[..cut] {
-            let kept = self.keep_every > 0 && step % self.keep_every == 0;
+            let kept = (self.keep_every > 0 && step % self.keep_every == 0)
+                || self.protected == Some(*step);
             if !kept {
                 std::fs::remove_dir_all(path).map_err(|e| io_error(path, e))?;
             }
@@ -199,6 +209,20 @@ mod tests {
             "model",
             vec![("w".to_string(), Tensor::from_slice(&[v, v]))],
         )]
+    }
+
+    #[test]
+    fn retention_keeps_the_protected_step() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut store = CheckpointStore::new(tmp.path(), 1, 0);
+        for step in 1..=5 {
+            if step == 3 {
+                store.protect(Some(2));
+            }
+            store.save(step, &groups(step as f32), &[], &step).unwrap();
+        }
+        let steps: Vec<u64> = store.list().unwrap().iter().map(|(s, _)| *s).collect();
+        assert_eq!(steps, vec![2, 5]);
     }
 
     #[test]

@@ -346,6 +346,8 @@ impl Trainer {
             .config()
             .to_diffusers_json()
             .map_err(|e| TrainError::Invalid(format!("model config: {e}")))?;
+        self.store
+            .protect(self.state.best_val_loss.map(|(_, step)| step));
         self.store.save(
             self.state.step,
             &refs,

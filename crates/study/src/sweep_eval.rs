@@ -1,0 +1,129 @@
+//! Evaluating a sweep's runs: `flowscale eval` (crates/eval) on each finished run at the
+//! checkpoint the paper's rule selects (the lowest validation loss of the first EMA, as the
+//! trainer records it), with the sweep's `[eval]` config. Results live in the run's
+//! `eval/step-<N>/` folder; an evaluation is redone only when it is missing, when a different
+//! checkpoint is now selected, or when the eval config changed (its `results.json` records the
+//! resolved config it ran with).
+
+use crate::error::{io, Result, StudyError};
+use crate::runner::RunStatus;
+use crate::sweep::Sweep;
+use flowscale_eval::evaluate::{evaluate, EvalRequest};
+use flowscale_train::checkpoint::CheckpointStore;
+use flowscale_train::export::StepChoice;
+use std::path::PathBuf;
+
+/// Where a run's evaluation stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EvalStatus {
+    /// The sweep has no `[eval]` section.
+    NotConfigured,
+    /// Training has not finished.
+    NotTrained,
+    /// To do at this step.
+    Pending(u64),
+    /// Results exist at this step but with another eval config.
+    Stale(u64),
+    /// Up to date: the step and its folder.
+    Done(u64, PathBuf),
+}
+
+impl std::fmt::Display for EvalStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EvalStatus::NotConfigured => write!(f, "no [eval]"),
+            EvalStatus::NotTrained => write!(f, "not trained"),
+            EvalStatus::Pending(s) => write!(f, "to evaluate at step {s}"),
+            EvalStatus::Stale(s) => write!(f, "eval config changed (step {s})"),
+            EvalStatus::Done(s, _) => write!(f, "evaluated at step {s}"),
+        }
+    }
+}
+
+impl Sweep {
+    /// The step the paper's rule selects for run `i`: the best validation loss recorded in the
+    /// newest checkpoint's state (`None` before the first validation).
+    pub fn selected_step(&self, i: usize) -> Result<Option<u64>> {
+        let store = CheckpointStore::new(self.run_dir(i).join("checkpoints"), 1, 0);
+        let latest = store.latest().map_err(|e| StudyError::Train {
+            id: self.runs[i].id.clone(),
+            source: Box::new(e),
+        })?;
+        let Some((_, dir)) = latest else {
+            return Ok(None);
+        };
+        let path = dir.join("state.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
+        let state: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| StudyError::Sweep {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+        Ok(state["best_val_loss"][1].as_u64())
+    }
+
+    /// Run `i`'s evaluation folder for checkpoint `step`.
+    pub fn eval_dir(&self, i: usize, step: u64) -> PathBuf {
+        self.run_dir(i).join("eval").join(format!("step-{step:09}"))
+    }
+
+    pub fn eval_status(&self, i: usize) -> Result<EvalStatus> {
+        let Some(config) = &self.eval else {
+            return Ok(EvalStatus::NotConfigured);
+        };
+        if self.status(i)? != RunStatus::Done {
+            return Ok(EvalStatus::NotTrained);
+        }
+        let Some(step) = self.selected_step(i)? else {
+            return Err(StudyError::Sweep {
+                path: self.run_dir(i).display().to_string(),
+                message: "the finished run has no validation loss, so no checkpoint can be \
+                          selected for evaluation (enable [validation])"
+                    .into(),
+            });
+        };
+        let dir = self.eval_dir(i, step);
+        let results = dir.join("results.json");
+        if !results.is_file() {
+            return Ok(EvalStatus::Pending(step));
+        }
+        let text = std::fs::read_to_string(&results).map_err(|e| io(&results, e))?;
+        let doc: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| StudyError::Sweep {
+                path: results.display().to_string(),
+                message: e.to_string(),
+            })?;
+        let current = serde_json::to_value(config).map_err(|e| StudyError::Sweep {
+            path: self.file.display().to_string(),
+            message: format!("eval config: {e}"),
+        })?;
+        Ok(if doc["config"] == current {
+            EvalStatus::Done(step, dir)
+        } else {
+            EvalStatus::Stale(step)
+        })
+    }
+
+    /// Evaluates run `i` unless its results are up to date; returns the results folder.
+    pub fn evaluate_run(&self, i: usize, log: &mut dyn FnMut(&str)) -> Result<Option<PathBuf>> {
+        let step = match self.eval_status(i)? {
+            EvalStatus::NotConfigured | EvalStatus::NotTrained => return Ok(None),
+            EvalStatus::Done(_, dir) => return Ok(Some(dir)),
+            EvalStatus::Pending(s) | EvalStatus::Stale(s) => s,
+        };
+        let config = self.eval.clone().expect("checked by eval_status");
+        let outcome = evaluate(
+            &EvalRequest {
+                source: self.run_dir(i),
+                step: StepChoice::Step(step),
+                config,
+            },
+            log,
+        )
+        .map_err(|e| StudyError::Eval {
+            id: self.runs[i].id.clone(),
+            source: Box::new(e),
+        })?;
+        Ok(Some(outcome.out_dir))
+    }
+}

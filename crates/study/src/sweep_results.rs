@@ -1,0 +1,221 @@
+//! A sweep's evaluation results in one table: every run's `flowscale eval` rows at its selected
+//! checkpoint (crates/study/src/sweep_eval.rs), the paper's Pareto ranking over them with
+//! Table 1's columns (all settings, and per sampler step count), and the correlation of
+//! validation loss with each sample metric across runs.
+
+use crate::correlation::{pearson, spearman};
+use crate::error::{Result, StudyError};
+use crate::sweep::Sweep;
+use crate::sweep_eval::EvalStatus;
+use flowscale_eval::pareto::parse_metrics;
+use flowscale_eval::rank::{rank_rows, RankOptions, Ranking, Row};
+use flowscale_eval::result_rows::read_rows;
+use std::collections::BTreeMap;
+
+/// Sample metrics that are correlated with validation loss, when present.
+pub const SAMPLE_METRICS: [&str; 3] = ["fid", "clip_score", "class_accuracy"];
+
+/// The correlation of validation loss with one metric over the runs, for one weight set and
+/// sampler setting.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Correlation {
+    pub metric: String,
+    pub weights: String,
+    pub setting: String,
+    /// `(run, validation loss, metric)` pairs.
+    pub pairs: Vec<(String, f64, f64)>,
+    pub pearson: Option<f64>,
+    pub spearman: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SweepResults {
+    /// Every row of every evaluated run (long format: `metric`, `value`).
+    pub rows: Vec<Row>,
+    /// Runs whose evaluation is missing or stale, with the reason.
+    pub missing: Vec<(String, String)>,
+    /// The metric spec ranked on and the ranking (when at least two runs were evaluated and a
+    /// ranking metric exists).
+    pub ranking: Option<(String, Ranking)>,
+    pub correlations: Vec<Correlation>,
+}
+
+/// Which metrics the ranking uses: the paper's (CLIP score up, FID down) when CLIP rows exist,
+/// else class accuracy (the prompt-adherence score of class-conditional runs) with FID.
+pub fn ranking_metrics(rows: &[Row]) -> Option<&'static str> {
+    let has = |m: &str| rows.iter().any(|r| r.get("metric").is_some_and(|x| x == m));
+    match (has("clip_score"), has("class_accuracy"), has("fid")) {
+        (true, _, true) => Some("clip_score:max,fid:min"),
+        (false, true, true) => Some("class_accuracy:max,fid:min"),
+        (true, _, false) => Some("clip_score:max"),
+        (false, true, false) => Some("class_accuracy:max"),
+        (false, false, true) => Some("fid:min"),
+        _ => None,
+    }
+}
+
+fn value(row: &Row) -> Option<f64> {
+    row.get("value")?.trim().parse().ok()
+}
+
+/// Correlations over runs of `val_loss` (the eval's own, same checkpoint and weights) with each
+/// sample metric, per weight set and sampler setting.
+pub fn correlations(rows: &[Row]) -> Vec<Correlation> {
+    // (run, weights) -> validation loss; (metric, weights, setting) -> run -> value.
+    let mut val: BTreeMap<(String, String), f64> = BTreeMap::new();
+    let mut metric: BTreeMap<(String, String, String), BTreeMap<String, f64>> = BTreeMap::new();
+    for r in rows {
+        let (Some(run), Some(w), Some(s), Some(m), Some(v)) = (
+            r.get("run"),
+            r.get("weights"),
+            r.get("setting"),
+            r.get("metric"),
+            value(r),
+        ) else {
+            continue;
+        };
+        if m == "val_loss" && s == "validation" {
+            val.insert((run.clone(), w.clone()), v);
+        } else if SAMPLE_METRICS.contains(&m.as_str()) {
+            metric
+                .entry((m.clone(), w.clone(), s.clone()))
+                .or_default()
+                .insert(run.clone(), v);
+        }
+    }
+    let mut out = Vec::new();
+    for ((m, w, s), by_run) in metric {
+        let pairs: Vec<(String, f64, f64)> = by_run
+            .iter()
+            .filter_map(|(run, &y)| {
+                val.get(&(run.clone(), w.clone()))
+                    .map(|&x| (run.clone(), x, y))
+            })
+            .collect();
+        let x: Vec<f64> = pairs.iter().map(|p| p.1).collect();
+        let y: Vec<f64> = pairs.iter().map(|p| p.2).collect();
+        out.push(Correlation {
+            pearson: pearson(&x, &y),
+            spearman: spearman(&x, &y),
+            metric: m,
+            weights: w,
+            setting: s,
+            pairs,
+        });
+    }
+    out
+}
+
+/// Collects the evaluation rows of every run of the sweep that has up-to-date results.
+pub fn collect(sweep: &Sweep) -> Result<SweepResults> {
+    let mut out = SweepResults::default();
+    for i in 0..sweep.runs.len() {
+        let id = sweep.runs[i].id.clone();
+        match sweep.eval_status(i)? {
+            EvalStatus::Done(_, dir) => {
+                let path = dir.join("results.json");
+                let rows = read_rows(&path).map_err(|e| StudyError::Eval {
+                    id: id.clone(),
+                    source: Box::new(e),
+                })?;
+                out.rows.extend(rows);
+            }
+            EvalStatus::NotConfigured => {}
+            other => out.missing.push((id, other.to_string())),
+        }
+    }
+    let evaluated: Vec<&String> = {
+        let mut runs: Vec<&String> = out.rows.iter().filter_map(|r| r.get("run")).collect();
+        runs.sort();
+        runs.dedup();
+        runs
+    };
+    if evaluated.len() >= 2 {
+        if let Some(spec) = ranking_metrics(&out.rows) {
+            let sample_rows: Vec<Row> = out
+                .rows
+                .iter()
+                .filter(|r| r.get("setting").is_some_and(|s| s != "validation"))
+                .cloned()
+                .collect();
+            let opts = RankOptions {
+                metrics: parse_metrics(spec).map_err(|e| StudyError::Eval {
+                    id: sweep.name.clone(),
+                    source: Box::new(e),
+                })?,
+                candidate: vec!["run".into()],
+                group_by: Vec::new(),
+            };
+            let ranking = rank_rows(&sample_rows, &opts).map_err(|e| StudyError::Eval {
+                id: sweep.name.clone(),
+                source: Box::new(e),
+            })?;
+            out.ranking = Some((spec.to_owned(), ranking));
+        }
+    }
+    out.correlations = correlations(&out.rows);
+    Ok(out)
+}
+
+/// The rows as one CSV with the eval's columns (`flowscale rank` reads it).
+pub fn rows_csv(rows: &[Row]) -> String {
+    let cols = flowscale_eval::results::CSV_COLUMNS;
+    let mut out = flowscale_eval::csv::line(&cols);
+    for r in rows {
+        let fields: Vec<String> = cols
+            .iter()
+            .map(|c| r.get(*c).cloned().unwrap_or_default())
+            .collect();
+        out.push_str(&flowscale_eval::csv::line(&fields));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(run: &str, weights: &str, setting: &str, metric: &str, value: f64) -> Row {
+        [
+            ("run", run.to_string()),
+            ("weights", weights.to_string()),
+            ("setting", setting.to_string()),
+            ("metric", metric.to_string()),
+            ("value", value.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    /// FID rises with validation loss across four runs (perfect rank agreement), class
+    /// accuracy falls; the validation loss of another weight set is not mixed in.
+    #[test]
+    fn correlates_per_weights_and_setting() {
+        let mut rows = Vec::new();
+        for (run, loss, fid, acc) in [
+            ("a", 0.30, 20.0, 0.9),
+            ("b", 0.32, 25.0, 0.85),
+            ("c", 0.35, 24.0, 0.7),
+            ("d", 0.40, 40.0, 0.5),
+        ] {
+            rows.push(row(run, "ema0.99", "validation", "val_loss", loss));
+            rows.push(row(run, "raw", "validation", "val_loss", 1.0 - loss));
+            rows.push(row(run, "ema0.99", "s25_cfg5", "fid", fid));
+            rows.push(row(run, "ema0.99", "s25_cfg5", "class_accuracy", acc));
+        }
+        let c = correlations(&rows);
+        assert_eq!(c.len(), 2);
+        let fid = c.iter().find(|c| c.metric == "fid").unwrap();
+        assert_eq!(fid.weights, "ema0.99");
+        assert_eq!(fid.pairs.len(), 4);
+        assert!((fid.spearman.unwrap() - 0.8).abs() < 1e-12, "{fid:?}");
+        let x = [0.30, 0.32, 0.35, 0.40];
+        let y = [20.0, 25.0, 24.0, 40.0];
+        assert_eq!(fid.pearson, pearson(&x, &y));
+        assert!(fid.pearson.unwrap() > 0.9);
+        let acc = c.iter().find(|c| c.metric == "class_accuracy").unwrap();
+        assert_eq!(acc.spearman, Some(-1.0));
+        assert_eq!(ranking_metrics(&rows), Some("class_accuracy:max,fid:min"));
+    }
+}
