@@ -30,17 +30,37 @@ pub fn read_file(path: &Path, kind: Kind, device: Device) -> Result<StateDict> {
         .collect())
 }
 
-/// Reads the weights of a Hugging Face folder, single file or sharded.
-pub fn read_folder(dir: &Path, kind: Kind, device: Device) -> Result<StateDict> {
-    let single = dir.join(WEIGHTS_FILE);
-    let index = dir.join(INDEX_FILE);
+/// The file names of a folder's weights: one safetensors file, or shards listed in an index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WeightNames {
+    pub single: &'static str,
+    pub index: &'static str,
+}
+
+/// Hugging Face transformers' names.
+pub const HF_WEIGHTS: WeightNames = WeightNames {
+    single: WEIGHTS_FILE,
+    index: INDEX_FILE,
+};
+
+/// diffusers' names (models such as `AutoencoderKL`).
+pub const DIFFUSERS_WEIGHTS: WeightNames = WeightNames {
+    single: "diffusion_pytorch_model.safetensors",
+    index: "diffusion_pytorch_model.safetensors.index.json",
+};
+
+/// The weight files of a folder: the single file if present, else the shards of the index
+/// (sorted, with their tensor-to-shard map).
+fn locate(dir: &Path, names: WeightNames) -> Result<Located> {
+    let single = dir.join(names.single);
+    let index = dir.join(names.index);
     if single.exists() {
-        return read_file(&single, kind, device);
+        return Ok(Located::Single(single));
     }
     if !index.exists() {
         return Err(EncoderError::format(
             dir,
-            format!("neither {WEIGHTS_FILE} nor {INDEX_FILE} found"),
+            format!("neither {} nor {} found", names.single, names.index),
         ));
     }
     let text = std::fs::read_to_string(&index).map_err(|e| EncoderError::io(&index, e))?;
@@ -50,23 +70,83 @@ pub fn read_folder(dir: &Path, kind: Kind, device: Device) -> Result<StateDict> 
         .get("weight_map")
         .and_then(|m| m.as_object())
         .ok_or_else(|| EncoderError::format(&index, "no `weight_map` object"))?;
-    let mut shards: Vec<&str> = map.values().filter_map(|v| v.as_str()).collect();
+    let mut weight_map = BTreeMap::new();
+    for (name, shard) in map {
+        let shard = shard.as_str().ok_or_else(|| {
+            EncoderError::format(
+                &index,
+                format!("weight_map entry {name} is not a file name"),
+            )
+        })?;
+        weight_map.insert(name.clone(), shard.to_owned());
+    }
+    let mut shards: Vec<String> = weight_map.values().cloned().collect();
     shards.sort_unstable();
     shards.dedup();
-    let mut state = StateDict::new();
-    for shard in shards {
-        let shard_path = dir.join(shard);
-        for (name, t) in read_file(&shard_path, kind, device)? {
-            if map.get(&name).and_then(|v| v.as_str()) != Some(shard) {
-                return Err(EncoderError::format(
-                    &shard_path,
-                    format!("tensor {name} is not listed for this shard in {INDEX_FILE}"),
-                ));
+    Ok(Located::Sharded {
+        index,
+        shards,
+        weight_map,
+    })
+}
+
+enum Located {
+    Single(PathBuf),
+    Sharded {
+        index: PathBuf,
+        shards: Vec<String>,
+        weight_map: BTreeMap<String, String>,
+    },
+}
+
+/// Every file that holds a folder's weights (the single file, or the index and its shards):
+/// what a fingerprint of the weights must cover.
+pub fn weight_files(dir: &Path, names: WeightNames) -> Result<Vec<PathBuf>> {
+    Ok(match locate(dir, names)? {
+        Located::Single(path) => vec![path],
+        Located::Sharded { index, shards, .. } => std::iter::once(index)
+            .chain(shards.iter().map(|s| dir.join(s)))
+            .collect(),
+    })
+}
+
+/// Reads the weights of a Hugging Face folder, single file or sharded.
+pub fn read_folder(dir: &Path, kind: Kind, device: Device) -> Result<StateDict> {
+    read_folder_named(dir, HF_WEIGHTS, kind, device)
+}
+
+/// Reads the weights of a folder whose files are called `names`, single file or sharded; a
+/// shard holding a tensor the index puts elsewhere is an error naming both.
+pub fn read_folder_named(
+    dir: &Path,
+    names: WeightNames,
+    kind: Kind,
+    device: Device,
+) -> Result<StateDict> {
+    match locate(dir, names)? {
+        Located::Single(path) => read_file(&path, kind, device),
+        Located::Sharded {
+            shards, weight_map, ..
+        } => {
+            let mut state = StateDict::new();
+            for shard in shards {
+                let shard_path = dir.join(&shard);
+                for (name, t) in read_file(&shard_path, kind, device)? {
+                    if weight_map.get(&name) != Some(&shard) {
+                        return Err(EncoderError::format(
+                            &shard_path,
+                            format!(
+                                "tensor {name} is not listed for this shard in {}",
+                                names.index
+                            ),
+                        ));
+                    }
+                    state.insert(name, t);
+                }
             }
-            state.insert(name, t);
+            Ok(state)
         }
     }
-    Ok(state)
 }
 
 /// Missing, unexpected and mis-shaped keys of `state` against the variables of `vs`. Keys in
