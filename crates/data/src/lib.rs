@@ -4,16 +4,22 @@
 //! preprocessing for pixel-space training, and a resumable [`BatchSampler`]. Latent shards and
 //! precompute come with issue #5.
 
+pub mod bad_samples;
 pub mod batch_sampler;
 pub mod error;
 pub mod fashion_mnist;
 pub mod idx;
+pub mod images;
 pub mod labeled_images;
 pub mod pixels;
 pub mod shards;
+pub mod sources;
 
+pub use bad_samples::{BadSample, BadSampleReport};
 pub use batch_sampler::{BatchSampler, SamplerPosition};
 pub use error::{DataError, Result};
+pub use images::{preprocess_batch, PreprocessConfig, Preprocessed};
 pub use labeled_images::LabeledImages;
 pub use pixels::{to_model_pixels, to_u8_pixels};
 pub use shards::{read_latent_shard, LatentSample, LatentShardWriter};
+pub use sources::{ImageSource, Sample, SourceItem};
