@@ -1,8 +1,11 @@
 //! `flowscale-data`: dataset readers, pixel preprocessing and the deterministic batch sampler.
 //!
 //! So far: IDX files and Fashion-MNIST ([`fashion_mnist`]), in-memory labelled images, pixel
-//! preprocessing for pixel-space training, and a resumable [`BatchSampler`]. Latent shards and
-//! precompute come with issue #5.
+//! preprocessing for pixel-space training, and a resumable [`BatchSampler`]; WebDataset latent
+//! shards ([`shards`]); dataset readers ([`sources`]: ImageNet, img2dataset/CC12M shards, image
+//! folders, the npm emoji set) yielding [`Sample`]s; the SD3 image protocol ([`images`]: decode,
+//! short-side resize, centre crop, [-1, 1], flip, parallel batches) with skipped samples counted
+//! in a [`BadSampleReport`]. Precompute and the streaming loader come with issue #5.
 
 pub mod bad_samples;
 pub mod batch_sampler;
