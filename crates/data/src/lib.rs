@@ -1,19 +1,28 @@
 //! `flowscale-data`: dataset readers, pixel preprocessing and the deterministic batch sampler.
 //!
 //! So far: IDX files and Fashion-MNIST ([`fashion_mnist`]), in-memory labelled images, pixel
-//! preprocessing for pixel-space training, and a resumable [`BatchSampler`]. Latent shards and
-//! precompute come with issue #5.
+//! preprocessing for pixel-space training, and a resumable [`BatchSampler`]; WebDataset latent
+//! shards ([`shards`]); dataset readers ([`sources`]: ImageNet, img2dataset/CC12M shards, image
+//! folders, the npm emoji set) yielding [`Sample`]s; the SD3 image protocol ([`images`]: decode,
+//! short-side resize, centre crop, [-1, 1], flip, parallel batches) with skipped samples counted
+//! in a [`BadSampleReport`]. Precompute and the streaming loader come with issue #5.
 
+pub mod bad_samples;
 pub mod batch_sampler;
 pub mod error;
 pub mod fashion_mnist;
 pub mod idx;
+pub mod images;
 pub mod labeled_images;
 pub mod pixels;
 pub mod shards;
+pub mod sources;
 
+pub use bad_samples::{BadSample, BadSampleReport};
 pub use batch_sampler::{BatchSampler, SamplerPosition};
 pub use error::{DataError, Result};
+pub use images::{preprocess_batch, PreprocessConfig, Preprocessed};
 pub use labeled_images::LabeledImages;
 pub use pixels::{to_model_pixels, to_u8_pixels};
 pub use shards::{read_latent_shard, LatentSample, LatentShardWriter};
+pub use sources::{ImageSource, Sample, SourceItem};

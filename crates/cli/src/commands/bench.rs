@@ -21,6 +21,8 @@ enum BenchCommand {
     FwdBwd(super::bench_fwd_bwd::FwdBwdArgs),
     /// Sentence-embedding throughput of all-MiniLM-L6-v2 (prompts/s).
     Minilm(super::bench_minilm::MiniLmArgs),
+    /// Image decode + resize + centre-crop throughput (images/s, per core and on all cores).
+    Decode(super::bench_decode::DecodeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -67,6 +69,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         BenchCommand::TrainStep(t) => return super::bench_train::run(t),
         BenchCommand::FwdBwd(f) => return super::bench_fwd_bwd::run(f),
         BenchCommand::Minilm(m) => return super::bench_minilm::run(m),
+        BenchCommand::Decode(d) => return super::bench_decode::run(d),
     };
     let mut cfg = match (&a.preset, a.depth) {
         (Some(p), _) => MmditConfig::preset(p)?,

@@ -1,6 +1,7 @@
 //! One module per subcommand; this file declares the command tree.
 
 mod bench;
+mod bench_decode;
 mod bench_fwd_bwd;
 mod bench_minilm;
 mod bench_train;

@@ -120,66 +120,118 @@ fn pax_path(data: &[u8]) -> Option<String> {
 
 /// Reads every regular file of a tar archive as `(name, bytes)`, in archive order. `path` only
 /// names the archive in errors: a bad checksum or a truncated entry is an error naming the entry.
-pub fn read_entries(mut input: impl Read, path: &Path) -> Result<Vec<(String, Vec<u8>)>> {
-    let mut out = Vec::new();
-    let mut pending_name: Option<String> = None;
-    let mut block = [0u8; BLOCK];
-    let mut last = String::from("(start of archive)");
-    loop {
-        match read_full(&mut input, &mut block) {
-            Ok(0) => break, // archives without the end blocks still end cleanly at EOF
-            Ok(n) if n < BLOCK => {
-                return Err(DataError::corrupt(
-                    path,
-                    format!("truncated tar header after entry {last}"),
-                ))
-            }
-            Ok(_) => {}
-            Err(e) => return Err(DataError::io(path, e)),
-        }
-        if block.iter().all(|&b| b == 0) {
-            break;
-        }
-        let stored = parse_octal(&block[148..156]);
-        let mut check = block;
-        check[148..156].copy_from_slice(b"        ");
-        let sum: u64 = check.iter().map(|&b| u64::from(b)).sum();
-        if stored != Some(sum) {
-            return Err(DataError::corrupt(
-                path,
-                format!("bad tar header checksum after entry {last}"),
-            ));
-        }
-        let size = parse_octal(&block[124..136])
-            .ok_or_else(|| DataError::corrupt(path, format!("bad size field after entry {last}")))?
-            as usize;
-        let mut name = cstr(&block[..100]);
-        let prefix = cstr(&block[345..500]);
-        if &block[257..262] == b"ustar" && !prefix.is_empty() {
-            name = format!("{prefix}/{name}");
-        }
-        let padded = size.div_ceil(BLOCK) * BLOCK;
-        let mut data = vec![0u8; padded];
-        let got = read_full(&mut input, &mut data).map_err(|e| DataError::io(path, e))?;
-        if got < padded {
-            return Err(DataError::corrupt(
-                path,
-                format!("truncated tar entry {name}: {got} of {padded} bytes"),
-            ));
-        }
-        data.truncate(size);
-        match block[156] {
-            b'x' => pending_name = pax_path(&data),
-            b'g' => {}
-            b'0' | 0 => {
-                let name = pending_name.take().unwrap_or(name);
-                last = name.clone();
-                out.push((name, data));
-            }
-            _ => pending_name = None, // directories, links: not part of a shard's samples
+pub fn read_entries(input: impl Read, path: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+    TarEntries::new(input, path).collect()
+}
+
+/// The regular files of a tar stream, one at a time, so a multi-gigabyte shard never sits in
+/// memory. After the first error (truncation, bad checksum, I/O) the iterator ends: everything
+/// yielded before it is intact, which is how a damaged shard keeps its complete samples.
+pub struct TarEntries<R: Read> {
+    input: R,
+    path: std::path::PathBuf,
+    /// The last regular file read, for errors ("after entry ...").
+    last: String,
+    done: bool,
+}
+
+impl<R: Read> TarEntries<R> {
+    /// `path` only names the archive in errors.
+    pub fn new(input: R, path: &Path) -> Self {
+        Self {
+            input,
+            path: path.to_path_buf(),
+            last: String::from("(start of archive)"),
+            done: false,
         }
     }
-    Ok(out)
+
+    /// The archive these entries come from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The next regular file, `None` at the end blocks or a clean EOF.
+    fn next_file(&mut self) -> Result<Option<(String, Vec<u8>)>> {
+        let path = self.path.as_path();
+        let last = &self.last;
+        let mut pending_name: Option<String> = None;
+        let mut block = [0u8; BLOCK];
+        loop {
+            match read_full(&mut self.input, &mut block) {
+                Ok(0) => return Ok(None), // archives without the end blocks still end cleanly at EOF
+                Ok(n) if n < BLOCK => {
+                    return Err(DataError::corrupt(
+                        path,
+                        format!("truncated tar header after entry {last}"),
+                    ))
+                }
+                Ok(_) => {}
+                Err(e) => return Err(DataError::io(path, e)),
+            }
+            if block.iter().all(|&b| b == 0) {
+                return Ok(None);
+            }
+            let stored = parse_octal(&block[148..156]);
+            let mut check = block;
+            check[148..156].copy_from_slice(b"        ");
+            let sum: u64 = check.iter().map(|&b| u64::from(b)).sum();
+            if stored != Some(sum) {
+                return Err(DataError::corrupt(
+                    path,
+                    format!("bad tar header checksum after entry {last}"),
+                ));
+            }
+            let size = parse_octal(&block[124..136]).ok_or_else(|| {
+                DataError::corrupt(path, format!("bad size field after entry {last}"))
+            })? as usize;
+            let mut name = cstr(&block[..100]);
+            let prefix = cstr(&block[345..500]);
+            if &block[257..262] == b"ustar" && !prefix.is_empty() {
+                name = format!("{prefix}/{name}");
+            }
+            let padded = size.div_ceil(BLOCK) * BLOCK;
+            let mut data = vec![0u8; padded];
+            let got = read_full(&mut self.input, &mut data).map_err(|e| DataError::io(path, e))?;
+            if got < padded {
+                return Err(DataError::corrupt(
+                    path,
+                    format!("truncated tar entry {name}: {got} of {padded} bytes"),
+                ));
+            }
+            data.truncate(size);
+            match block[156] {
+                b'x' => pending_name = pax_path(&data),
+                b'g' => {}
+                b'0' | 0 => return Ok(Some((pending_name.take().unwrap_or(name), data))),
+                _ => pending_name = None, // directories, links: not part of a shard's samples
+            }
+        }
+    }
+}
+
+impl<R: Read> Iterator for TarEntries<R> {
+    type Item = Result<(String, Vec<u8>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.next_file() {
+            Ok(Some((name, data))) => {
+                self.last.clone_from(&name);
+                Some(Ok((name, data)))
+            }
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
 }
 
 fn read_full(input: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -221,6 +273,21 @@ mod tests {
         bad[1024 + 10] ^= 1; // inside the header of a.bin
         let err = read_entries(&bad[..], p).unwrap_err().to_string();
         assert!(err.contains("checksum after entry a.txt"), "{err}");
+    }
+
+    #[test]
+    fn streaming_keeps_the_entries_before_the_damage_then_stops() {
+        let mut w = TarWriter::new(Vec::new());
+        w.append("a.txt", b"hello").unwrap();
+        w.append("b.txt", b"world").unwrap();
+        w.append("c.bin", &[1u8; 700]).unwrap();
+        let bytes = w.finish().unwrap();
+        let items: Vec<_> = TarEntries::new(&bytes[..3 * 1024 + 100], Path::new("s.tar")).collect();
+        assert_eq!(items.len(), 3, "two entries, one error, then the end");
+        assert_eq!(items[0].as_ref().unwrap().0, "a.txt");
+        assert_eq!(items[1].as_ref().unwrap().1, b"world");
+        let err = items[2].as_ref().unwrap_err().to_string();
+        assert!(err.starts_with("s.tar: truncated tar entry c.bin"), "{err}");
     }
 
     #[test]

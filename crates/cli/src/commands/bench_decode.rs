@@ -1,0 +1,104 @@
+//! `flowscale bench decode`: the precompute's CPU side (decode, short-side resize, centre crop,
+//! map to [-1, 1]) in images per second on one core and on all of them. The files are read into
+//! memory first, so disk speed is not measured. `scripts/bench/decode_vs_pil.py` runs it beside
+//! PIL and torchvision on the same images.
+
+use anyhow::Context;
+use clap::Args;
+use flowscale_data::images::{preprocess_bytes, Filter, PreprocessConfig};
+use flowscale_data::sources::{read_image_folder, FolderOptions};
+use rayon::prelude::*;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Debug, Args)]
+pub struct DecodeArgs {
+    /// Folder of JPEG/PNG/WebP images (searched recursively).
+    #[arg(long)]
+    images: PathBuf,
+    /// Output side R.
+    #[arg(long, default_value_t = 256)]
+    resolution: usize,
+    /// `bicubic` or `lanczos`.
+    #[arg(long, default_value = "bicubic")]
+    filter: String,
+    /// Threads of the parallel measurement (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Timed passes over all images; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Print one JSON line instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Median seconds of `rounds` passes of `pass` (after one untimed pass).
+fn median_seconds(rounds: usize, pass: impl Fn() -> anyhow::Result<()>) -> anyhow::Result<f64> {
+    pass()?;
+    let mut times = Vec::new();
+    for _ in 0..rounds.max(1) {
+        let t = Instant::now();
+        pass()?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+pub fn run(args: &DecodeArgs) -> anyhow::Result<()> {
+    let (samples, _) = read_image_folder(&args.images, FolderOptions::default())?;
+    anyhow::ensure!(!samples.is_empty(), "{}: no images", args.images.display());
+    let files: Vec<(String, Vec<u8>)> = samples
+        .iter()
+        .map(|s| {
+            Ok((
+                s.key.clone(),
+                s.image.bytes().map_err(anyhow::Error::msg)?.into_owned(),
+            ))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let config = PreprocessConfig {
+        filter: Filter::parse(&args.filter).map_err(anyhow::Error::msg)?,
+        ..PreprocessConfig::new(args.resolution)
+    };
+    let one = |(key, bytes): &(String, Vec<u8>)| -> anyhow::Result<()> {
+        let out = preprocess_bytes(bytes, &config)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| key.clone())?;
+        std::hint::black_box(out);
+        Ok(())
+    };
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let single = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+    let all = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()?;
+    let serial = median_seconds(args.rounds, || {
+        single.install(|| files.iter().try_for_each(one))
+    })?;
+    let parallel = median_seconds(args.rounds, || {
+        all.install(|| files.par_iter().try_for_each(one))
+    })?;
+    let n = files.len() as f64;
+    let (per_core, total) = (n / serial, n / parallel);
+    if args.json {
+        println!(
+            "{{\"images\": {}, \"resolution\": {}, \"filter\": \"{}\", \"per_core_images_per_s\": {per_core:.2}, \"threads\": {threads}, \"all_threads_images_per_s\": {total:.2}}}",
+            files.len(),
+            args.resolution,
+            args.filter
+        );
+    } else {
+        println!(
+            "decode+resize+crop to {0}x{0} ({1}, {2} images, median of {3} rounds): {per_core:.1} images/s on one core, {total:.1} images/s on {threads} threads",
+            args.resolution,
+            args.filter,
+            files.len(),
+            args.rounds.max(1)
+        );
+    }
+    Ok(())
+}

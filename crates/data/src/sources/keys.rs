@@ -1,0 +1,53 @@
+//! Sample keys safe for WebDataset, which splits a tar member name at its first dot into key
+//! and extension, and for file systems: `[A-Za-z0-9_-]`, at most [`MAX_KEY_LEN`] characters.
+
+/// Longest key produced.
+pub const MAX_KEY_LEN: usize = 64;
+
+fn allowed(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || c == '-'
+}
+
+/// `name` itself when it is already safe; otherwise its safe characters (others become `_`),
+/// shortened, plus `-` and 16 hex digits of a hash of the whole name, so different names stay
+/// different keys (callers still check for duplicates).
+pub fn safe_key(name: &str) -> String {
+    if !name.is_empty() && name.len() <= MAX_KEY_LEN && name.chars().all(allowed) {
+        return name.to_string();
+    }
+    let cleaned: String = name
+        .chars()
+        .map(|c| if allowed(c) { c } else { '_' })
+        .take(MAX_KEY_LEN - 17)
+        .collect();
+    format!("{cleaned}-{:016x}", stable_hash(name.as_bytes()))
+}
+
+/// FNV-1a, 64 bit: fixed across platforms and Rust versions (std's hasher is neither).
+pub fn stable_hash(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn safe_names_pass_through_and_others_are_cleaned_and_hashed() {
+        assert_eq!(safe_key("n01440764_10026"), "n01440764_10026");
+        let k = safe_key("photos/a b.c");
+        assert!(k.starts_with("photos_a_b_c-"), "{k}");
+        assert_ne!(k, safe_key("photos/a_b.c"));
+        let long = "x".repeat(200);
+        assert_eq!(safe_key(&long).len(), MAX_KEY_LEN);
+        assert!(safe_key("").starts_with('-'));
+        for k in [safe_key("é/ü.png"), safe_key(&long)] {
+            assert!(k.chars().all(allowed) && k.len() <= MAX_KEY_LEN, "{k}");
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! Image-caption pairs from WebDataset tar shards as img2dataset writes them (CC12M):
+//! `<key>.jpg` + `<key>.txt`, optionally `<key>.json` (ignored) and `<key>.cls` (an integer
+//! label). Shards are streamed entry by entry. A damaged shard keeps the samples before the
+//! damage and is reported by path; a sample without a caption is reported by key, or kept
+//! unconditioned when captions are optional.
+
+use super::{safe_key, ImageSource, Sample, SourceItem};
+use crate::bad_samples::BadSample;
+use crate::shards::tar::TarEntries;
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+/// What to do with a sample that has no `.txt`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptionPolicy {
+    /// Skip it and report it (text-to-image training).
+    Required,
+    /// Keep it with `caption: None` (trained unconditioned).
+    Optional,
+}
+
+const IMAGE_EXTENSIONS: [&str; 4] = ["jpg", "jpeg", "png", "webp"];
+
+/// Splits a member name into WebDataset's key and extension: the key runs to the first dot of
+/// the last path component.
+fn split_member(name: &str) -> (&str, &str) {
+    let base_start = name.rfind('/').map_or(0, |i| i + 1);
+    match name[base_start..].find('.') {
+        Some(dot) => (&name[..base_start + dot], &name[base_start + dot + 1..]),
+        None => (name, ""),
+    }
+}
+
+/// The members of one key read so far.
+struct Group {
+    key: String,
+    image: Option<Vec<u8>>,
+    caption: Option<Vec<u8>>,
+    label: Option<Vec<u8>>,
+}
+
+/// Streams the samples of `shards` in order.
+pub struct WebDatasetImages {
+    shards: VecDeque<PathBuf>,
+    entries: Option<TarEntries<BufReader<File>>>,
+    group: Option<Group>,
+    ready: VecDeque<SourceItem>,
+    policy: CaptionPolicy,
+}
+
+impl WebDatasetImages {
+    pub fn new(shards: Vec<PathBuf>, policy: CaptionPolicy) -> Self {
+        Self {
+            shards: shards.into(),
+            entries: None,
+            group: None,
+            ready: VecDeque::new(),
+            policy,
+        }
+    }
+
+    /// The `*.tar` files of `dir`, sorted by name.
+    pub fn shards_in(dir: &Path) -> crate::Result<Vec<PathBuf>> {
+        let mut shards = Vec::new();
+        let entries = std::fs::read_dir(dir).map_err(|e| crate::DataError::io(dir, e))?;
+        for e in entries {
+            let path = e.map_err(|e| crate::DataError::io(dir, e))?.path();
+            if path.extension().is_some_and(|x| x == "tar") {
+                shards.push(path);
+            }
+        }
+        shards.sort();
+        if shards.is_empty() {
+            return Err(crate::DataError::Invalid(format!(
+                "{}: no .tar shards",
+                dir.display()
+            )));
+        }
+        Ok(shards)
+    }
+
+    fn shard_path(&self) -> &Path {
+        self.entries.as_ref().map_or(Path::new("?"), |e| e.path())
+    }
+
+    /// Turns the finished group into a sample or a bad-sample entry.
+    fn finish_group(&mut self) {
+        let Some(g) = self.group.take() else { return };
+        let shard = self.shard_path().display().to_string();
+        let key = safe_key(&g.key);
+        let item = (|| {
+            let image = g
+                .image
+                .ok_or_else(|| format!("no image (.jpg/.jpeg/.png/.webp) in {shard}"))?;
+            let caption = match g.caption {
+                Some(bytes) => Some(
+                    String::from_utf8(bytes)
+                        .map_err(|_| format!("caption is not UTF-8 in {shard}"))?
+                        .trim()
+                        .to_string(),
+                ),
+                None if self.policy == CaptionPolicy::Optional => None,
+                None => return Err(format!("no caption (.txt) in {shard}")),
+            };
+            let label = match g.label {
+                Some(bytes) => Some(
+                    std::str::from_utf8(&bytes)
+                        .ok()
+                        .and_then(|s| s.trim().parse::<i64>().ok())
+                        .ok_or_else(|| format!(".cls is not an integer in {shard}"))?,
+                ),
+                None => None,
+            };
+            Ok(Sample {
+                key: key.clone(),
+                image: ImageSource::Bytes(image),
+                label,
+                caption,
+            })
+        })()
+        .map_err(|reason| BadSample::new(key.clone(), reason));
+        self.ready.push_back(item);
+    }
+
+    /// Reads entries until at least one item is ready or the shards are exhausted.
+    fn fill(&mut self) {
+        while self.ready.is_empty() {
+            let Some(entries) = self.entries.as_mut() else {
+                let Some(path) = self.shards.pop_front() else {
+                    return;
+                };
+                match File::open(&path) {
+                    Ok(f) => self.entries = Some(TarEntries::new(BufReader::new(f), &path)),
+                    Err(e) => self.ready.push_back(Err(BadSample::new(
+                        path.display().to_string(),
+                        e.to_string(),
+                    ))),
+                }
+                continue;
+            };
+            match entries.next() {
+                Some(Ok((name, data))) => {
+                    let (key, ext) = split_member(&name);
+                    if self.group.as_ref().is_some_and(|g| g.key != key) {
+                        self.finish_group();
+                    }
+                    let g = self.group.get_or_insert_with(|| Group {
+                        key: key.to_string(),
+                        image: None,
+                        caption: None,
+                        label: None,
+                    });
+                    let ext = ext.to_ascii_lowercase();
+                    if IMAGE_EXTENSIONS.contains(&ext.as_str()) {
+                        g.image.get_or_insert(data);
+                    } else if ext == "txt" {
+                        g.caption = Some(data);
+                    } else if ext == "cls" {
+                        g.label = Some(data);
+                    }
+                }
+                Some(Err(e)) => {
+                    // The entry in flight is lost; what the last key already has may still be
+                    // a complete sample (judged as usual).
+                    self.finish_group();
+                    let shard = self.shard_path().display().to_string();
+                    let reason = e.to_string();
+                    let reason = reason
+                        .strip_prefix(&format!("{shard}: "))
+                        .unwrap_or(&reason)
+                        .to_string();
+                    self.ready.push_back(Err(BadSample::new(
+                        shard,
+                        format!("damaged shard, rest skipped: {reason}"),
+                    )));
+                    self.entries = None;
+                }
+                None => {
+                    self.finish_group();
+                    self.entries = None;
+                }
+            }
+        }
+    }
+}
+
+impl Iterator for WebDatasetImages {
+    type Item = SourceItem;
+
+    fn next(&mut self) -> Option<SourceItem> {
+        self.fill();
+        self.ready.pop_front()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_end_at_the_first_dot_of_the_base_name() {
+        assert_eq!(split_member("000012.jpg"), ("000012", "jpg"));
+        assert_eq!(
+            split_member("a.b/000012.seg.png"),
+            ("a.b/000012", "seg.png")
+        );
+        assert_eq!(split_member("noext"), ("noext", ""));
+    }
+}
