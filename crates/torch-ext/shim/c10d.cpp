@@ -1,7 +1,9 @@
-// flowscale's c10d wrappers. Compiled with USE_C10D_GLOO against the torch wheel's c10d headers
-// and Debian's gloo headers (the wheel has Gloo compiled in but ships no gloo headers); the
-// symbols come from libtorch_cpu.
+// flowscale's c10d wrappers: the TCPStore, the Gloo group and the collectives of every group
+// (Gloo or NCCL, see c10d_nccl.cpp). Compiled with USE_C10D_GLOO against the torch wheel's c10d
+// headers and Debian's gloo headers (the wheel has Gloo compiled in but ships no gloo headers);
+// the symbols come from libtorch_cpu.
 #include "c10d.h"
+#include "c10d_handles.h"
 #include "guarded.h"
 
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
@@ -15,17 +17,10 @@
 
 namespace {
 
+using fx::GroupHandle;
 using fx::guarded;
+using fx::StoreHandle;
 using fx::tensors_of;
-
-// Owned handles: the intrusive pointers keep the objects alive until the Rust side frees them.
-struct StoreHandle {
-  c10::intrusive_ptr<c10d::Store> store;
-};
-struct GroupHandle {
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
-  std::chrono::milliseconds timeout;
-};
 
 c10d::ReduceOp reduce_op(int op) {
   switch (op) {
@@ -35,6 +30,9 @@ c10d::ReduceOp reduce_op(int op) {
     return c10d::ReduceOp::MAX;
   case 2:
     return c10d::ReduceOp::MIN;
+  case 3:
+    // NCCL only; Gloo rejects it (the Rust side divides a sum instead).
+    return c10d::ReduceOp::AVG;
   default:
     throw std::invalid_argument("c10d: unknown reduce op " + std::to_string(op));
   }
@@ -42,6 +40,7 @@ c10d::ReduceOp reduce_op(int op) {
 
 void wait(GroupHandle *g, const c10::intrusive_ptr<c10d::Work> &work) {
   // wait() throws when the peer is gone or the timeout passes: a dead rank becomes an error.
+  // (For NCCL the explicit timeout makes this a blocking wait; see c10d_nccl.cpp.)
   work->wait(g->timeout);
 }
 

@@ -6,7 +6,7 @@
 //! * [`fused_adamw`]: ATen's fused AdamW kernel (`at::_fused_adamw_`) over lists of tensors.
 //! * [`cuda`]: device names and the CUDA caching allocator's memory statistics.
 //! * [`numerics`]: deterministic algorithms and TF32 switches.
-//! * [`c10d`]: PyTorch's distributed engine: TCPStore rendezvous, Gloo collectives, the
+//! * [`c10d`]: PyTorch's distributed engine: TCPStore rendezvous, Gloo and NCCL collectives, the
 //!   torchrun environment contract.
 //! * [`build_info`]: the libtorch version compiled against and the library actually loaded.
 

@@ -103,6 +103,13 @@ fn worker_collectives() {
     let mean = Tensor::from_slice(&[2.0 * r + 1.0]);
     pg.all_reduce_mean(&[mean.shallow_clone()]).unwrap();
     assert_eq!(Vec::<f64>::try_from(&mean).unwrap(), vec![2.0]);
+    // bf16 (the trainer's run.dist_grad_dtype = "bf16" buckets) reduces too.
+    let h = Tensor::from_slice(&[r + 0.5, 4.0 * r]).to_kind(Kind::BFloat16);
+    pg.all_reduce_mean(&[h.shallow_clone()]).unwrap();
+    assert_eq!(
+        Vec::<f32>::try_from(&h.to_kind(Kind::Float)).unwrap(),
+        vec![1.0, 2.0]
+    );
     // Broadcast from rank 1 overwrites rank 0's values.
     let w = Tensor::from_slice(&[r, r, r]).view([3]);
     pg.broadcast(&[w.shallow_clone()], 1).unwrap();

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 pub const RESUMABLE_CHANGES: &[&str] = &[
     "run.device",
     "run.dist_timeout_s",
+    "run.dist_backend",
     "train.steps",
     "validation.every",
     "samples.",

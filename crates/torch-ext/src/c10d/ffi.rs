@@ -25,6 +25,15 @@ extern "C" {
         timeout_ms: i64,
         out: *mut FxProcessGroup,
     ) -> *mut c_char;
+    #[cfg(flowscale_nccl)]
+    pub fn fx_nccl_new(
+        store: FxStore,
+        rank: i64,
+        size: i64,
+        device: i64,
+        timeout_ms: i64,
+        out: *mut FxProcessGroup,
+    ) -> *mut c_char;
     pub fn fx_process_group_free(pg: FxProcessGroup);
     pub fn fx_all_reduce(
         pg: FxProcessGroup,

@@ -1,6 +1,7 @@
-//! c10d's `ProcessGroupGloo`: collectives over CPU tensors between processes, the backend
-//! PyTorch's DDP uses on CPU. Every call waits for completion; a peer that died or stopped
-//! answering turns into an error after the group's timeout instead of a hang.
+//! c10d's process groups: `ProcessGroupGloo` (CPU tensors) and `ProcessGroupNCCL` (CUDA tensors
+//! of one device per process), the backends PyTorch's DDP uses. Both run the same collectives;
+//! every call waits for completion, and a peer that died or stopped answering turns into an
+//! error after the group's timeout instead of a hang.
 
 use std::ffi::CString;
 use std::time::Duration;
@@ -19,14 +20,41 @@ pub enum ReduceOp {
     Min,
 }
 
+/// Which c10d backend a group runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Gloo: contiguous CPU tensors.
+    Gloo,
+    /// NCCL: contiguous tensors on CUDA device `device` (this process's one GPU).
+    Nccl { device: usize },
+}
+
+impl Backend {
+    /// Where this backend's tensors live.
+    pub fn device(self) -> Device {
+        match self {
+            Backend::Gloo => Device::Cpu,
+            Backend::Nccl { device } => Device::Cuda(device),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Gloo => "gloo",
+            Backend::Nccl { .. } => "nccl",
+        }
+    }
+}
+
 pub struct ProcessGroup {
     ptr: ffi::FxProcessGroup,
     rank: i64,
     size: i64,
+    backend: Backend,
 }
 
-// SAFETY: the handle owns an intrusive pointer to a ProcessGroupGloo, whose collectives may be
-// issued from any thread (one at a time, which `&mut self` is not needed for: Gloo queues them).
+// SAFETY: the handle owns an intrusive pointer to a c10d Backend (Gloo or NCCL), whose
+// collectives may be issued from any thread (one at a time; both queue them internally).
 unsafe impl Send for ProcessGroup {}
 
 fn tensor_ptrs(tensors: &[Tensor]) -> Vec<crate::ffi::FxTensor> {
@@ -71,7 +99,85 @@ impl ProcessGroup {
                 ),
             )?;
         }
-        Ok(Self { ptr, rank, size })
+        Ok(Self {
+            ptr,
+            rank,
+            size,
+            backend: Backend::Gloo,
+        })
+    }
+
+    /// An NCCL group of `size` ranks over `store`, on CUDA device `device` (one GPU per
+    /// process: under torchrun, `LOCAL_RANK`). `timeout` bounds every collective: waits block
+    /// the host until the collective finished (`TORCH_NCCL_BLOCKING_WAIT=1`) and a failed one
+    /// aborts its communicator without killing the process (`TORCH_NCCL_ASYNC_ERROR_HANDLING=2`);
+    /// both are set unless the environment already sets them. Fails with an error naming the
+    /// device when CUDA or that device is not available, and naming the reason when this build
+    /// has no NCCL support (see [`super::nccl_support`]).
+    pub fn nccl(
+        store: &TcpStore,
+        rank: i64,
+        size: i64,
+        device: usize,
+        timeout: Duration,
+    ) -> Result<Self> {
+        let bad = |message: String| TorchExtError::Argument {
+            call: "ProcessGroup::nccl",
+            message,
+        };
+        if !(0..size).contains(&rank) {
+            return Err(bad(format!("rank {rank} outside a world of size {size}")));
+        }
+        let visible = crate::cuda::device_count()?;
+        if device >= visible {
+            return Err(bad(format!(
+                "CUDA device cuda:{device} is not available: {visible} CUDA device(s) visible \
+                 (NCCL needs one GPU per process; check the driver and CUDA_VISIBLE_DEVICES)"
+            )));
+        }
+        super::nccl_support()
+            .map_err(|why| bad(format!("this build has no NCCL process group: {why}")))?;
+        Self::nccl_unchecked(store, rank, size, device, timeout)
+    }
+
+    #[cfg(flowscale_nccl)]
+    fn nccl_unchecked(
+        store: &TcpStore,
+        rank: i64,
+        size: i64,
+        device: usize,
+        timeout: Duration,
+    ) -> Result<Self> {
+        let mut ptr: ffi::FxProcessGroup = std::ptr::null_mut();
+        // SAFETY: the store handle is alive; the shim writes `ptr` on success only.
+        unsafe {
+            crate::ffi::check(
+                "ProcessGroupNCCL",
+                ffi::fx_nccl_new(
+                    store.ptr,
+                    rank,
+                    size,
+                    device as i64,
+                    timeout.as_millis() as i64,
+                    &mut ptr,
+                ),
+            )?;
+        }
+        Ok(Self {
+            ptr,
+            rank,
+            size,
+            backend: Backend::Nccl { device },
+        })
+    }
+
+    #[cfg(not(flowscale_nccl))]
+    fn nccl_unchecked(_: &TcpStore, _: i64, _: i64, _: usize, _: Duration) -> Result<Self> {
+        unreachable!("ProcessGroup::nccl checks nccl_support() first")
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     pub fn rank(&self) -> i64 {
@@ -82,13 +188,17 @@ impl ProcessGroup {
         self.size
     }
 
-    fn check_cpu(call: &'static str, tensors: &[&Tensor]) -> Result<()> {
+    /// The group's backend takes contiguous tensors on its device only (NCCL: this process's
+    /// GPU); anything else is an error here rather than a copy the caller did not ask for.
+    fn check_tensors(&self, call: &'static str, tensors: &[&Tensor]) -> Result<()> {
+        let want = self.backend.device();
         for t in tensors {
-            if t.device() != Device::Cpu || !t.is_contiguous() {
+            if t.device() != want || !t.is_contiguous() {
                 return Err(TorchExtError::Argument {
                     call,
                     message: format!(
-                        "Gloo needs contiguous CPU tensors, got {:?} (contiguous: {})",
+                        "{} needs contiguous tensors on {want:?}, got {:?} (contiguous: {})",
+                        self.backend.name(),
                         t.device(),
                         t.is_contiguous()
                     ),
@@ -100,24 +210,32 @@ impl ProcessGroup {
 
     /// Reduces each tensor in place across all ranks.
     pub fn all_reduce(&self, tensors: &[Tensor], op: ReduceOp) -> Result<()> {
-        Self::check_cpu("all_reduce", &tensors.iter().collect::<Vec<_>>())?;
-        let mut ptrs = tensor_ptrs(tensors);
         let op = match op {
             ReduceOp::Sum => 0,
             ReduceOp::Max => 1,
             ReduceOp::Min => 2,
         };
+        self.all_reduce_raw("all_reduce", tensors, op)
+    }
+
+    fn all_reduce_raw(&self, call: &'static str, tensors: &[Tensor], op: i32) -> Result<()> {
+        self.check_tensors(call, &tensors.iter().collect::<Vec<_>>())?;
+        let mut ptrs = tensor_ptrs(tensors);
         // SAFETY: the pointers are live tch tensors for the duration of the (blocking) call.
         unsafe {
             crate::ffi::check(
-                "all_reduce",
+                call,
                 ffi::fx_all_reduce(self.ptr, ptrs.as_mut_ptr(), ptrs.len(), op),
             )
         }
     }
 
-    /// The mean over ranks, in place (Gloo has no AVG: a sum divided by the world size).
+    /// The mean over ranks, in place: NCCL's native AVG (one pass, in the tensor's own dtype);
+    /// Gloo has none, so a sum divided by the world size.
     pub fn all_reduce_mean(&self, tensors: &[Tensor]) -> Result<()> {
+        if let Backend::Nccl { .. } = self.backend {
+            return self.all_reduce_raw("all_reduce_mean", tensors, 3);
+        }
         self.all_reduce(tensors, ReduceOp::Sum)?;
         for t in tensors {
             let _ = t
@@ -133,7 +251,7 @@ impl ProcessGroup {
 
     /// Overwrites each tensor with rank `root`'s values.
     pub fn broadcast(&self, tensors: &[Tensor], root: i64) -> Result<()> {
-        Self::check_cpu("broadcast", &tensors.iter().collect::<Vec<_>>())?;
+        self.check_tensors("broadcast", &tensors.iter().collect::<Vec<_>>())?;
         if !(0..self.size).contains(&root) {
             return Err(TorchExtError::Argument {
                 call: "broadcast",
@@ -152,7 +270,7 @@ impl ProcessGroup {
 
     /// Every rank's `input`, in rank order.
     pub fn all_gather(&self, input: &Tensor) -> Result<Vec<Tensor>> {
-        Self::check_cpu("all_gather", &[input])?;
+        self.check_tensors("all_gather", &[input])?;
         let outputs: Vec<Tensor> = (0..self.size)
             .map(|_| input.f_empty_like())
             .collect::<std::result::Result<_, _>>()
@@ -185,7 +303,7 @@ impl ProcessGroup {
 
 impl Drop for ProcessGroup {
     fn drop(&mut self) {
-        // SAFETY: `ptr` came from fx_gloo_new and is freed once.
+        // SAFETY: `ptr` came from fx_gloo_new or fx_nccl_new and is freed once.
         unsafe { ffi::fx_process_group_free(self.ptr) }
     }
 }

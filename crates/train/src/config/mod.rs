@@ -2,6 +2,7 @@
 //! with `--set key.path=value`, validated with errors that name the file, the key and what is
 //! allowed. [`load`] is generic so every config kind (runs, evaluations, sweeps) shares it.
 
+mod distributed;
 mod error;
 mod hooks;
 mod load;
@@ -9,6 +10,7 @@ mod overrides;
 mod run;
 mod validate;
 
+pub use distributed::{DistBackend, GradReduceDtype};
 pub use error::{ConfigError, Problem};
 pub use hooks::{
     CheckpointConfig, ConditioningConfig, ConditioningProviderKind, LoggingConfig, NonFinitePolicy,

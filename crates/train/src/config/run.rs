@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::distributed::{DistBackend, GradReduceDtype};
 use super::hooks::{
     CheckpointConfig, ConditioningConfig, LoggingConfig, SamplesConfig, ValidationConfig,
 };
@@ -79,6 +80,15 @@ pub struct RunSection {
     /// collective may wait for the other ranks before the run fails (default 600).
     #[serde(default = "default_dist_timeout")]
     pub dist_timeout_s: u64,
+    /// Data-parallel runs: the process group, "auto" (default: NCCL on CUDA, Gloo on the CPU),
+    /// "gloo" or "nccl".
+    #[serde(default)]
+    pub dist_backend: DistBackend,
+    /// Data-parallel runs: dtype of the gradient all-reduce, "fp32" (when absent) or "bf16".
+    /// Absent rather than defaulted in the resolved config, so configs and checkpoints written
+    /// before the key existed still resume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dist_grad_dtype: Option<GradReduceDtype>,
 }
 
 fn default_dist_timeout() -> u64 {

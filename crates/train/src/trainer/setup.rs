@@ -6,9 +6,9 @@ use crate::backbone::mmdit_config;
 use crate::checkpoint::{CheckpointStore, LoadedCheckpoint};
 use crate::conditioning::{ClassEmbedding, Conditioning, ConditioningProvider};
 use crate::config::{
-    ConditioningConfig, ConditioningProviderKind, DeviceChoice, Precision, RunConfig,
+    ConditioningConfig, ConditioningProviderKind, GradReduceDtype, Precision, RunConfig,
 };
-use crate::distributed::DataParallel;
+use crate::distributed::{rank_device, select_backend, DataParallel};
 use crate::ema::Ema;
 use crate::error::{Result, TrainError};
 use crate::metrics::MetricsWriter;
@@ -22,6 +22,7 @@ use crate::validation::ValidationSet;
 use flowscale_data::{BatchSampler, SamplerPosition};
 use flowscale_formulations::{FlowRng, Formulation, Shift};
 use flowscale_models::{forward_cost, Mmdit, MmditConfig};
+use flowscale_torch_ext::c10d::LaunchEnv;
 use std::path::PathBuf;
 use std::time::Instant;
 use tch::nn::VarStore;
@@ -103,26 +104,19 @@ pub struct Trainer {
     pub(super) wall_at_start: f64,
 }
 
-fn pick_device(choice: DeviceChoice) -> Result<Device> {
-    match choice {
-        DeviceChoice::Cpu => Ok(Device::Cpu),
-        DeviceChoice::Auto => Ok(Device::cuda_if_available()),
-        DeviceChoice::Cuda => {
-            if tch::Cuda::is_available() {
-                Ok(Device::Cuda(0))
-            } else {
-                Err(TrainError::Invalid(
-                    "run.device = \"cuda\" but no CUDA device is available (flowscale info \
-                     shows what libtorch sees); use \"auto\" or \"cpu\""
-                        .into(),
-                ))
-            }
-        }
-    }
-}
-
 impl Trainer {
     pub fn new(cfg: RunConfig, options: TrainOptions) -> Result<Self> {
+        Self::build(cfg, options, false)
+    }
+
+    /// As [`Trainer::new`] for a process started alone, but inside a process group of one
+    /// (`run.dist_backend` picks Gloo or NCCL): every step runs the data-parallel collectives,
+    /// which have no peer to wait for. `flowscale bench train-step --process-group` times it.
+    pub fn with_solo_group(cfg: RunConfig, options: TrainOptions) -> Result<Self> {
+        Self::build(cfg, options, true)
+    }
+
+    fn build(cfg: RunConfig, options: TrainOptions, solo_group: bool) -> Result<Self> {
         let dir = RunDir::new(PathBuf::from(&cfg.run.out_dir).join(&cfg.run.name));
         let store = CheckpointStore::new(
             dir.checkpoints(),
@@ -141,11 +135,32 @@ impl Trainer {
             (Some(_), true) => check_resumable(&dir, &cfg)?,
             _ => {}
         }
-        let device = pick_device(cfg.run.device)?;
-        let dp = DataParallel::from_env(
-            device,
-            std::time::Duration::from_secs(cfg.run.dist_timeout_s),
+        let dp_timeout = std::time::Duration::from_secs(cfg.run.dist_timeout_s);
+        // Several processes (WORLD_SIZE > 1): one GPU each, cuda:LOCAL_RANK.
+        let launch = LaunchEnv::from_env()
+            .map_err(|e| TrainError::Invalid(format!("data parallel launch environment: {e}")))?
+            .filter(|e| e.world_size > 1);
+        let cuda_devices = usize::try_from(tch::Cuda::device_count()).unwrap_or(0);
+        let device = rank_device(
+            cfg.run.device,
+            launch.as_ref().map(|e| e.local_rank),
+            cuda_devices,
         )?;
+        let grad_dtype = cfg.run.dist_grad_dtype.unwrap_or(GradReduceDtype::Fp32);
+        let dp = match (&launch, solo_group) {
+            (Some(env), _) => Some(DataParallel::join(
+                env,
+                select_backend(cfg.run.dist_backend, device)?,
+                grad_dtype,
+                dp_timeout,
+            )?),
+            (None, true) => Some(DataParallel::solo(
+                select_backend(cfg.run.dist_backend, device)?,
+                grad_dtype,
+                dp_timeout,
+            )?),
+            (None, false) => None,
+        };
         let main = dp.as_ref().is_none_or(|d| d.rank() == 0);
         if main {
             dir.create()?;
@@ -363,6 +378,11 @@ impl Trainer {
     /// One optimiser step without hooks (benchmarks).
     pub fn step(&mut self) -> Result<()> {
         self.train_step()
+    }
+
+    /// Time spent averaging gradients across the process group so far; `None` without one.
+    pub fn gradient_sync_time(&self) -> Option<std::time::Duration> {
+        self.dp.as_ref().map(DataParallel::gradient_sync_time)
     }
 
     /// Waits for the device (a host read of the running loss), so timings include all queued work.
