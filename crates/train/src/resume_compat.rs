@@ -14,6 +14,10 @@ use std::collections::BTreeMap;
 pub const RESUMABLE_CHANGES: &[&str] = &[
     "run.device",
     "run.dist_timeout_s",
+    // How the shard loader works, not what it yields.
+    "data.workers",
+    "data.prefetch",
+    "data.skip_bad_shards",
     "train.steps",
     "validation.every",
     "samples.",
