@@ -21,6 +21,8 @@ enum BenchCommand {
     FwdBwd(super::bench_fwd_bwd::FwdBwdArgs),
     /// Sentence-embedding throughput of all-MiniLM-L6-v2 (prompts/s).
     Minilm(super::bench_minilm::MiniLmArgs),
+    /// Latent-shard loading throughput of the streaming loader (samples/s).
+    Shards(super::bench_shards::ShardsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -67,6 +69,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         BenchCommand::TrainStep(t) => return super::bench_train::run(t),
         BenchCommand::FwdBwd(f) => return super::bench_fwd_bwd::run(f),
         BenchCommand::Minilm(m) => return super::bench_minilm::run(m),
+        BenchCommand::Shards(s) => return super::bench_shards::run(s),
     };
     let mut cfg = match (&a.preset, a.depth) {
         (Some(p), _) => MmditConfig::preset(p)?,
