@@ -295,7 +295,14 @@ fn two_ranks_split_the_shards_and_resume_bit_for_bit() {
     // Both ranks' positions were gathered; each rank read its own shards.
     let p = a.state.data_positions.as_ref().unwrap();
     assert_eq!(p.iter().map(|p| p.rank).collect::<Vec<_>>(), [0, 1]);
-    assert_ne!(p[0].buffer, p[1].buffer);
+    assert!(p.iter().all(|p| (p.epoch, p.batches) == (1, 4)), "{p:?}");
+    let shards_of = |p: &flowscale_data::LoaderPosition| -> std::collections::HashSet<u32> {
+        p.buffer.iter().map(|&(s, _)| s).collect()
+    };
+    assert!(
+        shards_of(&p[0]).is_disjoint(&shards_of(&p[1])),
+        "the ranks' buffers hold samples of the same shard: {p:?}"
+    );
     assert_eq!(a.state.data_positions, b.state.data_positions);
     for (group, tensors) in &a.groups {
         for (name, t) in tensors {
@@ -328,12 +335,13 @@ fn latent_dp_rank() {
         ),
         other => panic!("unknown mode {other}"),
     };
-    // Per-rank batch 4: 2 of the 5 shards each (24 samples, 6 batches per epoch).
+    // Per-rank batch 3: 2 of the 5 shards each (24 samples, 8 batches per epoch), so the
+    // stop (6 batches) and the end (12) fall mid-epoch with samples waiting in the buffers.
     let cfg = config(
         out,
         name,
         &out.join("shards"),
-        &["train.batch_size=4", "samples.every=0"],
+        &["train.batch_size=3", "samples.every=0"],
     );
     train(cfg, options).unwrap();
 }
