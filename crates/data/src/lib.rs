@@ -5,7 +5,8 @@
 //! shards ([`shards`]); dataset readers ([`sources`]: ImageNet, img2dataset/CC12M shards, image
 //! folders, the npm emoji set) yielding [`Sample`]s; the SD3 image protocol ([`images`]: decode,
 //! short-side resize, centre crop, [-1, 1], flip, parallel batches) with skipped samples counted
-//! in a [`BadSampleReport`]. Precompute and the streaming loader come with issue #5.
+//! in a [`BadSampleReport`]; the streaming training loader over latent shards with their manifest
+//! ([`LatentShardLoader`], [`ShardManifest`]). Precompute comes with issue #5.
 
 pub mod bad_samples;
 pub mod batch_sampler;
@@ -24,5 +25,8 @@ pub use error::{DataError, Result};
 pub use images::{preprocess_batch, PreprocessConfig, Preprocessed};
 pub use labeled_images::LabeledImages;
 pub use pixels::{to_model_pixels, to_u8_pixels};
-pub use shards::{read_latent_shard, LatentSample, LatentShardWriter};
+pub use shards::{
+    read_latent_shard, LatentBatch, LatentSample, LatentShardLoader, LatentShardWriter,
+    LoaderConfig, LoaderPosition, ShardManifest, ShardSource,
+};
 pub use sources::{ImageSource, Sample, SourceItem};

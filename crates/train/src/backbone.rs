@@ -3,15 +3,15 @@
 use crate::config::RunConfig;
 use flowscale_models::MmditConfig;
 
-/// The MMDiT a run trains on data with `channels` channels at the config's resolution (pixel
-/// space: one latent pixel per pixel). The position table is exactly the training grid; larger
+/// The MMDiT a run trains on data with `channels` channels and `side` x `side` pixels (the
+/// resolution in pixel space, resolution / downsample factor for latents). The position table is exactly the training grid; larger
 /// inputs need a larger `pos_embed_max_size` at export time, which is a property of the weights
 /// only through the fixed sin-cos table.
-pub fn mmdit_config(cfg: &RunConfig, channels: i64) -> MmditConfig {
+pub fn mmdit_config(cfg: &RunConfig, channels: i64, side: i64) -> MmditConfig {
     let m = &cfg.model;
     let hidden = i64::from(m.hidden_size());
     let heads = i64::from(m.num_heads());
-    let resolution = i64::from(cfg.data.resolution);
+    let resolution = side;
     let patch = i64::from(m.patch_size);
     MmditConfig {
         sample_size: resolution,

@@ -15,6 +15,10 @@ pub const RESUMABLE_CHANGES: &[&str] = &[
     "run.device",
     "run.dist_timeout_s",
     "run.dist_backend",
+    // How the shard loader works, not what it yields.
+    "data.workers",
+    "data.prefetch",
+    "data.skip_bad_shards",
     "train.steps",
     "validation.every",
     "samples.",

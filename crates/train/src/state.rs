@@ -15,9 +15,13 @@ pub struct TrainState {
     pub seed: u64,
     /// State of the host generator that draws timesteps, noise seeds and CFG dropout.
     pub rng_state: [u64; 4],
-    /// Data sampler position: epoch and next index of its permutation.
+    /// Data position: epoch and next index of the sampler's permutation (pixel data), or the
+    /// epoch and batches taken in it of rank 0's shard loader (latent shards).
     pub data_epoch: u64,
     pub data_index: usize,
+    /// Latent shards: every rank's exact loader position, by rank.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_positions: Option<Vec<flowscale_data::LoaderPosition>>,
     /// Learning rate of the last step.
     pub lr: f64,
     /// Training wall time in seconds, summed over all sessions of the run.

@@ -23,6 +23,8 @@ enum BenchCommand {
     Minilm(super::bench_minilm::MiniLmArgs),
     /// Image decode + resize + centre-crop throughput (images/s, per core and on all cores).
     Decode(super::bench_decode::DecodeArgs),
+    /// Latent-shard loading throughput of the streaming loader (samples/s).
+    Shards(super::bench_shards::ShardsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -70,6 +72,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         BenchCommand::FwdBwd(f) => return super::bench_fwd_bwd::run(f),
         BenchCommand::Minilm(m) => return super::bench_minilm::run(m),
         BenchCommand::Decode(d) => return super::bench_decode::run(d),
+        BenchCommand::Shards(s) => return super::bench_shards::run(s),
     };
     let mut cfg = match (&a.preset, a.depth) {
         (Some(p), _) => MmditConfig::preset(p)?,

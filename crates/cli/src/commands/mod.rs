@@ -4,6 +4,7 @@ mod bench;
 mod bench_decode;
 mod bench_fwd_bwd;
 mod bench_minilm;
+mod bench_shards;
 mod bench_train;
 mod config;
 mod embed_text;

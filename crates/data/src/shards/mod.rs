@@ -1,8 +1,15 @@
-//! WebDataset-compatible latent shards (issue #5): the tar subset, `.npy` tensors, and the
-//! shard writer/reader.
+//! WebDataset-compatible latent shards (issue #5): the tar subset, `.npy` tensors, the shard
+//! writer/reader, the shard-set manifest and the streaming training loader.
 
 pub mod latent_shard;
+pub mod loader;
+pub mod manifest;
 pub mod npy;
 pub mod tar;
 
 pub use latent_shard::{read_latent_shard, LatentSample, LatentShardWriter};
+pub use loader::{LatentBatch, LatentShardLoader, LoaderConfig, LoaderPosition, ShardSource};
+pub use manifest::{
+    AutoencoderInfo, CacheExpectation, LatentDtype, ShardEntry, ShardManifest, ShardSplit, Splits,
+    TextEmbeddingInfo, MANIFEST_FILE,
+};

@@ -151,6 +151,18 @@ pub struct DataConfig {
     pub path: Option<String>,
     /// Square training resolution in pixels.
     pub resolution: u32,
+    /// Latent shards: shuffle buffer capacity in samples (default 1000; 0 = shard order only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shuffle_buffer: Option<u32>,
+    /// Latent shards: threads decoding shards ahead (default 2; does not change the batches).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<u32>,
+    /// Latent shards: batches collated ahead of the trainer (default 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefetch: Option<u32>,
+    /// Latent shards: skip (and count) unreadable shards instead of stopping the run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip_bad_shards: bool,
 }
 
 impl Validate for DataConfig {
@@ -170,6 +182,12 @@ impl Validate for DataConfig {
         );
         if needs_path && self.path.as_deref().is_none_or(str::is_empty) {
             v.fail("path", "is required for this dataset");
+        }
+        if self.workers == Some(0) || self.prefetch == Some(0) {
+            v.fail(
+                "workers",
+                "data.workers and data.prefetch must be at least 1",
+            );
         }
     }
 }

@@ -191,6 +191,39 @@ impl DataParallel {
     }
 }
 
+impl DataParallel {
+    /// Every rank's `value`, by rank (a collective: every rank must call it). Serialised as
+    /// JSON bytes, padded to the longest, gathered as uint8 tensors.
+    pub fn gather_json<T: serde::Serialize + serde::de::DeserializeOwned>(
+        &self,
+        value: &T,
+    ) -> Result<Vec<T>> {
+        let bytes = serde_json::to_vec(value)
+            .map_err(|e| TrainError::Invalid(format!("cannot serialise for gathering: {e}")))?;
+        let longest = Tensor::f_from_slice(&[bytes.len() as i64])?;
+        self.group
+            .all_reduce(&[longest.shallow_clone()], ReduceOp::Max)
+            .map_err(|e| c10d_error("all-reduce", e))?;
+        let longest = longest.f_int64_value(&[0])? as usize;
+        let mut padded = bytes;
+        padded.resize(longest, b' ');
+        let parts = self
+            .group
+            .all_gather(&Tensor::f_from_slice(&padded)?)
+            .map_err(|e| c10d_error("all-gather", e))?;
+        parts
+            .iter()
+            .enumerate()
+            .map(|(r, t)| {
+                let b = Vec::<u8>::try_from(t)?;
+                serde_json::from_slice(&b).map_err(|e| {
+                    TrainError::Invalid(format!("rank {r} sent an unreadable value: {e}"))
+                })
+            })
+            .collect()
+    }
+}
+
 /// The contiguous share `rank` of `world` takes from `n` items (the first `n % world` ranks
 /// take one more).
 pub fn shard(n: usize, rank: usize, world: usize) -> std::ops::Range<usize> {

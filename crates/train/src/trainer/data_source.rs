@@ -42,8 +42,9 @@ impl PixelData {
             }
             other => {
                 return Err(TrainError::Invalid(format!(
-                "data.dataset = {other:?} is not readable by the trainer yet (latent shards and \
-                     image folders come with issue #5); use \"fashion-mnist\" or \"mnist\""
+                "data.dataset = {other:?} is not readable by the trainer yet (image folders come \
+                     with issue #5 as precomputed shards); use \"fashion-mnist\", \"mnist\" or \
+                     \"latent-shards\""
             )))
             }
         };

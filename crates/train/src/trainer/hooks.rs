@@ -289,6 +289,8 @@ impl Trainer {
                             |x, time, c| t.forward(x, time, c),
                         )
                     })?;
+                    // Latent-space runs: the run's autoencoder turns latents into pixels.
+                    let images = self.feed.decoder().to_pixels(&images)?;
                     let name = format!("step-{step:09}_{label}_s{steps}_cfg{cfg_scale}.png");
                     let path = self.dir.samples().join(&name);
                     let (png, h, wd, c) = save_grid(&images, ncol, &path)?;
@@ -314,7 +316,7 @@ impl Trainer {
     /// Writes a checkpoint: the trained tensors (the backbone's at diffusers keys, the
     /// conditioner's under `conditioner.`), the fixed buffers, every EMA, the optimiser, state.
     pub(super) fn save_checkpoint(&mut self) -> Result<()> {
-        self.sync_state();
+        self.sync_state()?;
         if !self.is_main() {
             return Ok(());
         }

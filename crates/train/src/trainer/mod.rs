@@ -9,7 +9,9 @@
 //! and are read only every `logging.every` steps.
 
 mod data_source;
+mod feed;
 mod hooks;
+mod latent_data;
 mod params;
 mod setup;
 

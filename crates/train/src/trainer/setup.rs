@@ -1,6 +1,6 @@
 //! Building a run (fresh or resumed) and the optimisation step.
 
-use super::data_source::PixelData;
+use super::feed::Feed;
 use super::params::{trainable, CONDITIONER_PREFIX};
 use crate::backbone::mmdit_config;
 use crate::checkpoint::{CheckpointStore, LoadedCheckpoint};
@@ -19,7 +19,7 @@ use crate::state::TrainState;
 use crate::tensorboard::EventWriter;
 use crate::text_conditioning::CaptionConditioning;
 use crate::validation::ValidationSet;
-use flowscale_data::{BatchSampler, SamplerPosition};
+use flowscale_data::SamplerPosition;
 use flowscale_formulations::{FlowRng, Formulation, Shift};
 use flowscale_models::{forward_cost, Mmdit, MmditConfig};
 use flowscale_torch_ext::c10d::LaunchEnv;
@@ -77,8 +77,7 @@ pub struct Trainer {
     pub(super) device: Device,
     pub(super) formulation: Formulation,
     pub(super) shift: Option<Shift>,
-    pub(super) data: PixelData,
-    pub(super) sampler: BatchSampler,
+    pub(super) feed: Feed,
     pub(super) model_vs: VarStore,
     pub(super) model: Mmdit,
     pub(super) _cond_vs: VarStore,
@@ -176,11 +175,11 @@ impl Trainer {
         } else {
             Some(Shift::new(cfg.formulation.shift)?)
         };
-        let data = PixelData::load(&cfg)?;
+        let mut feed = Feed::load(&cfg)?;
         let seed = cfg.run.seed;
 
         // Weights: a function of the seed only, whatever else runs in the process.
-        let mcfg: MmditConfig = mmdit_config(&cfg, data.channels());
+        let mcfg: MmditConfig = mmdit_config(&cfg, feed.channels(), feed.side());
         let c = &cfg.conditioning;
         let (model_vs, model, cond_vs, conditioner) =
             flowscale_formulations::with_torch_seed(seed as i64, || -> Result<_> {
@@ -191,13 +190,13 @@ impl Trainer {
                 let conditioner: Box<dyn ConditioningProvider> = match c.provider {
                     ConditioningProviderKind::ClassEmbedding => Box::new(ClassEmbedding::new(
                         &cond_vs.root(),
-                        data.classes(),
+                        feed.class_names().len() as i64,
                         i64::from(c.context_tokens),
                         i64::from(c.context_dim),
                         i64::from(c.pooled_dim),
                     )?),
                     ConditioningProviderKind::Captions => {
-                        Box::new(caption_conditioning(c, &data.train.class_names, device)?)
+                        Box::new(caption_conditioning(c, feed.class_names(), device)?)
                     }
                 };
                 Ok((model_vs, model, cond_vs, conditioner))
@@ -238,8 +237,8 @@ impl Trainer {
         };
         let mut ema = Ema::new(&params, &cfg.ema.decays, cfg.ema.every, cfg.ema.warmup)?;
 
-        let res = i64::from(cfg.data.resolution);
-        let cost = forward_cost(&mcfg, res, res, i64::from(c.context_tokens))
+        let side = feed.side();
+        let cost = forward_cost(&mcfg, side, side, i64::from(c.context_tokens))
             .map_err(|e| TrainError::Invalid(format!("model cost: {e}")))?;
         let flops_per_sample = 3.0 * cost.flops();
 
@@ -252,6 +251,7 @@ impl Trainer {
             rng_state: rng.state(),
             data_epoch: 0,
             data_index: 0,
+            data_positions: None,
             lr: 0.0,
             wall_time_s: 0.0,
             skipped_steps: 0,
@@ -290,9 +290,29 @@ impl Trainer {
         if resuming {
             broadcast_params(&dp)?;
         }
-        // Every rank draws the same global batch and trains on its share of it.
         let world = dp.as_ref().map_or(1, DataParallel::world_size);
-        let sampler = data.sampler(batch * world, seed ^ 0x5eed_da7a, position)?;
+        let rank = dp.as_ref().map_or(0, DataParallel::rank);
+        match &mut feed {
+            // Every rank draws the same global batch and trains on its share of it.
+            Feed::Pixels { data, sampler, .. } => {
+                *sampler = Some(data.sampler(batch * world, seed ^ 0x5eed_da7a, position)?)
+            }
+            // Every rank streams its own shards.
+            Feed::Latents(l) => {
+                let saved = match (resuming, &state.data_positions) {
+                    (false, _) => None,
+                    (true, Some(p)) if p.len() == world => Some(&p[rank]),
+                    (true, p) => {
+                        return Err(TrainError::Invalid(format!(
+                            "the checkpoint holds shard-loader positions for {} rank(s), this \
+                             run has {world}; resume with the same number of ranks",
+                            p.as_ref().map_or(0, Vec::len)
+                        )))
+                    }
+                };
+                l.start(&cfg, (rank, world), seed ^ 0x5eed_da7a, device, saved)?;
+            }
+        }
         let (metrics, tb) = if main {
             (
                 Some(MetricsWriter::open(
@@ -305,9 +325,9 @@ impl Trainer {
             (None, None)
         };
 
-        let (vx, vl) = data.held_out(cfg.validation.samples as usize, device)?;
+        let (vx, vl) = feed.held_out(cfg.validation.samples as usize, device)?;
         let validation = ValidationSet::new(vx, vl, seed ^ 0x7a11_da7e)?;
-        let (grid_noise, grid_labels) = grid_inputs(&cfg, &data, device)?;
+        let (grid_noise, grid_labels) = grid_inputs(&cfg, &feed, device)?;
         let running = Running::new(i64::from(cfg.logging.t_bins), device)?;
         let wall_at_start = state.wall_time_s;
         Ok(Self {
@@ -317,8 +337,7 @@ impl Trainer {
             device,
             formulation,
             shift,
-            data,
-            sampler,
+            feed,
             model_vs,
             model,
             _cond_vs: cond_vs,
@@ -407,17 +426,72 @@ impl Trainer {
         Ok(out.f_to_kind(Kind::Float)?)
     }
 
-    /// CFG dropout masks, one `[B]` float mask per conditioning source.
-    fn keep_masks(&mut self, batch: i64) -> Result<Vec<Tensor>> {
+    /// CFG dropout masks, one `[B]` float mask per conditioning source, drawn from `rng`.
+    fn keep_masks(&self, rng: &mut FlowRng, batch: i64) -> Result<Vec<Tensor>> {
         let p = self.cfg.conditioning.dropout;
         (0..self.conditioner.sources())
             .map(|_| {
                 let keep: Vec<f32> = (0..batch)
-                    .map(|_| if self.rng.uniform() < p { 0.0 } else { 1.0 })
+                    .map(|_| if rng.uniform() < p { 0.0 } else { 1.0 })
                     .collect();
                 Ok(Tensor::f_from_slice(&keep)?.f_to_device(self.device)?)
             })
             .collect()
+    }
+
+    /// This rank's micro-batch: the formulation's inputs and targets, labels and CFG masks, and
+    /// the number of samples all ranks process together.
+    fn micro_batch(
+        &mut self,
+        rank: usize,
+        world: usize,
+    ) -> Result<(
+        flowscale_formulations::TrainingBatch,
+        Tensor,
+        Vec<Tensor>,
+        i64,
+    )> {
+        let device = self.device;
+        let (shift, formulation) = (self.shift, self.formulation);
+        match &mut self.feed {
+            Feed::Pixels { data, sampler, .. } => {
+                let idx = sampler.as_mut().expect("set in new").next_indices()?;
+                let (x0, labels) = data.batch(&idx, device)?;
+                let global = x0.size()[0];
+                let mut rng = std::mem::replace(&mut self.rng, FlowRng::new(0));
+                let keep = self.keep_masks(&mut rng, global);
+                let batch = keep
+                    .and_then(|keep| Ok((keep, formulation.training_batch(&x0, &mut rng, shift)?)));
+                self.rng = rng;
+                let (keep, batch) = batch?;
+                if world == 1 {
+                    return Ok((batch, labels, keep, global));
+                }
+                // This rank's share of the global batch.
+                let b = global / world as i64;
+                let first = rank as i64 * b;
+                Ok((
+                    batch.rows(first as usize, b as usize)?,
+                    labels.f_narrow(0, first, b)?,
+                    keep.iter()
+                        .map(|k| k.f_narrow(0, first, b))
+                        .collect::<std::result::Result<Vec<_>, _>>()?,
+                    global,
+                ))
+            }
+            Feed::Latents(l) => {
+                // Each rank has its own samples, so its own draws: a generator seeded from the
+                // shared one (which advances identically on every rank) and the rank.
+                let mut local = FlowRng::new(
+                    self.rng.next_u64() ^ (rank as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                );
+                let (x0, labels) = l.next(&mut local, device)?;
+                let b = x0.size()[0];
+                let keep = self.keep_masks(&mut local, b)?;
+                let batch = formulation.training_batch(&x0, &mut local, shift)?;
+                Ok((batch, labels, keep, b * world as i64))
+            }
+        }
     }
 
     /// One optimiser step (with gradient accumulation). Returns nothing; statistics stay on the
@@ -428,27 +502,7 @@ impl Trainer {
         let step_loss = Tensor::f_zeros([] as [i64; 0], (Kind::Double, self.device))?;
         let (rank, world) = self.rank_world();
         for _ in 0..accum {
-            let idx = self.sampler.next_indices()?;
-            let (x0, labels) = self.data.batch(&idx, self.device)?;
-            let global = x0.size()[0];
-            let keep = self.keep_masks(global)?;
-            let batch = self
-                .formulation
-                .training_batch(&x0, &mut self.rng, self.shift)?;
-            // This rank's share of the global batch (all of it without data parallelism).
-            let b = global / world as i64;
-            let first = rank as i64 * b;
-            let (batch, labels, keep) = if world > 1 {
-                (
-                    batch.rows(first as usize, b as usize)?,
-                    labels.f_narrow(0, first, b)?,
-                    keep.iter()
-                        .map(|k| k.f_narrow(0, first, b))
-                        .collect::<std::result::Result<Vec<_>, _>>()?,
-                )
-            } else {
-                (batch, labels, keep)
-            };
+            let (batch, labels, keep, global) = self.micro_batch(rank, world)?;
             let cond = self.conditioner.encode(&labels, &keep)?;
             let out = self.forward(&batch.net_input, &batch.time_input, &cond)?;
             let per = batch.per_sample_loss(&out)?;
@@ -524,13 +578,29 @@ impl Trainer {
         }
     }
 
-    /// Refreshes the resumable parts of the state (generator, data position, wall time).
-    pub(super) fn sync_state(&mut self) {
+    /// Refreshes the resumable parts of the state (generator, data position, wall time). With
+    /// latent shards every rank's loader position is gathered (a collective: all ranks call it).
+    pub(super) fn sync_state(&mut self) -> Result<()> {
         self.state.rng_state = self.rng.state();
-        let pos = self.sampler.position();
-        self.state.data_epoch = pos.epoch;
-        self.state.data_index = pos.index;
+        match &self.feed {
+            Feed::Pixels { sampler, .. } => {
+                let pos = sampler.as_ref().expect("set in new").position();
+                self.state.data_epoch = pos.epoch;
+                self.state.data_index = pos.index;
+            }
+            Feed::Latents(l) => {
+                let own = l.position().expect("started in new");
+                let all = match &self.dp {
+                    Some(d) => d.gather_json(&own)?,
+                    None => vec![own],
+                };
+                self.state.data_epoch = all[0].epoch;
+                self.state.data_index = all[0].batches as usize;
+                self.state.data_positions = Some(all);
+            }
+        }
         self.state.wall_time_s = self.wall_at_start + self.session_start.elapsed().as_secs_f64();
+        Ok(())
     }
 }
 
@@ -614,17 +684,17 @@ pub fn ema_group_name(decay: f64) -> String {
 }
 
 /// Fixed noise and labels of the sample grids: one row per class.
-fn grid_inputs(cfg: &RunConfig, data: &PixelData, device: Device) -> Result<(Tensor, Tensor)> {
+fn grid_inputs(cfg: &RunConfig, feed: &Feed, device: Device) -> Result<(Tensor, Tensor)> {
     let per = i64::from(cfg.samples.per_class);
-    let classes = data.classes();
+    let classes = feed.class_names().len() as i64;
     let labels: Vec<i64> = (0..classes)
         .flat_map(|c| std::iter::repeat_n(c, per as usize))
         .collect();
-    let res = i64::from(cfg.data.resolution);
+    let side = feed.side();
     let noise =
         flowscale_formulations::with_torch_seed((cfg.run.seed ^ 0x9a1d_5eed) as i64 >> 1, || {
             Tensor::f_randn(
-                [classes * per, data.channels(), res, res].as_slice(),
+                [classes * per, feed.channels(), side, side].as_slice(),
                 (Kind::Float, device),
             )
         })?;

@@ -1,0 +1,460 @@
+//! `manifest.json` of a shard directory: what the latents are (autoencoder, its weights' hash,
+//! resolution, shape, dtype), what each sample carries, and the shards of each split with their
+//! sample counts and sizes. `flowscale precompute` writes it; the loader and the trainer read it,
+//! and a cache made with another autoencoder, resolution or dtype is refused
+//! ([`ShardManifest::check_matches`]) rather than silently trained on.
+
+use crate::error::{DataError, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// File name of the manifest inside a shard directory.
+pub const MANIFEST_FILE: &str = "manifest.json";
+/// The manifest format this version reads and writes.
+pub const MANIFEST_VERSION: u32 = 1;
+
+/// The autoencoder that produced the latents. `kind = "identity"` means pixel space: the
+/// "latents" are the images in [-1, 1], downsample factor 1, scale 1, shift 0.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoencoderInfo {
+    /// Family: "identity", "autoencoder-kl", "taesd", ...
+    pub kind: String,
+    /// Which one (a model id or folder name), for people reading the manifest.
+    pub name: String,
+    /// SHA-256 of the weights file(s), hex; absent for weight-free kinds (identity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights_sha256: Option<String>,
+    pub latent_channels: i64,
+    pub downsample_factor: i64,
+    /// Latents given to the model are `(z - shift_factor) * scaling_factor` (SD3: 1.5305, 0.0609).
+    pub scaling_factor: f64,
+    pub shift_factor: f64,
+}
+
+/// Element type of the stored `mean.npy` / `std.npy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LatentDtype {
+    Float16,
+    Float32,
+}
+
+/// Precomputed text-encoder outputs stored with each sample (`context.npy`, `pooled.npy`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextEmbeddingInfo {
+    /// The encoder's identity (a model id or folder), so a different encoder is detectable.
+    pub encoder: String,
+    /// `[tokens, width]`.
+    pub context_shape: [i64; 2],
+    /// `[width]`.
+    pub pooled_shape: [i64; 1],
+}
+
+/// One shard file of a split.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardEntry {
+    /// File name relative to the shard directory.
+    pub file: String,
+    pub samples: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Splits {
+    pub train: Vec<ShardEntry>,
+    /// Held-out shards for validation; may be empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub val: Vec<ShardEntry>,
+}
+
+/// Which split of a shard set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardSplit {
+    Train,
+    Val,
+}
+
+impl ShardSplit {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Train => "train",
+            Self::Val => "val",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardManifest {
+    pub format_version: u32,
+    pub autoencoder: AutoencoderInfo,
+    /// Square image resolution the latents were encoded at.
+    pub resolution: u32,
+    /// `[C, H, W]` of one latent.
+    pub latent_shape: [i64; 3],
+    pub latent_dtype: LatentDtype,
+    pub has_flip: bool,
+    pub has_labels: bool,
+    /// Class names by label index; required when `has_labels`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub class_names: Vec<String>,
+    pub has_captions: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<TextEmbeddingInfo>,
+    pub splits: Splits,
+}
+
+/// What a run expects of a shard cache; compared with [`ShardManifest::check_matches`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheExpectation {
+    pub autoencoder_kind: String,
+    pub autoencoder_name: String,
+    /// `None`: not checked (e.g. identity, or a caller that does not know the hash).
+    pub weights_sha256: Option<String>,
+    pub resolution: u32,
+    pub latent_dtype: LatentDtype,
+}
+
+impl ShardManifest {
+    pub fn path(dir: &Path) -> PathBuf {
+        dir.join(MANIFEST_FILE)
+    }
+
+    /// Reads and validates `dir/manifest.json`; errors name the file and the field.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let path = Self::path(dir);
+        let text = std::fs::read_to_string(&path).map_err(|e| DataError::io(&path, e))?;
+        let de = &mut serde_json::Deserializer::from_str(&text);
+        let manifest: Self = serde_path_to_error::deserialize(de)
+            .map_err(|e| DataError::corrupt(&path, format!("field {}: {}", e.path(), e.inner())))?;
+        manifest
+            .validate()
+            .map_err(|r| DataError::corrupt(&path, r))?;
+        Ok(manifest)
+    }
+
+    /// Validates, then writes `dir/manifest.json` through a temporary file and a rename, so a
+    /// reader never sees a partial manifest.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let path = Self::path(dir);
+        self.validate()
+            .map_err(|r| DataError::Invalid(format!("{}: {r}", path.display())))?;
+        let text = serde_json::to_string_pretty(self)
+            .map_err(|e| DataError::Invalid(format!("{}: {e}", path.display())))?;
+        let tmp = dir.join(format!(".{MANIFEST_FILE}.tmp-{}", std::process::id()));
+        let write = || -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.write_all(b"\n")?;
+            f.sync_all()
+        };
+        if let Err(e) = write() {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(DataError::io(&tmp, e));
+        }
+        std::fs::rename(&tmp, &path).map_err(|e| DataError::io(&path, e))
+    }
+
+    /// The shards of a split.
+    pub fn shards(&self, split: ShardSplit) -> &[ShardEntry] {
+        match split {
+            ShardSplit::Train => &self.splits.train,
+            ShardSplit::Val => &self.splits.val,
+        }
+    }
+
+    /// Total samples of a split.
+    pub fn samples(&self, split: ShardSplit) -> u64 {
+        self.shards(split).iter().map(|s| s.samples).sum()
+    }
+
+    /// Consistency of the fields with each other; the message names the field.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.format_version != MANIFEST_VERSION {
+            return Err(format!(
+                "field format_version: {} is not supported (this flowscale reads version \
+                 {MANIFEST_VERSION}); recompute the shards",
+                self.format_version
+            ));
+        }
+        let ae = &self.autoencoder;
+        if ae.kind.is_empty() {
+            return Err("field autoencoder.kind: must not be empty".into());
+        }
+        if ae.latent_channels < 1 || ae.downsample_factor < 1 {
+            return Err(format!(
+                "field autoencoder: latent_channels ({}) and downsample_factor ({}) must be >= 1",
+                ae.latent_channels, ae.downsample_factor
+            ));
+        }
+        if !(ae.scaling_factor.is_finite()
+            && ae.scaling_factor > 0.0
+            && ae.shift_factor.is_finite())
+        {
+            return Err(format!(
+                "field autoencoder: scaling_factor ({}) must be positive and shift_factor ({}) finite",
+                ae.scaling_factor, ae.shift_factor
+            ));
+        }
+        if let Some(h) = &ae.weights_sha256 {
+            if h.len() != 64 || !h.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(format!(
+                    "field autoencoder.weights_sha256: {h:?} is not 64 hex digits"
+                ));
+            }
+        }
+        let [c, h, w] = self.latent_shape;
+        if c != ae.latent_channels {
+            return Err(format!(
+                "field latent_shape: {c} channels, but autoencoder.latent_channels is {}",
+                ae.latent_channels
+            ));
+        }
+        let side = i64::from(self.resolution) / ae.downsample_factor;
+        if self.resolution == 0 || h != side || w != side {
+            return Err(format!(
+                "field latent_shape: {h}x{w}, but resolution {} / downsample_factor {} is {side}",
+                self.resolution, ae.downsample_factor
+            ));
+        }
+        if self.has_labels && self.class_names.is_empty() {
+            return Err("field class_names: required when has_labels is true".into());
+        }
+        if let Some(t) = &self.text {
+            if t.context_shape
+                .iter()
+                .chain(&t.pooled_shape)
+                .any(|&d| d < 1)
+            {
+                return Err(format!(
+                    "field text: shapes must be positive, got context {:?}, pooled {:?}",
+                    t.context_shape, t.pooled_shape
+                ));
+            }
+        }
+        if self.splits.train.is_empty() {
+            return Err("field splits.train: lists no shards".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for split in [ShardSplit::Train, ShardSplit::Val] {
+            for s in self.shards(split) {
+                let plain = !s.file.is_empty()
+                    && !s.file.contains(['/', '\\'])
+                    && s.file != "."
+                    && s.file != "..";
+                if !plain {
+                    return Err(format!(
+                        "field splits.{}: shard file {:?} must be a plain file name in the \
+                         shard directory",
+                        split.name(),
+                        s.file
+                    ));
+                }
+                if s.samples == 0 {
+                    return Err(format!(
+                        "field splits.{}: shard {} has no samples",
+                        split.name(),
+                        s.file
+                    ));
+                }
+                if !seen.insert(s.file.as_str()) {
+                    return Err(format!(
+                        "field splits.{}: shard {} is listed twice",
+                        split.name(),
+                        s.file
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses a cache that was made differently from what the run expects, naming every field
+    /// that differs (`manifest` names the file in the message).
+    pub fn check_matches(&self, expected: &CacheExpectation, manifest: &Path) -> Result<()> {
+        let ae = &self.autoencoder;
+        let mut diff = Vec::new();
+        if ae.kind != expected.autoencoder_kind {
+            diff.push(format!(
+                "autoencoder.kind is {:?}, expected {:?}",
+                ae.kind, expected.autoencoder_kind
+            ));
+        }
+        if ae.name != expected.autoencoder_name {
+            diff.push(format!(
+                "autoencoder.name is {:?}, expected {:?}",
+                ae.name, expected.autoencoder_name
+            ));
+        }
+        if let Some(want) = &expected.weights_sha256 {
+            if !ae
+                .weights_sha256
+                .as_deref()
+                .is_some_and(|h| h.eq_ignore_ascii_case(want))
+            {
+                diff.push(format!(
+                    "autoencoder.weights_sha256 is {}, expected {want} (the weights changed)",
+                    ae.weights_sha256.as_deref().unwrap_or("absent")
+                ));
+            }
+        }
+        if self.resolution != expected.resolution {
+            diff.push(format!(
+                "resolution is {}, expected {}",
+                self.resolution, expected.resolution
+            ));
+        }
+        if self.latent_dtype != expected.latent_dtype {
+            diff.push(format!(
+                "latent_dtype is {:?}, expected {:?}",
+                self.latent_dtype, expected.latent_dtype
+            ));
+        }
+        if diff.is_empty() {
+            return Ok(());
+        }
+        Err(DataError::Invalid(format!(
+            "{}: stale latent cache, made differently from what this run expects: {}; \
+             recompute the shards (flowscale precompute) or point data.path elsewhere",
+            manifest.display(),
+            diff.join("; ")
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn example() -> ShardManifest {
+        ShardManifest {
+            format_version: MANIFEST_VERSION,
+            autoencoder: AutoencoderInfo {
+                kind: "autoencoder-kl".into(),
+                name: "sd3-vae".into(),
+                weights_sha256: Some("ab".repeat(32)),
+                latent_channels: 16,
+                downsample_factor: 8,
+                scaling_factor: 1.5305,
+                shift_factor: 0.0609,
+            },
+            resolution: 256,
+            latent_shape: [16, 32, 32],
+            latent_dtype: LatentDtype::Float16,
+            has_flip: true,
+            has_labels: true,
+            class_names: vec!["tench".into(), "goldfish".into()],
+            has_captions: false,
+            text: Some(TextEmbeddingInfo {
+                encoder: "all-MiniLM-L6-v2".into(),
+                context_shape: [77, 384],
+                pooled_shape: [384],
+            }),
+            splits: Splits {
+                train: vec![ShardEntry {
+                    file: "train-000000.tar".into(),
+                    samples: 100,
+                    bytes: 4096,
+                }],
+                val: vec![],
+            },
+        }
+    }
+
+    fn expectation() -> CacheExpectation {
+        CacheExpectation {
+            autoencoder_kind: "autoencoder-kl".into(),
+            autoencoder_name: "sd3-vae".into(),
+            weights_sha256: Some("AB".repeat(32)),
+            resolution: 256,
+            latent_dtype: LatentDtype::Float16,
+        }
+    }
+
+    #[test]
+    fn round_trips_through_the_file_and_leaves_no_temporary() {
+        let tmp = tempfile::tempdir().unwrap();
+        let m = example();
+        m.save(tmp.path()).unwrap();
+        assert_eq!(ShardManifest::load(tmp.path()).unwrap(), m);
+        let names: Vec<String> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, [MANIFEST_FILE]);
+        assert_eq!(m.samples(ShardSplit::Train), 100);
+        assert_eq!(m.samples(ShardSplit::Val), 0);
+    }
+
+    #[test]
+    fn bad_fields_are_named_with_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = ShardManifest::path(tmp.path());
+        let mut v = serde_json::to_value(example()).unwrap();
+        v["latent_shape"] = serde_json::json!([16, 32]);
+        std::fs::write(&path, v.to_string()).unwrap();
+        let err = ShardManifest::load(tmp.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("manifest.json") && err.contains("latent_shape"),
+            "{err}"
+        );
+        type Breaker = fn(&mut ShardManifest);
+        let cases: Vec<(Breaker, &str)> = vec![
+            (|m| m.latent_shape = [4, 32, 32], "latent_shape: 4 channels"),
+            (|m| m.latent_shape = [16, 16, 16], "resolution 256"),
+            (|m| m.class_names.clear(), "class_names"),
+            (|m| m.format_version = 9, "format_version"),
+            (
+                |m| m.splits.train[0].file = "../x.tar".into(),
+                "plain file name",
+            ),
+            (|m| m.splits.val = m.splits.train.clone(), "listed twice"),
+            (
+                |m| m.autoencoder.weights_sha256 = Some("xyz".into()),
+                "weights_sha256",
+            ),
+        ];
+        for (break_it, expect) in cases {
+            let mut m = example();
+            break_it(&mut m);
+            std::fs::write(&path, serde_json::to_string(&m).unwrap()).unwrap();
+            let err = ShardManifest::load(tmp.path()).unwrap_err().to_string();
+            assert!(
+                err.contains("manifest.json") && err.contains(expect),
+                "{err}"
+            );
+            // Saving refuses it too.
+            assert!(m.save(tmp.path()).is_err());
+        }
+    }
+
+    #[test]
+    fn a_stale_cache_is_refused_naming_each_difference() {
+        let m = example();
+        let p = Path::new("/data/shards/manifest.json");
+        m.check_matches(&expectation(), p).unwrap();
+        let mut e = expectation();
+        e.resolution = 512;
+        e.weights_sha256 = Some("cd".repeat(32));
+        e.latent_dtype = LatentDtype::Float32;
+        let err = m.check_matches(&e, p).unwrap_err().to_string();
+        for part in [
+            "/data/shards/manifest.json",
+            "resolution is 256, expected 512",
+            "weights_sha256",
+            "latent_dtype is Float16, expected Float32",
+        ] {
+            assert!(err.contains(part), "{part}: {err}");
+        }
+        assert!(!err.contains("autoencoder.kind"), "{err}");
+        // No hash expected: not compared.
+        e = expectation();
+        e.weights_sha256 = None;
+        m.check_matches(&e, p).unwrap();
+    }
+}
