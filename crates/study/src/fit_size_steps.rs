@@ -9,7 +9,8 @@
 //! weighted least squares (weights `1 / L^2`, the first-order form of log residuals); the
 //! exponents are found by a scan of a log grid followed by alternating golden-section
 //! refinement; the score is the sum of squared log residuals. `N0` and `S0` are the geometric
-//! means of the inputs.
+//! means of the inputs. Solutions with a negative `a`, `b` or `c` are rejected, so the fit is the
+//! best law that falls with size and steps towards a non-negative floor.
 
 use flowscale_formulations::FlowRng;
 
@@ -89,6 +90,11 @@ fn solve_linear(n: &[f64], s: &[f64], y: &[f64], alpha: f64, beta: f64) -> Optio
         }
     }
     let x = solve3(m, r)?;
+    // A law that improves with size and steps towards a non-negative floor: a huge `a` with a
+    // vanishing exponent and a negative `c` fits a few sizes equally well but means nothing.
+    if x.iter().any(|v| *v < 0.0) {
+        return None;
+    }
     let mut sse = 0.0;
     for i in 0..y.len() {
         let model = x[0] * n[i].powf(-alpha) + x[1] * s[i].powf(-beta) + x[2];

@@ -175,9 +175,23 @@ fn draw<DB: DrawingBackend>(
         .series
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.1));
-    let (x0, x1) = range(xs, plot.log_x).ok_or("no finite x values")?;
-    let (y0, y1) = range(ys, plot.log_y).ok_or("no finite y values")?;
-    match (plot.log_x, plot.log_y) {
+    let (x0, x1) = range(xs.clone(), plot.log_x).ok_or("no finite x values")?;
+    let (y0, y1) = range(ys.clone(), plot.log_y).ok_or("no finite y values")?;
+    // A log axis spanning less than a decade gets no labelled ticks from plotters, so such an
+    // axis is drawn linear (its values are then readable); wide ranges stay logarithmic.
+    let log_x = plot.log_x && x1 / x0 >= 10.0;
+    let log_y = plot.log_y && y1 / y0 >= 10.0;
+    let (x0, x1) = if log_x == plot.log_x {
+        (x0, x1)
+    } else {
+        range(xs, false).ok_or("no finite x values")?
+    };
+    let (y0, y1) = if log_y == plot.log_y {
+        (y0, y1)
+    } else {
+        range(ys, false).ok_or("no finite y values")?
+    };
+    match (log_x, log_y) {
         (true, true) => draw_chart!(root, plot, (x0..x1).log_scale(), (y0..y1).log_scale()),
         (true, false) => draw_chart!(root, plot, (x0..x1).log_scale(), y0..y1),
         (false, true) => draw_chart!(root, plot, x0..x1, (y0..y1).log_scale()),

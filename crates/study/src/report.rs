@@ -246,7 +246,8 @@ pub fn write_report(sweep: &Sweep) -> Result<Report> {
             series.push(Series {
                 label: "compute-optimal frontier".into(),
                 points: front.iter().map(|p| (p.compute, p.loss)).collect(),
-                style: SeriesStyle::Fit,
+                // Points, not a line: between runs' measured ranges the frontier has gaps.
+                style: SeriesStyle::Scatter,
             });
         }
         plots.push(
