@@ -284,12 +284,11 @@ pub fn write_report(sweep: &Sweep) -> Result<Report> {
         let path = dir.join("ranking.csv");
         std::fs::write(&path, ranking.to_csv()).map_err(|e| io(&path, e))?;
     }
-    plots.extend(metric_plots(&results, &runs, &dir)?);
+    plots.extend(metric_plots(&results, &dir)?);
     let markdown = dir.join("report.md");
     let text = render_markdown(&Rendered {
         sweep,
         runs: &runs,
-        trained: &trained,
         fit: fit.as_ref(),
         size_steps: size_steps.as_ref(),
         frontier: &front,
@@ -391,7 +390,7 @@ fn frontier_curves(trained: &[RunSummary]) -> Vec<RunCurve> {
 
 /// Loss-vs-metric scatter plots for the weights the paper selects with (the first EMA), one
 /// series per sampler setting.
-fn metric_plots(results: &SweepResults, runs: &[RunSummary], dir: &Path) -> Result<Vec<PathBuf>> {
+fn metric_plots(results: &SweepResults, dir: &Path) -> Result<Vec<PathBuf>> {
     let Some(weights) = selection_weights(results) else {
         return Ok(Vec::new());
     };
@@ -400,14 +399,14 @@ fn metric_plots(results: &SweepResults, runs: &[RunSummary], dir: &Path) -> Resu
         let series: Vec<Series> = results
             .correlations
             .iter()
-            .filter(|c| c.metric == metric && c.weights == weights && !c.pairs.is_empty())
+            .filter(|c| c.metric == metric && c.weights == weights && c.pairs.len() >= 2)
             .map(|c| Series {
                 label: c.setting.clone(),
                 points: c.pairs.iter().map(|p| (p.1, p.2)).collect(),
                 style: SeriesStyle::Scatter,
             })
             .collect();
-        if series.is_empty() || runs.len() < 2 {
+        if series.is_empty() {
             continue;
         }
         out.push(
@@ -459,7 +458,6 @@ fn opt(v: Option<f64>, digits: usize) -> String {
 struct Rendered<'a> {
     sweep: &'a Sweep,
     runs: &'a [RunSummary],
-    trained: &'a [RunSummary],
     fit: Option<&'a PowerLawFit>,
     size_steps: Option<&'a SizeStepsFit>,
     frontier: &'a [FrontierPoint],
@@ -633,7 +631,6 @@ fn render_scaling(md: &mut String, r: &Rendered) {
             );
         }
     }
-    let _ = r.trained;
 }
 
 fn render_results(md: &mut String, r: &Rendered) {

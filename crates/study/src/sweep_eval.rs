@@ -11,6 +11,7 @@ use crate::sweep::Sweep;
 use flowscale_eval::evaluate::{evaluate, EvalRequest};
 use flowscale_train::checkpoint::CheckpointStore;
 use flowscale_train::export::StepChoice;
+use flowscale_train::state::TrainState;
 use std::path::PathBuf;
 
 /// Where a run's evaluation stands.
@@ -54,12 +55,11 @@ impl Sweep {
         };
         let path = dir.join("state.json");
         let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
-        let state: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| StudyError::Sweep {
-                path: path.display().to_string(),
-                message: e.to_string(),
-            })?;
-        Ok(state["best_val_loss"][1].as_u64())
+        let state: TrainState = serde_json::from_str(&text).map_err(|e| StudyError::Sweep {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Ok(state.best_val_loss.map(|(_, step)| step))
     }
 
     /// Run `i`'s evaluation folder for checkpoint `step`.

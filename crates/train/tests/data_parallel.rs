@@ -4,21 +4,14 @@
 
 mod common;
 
-use common::tiny_config;
-use flowscale_train::checkpoint::{CheckpointStore, LoadedCheckpoint};
+use common::{differing_tensors, final_checkpoint, quiet, tiny_config};
+use flowscale_train::checkpoint::CheckpointStore;
 use flowscale_train::state::TrainState;
 use flowscale_train::{train, TrainOptions};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 const STEPS: &str = "train.steps=20";
-
-fn quiet() -> TrainOptions {
-    TrainOptions {
-        quiet: true,
-        ..Default::default()
-    }
-}
 
 fn overrides(batch: u32) -> Vec<String> {
     vec![
@@ -29,12 +22,6 @@ fn overrides(batch: u32) -> Vec<String> {
         "samples.every=0".to_owned(),
         "logging.every=5".to_owned(),
     ]
-}
-
-fn final_checkpoint(run: &Path) -> LoadedCheckpoint<TrainState> {
-    let store = CheckpointStore::new(run.join("checkpoints"), 1, 0);
-    let (_, path) = store.latest().unwrap().expect("a checkpoint");
-    CheckpointStore::load(&path).unwrap()
 }
 
 fn validation_losses(run: &Path) -> Vec<f64> {
@@ -159,13 +146,8 @@ fn data_parallel_resume_equals_an_uninterrupted_data_parallel_run() {
     let b = final_checkpoint(&tmp.path().join("dp-split"));
     assert_eq!(a.state.step, 6);
     assert_eq!(b.state.step, 6);
-    let mut compared = 0;
-    for (group, tensors) in &a.groups {
-        for (name, t) in tensors {
-            assert!(t.equal(&b.groups[group][name]), "{group}/{name} differs");
-            compared += 1;
-        }
-    }
+    let (differing, compared) = differing_tensors(&a, &b);
+    assert!(differing.is_empty(), "differ: {}", differing.join(", "));
     assert!(compared > 50, "{compared}");
 }
 

@@ -4,14 +4,12 @@
 
 mod common;
 
-use common::tiny_config;
+use common::{differing_tensors, final_checkpoint, quiet, tiny_config};
 use flowscale_data::shards::{
     AutoencoderInfo, LatentDtype, ShardEntry, ShardManifest, Splits, MANIFEST_FILE,
 };
 use flowscale_data::{LatentSample, LatentShardWriter};
-use flowscale_train::checkpoint::{CheckpointStore, LoadedCheckpoint};
 use flowscale_train::config::RunConfig;
-use flowscale_train::state::TrainState;
 use flowscale_train::{train, TrainOptions};
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
@@ -107,19 +105,6 @@ fn config(out: &Path, name: &str, shards: &Path, extra: &[&str]) -> RunConfig {
     tiny_config(out, name, &o)
 }
 
-fn quiet() -> TrainOptions {
-    TrainOptions {
-        quiet: true,
-        ..Default::default()
-    }
-}
-
-fn final_checkpoint(dir: &Path) -> LoadedCheckpoint<TrainState> {
-    let store = CheckpointStore::new(dir.join("checkpoints"), 1, 0);
-    let (_, path) = store.latest().unwrap().expect("a checkpoint");
-    CheckpointStore::load(&path).unwrap()
-}
-
 #[test]
 fn a_latent_shard_run_trains_and_resumes_bit_for_bit_across_an_epoch() {
     let tmp = tempfile::tempdir().unwrap();
@@ -163,18 +148,7 @@ fn a_latent_shard_run_trains_and_resumes_bit_for_bit_across_an_epoch() {
 
     let a = final_checkpoint(&tmp.path().join("straight"));
     let b = final_checkpoint(&tmp.path().join("split"));
-    let mut compared = 0;
-    let mut differing = Vec::new();
-    for (group, tensors) in &a.groups {
-        for (name, t) in tensors {
-            if !t.equal(&b.groups[group][name]) {
-                let d = (t - &b.groups[group][name]).abs().max().double_value(&[]);
-                differing.push(format!("{group}/{name} (max |diff| {d:e})"));
-            }
-            compared += 1;
-        }
-    }
-    differing.sort();
+    let (differing, compared) = differing_tensors(&a, &b);
     assert!(
         differing.is_empty(),
         "differ after resume: {}",
@@ -304,11 +278,8 @@ fn two_ranks_split_the_shards_and_resume_bit_for_bit() {
         "the ranks' buffers hold samples of the same shard: {p:?}"
     );
     assert_eq!(a.state.data_positions, b.state.data_positions);
-    for (group, tensors) in &a.groups {
-        for (name, t) in tensors {
-            assert!(t.equal(&b.groups[group][name]), "{group}/{name} differs");
-        }
-    }
+    let (differing, _) = differing_tensors(&a, &b);
+    assert!(differing.is_empty(), "differ: {}", differing.join(", "));
 }
 
 #[test]

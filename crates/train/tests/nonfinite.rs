@@ -4,15 +4,8 @@
 
 mod common;
 
-use common::tiny_config;
-use flowscale_train::{train, TrainOptions};
-
-fn quiet() -> TrainOptions {
-    TrainOptions {
-        quiet: true,
-        ..Default::default()
-    }
-}
+use common::{quiet, tiny_config};
+use flowscale_train::train;
 
 const DIVERGING: [&str; 3] = [
     "optim.lr=1e30",

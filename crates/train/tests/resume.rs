@@ -2,23 +2,8 @@
 
 mod common;
 
-use common::tiny_config;
-use flowscale_train::checkpoint::{CheckpointStore, LoadedCheckpoint};
-use flowscale_train::state::TrainState;
+use common::{differing_tensors, final_checkpoint, quiet, tiny_config};
 use flowscale_train::{train, TrainOptions};
-
-fn final_checkpoint(dir: &std::path::Path) -> LoadedCheckpoint<TrainState> {
-    let store = CheckpointStore::new(dir.join("checkpoints"), 1, 0);
-    let (_, path) = store.latest().unwrap().expect("a checkpoint");
-    CheckpointStore::load(&path).unwrap()
-}
-
-fn quiet() -> TrainOptions {
-    TrainOptions {
-        quiet: true,
-        ..Default::default()
-    }
-}
 
 #[test]
 fn split_run_equals_straight_run_bit_for_bit() {
@@ -57,20 +42,10 @@ fn split_run_equals_straight_run_bit_for_bit() {
     let mut groups: Vec<&String> = a.groups.keys().collect();
     groups.sort();
     assert_eq!(groups, ["ema-0.9", "ema-0.99", "model", "optimizer"]);
-    let mut compared = 0;
-    let mut differing = Vec::new();
     for (group, tensors) in &a.groups {
-        let other = &b.groups[group];
-        assert_eq!(tensors.len(), other.len(), "{group}");
-        for (name, t) in tensors {
-            if !t.equal(&other[name]) {
-                let diff = (t - &other[name]).abs().max().double_value(&[]);
-                differing.push(format!("{group}/{name} (max |diff| {diff:e})"));
-            }
-            compared += 1;
-        }
+        assert_eq!(tensors.len(), b.groups[group].len(), "{group}");
     }
-    differing.sort();
+    let (differing, compared) = differing_tensors(&a, &b);
     assert!(
         differing.is_empty(),
         "differ after resume: {}",

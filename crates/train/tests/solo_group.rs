@@ -6,17 +6,10 @@
 
 mod common;
 
-use common::tiny_config;
-use flowscale_train::{TrainOptions, Trainer};
+use common::{quiet, tiny_config};
+use flowscale_train::Trainer;
 
 const STEPS: usize = 3;
-
-fn quiet() -> TrainOptions {
-    TrainOptions {
-        quiet: true,
-        ..Default::default()
-    }
-}
 
 /// The model's weights after `STEPS` steps, sorted by name.
 fn weights_after_steps(mut t: Trainer) -> Vec<(String, tch::Tensor)> {
