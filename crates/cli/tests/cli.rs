@@ -90,11 +90,51 @@ fn bad_config_exits_non_zero_naming_the_key() {
 }
 
 #[test]
-fn planned_subcommands_fail_and_name_their_issue() {
-    let out = flowscale(&["precompute", "x"]);
-    let t = text(&out);
-    assert!(!out.status.success());
-    assert!(t.contains("issue #5"), "{t}");
+fn precompute_encodes_the_emoji_set_and_reports_what_it_did() {
+    let emoji = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.assets/emoji-datasource-google");
+    if !emoji.join("emoji.json").exists() {
+        println!(
+            "skipped: {} missing (scripts/setup fetches it)",
+            emoji.display()
+        );
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("shards");
+    let config = tmp.path().join("emoji.toml");
+    let write = |extra: &str| {
+        let text = format!(
+            "[source]\nkind = \"emoji\"\npath = {:?}\n[preprocess]\nresolution = 8\n\
+             [autoencoder]\nkind = \"identity\"\n[output]\ndir = {:?}\n\
+             samples_per_shard = 1000\nval_samples = 11\n{extra}",
+            emoji.display().to_string(),
+            out.display().to_string()
+        );
+        std::fs::write(&config, text).unwrap();
+    };
+    write("");
+    let path = config.display().to_string();
+    let done = flowscale(&["precompute", &path]);
+    let t = text(&done);
+    assert!(done.status.success(), "{t}");
+    assert!(t.contains("3 written, 0 already done"), "{t}");
+    assert!(t.contains("1911 read, 1911 written, 0 skipped"), "{t}");
+    assert!(
+        t.contains("1900 train samples in 2 shards, 11 val samples in 1 shards"),
+        "{t}"
+    );
+    assert!(out.join("manifest.json").exists());
+    // Run again: nothing to do. A bad value is named with its key and file.
+    let again = text(&flowscale(&["precompute", &path]));
+    assert!(again.contains("0 written, 3 already done"), "{again}");
+    write("latent_dtype = \"int8\"");
+    let bad = flowscale(&["precompute", &path]);
+    let t = text(&bad);
+    assert!(!bad.status.success());
+    assert!(
+        t.contains("emoji.toml") && t.contains("output.latent_dtype"),
+        "{t}"
+    );
 }
 
 #[test]

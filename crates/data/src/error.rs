@@ -16,6 +16,8 @@ pub enum DataError {
     Invalid(String),
     #[error(transparent)]
     Torch(#[from] tch::TchError),
+    #[error(transparent)]
+    Encoder(#[from] flowscale_encoders::EncoderError),
 }
 
 pub type Result<T> = std::result::Result<T, DataError>;

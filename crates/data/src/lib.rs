@@ -6,7 +6,7 @@
 //! folders, the npm emoji set) yielding [`Sample`]s; the SD3 image protocol ([`images`]: decode,
 //! short-side resize, centre crop, [-1, 1], flip, parallel batches) with skipped samples counted
 //! in a [`BadSampleReport`]; the streaming training loader over latent shards with their manifest
-//! ([`LatentShardLoader`], [`ShardManifest`]). Precompute comes with issue #5.
+//! ([`LatentShardLoader`], [`ShardManifest`]); and the latent precompute ([`precompute`]).
 
 pub mod bad_samples;
 pub mod batch_sampler;
@@ -16,6 +16,7 @@ pub mod idx;
 pub mod images;
 pub mod labeled_images;
 pub mod pixels;
+pub mod precompute;
 pub mod shards;
 pub mod sources;
 

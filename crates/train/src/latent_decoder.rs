@@ -3,13 +3,14 @@
 //!
 //! The model works on scaled latents `(z - shift_factor) * scaling_factor`; [`PixelDecoder`]
 //! undoes the scaling and hands raw latents `z` to the autoencoder's decoder, which returns
-//! pixels in [-1, 1]. Pixel-space shards use the identity autoencoder. The real autoencoders
-//! (`flowscale_encoders::autoencoders`) plug in through [`LatentDecoder`].
+//! pixels in [-1, 1]. Pixel-space shards use the identity autoencoder; the others
+//! (`flowscale_encoders::autoencoders`) are loaded from the folder the manifest records.
 
 use crate::error::{Result, TrainError};
 use flowscale_data::shards::AutoencoderInfo;
-use std::path::Path;
-use tch::Tensor;
+use flowscale_encoders::autoencoders::{Autoencoder, AutoencoderSpec};
+use std::path::{Path, PathBuf};
+use tch::{Device, Kind, Tensor};
 
 /// Decodes raw (unscaled) latents `[B, C, h, w]` into pixels `[B, 3 or 1, H, W]` in [-1, 1].
 pub trait LatentDecoder {
@@ -23,6 +24,15 @@ pub struct IdentityDecoder;
 impl LatentDecoder for IdentityDecoder {
     fn decode(&self, latents: &Tensor) -> Result<Tensor> {
         Ok(latents.shallow_clone())
+    }
+}
+
+/// A real autoencoder's decoder, on raw latents.
+struct AutoencoderDecoder(Box<dyn Autoencoder>);
+
+impl LatentDecoder for AutoencoderDecoder {
+    fn decode(&self, latents: &Tensor) -> Result<Tensor> {
+        Ok(self.0.decode_raw(latents)?)
     }
 }
 
@@ -43,17 +53,46 @@ impl PixelDecoder {
         }
     }
 
-    /// The decoder of the autoencoder a shard manifest names (`manifest` in errors).
-    pub fn for_autoencoder(info: &AutoencoderInfo, manifest: &Path) -> Result<Self> {
+    /// The decoder of the autoencoder a shard manifest names (`manifest` in errors), loaded on
+    /// `device` from `folder` or, by default, the folder the manifest records. Its weights must
+    /// hash to the manifest's `weights_sha256`: other weights would decode other images.
+    pub fn for_autoencoder(
+        info: &AutoencoderInfo,
+        manifest: &Path,
+        folder: Option<&Path>,
+        device: Device,
+    ) -> Result<Self> {
         let decoder: Box<dyn LatentDecoder> = match info.kind.as_str() {
             "identity" => Box::new(IdentityDecoder),
+            kind @ ("kl" | "taef2") => {
+                let path = folder.map_or_else(|| PathBuf::from(&info.name), Path::to_path_buf);
+                let spec = match kind {
+                    "kl" => AutoencoderSpec::Kl { path: path.clone() },
+                    _ => AutoencoderSpec::Taef2 { path: path.clone() },
+                };
+                let ae = spec.load(Kind::Float, device).map_err(|e| {
+                    TrainError::Invalid(format!(
+                        "{}: the shards' {kind} autoencoder {}: {e} (set data.autoencoder_path                          to its folder)",
+                        manifest.display(),
+                        path.display()
+                    ))
+                })?;
+                let have = ae.weights_sha256()?;
+                if let Some(want) = &info.weights_sha256 {
+                    if !have.eq_ignore_ascii_case(want) {
+                        return Err(TrainError::Invalid(format!(
+                            "{}: the autoencoder in {} has weights sha256 {have}, the shards were                              encoded by {want}",
+                            manifest.display(),
+                            path.display()
+                        )));
+                    }
+                }
+                Box::new(AutoencoderDecoder(ae))
+            }
             other => {
                 return Err(TrainError::Invalid(format!(
-                    "{}: the shards were encoded by the {other:?} autoencoder {:?}; the trainer \
-                     cannot decode its latents yet (only \"identity\" shards train for now, \
-                     issue #5)",
-                    manifest.display(),
-                    info.name
+                    "{}: unknown autoencoder kind {other:?} (kl, taef2, identity)",
+                    manifest.display()
                 )))
             }
         };

@@ -13,7 +13,7 @@ mod export;
 mod formulations;
 mod info;
 mod launch;
-mod planned;
+mod precompute;
 mod rank;
 mod report;
 mod sample;
@@ -42,8 +42,8 @@ enum Command {
     Launch(launch::LaunchArgs),
     /// Expand a sweep file into runs; list them, run them here, or write a Slurm array.
     Sweep(sweep::SweepArgs),
-    /// Encode a dataset into latent shards [planned: issue #5].
-    Precompute(planned::PlannedArgs),
+    /// Encode a dataset into latent shards (resumable; --shard-index/--num-shards split it).
+    Precompute(precompute::PrecomputeArgs),
     /// Encode prompts (one per line) with a text encoder into `context` and `pooled` for sample.
     EmbedText(embed_text::EmbedTextArgs),
     /// Sample latents from an MMDiT checkpoint (RF Euler, SD3 scheduler sigmas, CFG).
@@ -72,7 +72,7 @@ impl Cli {
             Command::Train(args) => train::run(&args),
             Command::Launch(args) => launch::run(&args),
             Command::Sweep(args) => sweep::run(&args),
-            Command::Precompute(args) => planned::run("precompute", 5, &args),
+            Command::Precompute(args) => precompute::run(&args),
             Command::EmbedText(args) => embed_text::run(&args),
             Command::Sample(args) => sample::run(&args),
             Command::Eval(args) => eval::run(&args),

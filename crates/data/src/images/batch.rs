@@ -1,7 +1,7 @@
 //! Decoding and preprocessing a batch of samples in parallel (rayon). Samples that fail are
 //! dropped from the batch and recorded in the [`BadSampleReport`]; order is kept.
 
-use super::preprocess::{preprocess_bytes, PreprocessConfig, Preprocessed};
+use super::preprocess::{preprocess_rgb, PreprocessConfig, Preprocessed};
 use crate::bad_samples::{BadSample, BadSampleReport};
 use crate::sources::Sample;
 use rayon::prelude::*;
@@ -27,8 +27,8 @@ pub fn preprocess_batch(
         .map(|s| {
             let image = s
                 .image
-                .bytes()
-                .and_then(|bytes| preprocess_bytes(&bytes, config))
+                .decode()
+                .and_then(|rgb| preprocess_rgb(&rgb, config))
                 .map_err(|reason| BadSample::new(s.key.clone(), reason))?;
             Ok(PreparedSample {
                 key: s.key,

@@ -18,7 +18,7 @@ pub const MANIFEST_VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AutoencoderInfo {
-    /// Family: "identity", "autoencoder-kl", "taesd", ...
+    /// The autoencoder kind as configs name it: "kl", "taef2" or "identity".
     pub kind: String,
     /// Which one (a model id or folder name), for people reading the manifest.
     pub name: String,

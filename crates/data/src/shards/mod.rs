@@ -11,5 +11,5 @@ pub use latent_shard::{read_latent_shard, LatentSample, LatentShardWriter};
 pub use loader::{LatentBatch, LatentShardLoader, LoaderConfig, LoaderPosition, ShardSource};
 pub use manifest::{
     AutoencoderInfo, CacheExpectation, LatentDtype, ShardEntry, ShardManifest, ShardSplit, Splits,
-    TextEmbeddingInfo, MANIFEST_FILE,
+    TextEmbeddingInfo, MANIFEST_FILE, MANIFEST_VERSION,
 };

@@ -10,6 +10,7 @@ pub mod keys;
 pub mod webdataset;
 
 use crate::bad_samples::BadSample;
+use crate::images::{decode_rgb, RgbImage};
 use std::borrow::Cow;
 use std::path::PathBuf;
 
@@ -26,6 +27,8 @@ pub enum ImageSource {
     Bytes(Vec<u8>),
     /// A file, read when the sample is preprocessed (listing ImageNet must not read 140 GB).
     File(PathBuf),
+    /// Already decoded pixels (datasets stored as raw arrays, such as IDX files).
+    Pixels(RgbImage),
 }
 
 impl ImageSource {
@@ -36,6 +39,15 @@ impl ImageSource {
             Self::File(p) => std::fs::read(p)
                 .map(Cow::Owned)
                 .map_err(|e| format!("{}: {e}", p.display())),
+            Self::Pixels(_) => Err("the image is stored decoded, not as encoded bytes".into()),
+        }
+    }
+
+    /// The decoded image.
+    pub fn decode(&self) -> Result<Cow<'_, RgbImage>, String> {
+        match self {
+            Self::Pixels(image) => Ok(Cow::Borrowed(image)),
+            _ => decode_rgb(&self.bytes()?).map(Cow::Owned),
         }
     }
 }

@@ -46,4 +46,13 @@ impl Autoencoder for IdentityAutoencoder {
         check_latents("identity autoencoder", latents, 3)?;
         Ok(to_model(latents, self.device, Kind::Float)?.f_detach_copy()?)
     }
+    fn latent_normalization(&self) -> (Vec<f64>, Vec<f64>) {
+        (vec![0.0; 3], vec![1.0; 3])
+    }
+    fn encode_raw(&self, pixels: &Tensor) -> Result<Posterior> {
+        self.encode(pixels)
+    }
+    fn decode_raw(&self, z: &Tensor) -> Result<Tensor> {
+        self.decode(z)
+    }
 }

@@ -23,6 +23,22 @@ pub trait Autoencoder: Send {
     fn encode(&self, pixels: &Tensor) -> Result<Posterior>;
     /// Pixels (nominally in [-1, 1], not clamped) from model-space `latents` `[B, C, h, w]`.
     fn decode(&self, latents: &Tensor) -> Result<Tensor>;
+    /// Per channel `(shift, scale)`: model-space latents are `(z - shift) * scale` of the raw
+    /// latents `z` (SD3's VAE: 0.0609 and 1.5305 for all 16 channels).
+    fn latent_normalization(&self) -> (Vec<f64>, Vec<f64>);
+    /// The posterior over raw latents (diffusers' `latent_dist`), which latent caches store so
+    /// that the normalization stays a recorded, visible step.
+    fn encode_raw(&self, pixels: &Tensor) -> Result<Posterior>;
+    /// Pixels from raw latents `z` (diffusers' `vae.decode(z)`), not clamped.
+    fn decode_raw(&self, z: &Tensor) -> Result<Tensor>;
+
+    /// The normalization as one `(shift, scale)` pair when every channel has the same one
+    /// (what a shard manifest records); `None` for per-channel statistics.
+    fn uniform_normalization(&self) -> Option<(f64, f64)> {
+        let (shift, scale) = self.latent_normalization();
+        let same = |v: &[f64]| v.iter().all(|x| *x == v[0]);
+        (!shift.is_empty() && same(&shift) && same(&scale)).then(|| (shift[0], scale[0]))
+    }
 
     /// [`Autoencoder::encode`] over at most `max_batch` images at a time (bounds the
     /// activation memory of large batches).
@@ -30,6 +46,15 @@ pub trait Autoencoder: Send {
         let parts = batch_chunks(pixels, max_batch)?
             .iter()
             .map(|chunk| self.encode(chunk))
+            .collect::<Result<Vec<_>>>()?;
+        Posterior::cat(&parts)
+    }
+
+    /// [`Autoencoder::encode_raw`] over at most `max_batch` images at a time.
+    fn encode_raw_chunked(&self, pixels: &Tensor, max_batch: i64) -> Result<Posterior> {
+        let parts = batch_chunks(pixels, max_batch)?
+            .iter()
+            .map(|chunk| self.encode_raw(chunk))
             .collect::<Result<Vec<_>>>()?;
         Posterior::cat(&parts)
     }

@@ -3,9 +3,12 @@
 use crate::error::Result;
 use tch::Tensor;
 
-/// Posterior `N(mean, std^2)` over latents `[B, C, h, w]`, in model space (already shifted and
-/// scaled, so the diffusion model sees `mean + std * noise`). Deterministic autoencoders give
-/// `std = 0`. Both are float32.
+/// Posterior `N(mean, std^2)` over latents `[B, C, h, w]`: in model space (already shifted and
+/// scaled, so the diffusion model sees `mean + std * noise`) from [`Autoencoder::encode`], raw
+/// from [`Autoencoder::encode_raw`]. Deterministic autoencoders give `std = 0`. Both are float32.
+///
+/// [`Autoencoder::encode`]: super::Autoencoder::encode
+/// [`Autoencoder::encode_raw`]: super::Autoencoder::encode_raw
 #[derive(Debug)]
 pub struct Posterior {
     pub mean: Tensor,

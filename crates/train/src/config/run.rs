@@ -160,6 +160,10 @@ pub struct DataConfig {
     /// Latent shards: batches collated ahead of the trainer (default 4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefetch: Option<u32>,
+    /// Latent shards: the autoencoder's folder, to decode sample grids (default: the folder the
+    /// manifest records); its weights must hash to the manifest's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoencoder_path: Option<String>,
     /// Latent shards: skip (and count) unreadable shards instead of stopping the run.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub skip_bad_shards: bool,

@@ -21,9 +21,9 @@ pub enum Feed {
 }
 
 impl Feed {
-    pub fn load(cfg: &RunConfig) -> Result<Self> {
+    pub fn load(cfg: &RunConfig, device: Device) -> Result<Self> {
         Ok(match cfg.data.dataset {
-            DatasetKind::LatentShards => Self::Latents(Box::new(LatentData::open(cfg)?)),
+            DatasetKind::LatentShards => Self::Latents(Box::new(LatentData::open(cfg, device)?)),
             _ => Self::Pixels {
                 data: PixelData::load(cfg)?,
                 sampler: None,

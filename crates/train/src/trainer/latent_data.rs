@@ -7,7 +7,7 @@ use crate::latent_decoder::PixelDecoder;
 use flowscale_data::shards::{read_latent_shard, ShardManifest, ShardSplit};
 use flowscale_data::{LatentShardLoader, LoaderConfig, LoaderPosition, ShardSource};
 use flowscale_formulations::FlowRng;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
 pub struct LatentData {
@@ -19,7 +19,7 @@ pub struct LatentData {
 
 impl LatentData {
     /// Reads and checks the manifest of `data.path` against the run.
-    pub fn open(cfg: &RunConfig) -> Result<Self> {
+    pub fn open(cfg: &RunConfig, device: Device) -> Result<Self> {
         let dir = PathBuf::from(cfg.data.path.as_deref().unwrap_or_default());
         let manifest = ShardManifest::load(&dir)?;
         let path = ShardManifest::path(&dir);
@@ -38,7 +38,8 @@ impl LatentData {
                 path.display()
             )));
         }
-        let decoder = PixelDecoder::for_autoencoder(&manifest.autoencoder, &path)?;
+        let folder = cfg.data.autoencoder_path.as_deref().map(Path::new);
+        let decoder = PixelDecoder::for_autoencoder(&manifest.autoencoder, &path, folder, device)?;
         Ok(Self {
             dir,
             manifest,

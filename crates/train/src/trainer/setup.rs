@@ -175,7 +175,7 @@ impl Trainer {
         } else {
             Some(Shift::new(cfg.formulation.shift)?)
         };
-        let mut feed = Feed::load(&cfg)?;
+        let mut feed = Feed::load(&cfg, device)?;
         let seed = cfg.run.seed;
 
         // Weights: a function of the seed only, whatever else runs in the process.

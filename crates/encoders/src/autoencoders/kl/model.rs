@@ -228,6 +228,15 @@ impl Autoencoder for AutoencoderKL {
             let z = to_model(latents, self.vs.device(), Kind::Float)?;
             Ok(z.f_div(&self.scale)?.f_add(&self.shift)?)
         })?;
-        self.decode_raw(&raw)
+        AutoencoderKL::decode_raw(self, &raw)
+    }
+    fn latent_normalization(&self) -> (Vec<f64>, Vec<f64>) {
+        self.config.latent_normalization()
+    }
+    fn encode_raw(&self, pixels: &Tensor) -> Result<Posterior> {
+        self.raw_posterior(pixels)
+    }
+    fn decode_raw(&self, z: &Tensor) -> Result<Tensor> {
+        AutoencoderKL::decode_raw(self, z)
     }
 }

@@ -229,4 +229,15 @@ impl Autoencoder for Taef2 {
             Ok(y.f_mul_scalar(2.0)?.f_sub_scalar(1.0)?)
         })
     }
+    /// TAEF2's latents are used as they come out of the encoder.
+    fn latent_normalization(&self) -> (Vec<f64>, Vec<f64>) {
+        let c = LATENT_CHANNELS as usize;
+        (vec![0.0; c], vec![1.0; c])
+    }
+    fn encode_raw(&self, pixels: &Tensor) -> Result<Posterior> {
+        self.encode(pixels)
+    }
+    fn decode_raw(&self, z: &Tensor) -> Result<Tensor> {
+        self.decode(z)
+    }
 }

@@ -1,0 +1,135 @@
+//! `flowscale precompute CONFIG`: encode a dataset into latent shards (see
+//! `flowscale_data::precompute`), with progress bars and a final report.
+
+use clap::Args;
+use flowscale_data::precompute::{
+    precompute, PrecomputeConfig, Progress, ShardRecord, ShardShare, Silent,
+};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Instant;
+
+#[derive(Debug, Args)]
+pub struct PrecomputeArgs {
+    /// The precompute config (TOML; see docs/data.md).
+    config: PathBuf,
+    /// This process's share of the shards: every `--num-shards`-th from this index.
+    #[arg(long, default_value_t = 0)]
+    shard_index: usize,
+    #[arg(long, default_value_t = 1)]
+    num_shards: usize,
+    /// Overrides `output.device` ("cpu", "cuda", "cuda:N", "auto").
+    #[arg(long)]
+    device: Option<String>,
+    /// No progress output (bars on a terminal, one line per shard otherwise).
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// Two bars: shards (with ETA) and source images (with images/s).
+struct Bars {
+    shards: ProgressBar,
+    images: ProgressBar,
+}
+
+impl Progress for Bars {
+    fn begin(&self, units: usize, done: usize, listed: Option<u64>) {
+        self.shards.set_length(units as u64);
+        self.shards.set_position(done as u64);
+        if let Some(n) = listed {
+            self.images.set_length(n);
+        }
+    }
+    fn samples(&self, n: usize) {
+        self.images.inc(n as u64);
+    }
+    fn unit_done(&self, record: &ShardRecord) {
+        self.shards.inc(1);
+        self.shards.set_message(format!(
+            "{} ({} samples, {} skipped)",
+            record.file,
+            record.samples,
+            record.skipped.len()
+        ));
+    }
+}
+
+/// One line per finished shard, for logs (no terminal).
+struct Lines {
+    start: Instant,
+    state: Mutex<(usize, usize, u64)>,
+}
+
+impl Progress for Lines {
+    fn begin(&self, units: usize, done: usize, _listed: Option<u64>) {
+        *self.state.lock().expect("progress") = (units, done, 0);
+        eprintln!("precompute: {units} shards, {done} already done");
+    }
+    fn samples(&self, n: usize) {
+        self.state.lock().expect("progress").2 += n as u64;
+    }
+    fn unit_done(&self, record: &ShardRecord) {
+        let mut s = self.state.lock().expect("progress");
+        s.1 += 1;
+        let secs = self.start.elapsed().as_secs_f64();
+        eprintln!(
+            "[{}/{}] {}: {} samples, {} skipped; {:.1} images/s",
+            s.1,
+            s.0,
+            record.file,
+            record.samples,
+            record.skipped.len(),
+            s.2 as f64 / secs.max(1e-9)
+        );
+    }
+}
+
+impl Bars {
+    fn new() -> anyhow::Result<Self> {
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let shards = multi.add(ProgressBar::new(0));
+        shards.set_style(
+            ProgressStyle::with_template(
+                "shards {elapsed_precise} [{bar:30}] {pos}/{len} eta {eta} {msg}",
+            )?
+            .progress_chars("=> "),
+        );
+        let images = multi.add(ProgressBar::new(0));
+        images.set_style(ProgressStyle::with_template(
+            "images {pos}/{len} {per_sec} eta {eta}",
+        )?);
+        Ok(Self { shards, images })
+    }
+}
+
+pub fn run(args: &PrecomputeArgs) -> anyhow::Result<()> {
+    let mut cfg = PrecomputeConfig::load(&args.config)?;
+    if let Some(device) = &args.device {
+        cfg.output.device = device.clone();
+        cfg.validate()
+            .map_err(|e| anyhow::anyhow!("--device: {e}"))?;
+    }
+    let share = ShardShare {
+        index: args.shard_index,
+        count: args.num_shards,
+    };
+    let report = if args.quiet {
+        precompute(&cfg, share, &Silent)?
+    } else if std::io::stderr().is_terminal() {
+        let bars = Bars::new()?;
+        let report = precompute(&cfg, share, &bars);
+        bars.shards.finish();
+        bars.images.finish();
+        report?
+    } else {
+        let lines = Lines {
+            start: Instant::now(),
+            state: Mutex::new((0, 0, 0)),
+        };
+        precompute(&cfg, share, &lines)?
+    };
+    println!("{report}");
+    Ok(())
+}

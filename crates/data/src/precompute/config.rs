@@ -1,0 +1,477 @@
+//! The precompute config (`flowscale precompute CONFIG`): which dataset, how images are prepared,
+//! which autoencoder and text encoder, and how the shards are laid out. Relative paths are
+//! resolved against the current directory, as in run configs.
+//!
+//! ```toml
+//! [source]
+//! kind = "emoji"                     # imagenet | webdataset | folder | emoji | fashion-mnist
+//! path = ".assets/emoji-datasource-google"
+//!
+//! [preprocess]
+//! resolution = 64
+//! flip = true                        # also store the mirrored image's latent
+//!
+//! [autoencoder]
+//! kind = "taef2"                     # kl | taef2 | identity
+//! path = "../shared/assets/taef2"
+//!
+//! [output]
+//! dir = "data/emoji-64-taef2"
+//! samples_per_shard = 256
+//! val_samples = 64
+//! ```
+
+use crate::error::{DataError, Result};
+use crate::images::resample::Filter;
+use crate::shards::LatentDtype;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Where the images come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum SourceConfig {
+    /// ILSVRC-2012: `train_dir/<wnid>/*.JPEG`, classes from `mapping`
+    /// (`LOC_synset_mapping.txt`); the validation images, when given, become the val split.
+    Imagenet {
+        mapping: PathBuf,
+        train_dir: PathBuf,
+        #[serde(default)]
+        val_dir: Option<PathBuf>,
+        /// `LOC_val_solution.csv` (format "loc-csv"), one wnid per line ("wnid-lines"), or the
+        /// devkit's ground truth ("devkit", with `val_synsets`).
+        #[serde(default)]
+        val_labels: Option<PathBuf>,
+        #[serde(default = "default_val_labels_format")]
+        val_labels_format: String,
+        #[serde(default)]
+        val_synsets: Option<PathBuf>,
+        /// Seed of the synonym drawn for each caption ("a photo of a <name>").
+        #[serde(default)]
+        caption_seed: u64,
+    },
+    /// img2dataset/WebDataset tar shards (CC12M): `<key>.jpg` + `<key>.txt`. One latent shard is
+    /// written per input shard; the last `val_shards` input shards become the val split.
+    Webdataset {
+        path: PathBuf,
+        /// Keep samples without a `.txt` (unconditional) instead of skipping them.
+        #[serde(default)]
+        captions_optional: bool,
+        #[serde(default)]
+        val_shards: usize,
+    },
+    /// Every image under `path`; labels from the first-level subfolders when asked.
+    Folder {
+        path: PathBuf,
+        #[serde(default)]
+        labels_from_subfolders: bool,
+    },
+    /// The npm package `emoji-datasource-google` (captioned, no labels).
+    Emoji { path: PathBuf },
+    /// Fashion-MNIST's IDX files (or MNIST's, same names): train, and t10k as the val split.
+    FashionMnist {
+        #[serde(default = "default_fashion_dir")]
+        path: PathBuf,
+    },
+}
+
+fn default_val_labels_format() -> String {
+    "loc-csv".into()
+}
+
+fn default_fashion_dir() -> PathBuf {
+    PathBuf::from(crate::fashion_mnist::DEBIAN_DIR)
+}
+
+impl SourceConfig {
+    /// Whether the source has its own validation split (then `output.val_samples` is refused).
+    pub fn has_native_val(&self) -> bool {
+        matches!(
+            self,
+            SourceConfig::Imagenet { .. }
+                | SourceConfig::FashionMnist { .. }
+                | SourceConfig::Webdataset { .. }
+        )
+    }
+
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            SourceConfig::Imagenet { .. } => "imagenet",
+            SourceConfig::Webdataset { .. } => "webdataset",
+            SourceConfig::Folder { .. } => "folder",
+            SourceConfig::Emoji { .. } => "emoji",
+            SourceConfig::FashionMnist { .. } => "fashion-mnist",
+        }
+    }
+}
+
+/// The image protocol.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreprocessSection {
+    pub resolution: u32,
+    /// "bicubic" (PIL's BICUBIC, the default) or "lanczos".
+    #[serde(default = "default_filter")]
+    pub filter: String,
+    #[serde(default)]
+    pub flip: bool,
+    /// Abort when more than this fraction of the samples seen are unusable.
+    #[serde(default = "default_max_bad_fraction")]
+    pub max_bad_fraction: f64,
+}
+
+fn default_filter() -> String {
+    "bicubic".into()
+}
+
+fn default_max_bad_fraction() -> f64 {
+    0.01
+}
+
+/// The autoencoder and how it runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoencoderSection {
+    /// "kl", "taef2" or "identity".
+    pub kind: String,
+    /// The diffusers folder (kl) or TAEF2 folder (taef2); none for identity.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Weights dtype: "fp32" (default), "bf16" or "fp16".
+    #[serde(default = "default_dtype")]
+    pub dtype: String,
+    /// Images per encoder call.
+    #[serde(default = "default_encode_batch")]
+    pub batch_size: usize,
+}
+
+fn default_dtype() -> String {
+    "fp32".into()
+}
+
+fn default_encode_batch() -> usize {
+    16
+}
+
+/// Text embeddings stored with each sample (fp16), from a text-encoder config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextSection {
+    /// A text-encoder config (as `configs/text/*.toml`).
+    pub config: PathBuf,
+    #[serde(default = "default_text_batch")]
+    pub batch_size: usize,
+}
+
+fn default_text_batch() -> usize {
+    64
+}
+
+/// The shard directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSection {
+    pub dir: PathBuf,
+    /// Source samples per shard (listed sources; skipped samples leave a shard shorter).
+    #[serde(default = "default_samples_per_shard")]
+    pub samples_per_shard: usize,
+    /// "float16" (default) or "float32" for the stored moments.
+    #[serde(default = "default_latent_dtype")]
+    pub latent_dtype: LatentDtype,
+    /// Held-out samples for sources without a val split of their own (folder, emoji).
+    #[serde(default)]
+    pub val_samples: usize,
+    /// Listed sources are written in the order of a permutation with this seed, so that a
+    /// shard mixes classes (ImageNet's listing is sorted by class); `None` keeps the order.
+    #[serde(default = "default_shuffle_seed")]
+    pub shuffle_seed: Option<u64>,
+    /// "auto" (CUDA when present), "cpu", "cuda" or "cuda:N".
+    #[serde(default = "default_device")]
+    pub device: String,
+}
+
+fn default_samples_per_shard() -> usize {
+    1000
+}
+
+fn default_latent_dtype() -> LatentDtype {
+    LatentDtype::Float16
+}
+
+fn default_shuffle_seed() -> Option<u64> {
+    Some(0)
+}
+
+fn default_device() -> String {
+    "auto".into()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrecomputeConfig {
+    pub source: SourceConfig,
+    pub preprocess: PreprocessSection,
+    pub autoencoder: AutoencoderSection,
+    #[serde(default)]
+    pub text: Option<TextSection>,
+    pub output: OutputSection,
+}
+
+impl PrecomputeConfig {
+    /// Reads and validates a TOML config; errors name the file and the key.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
+        Self::from_toml(&text, path)
+    }
+
+    /// Parses and validates `text` (`path` names it in errors).
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self> {
+        let table: toml::Table = toml::from_str(text).map_err(|e| {
+            DataError::corrupt(
+                path,
+                format!("not valid TOML: {}", e.to_string().trim_end()),
+            )
+        })?;
+        let cfg: Self = serde_path_to_error::deserialize(table)
+            .map_err(|e| DataError::corrupt(path, format!("key {}: {}", e.path(), e.inner())))?;
+        cfg.validate().map_err(|r| DataError::corrupt(path, r))?;
+        Ok(cfg)
+    }
+
+    /// Consistency of the values; the message names the key.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let p = &self.preprocess;
+        if p.resolution == 0 {
+            return Err("key preprocess.resolution: must be positive".into());
+        }
+        Filter::parse(&p.filter).map_err(|e| format!("key preprocess.filter: {e}"))?;
+        if !(0.0..=1.0).contains(&p.max_bad_fraction) {
+            return Err(format!(
+                "key preprocess.max_bad_fraction: {} is not in [0, 1]",
+                p.max_bad_fraction
+            ));
+        }
+        let ae = &self.autoencoder;
+        match (ae.kind.as_str(), &ae.path) {
+            ("identity", None) => {}
+            ("identity", Some(_)) => {
+                return Err("key autoencoder.path: the identity autoencoder has no weights".into())
+            }
+            ("kl" | "taef2", None) => {
+                return Err(format!(
+                    "key autoencoder.path: required for kind = {:?} (the weights folder)",
+                    ae.kind
+                ))
+            }
+            ("kl" | "taef2", Some(_)) => {}
+            (other, _) => {
+                return Err(format!(
+                    "key autoencoder.kind: unknown autoencoder {other:?} (kl, taef2, identity)"
+                ))
+            }
+        }
+        weights_kind(&ae.dtype).map_err(|e| format!("key autoencoder.dtype: {e}"))?;
+        if ae.batch_size == 0 {
+            return Err("key autoencoder.batch_size: must be at least 1".into());
+        }
+        if let Some(t) = &self.text {
+            if t.batch_size == 0 {
+                return Err("key text.batch_size: must be at least 1".into());
+            }
+        }
+        let o = &self.output;
+        if o.samples_per_shard == 0 {
+            return Err("key output.samples_per_shard: must be at least 1".into());
+        }
+        if o.val_samples > 0 && self.source.has_native_val() {
+            return Err(format!(
+                "key output.val_samples: the {} source has its own val split{}",
+                self.source.kind_name(),
+                if matches!(self.source, SourceConfig::Webdataset { .. }) {
+                    " (use source.val_shards)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        parse_device(&o.device).map_err(|e| format!("key output.device: {e}"))?;
+        if let SourceConfig::Imagenet {
+            val_dir,
+            val_labels,
+            val_labels_format,
+            val_synsets,
+            ..
+        } = &self.source
+        {
+            match (val_dir, val_labels) {
+                (Some(_), None) => {
+                    return Err("key source.val_labels: required with source.val_dir".into())
+                }
+                (None, Some(_)) => {
+                    return Err("key source.val_dir: required with source.val_labels".into())
+                }
+                _ => {}
+            }
+            match val_labels_format.as_str() {
+                "loc-csv" | "wnid-lines" => {}
+                "devkit" if val_synsets.is_some() => {}
+                "devkit" => {
+                    return Err(
+                        "key source.val_synsets: the devkit format needs the synset list".into(),
+                    )
+                }
+                other => {
+                    return Err(format!(
+                        "key source.val_labels_format: unknown format {other:?} (loc-csv, \
+                         wnid-lines, devkit)"
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The preprocessing of the images.
+    pub fn preprocess_config(&self) -> crate::PreprocessConfig {
+        crate::PreprocessConfig {
+            resolution: self.preprocess.resolution as usize,
+            filter: Filter::parse(&self.preprocess.filter).expect("validated"),
+            flip: self.preprocess.flip,
+        }
+    }
+
+    /// What decides the shards' content (everything but batch sizes and the device), as JSON:
+    /// a shard directory made with a different value is refused rather than extended.
+    pub fn content_fingerprint(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).expect("serializable");
+        v["autoencoder"]
+            .as_object_mut()
+            .expect("object")
+            .remove("batch_size");
+        v["output"]
+            .as_object_mut()
+            .expect("object")
+            .remove("device");
+        if let Some(t) = v.get_mut("text").and_then(|t| t.as_object_mut()) {
+            t.remove("batch_size");
+        }
+        v
+    }
+}
+
+/// Weights dtype by name.
+pub fn weights_kind(name: &str) -> std::result::Result<tch::Kind, String> {
+    match name {
+        "fp32" => Ok(tch::Kind::Float),
+        "bf16" => Ok(tch::Kind::BFloat16),
+        "fp16" => Ok(tch::Kind::Half),
+        other => Err(format!("unknown dtype {other:?} (fp32, bf16, fp16)")),
+    }
+}
+
+/// A device by name: "auto" is the first CUDA device when there is one, else the CPU.
+pub fn parse_device(name: &str) -> std::result::Result<tch::Device, String> {
+    match name {
+        "auto" => Ok(tch::Device::cuda_if_available()),
+        "cpu" => Ok(tch::Device::Cpu),
+        "cuda" => Ok(tch::Device::Cuda(0)),
+        other => other
+            .strip_prefix("cuda:")
+            .and_then(|i| i.parse().ok())
+            .map(tch::Device::Cuda)
+            .ok_or_else(|| format!("unknown device {other:?} (auto, cpu, cuda, cuda:N)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        [source]
+        kind = "folder"
+        path = "images"
+        [preprocess]
+        resolution = 64
+        [autoencoder]
+        kind = "identity"
+        [output]
+        dir = "out"
+    "#;
+
+    fn parse(text: &str) -> Result<PrecomputeConfig> {
+        PrecomputeConfig::from_toml(text, Path::new("p.toml"))
+    }
+
+    #[test]
+    fn defaults_of_a_minimal_config() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.output.samples_per_shard, 1000);
+        assert_eq!(c.output.latent_dtype, LatentDtype::Float16);
+        assert_eq!(c.output.shuffle_seed, Some(0));
+        assert_eq!(c.preprocess.max_bad_fraction, 0.01);
+        assert!(!c.preprocess.flip);
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases = [
+            ("resolution = 64", "resolution = 0", "preprocess.resolution"),
+            (
+                "kind = \"identity\"",
+                "kind = \"vqgan\"",
+                "autoencoder.kind",
+            ),
+            (
+                "kind = \"identity\"",
+                "kind = \"taef2\"",
+                "autoencoder.path",
+            ),
+            (
+                "dir = \"out\"",
+                "dir = \"out\"\ndevice = \"tpu\"",
+                "output.device",
+            ),
+            (
+                "dir = \"out\"",
+                "dir = \"out\"\nsamples_per_shard = 0",
+                "samples_per_shard",
+            ),
+            (
+                "dir = \"out\"",
+                "dir = \"out\"\nlatent_dtype = \"int8\"",
+                "latent_dtype",
+            ),
+            ("dir = \"out\"", "dir = \"out\"\nshards = 3", "shards"),
+            ("kind = \"folder\"", "kind = \"lmdb\"", "source"),
+        ];
+        for (from, to, key) in cases {
+            let text = MINIMAL.replacen(from, to, 1);
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.contains(key) && err.contains("p.toml"), "{to}: {err}");
+        }
+    }
+
+    #[test]
+    fn val_samples_are_refused_for_sources_with_their_own_split() {
+        let text = MINIMAL
+            .replace(
+                "kind = \"folder\"\n        path = \"images\"",
+                "kind = \"fashion-mnist\"",
+            )
+            .replace("dir = \"out\"", "dir = \"out\"\nval_samples = 10");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("output.val_samples"), "{err}");
+    }
+
+    #[test]
+    fn the_fingerprint_ignores_batch_sizes_and_device_only() {
+        let a = parse(MINIMAL).unwrap();
+        let mut b = a.clone();
+        b.autoencoder.batch_size = 3;
+        b.output.device = "cpu".into();
+        assert_eq!(a.content_fingerprint(), b.content_fingerprint());
+        b.preprocess.flip = true;
+        assert_ne!(a.content_fingerprint(), b.content_fingerprint());
+    }
+}

@@ -1,0 +1,312 @@
+//! The work of a precompute: the source listed once, in a fixed order, and cut into units that
+//! each become one shard file. A unit's content depends only on the config, so any process can
+//! compute any unit (`--shard-index i --num-shards n` takes every n-th), a finished unit is never
+//! redone, and a killed unit is redone to the same bytes.
+
+use super::config::{PrecomputeConfig, SourceConfig};
+use crate::error::{DataError, Result};
+use crate::images::RgbImage;
+use crate::shards::ShardSplit;
+use crate::sources::{
+    read_emoji, read_image_folder, CaptionPolicy, FolderOptions, ImageNet, ImageSource, Sample,
+    SourceItem, ValLabels, WebDatasetImages,
+};
+use std::path::PathBuf;
+
+/// The samples of one unit.
+#[derive(Debug)]
+pub enum UnitItems {
+    /// Listed samples (and entries the reader already had to skip).
+    Listed(Vec<SourceItem>),
+    /// One input tar shard, streamed.
+    Tar(PathBuf),
+}
+
+/// One shard to write.
+#[derive(Debug)]
+pub struct Unit {
+    pub split: ShardSplit,
+    /// The shard's file name, `train-000000.tar`.
+    pub file: String,
+    pub items: UnitItems,
+}
+
+impl Unit {
+    /// Source entries in the unit, when known without reading it.
+    pub fn listed_len(&self) -> Option<usize> {
+        match &self.items {
+            UnitItems::Listed(items) => Some(items.len()),
+            UnitItems::Tar(_) => None,
+        }
+    }
+
+    /// The unit's samples in order.
+    pub fn iter(&self, policy: CaptionPolicy) -> Box<dyn Iterator<Item = SourceItem> + '_> {
+        match &self.items {
+            UnitItems::Listed(items) => Box::new(items.iter().cloned()),
+            UnitItems::Tar(path) => Box::new(WebDatasetImages::new(vec![path.clone()], policy)),
+        }
+    }
+}
+
+/// Every unit of a precompute, train first, and what the samples carry.
+#[derive(Debug)]
+pub struct Plan {
+    pub units: Vec<Unit>,
+    /// Class names by label; empty when the source has no labels.
+    pub class_names: Vec<String>,
+    pub has_captions: bool,
+}
+
+impl Plan {
+    /// Lists the source of `cfg` and cuts it into units.
+    pub fn new(cfg: &PrecomputeConfig) -> Result<Self> {
+        let per_shard = cfg.output.samples_per_shard;
+        let seed = cfg.output.shuffle_seed;
+        let (train, val, class_names, has_captions) = match &cfg.source {
+            SourceConfig::Imagenet {
+                mapping,
+                train_dir,
+                val_dir,
+                val_labels,
+                val_labels_format,
+                val_synsets,
+                caption_seed,
+            } => {
+                let imagenet = ImageNet::from_mapping(mapping)?.with_caption_seed(*caption_seed);
+                let train: Vec<SourceItem> = imagenet.train(train_dir)?.collect();
+                let val = match (val_dir, val_labels) {
+                    (Some(dir), Some(labels)) => {
+                        let labels = match val_labels_format.as_str() {
+                            "loc-csv" => ValLabels::LocSolution(labels.clone()),
+                            "wnid-lines" => ValLabels::WnidPerLine(labels.clone()),
+                            _ => ValLabels::DevkitIds {
+                                ground_truth: labels.clone(),
+                                synsets: val_synsets.clone().expect("validated"),
+                            },
+                        };
+                        imagenet.val(dir, &labels)?
+                    }
+                    _ => Vec::new(),
+                };
+                let names = (0..imagenet.num_classes() as i64)
+                    .map(|l| imagenet.class_names(l)[0].clone())
+                    .collect();
+                (listed(train, seed), listed(val, seed), names, true)
+            }
+            SourceConfig::Webdataset {
+                path,
+                captions_optional,
+                val_shards,
+            } => {
+                let mut tars = WebDatasetImages::shards_in(path)?;
+                if *val_shards >= tars.len() {
+                    return Err(DataError::Invalid(format!(
+                        "source.val_shards = {val_shards} leaves no training shard of the {} in {}",
+                        tars.len(),
+                        path.display()
+                    )));
+                }
+                let val = tars.split_off(tars.len() - val_shards);
+                let units = |tars: Vec<PathBuf>| tars.into_iter().map(UnitItems::Tar).collect();
+                let units = (units(tars), units(val));
+                return Ok(Self::from_units(units, Vec::new(), !captions_optional));
+            }
+            SourceConfig::Folder {
+                path,
+                labels_from_subfolders,
+            } => {
+                let options = FolderOptions {
+                    labels_from_subfolders: *labels_from_subfolders,
+                };
+                let (samples, classes) = read_image_folder(path, options)?;
+                // Captioned when every image has a sidecar `.txt`.
+                let captioned = samples.iter().all(|s| s.caption.is_some());
+                let (train, val) = hold_out(ok_items(samples), seed, cfg.output.val_samples)?;
+                (train, val, classes, captioned)
+            }
+            SourceConfig::Emoji { path } => {
+                let samples = read_emoji(path)?;
+                let (train, val) = hold_out(ok_items(samples), seed, cfg.output.val_samples)?;
+                (train, val, Vec::new(), true)
+            }
+            SourceConfig::FashionMnist { path } => {
+                use crate::fashion_mnist::{load, Split};
+                let train = idx_samples(&load(path, Split::Train)?, "train")?;
+                let val = idx_samples(&load(path, Split::Test)?, "t10k")?;
+                let names = crate::fashion_mnist::CLASS_NAMES.map(String::from).to_vec();
+                (listed(train, seed), listed(val, seed), names, false)
+            }
+        };
+        let chunk = |items: Vec<SourceItem>| -> Vec<UnitItems> {
+            let mut items = items.into_iter().peekable();
+            let mut units = Vec::new();
+            while items.peek().is_some() {
+                units.push(UnitItems::Listed(items.by_ref().take(per_shard).collect()));
+            }
+            units
+        };
+        if train.is_empty() {
+            return Err(DataError::Invalid(format!(
+                "the {} source lists no training samples",
+                cfg.source.kind_name()
+            )));
+        }
+        Ok(Self::from_units(
+            (chunk(train), chunk(val)),
+            class_names,
+            has_captions,
+        ))
+    }
+
+    fn from_units(
+        (train, val): (Vec<UnitItems>, Vec<UnitItems>),
+        class_names: Vec<String>,
+        has_captions: bool,
+    ) -> Self {
+        let named = |split: ShardSplit, items: Vec<UnitItems>| {
+            items.into_iter().enumerate().map(move |(i, items)| Unit {
+                split,
+                file: format!("{}-{i:06}.tar", split.name()),
+                items,
+            })
+        };
+        let units = named(ShardSplit::Train, train)
+            .chain(named(ShardSplit::Val, val))
+            .collect();
+        Self {
+            units,
+            class_names,
+            has_captions,
+        }
+    }
+
+    /// The units process `index` of `count` computes: every `count`-th, from `index`.
+    pub fn assigned(&self, index: usize, count: usize) -> impl Iterator<Item = &Unit> {
+        self.units
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| i % count == index)
+            .map(|(_, u)| u)
+    }
+}
+
+fn ok_items(samples: Vec<Sample>) -> Vec<SourceItem> {
+    samples.into_iter().map(Ok).collect()
+}
+
+/// The listing permuted by `seed` (kept in order without one).
+fn listed(mut items: Vec<SourceItem>, seed: Option<u64>) -> Vec<SourceItem> {
+    if let Some(seed) = seed {
+        permute(&mut items, seed);
+    }
+    items
+}
+
+/// Permutes, then takes the first `val` entries as the val split.
+fn hold_out(
+    items: Vec<SourceItem>,
+    seed: Option<u64>,
+    val: usize,
+) -> Result<(Vec<SourceItem>, Vec<SourceItem>)> {
+    let mut items = listed(items, seed);
+    if val >= items.len() && val > 0 {
+        return Err(DataError::Invalid(format!(
+            "output.val_samples = {val} leaves no training sample of the {} listed",
+            items.len()
+        )));
+    }
+    let train = items.split_off(val);
+    Ok((train, items))
+}
+
+/// Fisher-Yates with SplitMix64: the same permutation for a seed on every machine and version.
+fn permute<T>(items: &mut [T], seed: u64) {
+    let mut state = seed;
+    let mut next = || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    for i in (1..items.len()).rev() {
+        let j = (next() % (i as u64 + 1)) as usize;
+        items.swap(i, j);
+    }
+}
+
+/// IDX images (u8 `[N, C, H, W]`, grey or RGB) as decoded samples keyed `<prefix>_<index>`.
+fn idx_samples(data: &crate::LabeledImages, prefix: &str) -> Result<Vec<SourceItem>> {
+    let size = data.images.size();
+    let (n, c, h, w) = (size[0], size[1], size[2] as usize, size[3] as usize);
+    if c != 1 && c != 3 {
+        return Err(DataError::Invalid(format!(
+            "{prefix} images have {c} channels (1 or 3)"
+        )));
+    }
+    // Interleaved RGB, grey replicated.
+    let rgb = data
+        .images
+        .f_expand([n, 3, h as i64, w as i64], false)?
+        .f_permute([0, 2, 3, 1])?
+        .f_contiguous()?;
+    let bytes = Vec::<u8>::try_from(rgb.f_flatten(0, -1)?)?;
+    let labels = Vec::<i64>::try_from(&data.labels)?;
+    let per = h * w * 3;
+    bytes
+        .chunks_exact(per)
+        .zip(labels)
+        .enumerate()
+        .map(|(i, (pixels, label))| {
+            let image = RgbImage::new(w, h, pixels.to_vec()).map_err(DataError::Invalid)?;
+            Ok(Ok(Sample {
+                key: format!("{prefix}_{i:05}"),
+                image: ImageSource::Pixels(image),
+                label: Some(label),
+                caption: None,
+            }))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_permutation_is_fixed_by_the_seed_and_complete() {
+        let mut a: Vec<u32> = (0..100).collect();
+        let mut b = a.clone();
+        permute(&mut a, 7);
+        permute(&mut b, 7);
+        assert_eq!(a, b);
+        assert_ne!(a, (0..100).collect::<Vec<_>>());
+        let mut c = a.clone();
+        permute(&mut c, 8);
+        assert_ne!(a, c);
+        a.sort();
+        assert_eq!(a, (0..100).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn units_are_assigned_round_robin() {
+        let items = |n: usize| {
+            (0..n)
+                .map(|_| UnitItems::Listed(Vec::new()))
+                .collect::<Vec<_>>()
+        };
+        let plan = Plan::from_units((items(5), items(2)), Vec::new(), false);
+        let files = |i, n| {
+            plan.assigned(i, n)
+                .map(|u| u.file.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(files(0, 1).len(), 7);
+        assert_eq!(files(1, 3), ["train-000001.tar", "train-000004.tar"]);
+        assert_eq!(files(2, 3), ["train-000002.tar", "val-000000.tar"]);
+        let mut all: Vec<String> = (0..3).flat_map(|i| files(i, 3)).collect();
+        all.sort();
+        assert_eq!(all, files(0, 1));
+    }
+}

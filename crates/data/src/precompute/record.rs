@@ -1,0 +1,105 @@
+//! The record of a finished unit, `<dir>/.precompute/<shard>.json`: what went into the shard and
+//! what was skipped. It is written after the shard is renamed into place, so a unit counts as
+//! done only when both exist; a process killed in between redoes the unit to the same bytes.
+
+use crate::bad_samples::BadSample;
+use crate::error::{DataError, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Folder of the records inside the shard directory.
+pub const RECORDS_DIR: &str = ".precompute";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SkippedSample {
+    pub name: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardRecord {
+    pub file: String,
+    /// Samples written; 0 when every sample of the unit was skipped (no shard file then).
+    pub samples: u64,
+    pub bytes: u64,
+    pub skipped: Vec<SkippedSample>,
+}
+
+impl ShardRecord {
+    pub fn new(file: &str, samples: u64, bytes: u64, skipped: &[BadSample]) -> Self {
+        Self {
+            file: file.to_owned(),
+            samples,
+            bytes,
+            skipped: skipped
+                .iter()
+                .map(|b| SkippedSample {
+                    name: b.name.clone(),
+                    reason: b.reason.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    pub fn path(dir: &Path, file: &str) -> PathBuf {
+        dir.join(RECORDS_DIR).join(format!("{file}.json"))
+    }
+
+    /// The record of `file` when the unit is complete: the record exists and so does the shard
+    /// (unless it holds no samples) with the recorded size.
+    pub fn load_complete(dir: &Path, file: &str) -> Result<Option<Self>> {
+        let path = Self::path(dir, file);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(DataError::io(&path, e)),
+        };
+        let record: Self = serde_json::from_str(&text)
+            .map_err(|e| DataError::corrupt(&path, format!("not a shard record: {e}")))?;
+        if record.samples == 0 {
+            return Ok(Some(record));
+        }
+        let shard = dir.join(file);
+        match std::fs::metadata(&shard) {
+            Ok(m) if m.len() == record.bytes => Ok(Some(record)),
+            // Replaced or damaged since: redo the unit.
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(DataError::io(&shard, e)),
+        }
+    }
+
+    /// Writes the record through a temporary file and a rename.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let path = Self::path(dir, &self.file);
+        let parent = path.parent().expect("records dir");
+        std::fs::create_dir_all(parent).map_err(|e| DataError::io(parent, e))?;
+        let text = serde_json::to_string_pretty(self).expect("serializable");
+        write_atomic(&path, text.as_bytes())
+    }
+
+    pub fn bad_samples(&self) -> impl Iterator<Item = BadSample> + '_ {
+        self.skipped
+            .iter()
+            .map(|s| BadSample::new(s.name.clone(), s.reason.clone()))
+    }
+}
+
+/// Writes `bytes` to `path` through `path.tmp-<pid>`, synced, then renamed.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    };
+    if let Err(e) = write() {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(DataError::io(&tmp, e));
+    }
+    std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e))
+}
