@@ -125,8 +125,15 @@ fn precompute_encodes_the_emoji_set_and_reports_what_it_did() {
     );
     assert!(out.join("manifest.json").exists());
     // Run again: nothing to do. A bad value is named with its key and file.
-    let again = text(&flowscale(&["precompute", &path]));
+    let again = text(&flowscale(&["precompute", &path, "--preview", "4"]));
     assert!(again.contains("0 written, 3 already done"), "{again}");
+    // The preview decodes 4 samples into one row of 8-pixel tiles with 2-pixel borders.
+    let png = std::fs::read(out.join("preview.png")).unwrap();
+    let (w, h) = (
+        u32::from_be_bytes(png[16..20].try_into().unwrap()),
+        u32::from_be_bytes(png[20..24].try_into().unwrap()),
+    );
+    assert_eq!((w, h), (4 * 10 + 2, 12), "{again}");
     write("latent_dtype = \"int8\"");
     let bad = flowscale(&["precompute", &path]);
     let t = text(&bad);

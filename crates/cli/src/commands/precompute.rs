@@ -2,14 +2,18 @@
 //! `flowscale_data::precompute`), with progress bars and a final report.
 
 use clap::Args;
+use flowscale_data::precompute::encoders::Encoders;
 use flowscale_data::precompute::{
     precompute, PrecomputeConfig, Progress, ShardRecord, ShardShare, Silent,
 };
+use flowscale_data::{read_latent_shard, LatentSample, ShardManifest};
+use flowscale_train::image_grid::save_grid;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Instant;
+use tch::{Device, Kind, Tensor};
 
 #[derive(Debug, Args)]
 pub struct PrecomputeArgs {
@@ -23,6 +27,10 @@ pub struct PrecomputeArgs {
     /// Overrides `output.device` ("cpu", "cuda", "cuda:N", "auto").
     #[arg(long)]
     device: Option<String>,
+    /// After the run, decode the first N train samples (and their mirror images) back to pixels
+    /// with the autoencoder and write them as a grid PNG: the visual check of a new cache.
+    #[arg(long, value_name = "N")]
+    preview: Option<usize>,
     /// No progress output (bars on a terminal, one line per shard otherwise).
     #[arg(long)]
     quiet: bool,
@@ -131,5 +139,39 @@ pub fn run(args: &PrecomputeArgs) -> anyhow::Result<()> {
         precompute(&cfg, share, &lines)?
     };
     println!("{report}");
+    if let Some(n) = args.preview {
+        let path = preview(&cfg, n)?;
+        println!("preview: {}", path.display());
+    }
     Ok(())
+}
+
+/// Decodes the first `n` samples of the first train shard (rows: image, mirror image) into
+/// `<dir>/preview.png`.
+fn preview(cfg: &PrecomputeConfig, n: usize) -> anyhow::Result<PathBuf> {
+    let dir = &cfg.output.dir;
+    let manifest = ShardManifest::load(dir)?;
+    let first = manifest
+        .splits
+        .train
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("{}: no train shard", dir.display()))?;
+    let samples: Vec<LatentSample> = read_latent_shard(&dir.join(&first.file))?
+        .into_iter()
+        .take(n.max(1))
+        .collect();
+    let encoders = Encoders::load(cfg, Device::Cpu)?;
+    let stack = |f: &dyn Fn(&LatentSample) -> Option<Tensor>| -> Option<Tensor> {
+        let ts: Option<Vec<Tensor>> = samples.iter().map(f).collect();
+        ts.map(|t| Tensor::stack(&t, 0).to_kind(Kind::Float))
+    };
+    let mut rows = vec![stack(&|s| Some(s.mean.shallow_clone())).expect("means")];
+    if let Some(flip) = stack(&|s| s.flip.as_ref().map(|f| f.0.shallow_clone())) {
+        rows.push(flip);
+    }
+    let latents = Tensor::cat(&rows, 0);
+    let pixels = encoders.autoencoder.decode_raw(&latents)?.clamp(-1.0, 1.0);
+    let path = dir.join("preview.png");
+    save_grid(&pixels, samples.len() as i64, &path)?;
+    Ok(path)
 }
