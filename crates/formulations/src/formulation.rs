@@ -131,6 +131,21 @@ impl Formulation {
         TIME_INPUT_SCALE * level.t_eq
     }
 
+    /// The range of `t_eq` at which the training loss is finite, for validation at fixed
+    /// levels: the sampling range, and for the EDM family not below EDM's `sigma_min = 0.002`
+    /// (`t_eq = sigma / (1 + sigma)`): at `sigma = 0` its weight `(sigma^2 + sd^2)/(sigma sd)^2`
+    /// is infinite and `c_out = 0`, so the loss is 0 x inf.
+    pub fn validation_t_eq_range(self) -> (f64, f64) {
+        const EDM_SIGMA_MIN: f64 = 0.002;
+        let (lo, hi) = self.sampling_t_eq_range();
+        match self {
+            Self::Edm { .. } | Self::EdmRf | Self::EdmCos => {
+                (lo.max(EDM_SIGMA_MIN / (1.0 + EDM_SIGMA_MIN)), hi)
+            }
+            _ => (lo, hi),
+        }
+    }
+
     /// The range of `t_eq` at which the sampler evaluates the network; times outside it are
     /// clamped to it. The LDM schedule only covers its 1000 trained levels (`a(1) ≈ 0.068`);
     /// eps-prediction is singular at pure noise and EDM's sigma is infinite there.

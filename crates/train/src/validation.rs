@@ -4,7 +4,8 @@
 //!
 //! Levels are RF-equivalent times `t_eq` (equal log-SNR), so every family is probed at the same
 //! noise levels; a level outside what a family can evaluate (the LDM schedule's range, EDM's
-//! infinite sigma at t = 1) is clamped to [`Formulation::sampling_t_eq_range`]. The loss is the
+//! infinite sigma at t = 1 and infinite weight at t = 0) is clamped to
+//! [`Formulation::validation_t_eq_range`]. The loss is the
 //! formulation's own training loss (its target and weight). Per-sample losses are accumulated in
 //! float64 in sample order, so the result does not depend on the evaluation batch size (up to the
 //! backbone's own floating-point batch dependence) or on how samples are split over processes.
@@ -94,7 +95,7 @@ where
             set.len()
         )));
     }
-    let (lo, hi) = formulation.sampling_t_eq_range();
+    let (lo, hi) = formulation.validation_t_eq_range();
     let path = formulation.path();
     let mut out = Vec::new();
     let _guard = tch::no_grad_guard();
@@ -185,6 +186,24 @@ mod tests {
             assert!((l - expect).abs() < 1e-6 * expect, "{l} vs {expect}");
         }
         assert!((a.mean - expect).abs() < 1e-6 * expect);
+    }
+
+    #[test]
+    fn every_formulation_has_a_finite_loss_at_every_level() {
+        // EDM's weight is infinite at sigma = 0: an unclamped t = 0 level made the mean NaN,
+        // which the checkpoint state cannot store.
+        let s = set();
+        let zero = |x: &Tensor, _t: &Tensor, _l: &Tensor| Ok(x.zeros_like());
+        let all = flowscale_formulations::registry::registry();
+        assert_eq!(all.len(), 61);
+        for form in all {
+            let r = validation_loss(form, &s, 8, 10, zero).unwrap();
+            assert!(
+                r.mean.is_finite() && r.levels.iter().all(|(_, l)| l.is_finite()),
+                "{form}: {:?}",
+                r.levels
+            );
+        }
     }
 
     #[test]

@@ -248,7 +248,8 @@ impl Trainer {
                 best_candidate = Some(result.mean);
             }
         }
-        if let Some(v) = best_candidate {
+        // A non-finite loss (a diverged run) never becomes the best checkpoint.
+        if let Some(v) = best_candidate.filter(|v| v.is_finite()) {
             if self.state.best_val_loss.is_none_or(|(b, _)| v < b) {
                 self.state.best_val_loss = Some((v, step));
             }
