@@ -284,7 +284,9 @@ pub fn write_report(sweep: &Sweep) -> Result<Report> {
         let path = dir.join("ranking.csv");
         std::fs::write(&path, ranking.to_csv()).map_err(|e| io(&path, e))?;
     }
-    plots.extend(metric_plots(&results, &dir)?);
+    if formulation_count(&runs) <= 1 {
+        plots.extend(metric_plots(&results, &dir)?);
+    }
     let markdown = dir.join("report.md");
     let text = render_markdown(&Rendered {
         sweep,
@@ -389,7 +391,7 @@ fn frontier_curves(trained: &[RunSummary]) -> Vec<RunCurve> {
 }
 
 /// Loss-vs-metric scatter plots for the weights the paper selects with (the first EMA), one
-/// series per sampler setting.
+/// series per sampler setting (drawn only when the runs share one formulation).
 fn metric_plots(results: &SweepResults, dir: &Path) -> Result<Vec<PathBuf>> {
     let Some(weights) = selection_weights(results) else {
         return Ok(Vec::new());
@@ -484,6 +486,14 @@ fn render_markdown(r: &Rendered) -> String {
         "Checkpoint selection: the step with the lowest validation loss of the first EMA \
          (the paper's rule). Validation loss: the mean over the 8 levels t < 1 with fixed noise.\n"
     );
+    let formulations = formulation_count(runs);
+    if formulations > 1 {
+        let _ = writeln!(
+            md,
+            "The {formulations} formulations are not ranked against each other by this table: \
+             {MIXED_LOSSES}. The sample metrics below rank them.\n"
+        );
+    }
     let mut order: Vec<&RunSummary> = runs.iter().collect();
     order.sort_by(|a, b| {
         let key = |r: &RunSummary| r.best.map_or(f64::INFINITY, |b| b.1);
@@ -703,8 +713,20 @@ fn render_results(md: &mut String, r: &Rendered) {
         md.push('\n');
     }
     render_metric_table(md, res);
-    render_correlations(md, res);
+    render_correlations(md, res, formulation_count(r.runs));
 }
+
+/// How many formulations the runs use.
+fn formulation_count(runs: &[RunSummary]) -> usize {
+    let mut names: Vec<&str> = runs.iter().map(|r| r.formulation.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    names.len()
+}
+
+/// Why validation losses of several formulations do not compare.
+const MIXED_LOSSES: &str = "each run's validation loss is its own formulation's training loss \
+     (its target and weighting), so the losses of different formulations are on different scales";
 
 /// The selection weights' metric values per run and sampler setting.
 fn render_metric_table(md: &mut String, res: &SweepResults) {
@@ -753,8 +775,18 @@ fn render_metric_table(md: &mut String, res: &SweepResults) {
     }
 }
 
-fn render_correlations(md: &mut String, res: &SweepResults) {
+fn render_correlations(md: &mut String, res: &SweepResults, formulations: usize) {
     if res.correlations.is_empty() {
+        return;
+    }
+    if formulations > 1 {
+        let _ = writeln!(
+            md,
+            "### Validation loss vs sample metrics\n\nNot computed: these runs use \
+             {formulations} formulations, and {MIXED_LOSSES}. The paper's claim that validation \
+             loss predicts sample quality is made across model sizes trained with one \
+             formulation: a scaling sweep with an `[eval]` section reports it.\n"
+        );
         return;
     }
     let _ = writeln!(

@@ -24,6 +24,8 @@ pub struct Correlation {
     pub setting: String,
     /// `(run, validation loss, metric)` pairs.
     pub pairs: Vec<(String, f64, f64)>,
+    /// `None` with fewer than 3 pairs, or when the runs use several formulations (each run's
+    /// validation loss is its own formulation's loss, so losses do not compare across them).
     pub pearson: Option<f64>,
     pub spearman: Option<f64>,
 }
@@ -59,8 +61,13 @@ fn value(row: &Row) -> Option<f64> {
 }
 
 /// Correlations over runs of `val_loss` (the eval's own, same checkpoint and weights) with each
-/// sample metric, per weight set and sampler setting.
+/// sample metric, per weight set and sampler setting; coefficients only when every run uses the
+/// same formulation.
 pub fn correlations(rows: &[Row]) -> Vec<Correlation> {
+    let mut formulations: Vec<&String> = rows.iter().filter_map(|r| r.get("formulation")).collect();
+    formulations.sort();
+    formulations.dedup();
+    let comparable = formulations.len() <= 1;
     // (run, weights) -> validation loss; (metric, weights, setting) -> run -> value.
     let mut val: BTreeMap<(String, String), f64> = BTreeMap::new();
     let mut metric: BTreeMap<(String, String, String), BTreeMap<String, f64>> = BTreeMap::new();
@@ -95,8 +102,8 @@ pub fn correlations(rows: &[Row]) -> Vec<Correlation> {
         let x: Vec<f64> = pairs.iter().map(|p| p.1).collect();
         let y: Vec<f64> = pairs.iter().map(|p| p.2).collect();
         out.push(Correlation {
-            pearson: pearson(&x, &y),
-            spearman: spearman(&x, &y),
+            pearson: pearson(&x, &y).filter(|_| comparable),
+            spearman: spearman(&x, &y).filter(|_| comparable),
             metric: m,
             weights: w,
             setting: s,
@@ -217,5 +224,35 @@ mod tests {
         let acc = c.iter().find(|c| c.metric == "class_accuracy").unwrap();
         assert_eq!(acc.spearman, Some(-1.0));
         assert_eq!(ranking_metrics(&rows), Some("class_accuracy:max,fid:min"));
+    }
+
+    /// Losses of different formulations are on different scales: the pairs are kept (the
+    /// metric tables show them) but no coefficient is computed.
+    #[test]
+    fn no_coefficients_across_formulations() {
+        let mut rows = Vec::new();
+        for (run, form, loss, fid) in [
+            ("a", "rf", 0.30, 20.0),
+            ("b", "rf", 0.32, 25.0),
+            ("c", "eps/linear", 0.17, 40.0),
+        ] {
+            for mut r in [
+                row(run, "ema0.99", "validation", "val_loss", loss),
+                row(run, "ema0.99", "s25_cfg5", "fid", fid),
+            ] {
+                r.insert("formulation".into(), form.into());
+                rows.push(r);
+            }
+        }
+        let c = correlations(&rows);
+        assert_eq!(c[0].pairs.len(), 3);
+        assert_eq!((c[0].pearson, c[0].spearman), (None, None));
+        rows.retain(|r| r["run"] != "c");
+        rows.push(row("d", "ema0.99", "validation", "val_loss", 0.5));
+        rows.push(row("d", "ema0.99", "s25_cfg5", "fid", 50.0));
+        for r in rows.iter_mut() {
+            r.insert("formulation".into(), "rf".into());
+        }
+        assert!(correlations(&rows)[0].pearson.is_some());
     }
 }
