@@ -1,8 +1,8 @@
 //! `flowscale eval`: one checkpoint, every requested weight set, the validation loss (the
 //! trainer's protocol and fixed noise) and, per sampler setting, N samples from fixed labels and
 //! noise scored by FID (Inception-v3 or CLIP image features), CLIP score (when the config names
-//! a CLIP model) and classifier accuracy. Pixel-space runs decode as the identity (latent
-//! runs will pass through their autoencoder here, issue #5).
+//! a CLIP model) and classifier accuracy. Pixel-space runs decode as the identity, latent-shard
+//! runs through their autoencoder ([`EvalData`](crate::eval_data::EvalData)).
 //!
 //! Fixed inputs: sample `i` has label `i mod classes` and noise row `i` of one `[N, C, H, W]`
 //! normal draw seeded by `eval.seed` on the CPU, so every weight set, setting and device sees
@@ -88,17 +88,15 @@ pub fn evaluate(req: &EvalRequest, log: &mut dyn FnMut(&str)) -> Result<EvalOutc
         reference_stats_sha256: String::new(),
         resize_mode: String::new(),
     };
-    let res = run.data.resolution;
+    let res = run.data.resolution();
 
     // Fixed inputs.
     let n = c.sampling.n as i64;
     let classes = run.data.classes();
     let labels = Tensor::f_arange(n, (Kind::Int64, Device::Cpu))?.f_remainder(classes)?;
     tch::manual_seed(c.eval.seed as i64);
-    let noise = Tensor::f_randn(
-        [n, run.data.channels(), res, res],
-        (Kind::Float, Device::Cpu),
-    )?;
+    let [ch, h, w] = run.data.model_shape();
+    let noise = Tensor::f_randn([n, ch, h, w], (Kind::Float, Device::Cpu))?;
 
     let clip = if c.clip.model.is_empty() {
         None
@@ -112,7 +110,7 @@ pub fn evaluate(req: &EvalRequest, log: &mut dyn FnMut(&str)) -> Result<EvalOutc
         Some(m)
     };
     let captions: Vec<String> = {
-        let names = &run.data.train.class_names;
+        let names = run.data.class_names();
         Vec::<i64>::try_from(&labels)?
             .iter()
             .map(|&l| c.clip.caption_for(&names[l as usize]))
@@ -176,7 +174,10 @@ pub fn evaluate(req: &EvalRequest, log: &mut dyn FnMut(&str)) -> Result<EvalOutc
                 method: SamplerMethod::Euler,
             };
             let start = Instant::now();
-            let images = sample_all(&run, setting, &noise, &labels, c.sampling.batch_size as i64)?;
+            let generated =
+                sample_all(&run, setting, &noise, &labels, c.sampling.batch_size as i64)?;
+            // Latent runs: through the run's autoencoder.
+            let images = run.data.to_pixels(&generated)?;
             let seconds = start.elapsed().as_secs_f64();
             let u8s = to_u8_pixels(&images)?;
             let grid_n = (c.sampling.grid_rows * c.sampling.grid_cols) as i64;
@@ -280,15 +281,10 @@ fn reference_stats(
     if c.fid.reference != "held-out" {
         return folder_reference_stats(net, Path::new(&c.fid.reference), cache, batch);
     }
-    let res = run.data.resolution;
-    let head = run.data.held_out.head(c.fid.reference_n as usize)?;
-    // As the model sees them: padded to the training resolution, then back to u8.
-    let u8s = to_u8_pixels(&to_model_pixels(&head.images, (res, res))?)?;
-    let source = format!(
-        "{:?} held-out split, first {} images at {res}x{res}",
-        run.cfg.data.dataset,
-        u8s.size()[0]
-    );
+    let (u8s, source) = run
+        .data
+        .reference_u8(c.fid.reference_n as usize, run.device)?;
+    let source = format!("{:?} {source}", run.cfg.data.dataset);
     tensor_reference_stats(net, &u8s, &source, cache, batch)
 }
 
@@ -299,17 +295,17 @@ fn classifier_for(
     log: &mut dyn FnMut(&str),
 ) -> Result<Classifier> {
     let path = Path::new(&c.classifier.path);
-    let res = run.data.resolution;
+    let res = run.data.resolution();
     let cl = if path.is_file() {
         Classifier::load(path, dev)?
-    } else {
+    } else if let Some((train, held_out)) = run.data.classifier_images() {
         log(&format!(
             "training the class-accuracy classifier ({} steps) into {}",
             c.classifier.train_steps,
             path.display()
         ));
-        let train_x = to_model_pixels(&run.data.train.images, (res, res))?;
-        let held_x = to_model_pixels(&run.data.held_out.images, (res, res))?;
+        let train_x = to_model_pixels(&train.images, (res, res))?;
+        let held_x = to_model_pixels(&held_out.images, (res, res))?;
         let spec = TrainSpec {
             steps: c.classifier.train_steps,
             batch_size: c.classifier.batch_size,
@@ -317,13 +313,20 @@ fn classifier_for(
             seed: 0,
         };
         Classifier::train(
-            (&train_x, &run.data.train.labels),
-            (&held_x, &run.data.held_out.labels),
+            (&train_x, &train.labels),
+            (&held_x, &held_out.labels),
             run.data.classes(),
             spec,
             path,
             dev,
         )?
+    } else {
+        return Err(EvalError::Invalid(format!(
+            "classifier.path {}: not found; a latent-shard run has no images to fit the \
+             class-accuracy classifier on, so give a classifier trained on the dataset's images \
+             (or set classifier.enabled = false)",
+            path.display()
+        )));
     };
     check_classifier(&cl.info, run, path)?;
     log(&format!(
@@ -335,7 +338,11 @@ fn classifier_for(
 }
 
 fn check_classifier(info: &ClassifierInfo, run: &LoadedRun, path: &Path) -> Result<()> {
-    let want = (run.data.classes(), run.data.channels(), run.data.resolution);
+    let want = (
+        run.data.classes(),
+        run.data.image_channels(),
+        run.data.resolution(),
+    );
     if (info.classes, info.channels, info.resolution) != want {
         return Err(EvalError::Invalid(format!(
             "{}: classifier for {} classes, {} channels at {}px; the run has {:?}",

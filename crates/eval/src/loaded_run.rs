@@ -4,6 +4,7 @@
 //! into the model.
 
 use crate::error::{EvalError, Result};
+use crate::eval_data::EvalData;
 use flowscale_formulations::Formulation;
 use flowscale_models::{Mmdit, MmditConfig};
 use flowscale_train::checkpoint::{CheckpointStore, LoadedCheckpoint};
@@ -11,7 +12,7 @@ use flowscale_train::conditioning::{ClassEmbedding, Conditioning, ConditioningPr
 use flowscale_train::config::{Precision, RunConfig};
 use flowscale_train::export::{resolve_checkpoint, StepChoice};
 use flowscale_train::state::TrainState;
-use flowscale_train::trainer::{PixelData, CONDITIONER_PREFIX};
+use flowscale_train::trainer::CONDITIONER_PREFIX;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tch::nn::VarStore;
@@ -23,7 +24,7 @@ pub struct LoadedRun {
     pub step: u64,
     pub cfg: RunConfig,
     pub formulation: Formulation,
-    pub data: PixelData,
+    pub data: EvalData,
     pub device: Device,
     model_vs: VarStore,
     model: Mmdit,
@@ -52,7 +53,7 @@ impl LoadedRun {
             CheckpointStore::load(&checkpoint).map_err(|e| invalid(checkpoint.display(), e))?;
         let formulation = Formulation::parse(&cfg.formulation.name)
             .map_err(|e| invalid(format!("{}: formulation.name", cfg_path.display()), e))?;
-        let data = PixelData::load(&cfg).map_err(|e| invalid("run data", e))?;
+        let data = EvalData::load(&cfg, device)?;
         let mcfg_path = checkpoint.join("config.json");
         let text = std::fs::read_to_string(&mcfg_path).map_err(|e| EvalError::io(&mcfg_path, e))?;
         let mcfg = MmditConfig::from_json(&text).map_err(|e| invalid(mcfg_path.display(), e))?;

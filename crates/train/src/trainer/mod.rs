@@ -11,11 +11,12 @@
 mod data_source;
 mod feed;
 mod hooks;
-mod latent_data;
+pub mod latent_data;
 mod params;
 mod setup;
 
 pub use data_source::PixelData;
+pub use latent_data::LatentData;
 pub use params::{trainable, CONDITIONER_PREFIX};
 pub use setup::{TrainOptions, Trainer};
 
