@@ -3,7 +3,6 @@
 //! (too many bad samples) does, with the counts and a few names.
 
 use crate::error::{DataError, Result};
-use std::io::Write;
 use std::path::Path;
 
 /// One skipped sample (or lost stretch of a damaged shard).
@@ -116,13 +115,6 @@ impl BadSampleReport {
         for b in &self.bad {
             text.push_str(&format!("{}\t{}\n", clean(&b.name), clean(&b.reason)));
         }
-        let tmp = path.with_extension("tsv.tmp");
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)
-        };
-        write().map_err(|e| DataError::io(path, e))
+        crate::atomic::write_atomic(path, text.as_bytes())
     }
 }

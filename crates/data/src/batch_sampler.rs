@@ -77,10 +77,7 @@ impl BatchSampler {
 fn permutation(len: usize, seed: u64, epoch: u64) -> Vec<i64> {
     let mut rng = FlowRng::new(seed ^ epoch.wrapping_mul(0xD1B5_4A32_D192_ED03));
     let mut p: Vec<i64> = (0..len as i64).collect();
-    for i in (1..len).rev() {
-        let j = rng.below(i as u64 + 1) as usize;
-        p.swap(i, j);
-    }
+    rng.shuffle(&mut p);
     p
 }
 

@@ -157,10 +157,16 @@ pub fn evaluate(req: &EvalRequest, log: &mut dyn FnMut(&str)) -> Result<EvalOutc
     } else {
         run.cfg.formulation.shift
     };
+    // The validation inputs and noise are the same for every weight set: read them once.
+    let validation = if c.validation.enabled {
+        Some(validation_set(&run, c)?)
+    } else {
+        None
+    };
     for wl in &labels_w {
         run.use_weights(wl)?;
-        if c.validation.enabled {
-            rows.extend(validation_rows(&run, c, wl, &base)?);
+        if let Some(set) = &validation {
+            rows.extend(validation_rows(&run, c, set, wl, &base)?);
             log(&format!(
                 "{wl}: validation loss {:.5}",
                 rows.last().map_or(0.0, |r: &ResultRow| r.value)
@@ -356,29 +362,34 @@ fn check_classifier(info: &ClassifierInfo, run: &LoadedRun, path: &Path) -> Resu
     Ok(())
 }
 
+/// The trainer's fixed validation set: the held-out inputs and the noise of its seed.
+fn validation_set(run: &LoadedRun, c: &EvalConfig) -> Result<ValidationSet> {
+    let samples = if c.validation.samples > 0 {
+        c.validation.samples
+    } else {
+        run.cfg.validation.samples
+    };
+    let (vx, vl) = run.data.held_out(samples as usize, run.device)?;
+    // The trainer's seed for the fixed validation noise.
+    Ok(ValidationSet::new(vx, vl, run.cfg.run.seed ^ 0x7a11_da7e)?)
+}
+
 fn validation_rows(
     run: &LoadedRun,
     c: &EvalConfig,
+    set: &ValidationSet,
     wl: &str,
     base: &ResultRow,
 ) -> Result<Vec<ResultRow>> {
     let v = &run.cfg.validation;
-    let samples = if c.validation.samples > 0 {
-        c.validation.samples
-    } else {
-        v.samples
-    };
     let levels = if c.validation.levels > 0 {
         c.validation.levels
     } else {
         v.levels
     };
-    let (vx, vl) = run.data.held_out(samples as usize, run.device)?;
-    // The trainer's seed for the fixed validation noise.
-    let set = ValidationSet::new(vx, vl, run.cfg.run.seed ^ 0x7a11_da7e)?;
     let result = validation_loss(
         run.formulation,
-        &set,
+        set,
         levels,
         v.batch_size as usize,
         |x, t, labels| {

@@ -1,23 +1,14 @@
 //! SHA-256 of files and byte strings, as lowercase hex: the provenance of weights and statistics.
 
-use crate::error::{EvalError, Result};
+use crate::error::Result;
 use sha2::{Digest, Sha256};
-use std::io::Read;
 use std::path::Path;
 
-/// Hex SHA-256 of a file's bytes, streamed.
+/// Hex SHA-256 of a file's bytes, streamed (the encoders' weight fingerprint does the reading).
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut file = std::fs::File::open(path).map_err(|e| EvalError::io(path, e))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).map_err(|e| EvalError::io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hex(&hasher.finalize()))
+    Ok(flowscale_encoders::autoencoders::fingerprint::file_sha256(
+        path,
+    )?)
 }
 
 /// Hex SHA-256 of bytes.

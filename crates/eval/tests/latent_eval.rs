@@ -3,6 +3,10 @@
 //! reference decoded from the val split. Skipped when `../shared/assets/taef2` is missing; needs
 //! `.assets/fid-inception/default_1.pt` (scripts/setup).
 
+#[path = "../../train/tests/common/class_pngs.rs"]
+mod class_pngs;
+
+use class_pngs::png;
 use flowscale_data::precompute::{precompute, PrecomputeConfig, ShardShare, Silent};
 use flowscale_eval::config::{EvalConfig, SamplerSpec};
 use flowscale_eval::evaluate::{evaluate, EvalRequest};
@@ -13,30 +17,6 @@ use std::path::{Path, PathBuf};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// A 40x40 RGB PNG, dark or light by class, with a pattern from `i`.
-fn png(path: &Path, class: u8, i: u32) {
-    let data: Vec<u8> = (0..40u32 * 40)
-        .flat_map(|p| {
-            let (x, y) = (p % 40, p / 40);
-            let base = 40 + 150 * class;
-            [
-                base + ((x * i) % 50) as u8,
-                base,
-                base + ((y * 3) % 50) as u8,
-            ]
-        })
-        .collect();
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut out = Vec::new();
-    {
-        let mut e = png::Encoder::new(&mut out, 40, 40);
-        e.set_color(png::ColorType::Rgb);
-        e.set_depth(png::BitDepth::Eight);
-        e.write_header().unwrap().write_image_data(&data).unwrap();
-    }
-    std::fs::write(path, out).unwrap();
 }
 
 #[test]

@@ -79,6 +79,14 @@ impl FlowRng {
             }
         }
     }
+
+    /// Fisher-Yates: a uniformly random permutation of `items`, drawn from this stream.
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = self.below(i as u64 + 1) as usize;
+            items.swap(i, j);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -62,39 +62,33 @@ impl PixelDecoder {
         folder: Option<&Path>,
         device: Device,
     ) -> Result<Self> {
-        let decoder: Box<dyn LatentDecoder> = match info.kind.as_str() {
-            "identity" => Box::new(IdentityDecoder),
-            kind @ ("kl" | "taef2") => {
-                let path = folder.map_or_else(|| PathBuf::from(&info.name), Path::to_path_buf);
-                let spec = match kind {
-                    "kl" => AutoencoderSpec::Kl { path: path.clone() },
-                    _ => AutoencoderSpec::Taef2 { path: path.clone() },
-                };
-                let ae = spec.load(Kind::Float, device).map_err(|e| {
-                    TrainError::Invalid(format!(
-                        "{}: the shards' {kind} autoencoder {}: {e} (set data.autoencoder_path                          to its folder)",
+        let decoder: Box<dyn LatentDecoder> = if info.kind == "identity" {
+            Box::new(IdentityDecoder)
+        } else {
+            let path = folder.map_or_else(|| PathBuf::from(&info.name), Path::to_path_buf);
+            let spec = AutoencoderSpec::new(&info.kind, Some(path.clone()))
+                .map_err(|(_, e)| TrainError::Invalid(format!("{}: {e}", manifest.display())))?;
+            let ae = spec.load(Kind::Float, device).map_err(|e| {
+                TrainError::Invalid(format!(
+                    "{}: the shards' {} autoencoder {}: {e} (set data.autoencoder_path to its \
+                     folder)",
+                    manifest.display(),
+                    info.kind,
+                    path.display()
+                ))
+            })?;
+            let have = ae.weights_sha256()?;
+            if let Some(want) = &info.weights_sha256 {
+                if !have.eq_ignore_ascii_case(want) {
+                    return Err(TrainError::Invalid(format!(
+                        "{}: the autoencoder in {} has weights sha256 {have}, the shards were \
+                         encoded by {want}",
                         manifest.display(),
                         path.display()
-                    ))
-                })?;
-                let have = ae.weights_sha256()?;
-                if let Some(want) = &info.weights_sha256 {
-                    if !have.eq_ignore_ascii_case(want) {
-                        return Err(TrainError::Invalid(format!(
-                            "{}: the autoencoder in {} has weights sha256 {have}, the shards were                              encoded by {want}",
-                            manifest.display(),
-                            path.display()
-                        )));
-                    }
+                    )));
                 }
-                Box::new(AutoencoderDecoder(ae))
             }
-            other => {
-                return Err(TrainError::Invalid(format!(
-                    "{}: unknown autoencoder kind {other:?} (kl, taef2, identity)",
-                    manifest.display()
-                )))
-            }
+            Box::new(AutoencoderDecoder(ae))
         };
         Ok(Self {
             decoder,

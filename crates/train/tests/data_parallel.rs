@@ -4,12 +4,11 @@
 
 mod common;
 
-use common::{differing_tensors, final_checkpoint, quiet, tiny_config};
+use common::{differing_tensors, final_checkpoint, quiet, spawn_ranks, tiny_config, wait_ranks};
 use flowscale_train::checkpoint::CheckpointStore;
 use flowscale_train::state::TrainState;
 use flowscale_train::{train, TrainOptions};
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 const STEPS: &str = "train.steps=20";
 
@@ -37,7 +36,7 @@ fn validation_losses(run: &Path) -> Vec<f64> {
 #[test]
 fn two_ranks_with_batch_b_equal_one_process_with_batch_2b() {
     let tmp = tempfile::tempdir().unwrap();
-    let ranks = spawn_ranks(tmp.path(), "all");
+    let ranks = spawn_ranks("dp_rank", tmp.path(), "all");
     // Meanwhile, the single process with the global batch.
     let single = train(
         tiny_config(
@@ -95,53 +94,12 @@ fn final_state_path(run: &Path) -> std::path::PathBuf {
     path.join("state.json")
 }
 
-/// Starts ranks 0 and 1 of `dp_rank` in `mode`.
-fn spawn_ranks(out: &Path, mode: &str) -> Vec<std::process::Child> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
-    let exe = std::env::current_exe().unwrap();
-    (0..2)
-        .map(|rank| {
-            Command::new(&exe)
-                .args(["--ignored", "--exact", "dp_rank", "--nocapture"])
-                .env("RANK", rank.to_string())
-                .env("WORLD_SIZE", "2")
-                .env("LOCAL_RANK", rank.to_string())
-                .env("LOCAL_WORLD_SIZE", "2")
-                .env("MASTER_ADDR", "127.0.0.1")
-                .env("MASTER_PORT", &port)
-                .env("FLOWSCALE_TEST_OUT", out)
-                .env("FLOWSCALE_TEST_MODE", mode)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect()
-}
-
-fn wait_ranks(ranks: Vec<std::process::Child>) {
-    for (rank, child) in ranks.into_iter().enumerate() {
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "rank {rank} failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
-
 #[test]
 fn data_parallel_resume_equals_an_uninterrupted_data_parallel_run() {
     let tmp = tempfile::tempdir().unwrap();
-    wait_ranks(spawn_ranks(tmp.path(), "straight"));
-    wait_ranks(spawn_ranks(tmp.path(), "half"));
-    wait_ranks(spawn_ranks(tmp.path(), "resume"));
+    wait_ranks(spawn_ranks("dp_rank", tmp.path(), "straight"));
+    wait_ranks(spawn_ranks("dp_rank", tmp.path(), "half"));
+    wait_ranks(spawn_ranks("dp_rank", tmp.path(), "resume"));
     let a = final_checkpoint(&tmp.path().join("dp-straight"));
     let b = final_checkpoint(&tmp.path().join("dp-split"));
     assert_eq!(a.state.step, 6);

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{differing_tensors, final_checkpoint, quiet, tiny_config};
+use common::{differing_tensors, final_checkpoint, quiet, spawn_ranks, tiny_config, wait_ranks};
 use flowscale_data::shards::{
     AutoencoderInfo, LatentDtype, ShardEntry, ShardManifest, Splits, MANIFEST_FILE,
 };
@@ -218,51 +218,13 @@ fn latent_shard_runs_refuse_what_they_cannot_train_on() {
     assert!(err.contains("missing/manifest.json"), "{err}");
 }
 
-/// Starts ranks 0 and 1 of `latent_dp_rank` (this binary, torchrun's environment) in `mode`.
-fn run_ranks(out: &Path, mode: &str) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
-    let exe = std::env::current_exe().unwrap();
-    let ranks: Vec<_> = (0..2)
-        .map(|rank| {
-            std::process::Command::new(&exe)
-                .args(["--ignored", "--exact", "latent_dp_rank", "--nocapture"])
-                .env("RANK", rank.to_string())
-                .env("WORLD_SIZE", "2")
-                .env("LOCAL_RANK", rank.to_string())
-                .env("LOCAL_WORLD_SIZE", "2")
-                .env("MASTER_ADDR", "127.0.0.1")
-                .env("MASTER_PORT", &port)
-                .env("FLOWSCALE_TEST_OUT", out)
-                .env("FLOWSCALE_TEST_MODE", mode)
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for (rank, child) in ranks.into_iter().enumerate() {
-        let o = child.wait_with_output().unwrap();
-        assert!(
-            o.status.success(),
-            "{mode} rank {rank} failed:\n{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-    }
-}
-
 #[test]
 fn two_ranks_split_the_shards_and_resume_bit_for_bit() {
     let tmp = tempfile::tempdir().unwrap();
     write_set(&tmp.path().join("shards"), "identity", true);
-    run_ranks(tmp.path(), "straight");
-    run_ranks(tmp.path(), "half");
-    run_ranks(tmp.path(), "resume");
+    wait_ranks(spawn_ranks("latent_dp_rank", tmp.path(), "straight"));
+    wait_ranks(spawn_ranks("latent_dp_rank", tmp.path(), "half"));
+    wait_ranks(spawn_ranks("latent_dp_rank", tmp.path(), "resume"));
     let a = final_checkpoint(&tmp.path().join("dp-straight"));
     let b = final_checkpoint(&tmp.path().join("dp-split"));
     assert_eq!((a.state.step, b.state.step), (6, 6));

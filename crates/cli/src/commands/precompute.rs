@@ -2,7 +2,7 @@
 //! `flowscale_data::precompute`), with progress bars and a final report.
 
 use clap::Args;
-use flowscale_data::precompute::encoders::Encoders;
+use flowscale_data::precompute::encoders::load_autoencoder;
 use flowscale_data::precompute::{
     precompute, PrecomputeConfig, Progress, ShardRecord, ShardShare, Silent,
 };
@@ -160,7 +160,7 @@ fn preview(cfg: &PrecomputeConfig, n: usize) -> anyhow::Result<PathBuf> {
         .into_iter()
         .take(n.max(1))
         .collect();
-    let encoders = Encoders::load(cfg, Device::Cpu)?;
+    let (_, autoencoder) = load_autoencoder(cfg, Device::Cpu)?;
     let stack = |f: &dyn Fn(&LatentSample) -> Option<Tensor>| -> Option<Tensor> {
         let ts: Option<Vec<Tensor>> = samples.iter().map(f).collect();
         ts.map(|t| Tensor::stack(&t, 0).to_kind(Kind::Float))
@@ -170,7 +170,7 @@ fn preview(cfg: &PrecomputeConfig, n: usize) -> anyhow::Result<PathBuf> {
         rows.push(flip);
     }
     let latents = Tensor::cat(&rows, 0);
-    let pixels = encoders.autoencoder.decode_raw(&latents)?.clamp(-1.0, 1.0);
+    let pixels = autoencoder.decode_raw(&latents)?.clamp(-1.0, 1.0);
     let path = dir.join("preview.png");
     save_grid(&pixels, samples.len() as i64, &path)?;
     Ok(path)

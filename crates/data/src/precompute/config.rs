@@ -24,6 +24,8 @@
 use crate::error::{DataError, Result};
 use crate::images::resample::Filter;
 use crate::shards::LatentDtype;
+use flowscale_encoders::autoencoders::AutoencoderSpec;
+use flowscale_encoders::text::config::WeightDtype;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -138,15 +140,19 @@ pub struct AutoencoderSection {
     #[serde(default)]
     pub path: Option<PathBuf>,
     /// Weights dtype: "fp32" (default), "bf16" or "fp16".
-    #[serde(default = "default_dtype")]
-    pub dtype: String,
+    #[serde(default)]
+    pub dtype: WeightDtype,
     /// Images per encoder call.
     #[serde(default = "default_encode_batch")]
     pub batch_size: usize,
 }
 
-fn default_dtype() -> String {
-    "fp32".into()
+impl AutoencoderSection {
+    /// The autoencoder these keys name; the error names the key.
+    pub fn spec(&self) -> std::result::Result<AutoencoderSpec, String> {
+        AutoencoderSpec::new(&self.kind, self.path.clone())
+            .map_err(|(field, reason)| format!("key autoencoder.{field}: {reason}"))
+    }
 }
 
 fn default_encode_batch() -> usize {
@@ -252,25 +258,7 @@ impl PrecomputeConfig {
             ));
         }
         let ae = &self.autoencoder;
-        match (ae.kind.as_str(), &ae.path) {
-            ("identity", None) => {}
-            ("identity", Some(_)) => {
-                return Err("key autoencoder.path: the identity autoencoder has no weights".into())
-            }
-            ("kl" | "taef2", None) => {
-                return Err(format!(
-                    "key autoencoder.path: required for kind = {:?} (the weights folder)",
-                    ae.kind
-                ))
-            }
-            ("kl" | "taef2", Some(_)) => {}
-            (other, _) => {
-                return Err(format!(
-                    "key autoencoder.kind: unknown autoencoder {other:?} (kl, taef2, identity)"
-                ))
-            }
-        }
-        weights_kind(&ae.dtype).map_err(|e| format!("key autoencoder.dtype: {e}"))?;
+        ae.spec()?;
         if ae.batch_size == 0 {
             return Err("key autoencoder.batch_size: must be at least 1".into());
         }
@@ -356,16 +344,6 @@ impl PrecomputeConfig {
             t.remove("batch_size");
         }
         v
-    }
-}
-
-/// Weights dtype by name.
-pub fn weights_kind(name: &str) -> std::result::Result<tch::Kind, String> {
-    match name {
-        "fp32" => Ok(tch::Kind::Float),
-        "bf16" => Ok(tch::Kind::BFloat16),
-        "fp16" => Ok(tch::Kind::Half),
-        other => Err(format!("unknown dtype {other:?} (fp32, bf16, fp16)")),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The frozen networks of a precompute: the autoencoder (raw posterior moments) and, optionally,
 //! the text encoder (fp16 context and pooled vectors), with what the manifest records of them.
 
-use super::config::{weights_kind, PrecomputeConfig};
+use super::config::PrecomputeConfig;
 use crate::error::{DataError, Result};
 use crate::shards::{AutoencoderInfo, TextEmbeddingInfo};
 use flowscale_encoders::autoencoders::{Autoencoder, AutoencoderSpec};
@@ -24,20 +24,23 @@ pub struct Encoders {
     pub batch_size: usize,
 }
 
+/// The autoencoder `cfg` names, loaded on `device`, with its spec.
+pub fn load_autoencoder(
+    cfg: &PrecomputeConfig,
+    device: Device,
+) -> Result<(AutoencoderSpec, Box<dyn Autoencoder>)> {
+    let a = &cfg.autoencoder;
+    let spec = a.spec().map_err(DataError::Invalid)?;
+    let autoencoder = spec.load(a.dtype.kind(), device)?;
+    Ok((spec, autoencoder))
+}
+
 impl Encoders {
     /// Loads the networks `cfg` names on `device`.
     pub fn load(cfg: &PrecomputeConfig, device: Device) -> Result<Self> {
-        let a = &cfg.autoencoder;
-        let spec = match (a.kind.as_str(), &a.path) {
-            ("kl", Some(path)) => AutoencoderSpec::Kl { path: path.clone() },
-            ("taef2", Some(path)) => AutoencoderSpec::Taef2 { path: path.clone() },
-            _ => AutoencoderSpec::Identity,
-        };
-        let kind = weights_kind(&a.dtype).map_err(DataError::Invalid)?;
-        let autoencoder = spec.load(kind, device)?;
-        let name = a
-            .path
-            .as_ref()
+        let (spec, autoencoder) = load_autoencoder(cfg, device)?;
+        let name = spec
+            .path()
             .map_or_else(|| "identity".to_owned(), |p| p.display().to_string());
         let (shift_factor, scaling_factor) =
             autoencoder.uniform_normalization().ok_or_else(|| {
@@ -76,7 +79,7 @@ impl Encoders {
             autoencoder,
             info,
             text,
-            batch_size: a.batch_size,
+            batch_size: cfg.autoencoder.batch_size,
         })
     }
 

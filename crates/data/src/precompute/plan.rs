@@ -11,6 +11,7 @@ use crate::sources::{
     read_emoji, read_image_folder, CaptionPolicy, FolderOptions, ImageNet, ImageSource, Sample,
     SourceItem, ValLabels, WebDatasetImages,
 };
+use flowscale_formulations::FlowRng;
 use std::path::PathBuf;
 
 /// The samples of one unit.
@@ -198,7 +199,7 @@ fn ok_items(samples: Vec<Sample>) -> Vec<SourceItem> {
 /// The listing permuted by `seed` (kept in order without one).
 fn listed(mut items: Vec<SourceItem>, seed: Option<u64>) -> Vec<SourceItem> {
     if let Some(seed) = seed {
-        permute(&mut items, seed);
+        FlowRng::new(seed).shuffle(&mut items);
     }
     items
 }
@@ -218,22 +219,6 @@ fn hold_out(
     }
     let train = items.split_off(val);
     Ok((train, items))
-}
-
-/// Fisher-Yates with SplitMix64: the same permutation for a seed on every machine and version.
-fn permute<T>(items: &mut [T], seed: u64) {
-    let mut state = seed;
-    let mut next = || {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    };
-    for i in (1..items.len()).rev() {
-        let j = (next() % (i as u64 + 1)) as usize;
-        items.swap(i, j);
-    }
 }
 
 /// IDX images (u8 `[N, C, H, W]`, grey or RGB) as decoded samples keyed `<prefix>_<index>`.
@@ -275,18 +260,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_permutation_is_fixed_by_the_seed_and_complete() {
-        let mut a: Vec<u32> = (0..100).collect();
-        let mut b = a.clone();
-        permute(&mut a, 7);
-        permute(&mut b, 7);
-        assert_eq!(a, b);
-        assert_ne!(a, (0..100).collect::<Vec<_>>());
-        let mut c = a.clone();
-        permute(&mut c, 8);
-        assert_ne!(a, c);
-        a.sort();
-        assert_eq!(a, (0..100).collect::<Vec<_>>());
+    fn the_listing_order_is_fixed_by_the_seed_and_complete() {
+        let items = |n: usize| -> Vec<SourceItem> {
+            (0..n)
+                .map(|i| Err(crate::BadSample::new(i.to_string(), "")))
+                .collect()
+        };
+        let names = |v: Vec<SourceItem>| -> Vec<String> {
+            v.into_iter().map(|i| i.unwrap_err().name).collect()
+        };
+        let a = names(listed(items(100), Some(7)));
+        assert_eq!(a, names(listed(items(100), Some(7))));
+        assert_ne!(a, names(listed(items(100), Some(8))));
+        let kept = names(listed(items(100), None));
+        assert_eq!(kept, (0..100).map(|i| i.to_string()).collect::<Vec<_>>());
+        assert_ne!(a, kept);
+        let mut sorted = a.clone();
+        sorted.sort();
+        let mut all = kept.clone();
+        all.sort();
+        assert_eq!(sorted, all);
     }
 
     #[test]

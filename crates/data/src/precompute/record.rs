@@ -2,6 +2,7 @@
 //! what was skipped. It is written after the shard is renamed into place, so a unit counts as
 //! done only when both exist; a process killed in between redoes the unit to the same bytes.
 
+use crate::atomic::write_atomic;
 use crate::bad_samples::BadSample;
 use crate::error::{DataError, Result};
 use serde::{Deserialize, Serialize};
@@ -85,21 +86,4 @@ impl ShardRecord {
             .iter()
             .map(|s| BadSample::new(s.name.clone(), s.reason.clone()))
     }
-}
-
-/// Writes `bytes` to `path` through `path.tmp-<pid>`, synced, then renamed.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()
-    };
-    if let Err(e) = write() {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(DataError::io(&tmp, e));
-    }
-    std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e))
 }

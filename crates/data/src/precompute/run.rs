@@ -5,8 +5,9 @@
 use super::config::{parse_device, PrecomputeConfig, SourceConfig};
 use super::encoders::Encoders;
 use super::plan::Plan;
-use super::record::{write_atomic, ShardRecord};
+use super::record::ShardRecord;
 use super::unit_writer::{write_unit, UnitContext};
+use crate::atomic::write_atomic;
 use crate::bad_samples::BadSampleReport;
 use crate::error::{DataError, Result};
 use crate::shards::{ShardEntry, ShardManifest, ShardSplit, Splits, MANIFEST_VERSION};
@@ -204,6 +205,7 @@ pub fn precompute(
         after_append: &after_append,
     };
     let (mut written, mut samples, mut skipped, mut bytes) = (0, 0, 0, 0);
+    let mut so_far = bad_report(records.iter().flatten());
     for (i, unit) in assigned.iter().enumerate() {
         if records[i].is_some() {
             continue;
@@ -215,19 +217,28 @@ pub fn precompute(
         samples += record.samples;
         skipped += record.skipped.len() as u64;
         bytes += record.bytes;
-        records[i] = Some(record);
         // Stop a broken dataset early, once the fraction means something; the final check
         // below is over everything.
-        let so_far = bad_report(records.iter().flatten());
+        so_far.merge(bad_report(std::iter::once(&record)));
+        records[i] = Some(record);
         if so_far.seen() >= EARLY_CHECK_MIN_SAMPLES {
             so_far.check(cfg.preprocess.max_bad_fraction)?;
         }
     }
 
+    // This process's records are in hand; the other shares' are on disk.
+    let mut own = records.into_iter();
     let all: Vec<Option<ShardRecord>> = plan
         .units
         .iter()
-        .map(|u| ShardRecord::load_complete(&dir, &u.file))
+        .enumerate()
+        .map(|(i, u)| {
+            if i % share.count == share.index {
+                Ok(own.next().expect("one record slot per assigned unit"))
+            } else {
+                ShardRecord::load_complete(&dir, &u.file)
+            }
+        })
         .collect::<Result<_>>()?;
     let pending = all.iter().filter(|r| r.is_none()).count();
     let (manifest, skipped_total) = if pending == 0 {

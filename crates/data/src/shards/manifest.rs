@@ -145,19 +145,7 @@ impl ShardManifest {
             .map_err(|r| DataError::Invalid(format!("{}: {r}", path.display())))?;
         let text = serde_json::to_string_pretty(self)
             .map_err(|e| DataError::Invalid(format!("{}: {e}", path.display())))?;
-        let tmp = dir.join(format!(".{MANIFEST_FILE}.tmp-{}", std::process::id()));
-        let write = || -> std::io::Result<()> {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.write_all(b"\n")?;
-            f.sync_all()
-        };
-        if let Err(e) = write() {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(DataError::io(&tmp, e));
-        }
-        std::fs::rename(&tmp, &path).map_err(|e| DataError::io(&path, e))
+        crate::atomic::write_atomic(&path, format!("{text}\n").as_bytes())
     }
 
     /// The shards of a split.

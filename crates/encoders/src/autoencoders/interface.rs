@@ -43,30 +43,26 @@ pub trait Autoencoder: Send {
     /// [`Autoencoder::encode`] over at most `max_batch` images at a time (bounds the
     /// activation memory of large batches).
     fn encode_chunked(&self, pixels: &Tensor, max_batch: i64) -> Result<Posterior> {
-        let parts = batch_chunks(pixels, max_batch)?
-            .iter()
-            .map(|chunk| self.encode(chunk))
-            .collect::<Result<Vec<_>>>()?;
-        Posterior::cat(&parts)
+        Posterior::cat(&map_chunks(pixels, max_batch, |c| self.encode(c))?)
     }
 
     /// [`Autoencoder::encode_raw`] over at most `max_batch` images at a time.
     fn encode_raw_chunked(&self, pixels: &Tensor, max_batch: i64) -> Result<Posterior> {
-        let parts = batch_chunks(pixels, max_batch)?
-            .iter()
-            .map(|chunk| self.encode_raw(chunk))
-            .collect::<Result<Vec<_>>>()?;
-        Posterior::cat(&parts)
+        Posterior::cat(&map_chunks(pixels, max_batch, |c| self.encode_raw(c))?)
     }
 
     /// [`Autoencoder::decode`] over at most `max_batch` latents at a time.
     fn decode_chunked(&self, latents: &Tensor, max_batch: i64) -> Result<Tensor> {
-        let parts = batch_chunks(latents, max_batch)?
-            .iter()
-            .map(|chunk| self.decode(chunk))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Tensor::f_cat(&parts, 0)?)
+        Ok(Tensor::f_cat(
+            &map_chunks(latents, max_batch, |c| self.decode(c))?,
+            0,
+        )?)
     }
+}
+
+/// `f` over the batch chunks of at most `max_batch` of `x`.
+fn map_chunks<T>(x: &Tensor, max_batch: i64, f: impl Fn(&Tensor) -> Result<T>) -> Result<Vec<T>> {
+    batch_chunks(x, max_batch)?.iter().map(f).collect()
 }
 
 fn batch_chunks(x: &Tensor, max_batch: i64) -> Result<Vec<Tensor>> {

@@ -27,6 +27,39 @@ pub enum AutoencoderSpec {
 }
 
 impl AutoencoderSpec {
+    /// The spec of a `kind` as configs write it, with its weights folder: `kl` and `taef2` need
+    /// one, `identity` has none. The error is `(field, reason)`, the field being `"kind"` or
+    /// `"path"`, so a config can name its own key.
+    pub fn new(
+        kind: &str,
+        path: Option<PathBuf>,
+    ) -> std::result::Result<Self, (&'static str, String)> {
+        match (kind, path) {
+            ("identity", None) => Ok(AutoencoderSpec::Identity),
+            ("identity", Some(_)) => Err((
+                "path",
+                "the identity autoencoder has no weights folder".into(),
+            )),
+            ("kl", Some(path)) => Ok(AutoencoderSpec::Kl { path }),
+            ("taef2", Some(path)) => Ok(AutoencoderSpec::Taef2 { path }),
+            ("kl" | "taef2", None) => {
+                Err(("path", format!("kind {kind:?} needs its weights folder")))
+            }
+            (other, _) => Err((
+                "kind",
+                format!("unknown autoencoder kind {other:?} (kl, taef2, identity)"),
+            )),
+        }
+    }
+
+    /// The weights folder (none for identity).
+    pub fn path(&self) -> Option<&PathBuf> {
+        match self {
+            AutoencoderSpec::Kl { path } | AutoencoderSpec::Taef2 { path } => Some(path),
+            AutoencoderSpec::Identity => None,
+        }
+    }
+
     /// The kind as written in configs (and returned by [`Autoencoder::name`]).
     pub fn kind_name(&self) -> &'static str {
         match self {

@@ -48,6 +48,49 @@ pub fn differing_tensors(
     (differing, compared)
 }
 
+/// Starts ranks 0 and 1 of the ignored test `test` of this binary with torchrun's environment,
+/// a free loopback port, and `FLOWSCALE_TEST_OUT` / `FLOWSCALE_TEST_MODE` for the rank.
+pub fn spawn_ranks(test: &str, out: &Path, mode: &str) -> Vec<std::process::Child> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let exe = std::env::current_exe().unwrap();
+    (0..2)
+        .map(|rank| {
+            std::process::Command::new(&exe)
+                .args(["--ignored", "--exact", test, "--nocapture"])
+                .env("RANK", rank.to_string())
+                .env("WORLD_SIZE", "2")
+                .env("LOCAL_RANK", rank.to_string())
+                .env("LOCAL_WORLD_SIZE", "2")
+                .env("MASTER_ADDR", "127.0.0.1")
+                .env("MASTER_PORT", &port)
+                .env("FLOWSCALE_TEST_OUT", out)
+                .env("FLOWSCALE_TEST_MODE", mode)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// Waits for every rank; a failed one fails the test with its output.
+pub fn wait_ranks(ranks: Vec<std::process::Child>) {
+    for (rank, child) in ranks.into_iter().enumerate() {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "rank {rank} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 pub fn tiny_config(out_dir: &Path, name: &str, overrides: &[&str]) -> RunConfig {
     let text = format!(
         r#"

@@ -31,9 +31,7 @@ fn mix(a: u64, b: u64) -> u64 {
 pub fn shard_permutation(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
     let mut rng = FlowRng::new(mix(seed ^ 0x5ead_5a4d, epoch));
     let mut p: Vec<usize> = (0..n).collect();
-    for i in (1..n).rev() {
-        p.swap(i, rng.below(i as u64 + 1) as usize);
-    }
+    rng.shuffle(&mut p);
     p
 }
 

@@ -4,15 +4,14 @@
 
 use super::coder::{Decoder, Encoder};
 use super::config::AutoencoderKLConfig;
-use crate::autoencoders::fingerprint::files_sha256;
+use crate::autoencoders::fingerprint::WeightsDigest;
 use crate::autoencoders::interface::{check_latents, check_pixels, to_model, Autoencoder};
 use crate::autoencoders::layers::Conv2d;
 use crate::autoencoders::posterior::Posterior;
 use crate::error::Result;
 use crate::weights::{self, StateDict, DIFFUSERS_WEIGHTS};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
 
 /// The networks of an `AutoencoderKL`, built under one VarStore root at diffusers' keys.
@@ -95,8 +94,7 @@ pub struct AutoencoderKL {
     scale: Tensor,
     compute_kind: Kind,
     /// `config.json` and the weight files, for [`Autoencoder::weights_sha256`].
-    files: Vec<PathBuf>,
-    sha256: OnceLock<String>,
+    digest: WeightsDigest,
 }
 
 impl AutoencoderKL {
@@ -136,8 +134,7 @@ impl AutoencoderKL {
             scale: channel_map(scale)?,
             config,
             compute_kind,
-            files,
-            sha256: OnceLock::new(),
+            digest: WeightsDigest::new(files),
         })
     }
 
@@ -204,11 +201,7 @@ impl Autoencoder for AutoencoderKL {
     }
     /// Covers `config.json` too: its scaling and shift change the model-space latents.
     fn weights_sha256(&self) -> Result<String> {
-        if let Some(h) = self.sha256.get() {
-            return Ok(h.clone());
-        }
-        let h = files_sha256(&self.files)?;
-        Ok(self.sha256.get_or_init(|| h).clone())
+        self.digest.get()
     }
     fn device(&self) -> Device {
         self.vs.device()

@@ -6,15 +6,14 @@
 
 mod block;
 
-use crate::autoencoders::fingerprint::files_sha256;
+use crate::autoencoders::fingerprint::WeightsDigest;
 use crate::autoencoders::interface::{check_latents, check_pixels, to_model, Autoencoder};
 use crate::autoencoders::layers::{upsample_nearest2x, Conv2d};
 use crate::autoencoders::posterior::Posterior;
 use crate::error::Result;
 use crate::weights;
 use block::Block;
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
 
 pub const ENCODER_FILE: &str = "taef2_encoder.safetensors";
@@ -160,8 +159,7 @@ pub struct Taef2 {
     decoder_vs: nn::VarStore,
     decoder: Vec<Layer>,
     kind: Kind,
-    files: Vec<PathBuf>,
-    sha256: OnceLock<String>,
+    digest: WeightsDigest,
 }
 
 impl Taef2 {
@@ -178,8 +176,7 @@ impl Taef2 {
             decoder_vs,
             decoder,
             kind,
-            files: vec![encoder_file, decoder_file],
-            sha256: OnceLock::new(),
+            digest: WeightsDigest::new(vec![encoder_file, decoder_file]),
         })
     }
 
@@ -200,11 +197,7 @@ impl Autoencoder for Taef2 {
         8
     }
     fn weights_sha256(&self) -> Result<String> {
-        if let Some(h) = self.sha256.get() {
-            return Ok(h.clone());
-        }
-        let h = files_sha256(&self.files)?;
-        Ok(self.sha256.get_or_init(|| h).clone())
+        self.digest.get()
     }
     fn device(&self) -> Device {
         self.encoder_vs.device()
