@@ -219,6 +219,17 @@ fn png_alpha_is_composited_over_white() {
     assert_eq!(&img.data[8 * 3..8 * 3 + 3], &[200, 0, 0], "opaque kept");
 }
 
+#[test]
+fn an_oversized_png_is_refused_from_its_header_before_decoding() {
+    let bytes = png_bytes(&paint(16385, 1, |x, _| [x as u8, 0, 0]));
+    // Cut a few bytes into the pixel data: refusing this needs nothing past the header (a
+    // decoder that decoded first would fail on the missing pixels instead).
+    let idat = bytes.windows(4).position(|w| w == b"IDAT").unwrap();
+    let e = decode_rgb(&bytes[..idat + 8]).unwrap_err();
+    assert_eq!(e, "PNG: 16385x1 exceeds the 16384-pixel limit");
+    assert!(decode_rgb(&png_bytes(&paint(16384, 1, |_, _| [0, 0, 0]))).is_ok());
+}
+
 /// Writes `images` to a temporary folder, runs PIL on them and returns
 /// (file name, ours, PIL's) per image, as [3, R, R] float tensors.
 fn versus_pil(

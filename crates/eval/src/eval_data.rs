@@ -26,9 +26,9 @@ impl EvalData {
     /// The run's data, as its config names it; autoencoders load on `device`.
     pub fn load(cfg: &RunConfig, device: Device) -> Result<Self> {
         Ok(match cfg.data.dataset {
-            DatasetKind::LatentShards => {
-                Self::Latents(Box::new(LatentData::open(cfg, device).map_err(invalid)?))
-            }
+            DatasetKind::LatentShards => Self::Latents(Box::new(
+                LatentData::open(cfg, device, true).map_err(invalid)?,
+            )),
             _ => Self::Pixels(PixelData::load(cfg).map_err(invalid)?),
         })
     }

@@ -12,33 +12,20 @@ use flowscale_encoders::autoencoders::{Autoencoder, AutoencoderSpec};
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
-/// Decodes raw (unscaled) latents `[B, C, h, w]` into pixels `[B, 3 or 1, H, W]` in [-1, 1].
-pub trait LatentDecoder {
-    fn decode(&self, latents: &Tensor) -> Result<Tensor>;
-}
-
-/// Pixel space: the latents are the images.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct IdentityDecoder;
-
-impl LatentDecoder for IdentityDecoder {
-    fn decode(&self, latents: &Tensor) -> Result<Tensor> {
-        Ok(latents.shallow_clone())
-    }
-}
-
-/// A real autoencoder's decoder, on raw latents.
-struct AutoencoderDecoder(Box<dyn Autoencoder>);
-
-impl LatentDecoder for AutoencoderDecoder {
-    fn decode(&self, latents: &Tensor) -> Result<Tensor> {
-        Ok(self.0.decode_raw(latents)?)
-    }
+/// What turns raw (unscaled) latents `[B, C, h, w]` into pixels `[B, 3 or 1, H, W]`.
+enum Decoding {
+    /// Pixel space: the latents are the images (any channel count, so not the identity
+    /// autoencoder, which takes RGB only).
+    Identity,
+    /// A real autoencoder's decoder.
+    Autoencoder(Box<dyn Autoencoder>),
+    /// Not loaded: this process never decodes (data-parallel ranks other than 0).
+    NotLoaded,
 }
 
 /// A decoder with the scaling of the latents the model sees.
 pub struct PixelDecoder {
-    decoder: Box<dyn LatentDecoder>,
+    decoding: Decoding,
     scaling_factor: f64,
     shift_factor: f64,
 }
@@ -47,7 +34,7 @@ impl PixelDecoder {
     /// Pixel-space data: nothing to undo.
     pub fn identity() -> Self {
         Self {
-            decoder: Box::new(IdentityDecoder),
+            decoding: Decoding::Identity,
             scaling_factor: 1.0,
             shift_factor: 0.0,
         }
@@ -55,15 +42,19 @@ impl PixelDecoder {
 
     /// The decoder of the autoencoder a shard manifest names (`manifest` in errors), loaded on
     /// `device` from `folder` or, by default, the folder the manifest records. Its weights must
-    /// hash to the manifest's `weights_sha256`: other weights would decode other images.
+    /// hash to the manifest's `weights_sha256`: other weights would decode other images. With
+    /// `load` false only the scaling is kept ([`PixelDecoder::to_model`]) and nothing is read.
     pub fn for_autoencoder(
         info: &AutoencoderInfo,
         manifest: &Path,
         folder: Option<&Path>,
         device: Device,
+        load: bool,
     ) -> Result<Self> {
-        let decoder: Box<dyn LatentDecoder> = if info.kind == "identity" {
-            Box::new(IdentityDecoder)
+        let decoding = if info.kind == "identity" {
+            Decoding::Identity
+        } else if !load {
+            Decoding::NotLoaded
         } else {
             let path = folder.map_or_else(|| PathBuf::from(&info.name), Path::to_path_buf);
             let spec = AutoencoderSpec::new(&info.kind, Some(path.clone()))
@@ -77,8 +68,8 @@ impl PixelDecoder {
                     path.display()
                 ))
             })?;
-            let have = ae.weights_sha256()?;
             if let Some(want) = &info.weights_sha256 {
+                let have = ae.weights_sha256()?;
                 if !have.eq_ignore_ascii_case(want) {
                     return Err(TrainError::Invalid(format!(
                         "{}: the autoencoder in {} has weights sha256 {have}, the shards were \
@@ -88,10 +79,10 @@ impl PixelDecoder {
                     )));
                 }
             }
-            Box::new(AutoencoderDecoder(ae))
+            Decoding::Autoencoder(ae)
         };
         Ok(Self {
-            decoder,
+            decoding,
             scaling_factor: info.scaling_factor,
             shift_factor: info.shift_factor,
         })
@@ -108,6 +99,17 @@ impl PixelDecoder {
         let z = x
             .f_div_scalar(self.scaling_factor)?
             .f_add_scalar(self.shift_factor)?;
-        Ok(self.decoder.decode(&z)?.f_clamp(-1.0, 1.0)?)
+        let pixels = match &self.decoding {
+            Decoding::Identity => z,
+            Decoding::Autoencoder(ae) => ae.decode_raw(&z)?,
+            Decoding::NotLoaded => {
+                return Err(TrainError::Invalid(
+                    "this process did not load the autoencoder: only data-parallel rank 0 \
+                     decodes samples"
+                        .into(),
+                ))
+            }
+        };
+        Ok(pixels.f_clamp(-1.0, 1.0)?)
     }
 }

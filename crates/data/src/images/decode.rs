@@ -87,14 +87,19 @@ fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage, String> {
 
 fn decode_other(bytes: &[u8], format: ImageFormat) -> Result<RgbImage, String> {
     let name = format!("{format:?}").to_uppercase();
-    let image =
-        image::load_from_memory_with_format(bytes, format).map_err(|e| format!("{name}: {e}"))?;
-    let (width, height) = (image.width() as usize, image.height() as usize);
+    let reader = || image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
+    // The size check reads the header only, so a bomb is refused before its pixels are
+    // allocated.
+    let (width, height) = reader()
+        .into_dimensions()
+        .map_err(|e| format!("{name}: {e}"))?;
+    let (width, height) = (width as usize, height as usize);
     if width > MAX_SIDE || height > MAX_SIDE {
         return Err(format!(
             "{name}: {width}x{height} exceeds the {MAX_SIDE}-pixel limit"
         ));
     }
+    let image = reader().decode().map_err(|e| format!("{name}: {e}"))?;
     let data = if image.color().has_alpha() {
         over_white(&image)
     } else {

@@ -218,6 +218,10 @@ impl ProcessGroup {
         self.all_reduce_raw("all_reduce", tensors, op)
     }
 
+    /// The shim's code for `c10d::ReduceOp::AVG` (`reduce_op` in shim/c10d.cpp), which only
+    /// NCCL implements, so it is not a public [`ReduceOp`].
+    const AVG: i32 = 3;
+
     fn all_reduce_raw(&self, call: &'static str, tensors: &[Tensor], op: i32) -> Result<()> {
         self.check_tensors(call, &tensors.iter().collect::<Vec<_>>())?;
         let mut ptrs = tensor_ptrs(tensors);
@@ -234,7 +238,7 @@ impl ProcessGroup {
     /// Gloo has none, so a sum divided by the world size.
     pub fn all_reduce_mean(&self, tensors: &[Tensor]) -> Result<()> {
         if let Backend::Nccl { .. } = self.backend {
-            return self.all_reduce_raw("all_reduce_mean", tensors, 3);
+            return self.all_reduce_raw("all_reduce_mean", tensors, Self::AVG);
         }
         self.all_reduce(tensors, ReduceOp::Sum)?;
         for t in tensors {

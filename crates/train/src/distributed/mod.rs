@@ -8,12 +8,11 @@
 
 mod select;
 
-pub use select::{rank_device, select_backend, GroupKind};
+pub use select::{rank_device, select_backend};
 
 use crate::config::GradReduceDtype;
 use crate::error::{Result, TrainError};
-use flowscale_torch_ext::c10d::{LaunchEnv, ProcessGroup, ReduceOp, TcpStore};
-use std::sync::atomic::{AtomicU64, Ordering};
+use flowscale_torch_ext::c10d::{Backend, LaunchEnv, ProcessGroup, ReduceOp, TcpStore};
 use std::time::Duration;
 use tch::{Kind, Tensor};
 
@@ -24,14 +23,12 @@ const BUCKET_ELEMENTS: i64 = 25 * 1024 * 1024;
 
 pub struct DataParallel {
     group: ProcessGroup,
-    rank: usize,
-    world_size: usize,
     /// The dtype gradient buckets are all-reduced in.
     grad_kind: Kind,
     /// Wall time spent averaging gradients (flatten, all-reduce, copy back) since the start:
     /// what data parallelism adds to a step. Exact on the CPU, where every op is synchronous;
     /// on a GPU it also includes waiting for the backward kernels still queued.
-    grad_sync_ns: AtomicU64,
+    grad_sync: Duration,
 }
 
 fn c10d_error(what: &str, e: impl std::fmt::Display) -> TrainError {
@@ -43,10 +40,10 @@ fn c10d_error(what: &str, e: impl std::fmt::Display) -> TrainError {
 
 impl DataParallel {
     /// Joins the process group `env` describes (rank 0 hosts the rendezvous store), on the
-    /// backend `kind`.
+    /// backend `backend`.
     pub fn join(
         env: &LaunchEnv,
-        kind: GroupKind,
+        backend: Backend,
         grad_dtype: GradReduceDtype,
         timeout: Duration,
     ) -> Result<Self> {
@@ -58,32 +55,30 @@ impl DataParallel {
             timeout,
         )
         .map_err(|e| c10d_error("rendezvous", e))?;
-        let group = match kind {
+        let group = match backend {
             // Bind to the interface the rendezvous address is reached through.
-            GroupKind::Gloo => {
+            Backend::Gloo => {
                 ProcessGroup::gloo(&store, env.rank, env.world_size, &env.master_addr, timeout)
             }
-            GroupKind::Nccl { device } => {
+            Backend::Nccl { device } => {
                 ProcessGroup::nccl(&store, env.rank, env.world_size, device, timeout)
             }
         }
         .map_err(|e| c10d_error("process group", e))?;
         Ok(Self {
             group,
-            rank: env.rank as usize,
-            world_size: env.world_size as usize,
             grad_kind: match grad_dtype {
                 GradReduceDtype::Fp32 => Kind::Float,
                 GradReduceDtype::Bf16 => Kind::BFloat16,
             },
-            grad_sync_ns: AtomicU64::new(0),
+            grad_sync: Duration::ZERO,
         })
     }
 
     /// A group of one process over a loopback store (on a port the OS picks): the collectives
     /// of a data-parallel step with no peer to wait for, so a benchmark can time what the
     /// process group itself costs.
-    pub fn solo(kind: GroupKind, grad_dtype: GradReduceDtype, timeout: Duration) -> Result<Self> {
+    pub fn solo(backend: Backend, grad_dtype: GradReduceDtype, timeout: Duration) -> Result<Self> {
         let env = LaunchEnv {
             rank: 0,
             world_size: 1,
@@ -92,20 +87,22 @@ impl DataParallel {
             master_addr: "127.0.0.1".into(),
             master_port: 0,
         };
-        Self::join(&env, kind, grad_dtype, timeout)
+        Self::join(&env, backend, grad_dtype, timeout)
     }
 
     pub fn rank(&self) -> usize {
-        self.rank
+        self.group.rank() as usize
     }
 
     pub fn world_size(&self) -> usize {
-        self.world_size
+        self.group.size() as usize
     }
 
-    /// `gloo` or `nccl`.
-    pub fn backend_name(&self) -> &'static str {
-        self.group.backend().name()
+    /// `t` on the group's device, contiguous: `t` itself when it already is. Host-side values
+    /// (validation sums, gathered JSON) go through the GPU under NCCL, which takes nothing else.
+    fn on_group_device(&self, t: &Tensor) -> Result<Tensor> {
+        Ok(t.f_to_device(self.group.backend().device())?
+            .f_contiguous()?)
     }
 
     /// Overwrites every tensor with rank 0's values.
@@ -116,38 +113,32 @@ impl DataParallel {
             .map_err(|e| c10d_error("broadcast", e))
     }
 
-    /// Sums `t` (any shape) over ranks, in place. A tensor elsewhere than the group's device
-    /// (host-side validation sums under NCCL) is staged through it.
+    /// Sums `t` (any shape, any device) over ranks, in place.
     pub fn sum(&self, t: &Tensor) -> Result<()> {
-        let device = self.group.backend().device();
-        if t.device() == device && t.is_contiguous() {
-            return self
-                .group
-                .all_reduce(&[t.shallow_clone()], ReduceOp::Sum)
-                .map_err(|e| c10d_error("all-reduce", e));
-        }
-        let staged = t.f_to_device(device)?.f_contiguous()?;
+        let staged = self.on_group_device(t)?;
         self.group
             .all_reduce(&[staged.shallow_clone()], ReduceOp::Sum)
             .map_err(|e| c10d_error("all-reduce", e))?;
-        t.shallow_clone().f_copy_(&staged)?;
+        // `on_group_device` hands back `t` itself when no copy was needed.
+        if staged.device() != t.device() || staged.data_ptr() != t.data_ptr() {
+            t.shallow_clone().f_copy_(&staged)?;
+        }
         Ok(())
     }
 
     /// Averages the gradients of `params` over ranks: flattened into buckets of the configured
     /// dtype on the gradients' own device (one collective per bucket rather than per tensor;
     /// with NCCL nothing leaves the GPU), reduced, and copied back.
-    pub fn average_gradients(&self, params: &[Tensor]) -> Result<()> {
+    pub fn average_gradients(&mut self, params: &[Tensor]) -> Result<()> {
         let start = std::time::Instant::now();
         let result = self.average_gradients_untimed(params);
-        self.grad_sync_ns
-            .fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        self.grad_sync += start.elapsed();
         result
     }
 
     /// Total wall time of [`DataParallel::average_gradients`] so far.
     pub fn gradient_sync_time(&self) -> Duration {
-        Duration::from_nanos(self.grad_sync_ns.load(Ordering::Relaxed))
+        self.grad_sync
     }
 
     fn average_gradients_untimed(&self, params: &[Tensor]) -> Result<()> {
@@ -200,7 +191,7 @@ impl DataParallel {
     ) -> Result<Vec<T>> {
         let bytes = serde_json::to_vec(value)
             .map_err(|e| TrainError::Invalid(format!("cannot serialise for gathering: {e}")))?;
-        let longest = Tensor::f_from_slice(&[bytes.len() as i64])?;
+        let longest = self.on_group_device(&Tensor::f_from_slice(&[bytes.len() as i64])?)?;
         self.group
             .all_reduce(&[longest.shallow_clone()], ReduceOp::Max)
             .map_err(|e| c10d_error("all-reduce", e))?;
@@ -209,7 +200,7 @@ impl DataParallel {
         padded.resize(longest, b' ');
         let parts = self
             .group
-            .all_gather(&Tensor::f_from_slice(&padded)?)
+            .all_gather(&self.on_group_device(&Tensor::f_from_slice(&padded)?)?)
             .map_err(|e| c10d_error("all-gather", e))?;
         parts
             .iter()

@@ -4,6 +4,7 @@
 
 use crate::config::{DeviceChoice, DistBackend};
 use crate::error::{Result, TrainError};
+use flowscale_torch_ext::c10d::Backend;
 use tch::Device;
 
 /// The device of a process. Alone (`local_rank` None) a CUDA run uses cuda:0. Under a launcher
@@ -47,21 +48,12 @@ pub fn rank_device(
     Ok(Device::Cuda(index))
 }
 
-/// The resolved process group of a data-parallel run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GroupKind {
-    Gloo,
-    Nccl { device: usize },
-}
-
 /// `run.dist_backend` against the run's device: auto picks NCCL for CUDA and Gloo for the CPU;
 /// an explicit choice that cannot carry the device's tensors is an error naming both keys.
-pub fn select_backend(choice: DistBackend, device: Device) -> Result<GroupKind> {
+pub fn select_backend(choice: DistBackend, device: Device) -> Result<Backend> {
     match (choice, device) {
-        (DistBackend::Auto | DistBackend::Gloo, Device::Cpu) => Ok(GroupKind::Gloo),
-        (DistBackend::Auto | DistBackend::Nccl, Device::Cuda(i)) => {
-            Ok(GroupKind::Nccl { device: i })
-        }
+        (DistBackend::Auto | DistBackend::Gloo, Device::Cpu) => Ok(Backend::Gloo),
+        (DistBackend::Auto | DistBackend::Nccl, Device::Cuda(i)) => Ok(Backend::Nccl { device: i }),
         (DistBackend::Nccl, Device::Cpu) => Err(TrainError::Invalid(
             "run.dist_backend = \"nccl\" needs a CUDA device, but run.device resolved to the CPU \
              (no GPU visible, or run.device = \"cpu\"); use \"gloo\" or \"auto\" on the CPU"
@@ -85,11 +77,11 @@ mod tests {
     fn auto_follows_the_device() {
         assert_eq!(
             select_backend(DistBackend::Auto, Device::Cpu).unwrap(),
-            GroupKind::Gloo
+            Backend::Gloo
         );
         assert_eq!(
             select_backend(DistBackend::Auto, Device::Cuda(3)).unwrap(),
-            GroupKind::Nccl { device: 3 }
+            Backend::Nccl { device: 3 }
         );
     }
 
@@ -97,11 +89,11 @@ mod tests {
     fn explicit_backends_on_their_device() {
         assert_eq!(
             select_backend(DistBackend::Gloo, Device::Cpu).unwrap(),
-            GroupKind::Gloo
+            Backend::Gloo
         );
         assert_eq!(
             select_backend(DistBackend::Nccl, Device::Cuda(0)).unwrap(),
-            GroupKind::Nccl { device: 0 }
+            Backend::Nccl { device: 0 }
         );
     }
 

@@ -21,9 +21,13 @@ pub enum Feed {
 }
 
 impl Feed {
-    pub fn load(cfg: &RunConfig, device: Device) -> Result<Self> {
+    /// The run's data; `decodes` when this process draws sample grids (only then is a latent
+    /// run's autoencoder loaded).
+    pub fn load(cfg: &RunConfig, device: Device, decodes: bool) -> Result<Self> {
         Ok(match cfg.data.dataset {
-            DatasetKind::LatentShards => Self::Latents(Box::new(LatentData::open(cfg, device)?)),
+            DatasetKind::LatentShards => {
+                Self::Latents(Box::new(LatentData::open(cfg, device, decodes)?))
+            }
             _ => Self::Pixels {
                 data: PixelData::load(cfg)?,
                 sampler: None,

@@ -18,8 +18,9 @@ pub struct LatentData {
 }
 
 impl LatentData {
-    /// Reads and checks the manifest of `data.path` against the run.
-    pub fn open(cfg: &RunConfig, device: Device) -> Result<Self> {
+    /// Reads and checks the manifest of `data.path` against the run; loads the autoencoder's
+    /// decoder when `decodes` (the process that draws sample grids).
+    pub fn open(cfg: &RunConfig, device: Device, decodes: bool) -> Result<Self> {
         let dir = PathBuf::from(cfg.data.path.as_deref().unwrap_or_default());
         let manifest = ShardManifest::load(&dir)?;
         let path = ShardManifest::path(&dir);
@@ -39,7 +40,8 @@ impl LatentData {
             )));
         }
         let folder = cfg.data.autoencoder_path.as_deref().map(Path::new);
-        let decoder = PixelDecoder::for_autoencoder(&manifest.autoencoder, &path, folder, device)?;
+        let decoder =
+            PixelDecoder::for_autoencoder(&manifest.autoencoder, &path, folder, device, decodes)?;
         Ok(Self {
             dir,
             manifest,

@@ -147,18 +147,14 @@ impl Trainer {
         )?;
         let grad_dtype = cfg.run.dist_grad_dtype.unwrap_or(GradReduceDtype::Fp32);
         let dp = match (&launch, solo_group) {
-            (Some(env), _) => Some(DataParallel::join(
-                env,
-                select_backend(cfg.run.dist_backend, device)?,
-                grad_dtype,
-                dp_timeout,
-            )?),
-            (None, true) => Some(DataParallel::solo(
-                select_backend(cfg.run.dist_backend, device)?,
-                grad_dtype,
-                dp_timeout,
-            )?),
             (None, false) => None,
+            (launch, _) => {
+                let backend = select_backend(cfg.run.dist_backend, device)?;
+                Some(match launch {
+                    Some(env) => DataParallel::join(env, backend, grad_dtype, dp_timeout)?,
+                    None => DataParallel::solo(backend, grad_dtype, dp_timeout)?,
+                })
+            }
         };
         let main = dp.as_ref().is_none_or(|d| d.rank() == 0);
         if main {
@@ -175,7 +171,8 @@ impl Trainer {
         } else {
             Some(Shift::new(cfg.formulation.shift)?)
         };
-        let mut feed = Feed::load(&cfg, device)?;
+        // Rank 0 alone draws sample grids, so only it loads a latent run's decoder.
+        let mut feed = Feed::load(&cfg, device, main)?;
         let seed = cfg.run.seed;
 
         // Weights: a function of the seed only, whatever else runs in the process.
@@ -528,7 +525,7 @@ impl Trainer {
             self.state.images_seen += global as u64;
         }
         let tensors: Vec<Tensor> = self.params.iter().map(|(_, p)| p.shallow_clone()).collect();
-        if let Some(d) = &self.dp {
+        if let Some(d) = &mut self.dp {
             d.average_gradients(&tensors)?;
             // The global loss, so every rank takes the same non-finite decision.
             d.sum(&step_loss)?;
