@@ -59,6 +59,11 @@ fn device(choice: &str) -> Result<Device> {
     }
 }
 
+/// Where an evaluation of `run_dir`'s checkpoint `step` writes when `eval.out_dir` is empty.
+pub fn default_out_dir(run_dir: &Path, step: u64) -> PathBuf {
+    run_dir.join("eval").join(format!("step-{step:09}"))
+}
+
 /// Runs the evaluation; `log` receives one line per finished measurement.
 pub fn evaluate(req: &EvalRequest, log: &mut dyn FnMut(&str)) -> Result<EvalOutcome> {
     let c = &req.config;
@@ -66,9 +71,7 @@ pub fn evaluate(req: &EvalRequest, log: &mut dyn FnMut(&str)) -> Result<EvalOutc
     let mut run = LoadedRun::load(&req.source, req.step, dev)?;
     let labels_w = run.weight_labels(&c.eval.weights)?;
     let out_dir = if c.eval.out_dir.is_empty() {
-        run.run_dir
-            .join("eval")
-            .join(format!("step-{:09}", run.step))
+        default_out_dir(&run.run_dir, run.step)
     } else {
         PathBuf::from(&c.eval.out_dir)
     };

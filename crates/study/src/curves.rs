@@ -55,11 +55,7 @@ impl RunCurves {
     /// The weights checkpoint selection uses: the first EMA if the run has one (the paper's
     /// rule), else the raw weights.
     pub fn selection_weights(&self) -> Option<&str> {
-        self.validation
-            .keys()
-            .find(|k| k.starts_with("ema"))
-            .or_else(|| self.validation.keys().next())
-            .map(String::as_str)
+        selection_weights_among(self.validation.keys().map(String::as_str))
     }
 
     /// `(step, loss)` of the lowest validation loss of the selection weights.
@@ -70,4 +66,15 @@ impl RunCurves {
             .copied()
             .min_by(|a, b| a.1.total_cmp(&b.1))
     }
+}
+
+/// The weights checkpoint selection uses among `sorted` weight-set names: the first EMA (the
+/// paper's rule), else the first name.
+pub(crate) fn selection_weights_among<'a>(
+    sorted: impl Iterator<Item = &'a str> + Clone,
+) -> Option<&'a str> {
+    sorted
+        .clone()
+        .find(|k| k.starts_with("ema"))
+        .or_else(|| sorted.clone().next())
 }

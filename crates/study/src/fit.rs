@@ -83,20 +83,61 @@ fn fit_normalised(x: &[f64], y: &[f64]) -> Option<(f64, f64, f64, f64)> {
         .map(|i| (B_MIN.ln() + (B_MAX.ln() - B_MIN.ln()) * i as f64 / n as f64).exp())
         .collect();
     let best = (0..grid.len()).min_by(|&i, &j| score(grid[i]).total_cmp(&score(grid[j])))?;
-    let (mut lo, mut hi) = (grid[best.saturating_sub(1)], grid[(best + 1).min(n)]);
+    let b = golden(
+        grid[best.saturating_sub(1)],
+        grid[(best + 1).min(n)],
+        100,
+        &score,
+    );
+    let (a, c, sse) = solve_linear(x, y, b)?;
+    Some((a, b, c, sse))
+}
+
+/// The minimum of a unimodal `f` on `[lo, hi]` by `iters` golden-section steps.
+pub(crate) fn golden(lo: f64, hi: f64, iters: usize, f: &dyn Fn(f64) -> f64) -> f64 {
     let g = (5f64.sqrt() - 1.0) / 2.0;
-    for _ in 0..100 {
+    let (mut lo, mut hi) = (lo, hi);
+    for _ in 0..iters {
         let m1 = hi - g * (hi - lo);
         let m2 = lo + g * (hi - lo);
-        if score(m1) < score(m2) {
+        if f(m1) < f(m2) {
             hi = m2;
         } else {
             lo = m1;
         }
     }
-    let b = 0.5 * (lo + hi);
-    let (a, c, sse) = solve_linear(x, y, b)?;
-    Some((a, b, c, sse))
+    0.5 * (lo + hi)
+}
+
+/// How many different values `v` holds.
+pub(crate) fn distinct_count(v: &[f64]) -> usize {
+    let mut d = v.to_vec();
+    d.sort_by(f64::total_cmp);
+    d.dedup();
+    d.len()
+}
+
+/// The geometric mean of positive values: the normalising scale of the fits.
+pub(crate) fn geometric_mean(v: &[f64]) -> f64 {
+    (v.iter().map(|x| x.ln()).sum::<f64>() / v.len() as f64).exp()
+}
+
+/// `n` indices drawn with replacement: one bootstrap resample.
+pub(crate) fn bootstrap_indices(rng: &mut FlowRng, n: usize) -> Vec<usize> {
+    (0..n)
+        .map(|_| (rng.uniform() * n as f64) as usize % n)
+        .collect()
+}
+
+/// The 95% percentile interval of bootstrap draws `v` (sorted in place); `(point, point)` when
+/// no resample gave a fit.
+pub(crate) fn percentile_ci(v: &mut [f64], point: f64) -> (f64, f64) {
+    if v.is_empty() {
+        return (point, point);
+    }
+    v.sort_by(f64::total_cmp);
+    let at = |q: f64| v[((q * (v.len() - 1) as f64).round() as usize).min(v.len() - 1)];
+    (at(0.025), at(0.975))
 }
 
 /// Fits `L(C) = a (C / C0)^(-b) + c` to `(compute, loss)` points (all positive) and bootstraps
@@ -116,28 +157,20 @@ pub fn fit_power_law(
     {
         return None;
     }
-    let mut distinct = compute.to_vec();
-    distinct.sort_by(f64::total_cmp);
-    distinct.dedup();
-    if distinct.len() < 4 {
+    if distinct_count(compute) < 4 {
         return None;
     }
-    let c0 = (compute.iter().map(|v| v.ln()).sum::<f64>() / compute.len() as f64).exp();
+    let c0 = geometric_mean(compute);
     let x: Vec<f64> = compute.iter().map(|v| v / c0).collect();
     let (a, b, c, sse) = fit_normalised(&x, loss)?;
     let mut rng = FlowRng::new(seed);
     let n = x.len();
     let (mut aa, mut bb, mut cc) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..resamples {
-        let idx: Vec<usize> = (0..n)
-            .map(|_| (rng.uniform() * n as f64) as usize % n)
-            .collect();
+        let idx = bootstrap_indices(&mut rng, n);
         let xs: Vec<f64> = idx.iter().map(|&i| x[i]).collect();
         let ys: Vec<f64> = idx.iter().map(|&i| loss[i]).collect();
-        let mut d = xs.clone();
-        d.sort_by(f64::total_cmp);
-        d.dedup();
-        if d.len() < 3 {
+        if distinct_count(&xs) < 3 {
             continue;
         }
         if let Some((ra, rb, rc, _)) = fit_normalised(&xs, &ys) {
@@ -146,20 +179,12 @@ pub fn fit_power_law(
             cc.push(rc);
         }
     }
-    let ci = |v: &mut Vec<f64>, point: f64| -> (f64, f64) {
-        if v.is_empty() {
-            return (point, point);
-        }
-        v.sort_by(f64::total_cmp);
-        let q = |p: f64| v[((p * (v.len() - 1) as f64).round() as usize).min(v.len() - 1)];
-        (q(0.025), q(0.975))
-    };
     let resampled = bb.len();
     Some(PowerLawFit {
         law: PowerLaw { a, b, c, c0 },
-        a_ci: ci(&mut aa, a),
-        b_ci: ci(&mut bb, b),
-        c_ci: ci(&mut cc, c),
+        a_ci: percentile_ci(&mut aa, a),
+        b_ci: percentile_ci(&mut bb, b),
+        c_ci: percentile_ci(&mut cc, c),
         rms_log_residual: (sse / n as f64).sqrt(),
         resamples: resampled,
     })

@@ -12,6 +12,7 @@
 //! means of the inputs. Solutions with a negative `a`, `b` or `c` are rejected, so the fit is the
 //! best law that falls with size and steps towards a non-negative floor.
 
+use crate::fit::{bootstrap_indices, distinct_count, geometric_mean, golden, percentile_ci};
 use flowscale_formulations::FlowRng;
 
 /// Fitted parameters of `L(N, S)`.
@@ -106,21 +107,6 @@ fn solve_linear(n: &[f64], s: &[f64], y: &[f64], alpha: f64, beta: f64) -> Optio
     Some((x, sse))
 }
 
-fn golden(lo: f64, hi: f64, f: &dyn Fn(f64) -> f64) -> f64 {
-    let g = (5f64.sqrt() - 1.0) / 2.0;
-    let (mut lo, mut hi) = (lo, hi);
-    for _ in 0..60 {
-        let m1 = hi - g * (hi - lo);
-        let m2 = lo + g * (hi - lo);
-        if f(m1) < f(m2) {
-            hi = m2;
-        } else {
-            lo = m1;
-        }
-    }
-    0.5 * (lo + hi)
-}
-
 /// The fit on normalised inputs: `(a, alpha, b, beta, c, sse)`.
 fn fit_normalised(n: &[f64], s: &[f64], y: &[f64]) -> Option<([f64; 5], f64)> {
     let score = |al: f64, be: f64| solve_linear(n, s, y, al, be).map_or(f64::INFINITY, |(_, e)| e);
@@ -145,22 +131,11 @@ fn fit_normalised(n: &[f64], s: &[f64], y: &[f64]) -> Option<([f64; 5], f64)> {
     let ((alo, ahi), (blo, bhi)) = (cell(best.1), cell(best.2));
     // Alternating one-dimensional refinements inside the best grid cell.
     for _ in 0..6 {
-        al = golden(alo, ahi, &|x| score(x, be));
-        be = golden(blo, bhi, &|x| score(al, x));
+        al = golden(alo, ahi, 60, &|x| score(x, be));
+        be = golden(blo, bhi, 60, &|x| score(al, x));
     }
     let (x, sse) = solve_linear(n, s, y, al, be)?;
     Some(([x[0], al, x[1], be, x[2]], sse))
-}
-
-fn distinct(v: &[f64]) -> usize {
-    let mut d = v.to_vec();
-    d.sort_by(f64::total_cmp);
-    d.dedup();
-    d.len()
-}
-
-fn geometric_mean(v: &[f64]) -> f64 {
-    (v.iter().map(|x| x.ln()).sum::<f64>() / v.len() as f64).exp()
 }
 
 /// Fits `L(N, S)` to `(params, steps, loss)` points. `None` when the points cannot determine
@@ -182,8 +157,8 @@ pub fn fit_size_steps(
             .chain(steps)
             .chain(loss)
             .any(|v| !v.is_finite() || *v <= 0.0)
-        || distinct(params) < 3
-        || distinct(steps) < 3
+        || distinct_count(params) < 3
+        || distinct_count(steps) < 3
     {
         return None;
     }
@@ -194,12 +169,10 @@ pub fn fit_size_steps(
     let mut rng = FlowRng::new(seed);
     let mut draws: [Vec<f64>; 5] = Default::default();
     for _ in 0..resamples {
-        let idx: Vec<usize> = (0..len)
-            .map(|_| (rng.uniform() * len as f64) as usize % len)
-            .collect();
+        let idx = bootstrap_indices(&mut rng, len);
         let pick = |v: &[f64]| idx.iter().map(|&i| v[i]).collect::<Vec<f64>>();
         let (ns, ss, ys) = (pick(&n), pick(&s), pick(loss));
-        if distinct(&ns) < 2 || distinct(&ss) < 2 {
+        if distinct_count(&ns) < 2 || distinct_count(&ss) < 2 {
             continue;
         }
         if let Some((q, _)) = fit_normalised(&ns, &ss, &ys) {
@@ -208,14 +181,6 @@ pub fn fit_size_steps(
             }
         }
     }
-    let ci = |v: &mut Vec<f64>, point: f64| -> (f64, f64) {
-        if v.is_empty() {
-            return (point, point);
-        }
-        v.sort_by(f64::total_cmp);
-        let at = |q: f64| v[((q * (v.len() - 1) as f64).round() as usize).min(v.len() - 1)];
-        (at(0.025), at(0.975))
-    };
     let resampled = draws[0].len();
     let [a, alpha, b, beta, c] = p;
     Some(SizeStepsFit {
@@ -228,11 +193,11 @@ pub fn fit_size_steps(
             n0,
             s0,
         },
-        a_ci: ci(&mut draws[0], a),
-        alpha_ci: ci(&mut draws[1], alpha),
-        b_ci: ci(&mut draws[2], b),
-        beta_ci: ci(&mut draws[3], beta),
-        c_ci: ci(&mut draws[4], c),
+        a_ci: percentile_ci(&mut draws[0], a),
+        alpha_ci: percentile_ci(&mut draws[1], alpha),
+        b_ci: percentile_ci(&mut draws[2], b),
+        beta_ci: percentile_ci(&mut draws[3], beta),
+        c_ci: percentile_ci(&mut draws[4], c),
         rms_log_residual: (sse / len as f64).sqrt(),
         resamples: resampled,
         points: len,

@@ -27,7 +27,7 @@ pub struct FrontierPoint {
 }
 
 /// A run's loss at `c` by log-log interpolation, `None` outside its measured range.
-pub fn interpolate(points: &[(f64, f64)], c: f64) -> Option<f64> {
+fn interpolate(points: &[(f64, f64)], c: f64) -> Option<f64> {
     let mut p: Vec<(f64, f64)> = points
         .iter()
         .copied()

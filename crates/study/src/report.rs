@@ -32,6 +32,20 @@ pub struct RunSummary {
     pub curves: RunCurves,
 }
 
+impl RunSummary {
+    /// The checkpoint-selection weights' validation points after step 0: what the scaling fits
+    /// and the frontier use.
+    fn fit_points(&self) -> Option<impl Iterator<Item = (u64, f64)> + '_> {
+        let w = self.curves.selection_weights()?;
+        Some(
+            self.curves.validation[w]
+                .iter()
+                .copied()
+                .filter(|&(s, _)| s > 0),
+        )
+    }
+}
+
 pub struct Report {
     pub markdown: PathBuf,
     pub plots: Vec<PathBuf>,
@@ -39,7 +53,9 @@ pub struct Report {
     pub fit: Option<PowerLawFit>,
     /// `L(N, steps)` when the sweep has at least 3 model sizes.
     pub size_steps: Option<SizeStepsFit>,
-    /// The compute-optimal frontier (indices into the trained runs) when it has 2+ sizes.
+    /// The compute-optimal frontier when it has 2+ sizes. `FrontierPoint::run` indexes the
+    /// trained runs that have both a parameter count and FLOPs per step, in sweep order (not
+    /// `runs`).
     pub frontier: Vec<FrontierPoint>,
     pub results: SweepResults,
 }
@@ -118,14 +134,10 @@ fn validation_plot(runs: &[RunSummary]) -> LinePlot {
 fn compute_points(runs: &[RunSummary]) -> Vec<(f64, f64, usize)> {
     let mut pts = Vec::new();
     for (k, r) in runs.iter().enumerate() {
-        let (Some(w), Some(f)) = (r.curves.selection_weights(), r.flops_per_step) else {
+        let (Some(points), Some(f)) = (r.fit_points(), r.flops_per_step) else {
             continue;
         };
-        for &(s, l) in &r.curves.validation[w] {
-            if s > 0 {
-                pts.push((s as f64 * f, l, k));
-            }
-        }
+        pts.extend(points.map(|(s, l)| (s as f64 * f, l, k)));
     }
     pts
 }
@@ -299,7 +311,7 @@ pub fn write_report(sweep: &Sweep) -> Result<Report> {
         let path = dir.join("ranking.csv");
         std::fs::write(&path, ranking.to_csv()).map_err(|e| io(&path, e))?;
     }
-    if formulation_count(&runs) <= 1 {
+    if results.formulations <= 1 {
         plots.extend(metric_plots(&results, &dir)?);
     }
     let markdown = dir.join("report.md");
@@ -330,15 +342,13 @@ pub fn write_report(sweep: &Sweep) -> Result<Report> {
 fn size_steps_fit(trained: &[RunSummary]) -> Option<SizeStepsFit> {
     let (mut n, mut s, mut y) = (Vec::new(), Vec::new(), Vec::new());
     for r in trained {
-        let (Some(p), Some(w)) = (r.params, r.curves.selection_weights()) else {
+        let (Some(p), Some(points)) = (r.params, r.fit_points()) else {
             continue;
         };
-        for &(step, loss) in &r.curves.validation[w] {
-            if step > 0 {
-                n.push(p);
-                s.push(step as f64);
-                y.push(loss);
-            }
+        for (step, loss) in points {
+            n.push(p);
+            s.push(step as f64);
+            y.push(loss);
         }
     }
     fit_size_steps(&n, &s, &y, 500, 0)
@@ -348,14 +358,10 @@ fn size_steps_fit(trained: &[RunSummary]) -> Option<SizeStepsFit> {
 fn size_steps_plot(trained: &[RunSummary], f: &SizeStepsFit) -> LinePlot {
     let mut series = Vec::new();
     for r in trained {
-        let (Some(p), Some(w)) = (r.params, r.curves.selection_weights()) else {
+        let (Some(p), Some(points)) = (r.params, r.fit_points()) else {
             continue;
         };
-        let pts: Vec<(f64, f64)> = r.curves.validation[w]
-            .iter()
-            .filter(|(s, _)| *s > 0)
-            .map(|&(s, l)| (s as f64, l))
-            .collect();
+        let pts: Vec<(f64, f64)> = points.map(|(s, l)| (s as f64, l)).collect();
         let (lo, hi) = pts.iter().fold((f64::INFINITY, 0.0f64), |(a, b), p| {
             (a.min(p.0), b.max(p.0))
         });
@@ -391,15 +397,11 @@ fn frontier_curves(trained: &[RunSummary]) -> Vec<RunCurve> {
     trained
         .iter()
         .filter_map(|r| {
-            let (p, f, w) = (r.params?, r.flops_per_step?, r.curves.selection_weights()?);
+            let (p, f, points) = (r.params?, r.flops_per_step?, r.fit_points()?);
             Some(RunCurve {
                 label: r.values.clone(),
                 params: p,
-                points: r.curves.validation[w]
-                    .iter()
-                    .filter(|(s, _)| *s > 0)
-                    .map(|&(s, l)| (s as f64 * f, l))
-                    .collect(),
+                points: points.map(|(s, l)| (s as f64 * f, l)).collect(),
             })
         })
         .collect()
@@ -444,16 +446,16 @@ fn metric_plots(results: &SweepResults, dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// The first EMA weight set in the results, else `raw`.
+/// The weights checkpoint selection uses among those the results hold.
 fn selection_weights(results: &SweepResults) -> Option<String> {
-    let mut names: Vec<&String> = results.correlations.iter().map(|c| &c.weights).collect();
+    let mut names: Vec<&str> = results
+        .correlations
+        .iter()
+        .map(|c| c.weights.as_str())
+        .collect();
     names.sort();
     names.dedup();
-    names
-        .iter()
-        .find(|w| w.starts_with("ema"))
-        .or_else(|| names.first())
-        .map(|w| (*w).clone())
+    crate::curves::selection_weights_among(names.into_iter()).map(str::to_owned)
 }
 
 fn human(n: f64) -> String {
@@ -728,10 +730,10 @@ fn render_results(md: &mut String, r: &Rendered) {
         md.push('\n');
     }
     render_metric_table(md, res);
-    render_correlations(md, res, formulation_count(r.runs));
+    render_correlations(md, res);
 }
 
-/// How many formulations the runs use.
+/// How many formulations the sweep's runs use.
 fn formulation_count(runs: &[RunSummary]) -> usize {
     let mut names: Vec<&str> = runs.iter().map(|r| r.formulation.as_str()).collect();
     names.sort_unstable();
@@ -790,10 +792,11 @@ fn render_metric_table(md: &mut String, res: &SweepResults) {
     }
 }
 
-fn render_correlations(md: &mut String, res: &SweepResults, formulations: usize) {
+fn render_correlations(md: &mut String, res: &SweepResults) {
     if res.correlations.is_empty() {
         return;
     }
+    let formulations = res.formulations;
     if formulations > 1 {
         let _ = writeln!(
             md,

@@ -8,10 +8,9 @@
 use crate::error::{io, Result, StudyError};
 use crate::runner::RunStatus;
 use crate::sweep::Sweep;
-use flowscale_eval::evaluate::{evaluate, EvalRequest};
+use flowscale_eval::evaluate::{default_out_dir, evaluate, EvalRequest};
 use flowscale_train::checkpoint::CheckpointStore;
-use flowscale_train::export::StepChoice;
-use flowscale_train::state::TrainState;
+use flowscale_train::export::{best_val_loss_step, StepChoice};
 use std::path::PathBuf;
 
 /// Where a run's evaluation stands.
@@ -53,18 +52,15 @@ impl Sweep {
         let Some((_, dir)) = latest else {
             return Ok(None);
         };
-        let path = dir.join("state.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
-        let state: TrainState = serde_json::from_str(&text).map_err(|e| StudyError::Sweep {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
-        Ok(state.best_val_loss.map(|(_, step)| step))
+        best_val_loss_step(&dir).map_err(|e| StudyError::Train {
+            id: self.runs[i].id.clone(),
+            source: Box::new(e),
+        })
     }
 
-    /// Run `i`'s evaluation folder for checkpoint `step`.
+    /// Run `i`'s evaluation folder for checkpoint `step` (where `flowscale eval` writes).
     pub fn eval_dir(&self, i: usize, step: u64) -> PathBuf {
-        self.run_dir(i).join("eval").join(format!("step-{step:09}"))
+        default_out_dir(&self.run_dir(i), step)
     }
 
     pub fn eval_status(&self, i: usize) -> Result<EvalStatus> {
@@ -106,12 +102,22 @@ impl Sweep {
 
     /// Evaluates run `i` unless its results are up to date; returns the results folder.
     pub fn evaluate_run(&self, i: usize, log: &mut dyn FnMut(&str)) -> Result<Option<PathBuf>> {
-        let step = match self.eval_status(i)? {
-            EvalStatus::NotConfigured | EvalStatus::NotTrained => return Ok(None),
-            EvalStatus::Done(_, dir) => return Ok(Some(dir)),
-            EvalStatus::Pending(s) | EvalStatus::Stale(s) => s,
+        match self.eval_status(i)? {
+            EvalStatus::NotConfigured | EvalStatus::NotTrained => Ok(None),
+            EvalStatus::Done(_, dir) => Ok(Some(dir)),
+            EvalStatus::Pending(s) | EvalStatus::Stale(s) => self.evaluate_at(i, s, log).map(Some),
+        }
+    }
+
+    /// Evaluates run `i` at checkpoint `step` with the sweep's `[eval]` config (the step
+    /// [`Sweep::eval_status`] reported as pending or stale); returns the results folder.
+    pub fn evaluate_at(&self, i: usize, step: u64, log: &mut dyn FnMut(&str)) -> Result<PathBuf> {
+        let Some(config) = self.eval.clone() else {
+            return Err(StudyError::Sweep {
+                path: self.file.display().to_string(),
+                message: "no [eval] section".into(),
+            });
         };
-        let config = self.eval.clone().expect("checked by eval_status");
         let outcome = evaluate(
             &EvalRequest {
                 source: self.run_dir(i),
@@ -124,6 +130,6 @@ impl Sweep {
             id: self.runs[i].id.clone(),
             source: Box::new(e),
         })?;
-        Ok(Some(outcome.out_dir))
+        Ok(outcome.out_dir)
     }
 }

@@ -39,6 +39,9 @@ pub struct SweepResults {
     /// The metric spec ranked on and the ranking (when at least two runs were evaluated and a
     /// ranking metric exists).
     pub ranking: Option<(String, Ranking)>,
+    /// How many formulations the evaluated runs use: correlation coefficients (and the report's
+    /// loss-vs-metric plots) only mean something with one.
+    pub formulations: usize,
     pub correlations: Vec<Correlation>,
 }
 
@@ -64,10 +67,7 @@ fn value(row: &Row) -> Option<f64> {
 /// sample metric, per weight set and sampler setting; coefficients only when every run uses the
 /// same formulation.
 pub fn correlations(rows: &[Row]) -> Vec<Correlation> {
-    let mut formulations: Vec<&String> = rows.iter().filter_map(|r| r.get("formulation")).collect();
-    formulations.sort();
-    formulations.dedup();
-    let comparable = formulations.len() <= 1;
+    let comparable = formulation_count(rows) <= 1;
     // (run, weights) -> validation loss; (metric, weights, setting) -> run -> value.
     let mut val: BTreeMap<(String, String), f64> = BTreeMap::new();
     let mut metric: BTreeMap<(String, String, String), BTreeMap<String, f64>> = BTreeMap::new();
@@ -160,8 +160,17 @@ pub fn collect(sweep: &Sweep) -> Result<SweepResults> {
             out.ranking = Some((spec.to_owned(), ranking));
         }
     }
+    out.formulations = formulation_count(&out.rows);
     out.correlations = correlations(&out.rows);
     Ok(out)
+}
+
+/// How many different formulations `rows` come from.
+pub fn formulation_count(rows: &[Row]) -> usize {
+    let mut names: Vec<&String> = rows.iter().filter_map(|r| r.get("formulation")).collect();
+    names.sort();
+    names.dedup();
+    names.len()
 }
 
 /// The rows as one CSV with the eval's columns (`flowscale rank` reads it).

@@ -327,26 +327,24 @@ out_dir = "OUT"
     assert_eq!(subsets, ["2 steps", "5 steps"]);
     // 1 weight set x 2 sampler settings.
     assert_eq!(ranking.settings.len(), 2);
-    for metric in ["class_accuracy"] {
-        let c: Vec<_> = res
-            .correlations
-            .iter()
-            .filter(|c| c.metric == metric)
-            .collect();
-        assert_eq!(c.len(), 2, "{metric}");
-        for x in c {
-            assert_eq!(x.pairs.len(), 3);
-            // Each pair's loss is that run's eval validation loss for the same weights.
-            for (run, loss, _) in &x.pairs {
-                let row = res
-                    .rows
-                    .iter()
-                    .find(|r| {
-                        r["run"] == *run && r["weights"] == x.weights && r["metric"] == "val_loss"
-                    })
-                    .unwrap();
-                assert_eq!(row["value"].parse::<f64>().unwrap(), *loss);
-            }
+    let c: Vec<_> = res
+        .correlations
+        .iter()
+        .filter(|c| c.metric == "class_accuracy")
+        .collect();
+    assert_eq!(c.len(), 2);
+    for x in c {
+        assert_eq!(x.pairs.len(), 3);
+        // Each pair's loss is that run's eval validation loss for the same weights.
+        for (run, loss, _) in &x.pairs {
+            let row = res
+                .rows
+                .iter()
+                .find(|r| {
+                    r["run"] == *run && r["weights"] == x.weights && r["metric"] == "val_loss"
+                })
+                .unwrap();
+            assert_eq!(row["value"].parse::<f64>().unwrap(), *loss);
         }
     }
     let md = std::fs::read_to_string(&report.markdown).unwrap();
@@ -366,6 +364,20 @@ out_dir = "OUT"
     let params: Vec<f64> = report.runs.iter().map(|r| r.params.unwrap()).collect();
     assert!(params[0] < params[1] && params[1] < params[2], "{params:?}");
     assert!(!report.frontier.is_empty());
+    // Over the three sizes, at increasing budgets, with real losses.
+    assert!(
+        report.frontier.iter().all(|p| p.run < 3),
+        "{:?}",
+        report.frontier
+    );
+    assert!(report
+        .frontier
+        .windows(2)
+        .all(|w| w[0].compute < w[1].compute));
+    assert!(report
+        .frontier
+        .iter()
+        .all(|p| p.loss.is_finite() && p.loss > 0.0));
     let csv = std::fs::read_to_string(report.markdown.with_file_name("results.csv")).unwrap();
     assert!(csv.starts_with("run,formulation,depth,step,weights,setting,metric,value"));
     assert_eq!(

@@ -94,18 +94,15 @@ pub fn resolve_checkpoint(source: &Path, step: StepChoice) -> Result<PathBuf> {
     let wanted = match step {
         StepChoice::Latest => return Ok(latest.clone()),
         StepChoice::Step(n) => n,
-        StepChoice::BestValLoss => {
-            let ck: LoadedCheckpoint<TrainState> = load_state_only(latest)?;
-            match ck.state.best_val_loss {
-                Some((_, s)) => s,
-                None => {
-                    return Err(TrainError::Invalid(format!(
-                        "{}: the run has no validation loss yet",
-                        source.display()
-                    )))
-                }
+        StepChoice::BestValLoss => match best_val_loss_step(latest)? {
+            Some(s) => s,
+            None => {
+                return Err(TrainError::Invalid(format!(
+                    "{}: the run has no validation loss yet",
+                    source.display()
+                )))
             }
-        }
+        },
     };
     all.iter()
         .find(|(s, _)| *s == wanted)
@@ -117,6 +114,15 @@ pub fn resolve_checkpoint(source: &Path, step: StepChoice) -> Result<PathBuf> {
                 available()
             ))
         })
+}
+
+/// The paper's checkpoint rule: the step of the lowest validation loss, as recorded in the
+/// state of the run's newest checkpoint `latest` (`None` before the first validation).
+pub fn best_val_loss_step(latest: &Path) -> Result<Option<u64>> {
+    Ok(load_state_only(latest)?
+        .state
+        .best_val_loss
+        .map(|(_, step)| step))
 }
 
 fn load_state_only(dir: &Path) -> Result<LoadedCheckpoint<TrainState>> {

@@ -86,18 +86,18 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
                 EvalStatus::Done(step, _) => {
                     eprintln!("   evaluation at step {step} is up to date")
                 }
-                before => {
+                before @ (EvalStatus::Pending(step) | EvalStatus::Stale(step)) => {
                     eprintln!("   evaluating: {before}");
                     let t = std::time::Instant::now();
-                    let dir = sweep.evaluate_run(i, &mut |line| eprintln!("   eval: {line}"))?;
-                    if let Some(dir) = dir {
-                        eprintln!(
-                            "   evaluated in {:.0} s: {}",
-                            t.elapsed().as_secs_f64(),
-                            dir.join("results.csv").display()
-                        );
-                    }
+                    let dir =
+                        sweep.evaluate_at(i, step, &mut |line| eprintln!("   eval: {line}"))?;
+                    eprintln!(
+                        "   evaluated in {:.0} s: {}",
+                        t.elapsed().as_secs_f64(),
+                        dir.join("results.csv").display()
+                    );
                 }
+                EvalStatus::NotConfigured | EvalStatus::NotTrained => {}
             }
         }
         eprintln!(
