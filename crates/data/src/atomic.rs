@@ -2,12 +2,23 @@
 //! synced, then renamed over it (manifests, shard records, skipped-sample lists).
 
 use crate::error::{DataError, Result};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// Writes `bytes` to `path` through `path.tmp-<pid>`, synced, then renamed.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+/// What every temporary name of `file_name` starts with (the pid follows), so a restart can
+/// find what a killed writer left.
+pub(crate) fn tmp_prefix(file_name: &str) -> String {
+    format!(".{file_name}.tmp-")
+}
+
+/// This process's temporary name for `path`: `.<name>.tmp-<pid>` beside it.
+pub(crate) fn tmp_path(path: &Path) -> PathBuf {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    path.with_file_name(format!("{}{}", tmp_prefix(&name), std::process::id()))
+}
+
+/// Writes `bytes` to `path` through [`tmp_path`], synced, then renamed.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = tmp_path(path);
     let write = || -> std::io::Result<()> {
         use std::io::Write;
         let mut f = std::fs::File::create(&tmp)?;

@@ -5,8 +5,10 @@
 use crate::error::{DataError, Result};
 use std::path::Path;
 
-/// One skipped sample (or lost stretch of a damaged shard).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One skipped sample (or lost stretch of a damaged shard). Serialised as `{name, reason}` in
+/// precompute's shard records.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BadSample {
     /// The sample's key or file path, or the shard's path for damage past the last good sample.
     pub name: String,
@@ -66,6 +68,10 @@ impl BadSampleReport {
 
     pub fn bad(&self) -> &[BadSample] {
         &self.bad
+    }
+
+    pub fn into_bad(self) -> Vec<BadSample> {
+        self.bad
     }
 
     pub fn bad_fraction(&self) -> f64 {

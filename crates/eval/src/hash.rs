@@ -1,23 +1,18 @@
-//! SHA-256 of files and byte strings, as lowercase hex: the provenance of weights and statistics.
+//! SHA-256 of files and byte strings, as lowercase hex: the provenance of weights and statistics
+//! (the encoders' weight fingerprint does the hashing).
 
 use crate::error::Result;
-use sha2::{Digest, Sha256};
+use flowscale_encoders::autoencoders::fingerprint::{bytes_sha256, file_sha256};
 use std::path::Path;
 
-/// Hex SHA-256 of a file's bytes, streamed (the encoders' weight fingerprint does the reading).
+/// Hex SHA-256 of a file's bytes, streamed.
 pub fn sha256_file(path: &Path) -> Result<String> {
-    Ok(flowscale_encoders::autoencoders::fingerprint::file_sha256(
-        path,
-    )?)
+    Ok(file_sha256(path)?)
 }
 
 /// Hex SHA-256 of bytes.
 pub fn sha256_bytes(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    bytes_sha256(bytes)
 }
 
 #[cfg(test)]

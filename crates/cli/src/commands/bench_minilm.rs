@@ -2,12 +2,12 @@
 //! length, BERT forward, mean pooling, normalise) on a prompt file, in prompts per second.
 //! `scripts/bench/minilm_vs_torch.py` runs it beside sentence-transformers (PyTorch eager).
 
+use super::bench::median_seconds;
 use super::bench_fwd_bwd::parse_device;
 use super::embed_text::read_prompts;
 use clap::Args;
 use flowscale_encoders::text::MiniLm;
 use std::path::PathBuf;
-use std::time::Instant;
 
 #[derive(Debug, Args)]
 pub struct MiniLmArgs {
@@ -52,17 +52,7 @@ pub fn run(args: &MiniLmArgs) -> anyhow::Result<()> {
         let _ = e.f_double_value(&[0, 0])?;
         Ok(())
     };
-    for _ in 0..args.warmup {
-        pass()?;
-    }
-    let mut times = Vec::with_capacity(args.rounds.max(1));
-    for _ in 0..args.rounds.max(1) {
-        let t = Instant::now();
-        pass()?;
-        times.push(t.elapsed().as_secs_f64());
-    }
-    times.sort_by(f64::total_cmp);
-    let median = times[times.len() / 2];
+    let median = median_seconds(args.warmup, args.rounds, pass)?;
     let rate = prompts.len() as f64 / median;
     let threads = tch::get_num_threads();
     if args.json {
@@ -77,7 +67,7 @@ pub fn run(args: &MiniLmArgs) -> anyhow::Result<()> {
             "MiniLM: {rate:.1} prompts/s ({} prompts, batch {}, median of {} rounds {median:.3} s, {}, {threads} threads)",
             prompts.len(),
             args.batch_size,
-            times.len(),
+            args.rounds.max(1),
             args.device
         );
     }

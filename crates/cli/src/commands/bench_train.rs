@@ -55,14 +55,15 @@ pub fn run(args: &TrainStepArgs) -> anyhow::Result<()> {
         quiet: true,
         ..Default::default()
     };
-    let mut trainer = match args.process_group {
-        ProcessGroupArg::None => Trainer::new(config.clone(), options)?,
-        ProcessGroupArg::Gloo | ProcessGroupArg::Nccl => {
-            config.run.dist_backend = if args.process_group == ProcessGroupArg::Gloo {
-                DistBackend::Gloo
-            } else {
-                DistBackend::Nccl
-            };
+    let backend = match args.process_group {
+        ProcessGroupArg::None => None,
+        ProcessGroupArg::Gloo => Some(DistBackend::Gloo),
+        ProcessGroupArg::Nccl => Some(DistBackend::Nccl),
+    };
+    let mut trainer = match backend {
+        None => Trainer::new(config.clone(), options)?,
+        Some(b) => {
+            config.run.dist_backend = b;
             Trainer::with_solo_group(config.clone(), options)?
         }
     };

@@ -44,8 +44,8 @@ pub enum SourceConfig {
         /// devkit's ground truth ("devkit", with `val_synsets`).
         #[serde(default)]
         val_labels: Option<PathBuf>,
-        #[serde(default = "default_val_labels_format")]
-        val_labels_format: String,
+        #[serde(default)]
+        val_labels_format: ValLabelsFormat,
         #[serde(default)]
         val_synsets: Option<PathBuf>,
         /// Seed of the synonym drawn for each caption ("a photo of a <name>").
@@ -77,8 +77,17 @@ pub enum SourceConfig {
     },
 }
 
-fn default_val_labels_format() -> String {
-    "loc-csv".into()
+/// How ImageNet's validation labels are given.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ValLabelsFormat {
+    /// `LOC_val_solution.csv`.
+    #[default]
+    LocCsv,
+    /// One wnid per line, in file-name order.
+    WnidLines,
+    /// The devkit's `ILSVRC2012_validation_ground_truth.txt` (ids into `val_synsets`).
+    Devkit,
 }
 
 fn default_fashion_dir() -> PathBuf {
@@ -300,20 +309,10 @@ impl PrecomputeConfig {
                 }
                 _ => {}
             }
-            match val_labels_format.as_str() {
-                "loc-csv" | "wnid-lines" => {}
-                "devkit" if val_synsets.is_some() => {}
-                "devkit" => {
-                    return Err(
-                        "key source.val_synsets: the devkit format needs the synset list".into(),
-                    )
-                }
-                other => {
-                    return Err(format!(
-                        "key source.val_labels_format: unknown format {other:?} (loc-csv, \
-                         wnid-lines, devkit)"
-                    ))
-                }
+            if *val_labels_format == ValLabelsFormat::Devkit && val_synsets.is_none() {
+                return Err(
+                    "key source.val_synsets: the devkit format needs the synset list".into(),
+                );
             }
         }
         Ok(())

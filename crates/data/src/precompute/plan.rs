@@ -3,7 +3,8 @@
 //! compute any unit (`--shard-index i --num-shards n` takes every n-th), a finished unit is never
 //! redone, and a killed unit is redone to the same bytes.
 
-use super::config::{PrecomputeConfig, SourceConfig};
+use super::config::{PrecomputeConfig, SourceConfig, ValLabelsFormat};
+use super::run::ShardShare;
 use crate::error::{DataError, Result};
 use crate::images::RgbImage;
 use crate::shards::ShardSplit;
@@ -78,10 +79,10 @@ impl Plan {
                 let train: Vec<SourceItem> = imagenet.train(train_dir)?.collect();
                 let val = match (val_dir, val_labels) {
                     (Some(dir), Some(labels)) => {
-                        let labels = match val_labels_format.as_str() {
-                            "loc-csv" => ValLabels::LocSolution(labels.clone()),
-                            "wnid-lines" => ValLabels::WnidPerLine(labels.clone()),
-                            _ => ValLabels::DevkitIds {
+                        let labels = match val_labels_format {
+                            ValLabelsFormat::LocCsv => ValLabels::LocSolution(labels.clone()),
+                            ValLabelsFormat::WnidLines => ValLabels::WnidPerLine(labels.clone()),
+                            ValLabelsFormat::Devkit => ValLabels::DevkitIds {
                                 ground_truth: labels.clone(),
                                 synsets: val_synsets.clone().expect("validated"),
                             },
@@ -133,9 +134,10 @@ impl Plan {
             }
             SourceConfig::FashionMnist { path } => {
                 use crate::fashion_mnist::{load, Split};
-                let train = idx_samples(&load(path, Split::Train)?, "train")?;
+                let train_set = load(path, Split::Train)?;
+                let names = train_set.class_names.clone();
+                let train = idx_samples(&train_set, "train")?;
                 let val = idx_samples(&load(path, Split::Test)?, "t10k")?;
-                let names = crate::fashion_mnist::CLASS_NAMES.map(String::from).to_vec();
                 (listed(train, seed), listed(val, seed), names, false)
             }
         };
@@ -182,12 +184,12 @@ impl Plan {
         }
     }
 
-    /// The units process `index` of `count` computes: every `count`-th, from `index`.
-    pub fn assigned(&self, index: usize, count: usize) -> impl Iterator<Item = &Unit> {
+    /// The units `share` computes.
+    pub fn assigned(&self, share: ShardShare) -> impl Iterator<Item = &Unit> {
         self.units
             .iter()
             .enumerate()
-            .filter(move |(i, _)| i % count == index)
+            .filter(move |(i, _)| share.owns(*i))
             .map(|(_, u)| u)
     }
 }
@@ -291,7 +293,7 @@ mod tests {
         };
         let plan = Plan::from_units((items(5), items(2)), Vec::new(), false);
         let files = |i, n| {
-            plan.assigned(i, n)
+            plan.assigned(ShardShare { index: i, count: n })
                 .map(|u| u.file.clone())
                 .collect::<Vec<_>>()
         };

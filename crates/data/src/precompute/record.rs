@@ -13,34 +13,21 @@ pub const RECORDS_DIR: &str = ".precompute";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SkippedSample {
-    pub name: String,
-    pub reason: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ShardRecord {
     pub file: String,
     /// Samples written; 0 when every sample of the unit was skipped (no shard file then).
     pub samples: u64,
     pub bytes: u64,
-    pub skipped: Vec<SkippedSample>,
+    pub skipped: Vec<BadSample>,
 }
 
 impl ShardRecord {
-    pub fn new(file: &str, samples: u64, bytes: u64, skipped: &[BadSample]) -> Self {
+    pub fn new(file: &str, samples: u64, bytes: u64, skipped: Vec<BadSample>) -> Self {
         Self {
             file: file.to_owned(),
             samples,
             bytes,
-            skipped: skipped
-                .iter()
-                .map(|b| SkippedSample {
-                    name: b.name.clone(),
-                    reason: b.reason.clone(),
-                })
-                .collect(),
+            skipped,
         }
     }
 
@@ -79,11 +66,5 @@ impl ShardRecord {
         std::fs::create_dir_all(parent).map_err(|e| DataError::io(parent, e))?;
         let text = serde_json::to_string_pretty(self).expect("serializable");
         write_atomic(&path, text.as_bytes())
-    }
-
-    pub fn bad_samples(&self) -> impl Iterator<Item = BadSample> + '_ {
-        self.skipped
-            .iter()
-            .map(|s| BadSample::new(s.name.clone(), s.reason.clone()))
     }
 }

@@ -7,7 +7,7 @@ use super::encoders::Encoders;
 use super::plan::Plan;
 use super::record::ShardRecord;
 use super::unit_writer::{write_unit, UnitContext};
-use crate::atomic::write_atomic;
+use crate::atomic::{tmp_prefix, write_atomic};
 use crate::bad_samples::BadSampleReport;
 use crate::error::{DataError, Result};
 use crate::shards::{ShardEntry, ShardManifest, ShardSplit, Splits, MANIFEST_VERSION};
@@ -32,6 +32,13 @@ const EARLY_CHECK_MIN_SAMPLES: usize = 1000;
 pub struct ShardShare {
     pub index: usize,
     pub count: usize,
+}
+
+impl ShardShare {
+    /// Whether unit `i` is this process's: every `count`-th unit, from `index`.
+    pub fn owns(&self, i: usize) -> bool {
+        i % self.count == self.index
+    }
 }
 
 impl Default for ShardShare {
@@ -151,7 +158,7 @@ pub fn precompute(
     std::fs::create_dir_all(&dir).map_err(|e| DataError::io(&dir, e))?;
     check_fingerprint(&dir, cfg, &encoders)?;
 
-    let assigned: Vec<_> = plan.assigned(share.index, share.count).collect();
+    let assigned: Vec<_> = plan.assigned(share).collect();
     let mut records: Vec<Option<ShardRecord>> = assigned
         .iter()
         .map(|u| ShardRecord::load_complete(&dir, &u.file))
@@ -183,11 +190,7 @@ pub fn precompute(
             std::process::abort();
         }
     };
-    let read = AtomicU64::new(0);
-    let on_samples = |n: usize| {
-        read.fetch_add(n as u64, Ordering::Relaxed);
-        progress.samples(n);
-    };
+    let on_samples = |n: usize| progress.samples(n);
     let captions = match cfg.source {
         SourceConfig::Webdataset {
             captions_optional: true,
@@ -233,7 +236,7 @@ pub fn precompute(
         .iter()
         .enumerate()
         .map(|(i, u)| {
-            if i % share.count == share.index {
+            if share.owns(i) {
                 Ok(own.next().expect("one record slot per assigned unit"))
             } else {
                 ShardRecord::load_complete(&dir, &u.file)
@@ -262,7 +265,8 @@ pub fn precompute(
         units_assigned: assigned.len(),
         units_reused: reused,
         units_written: written,
-        entries_read: read.load(Ordering::Relaxed),
+        // Every entry read is either written or skipped.
+        entries_read: samples + skipped,
         samples_written: samples,
         samples_skipped: skipped,
         bytes_written: bytes,
@@ -276,7 +280,7 @@ pub fn precompute(
 /// Deletes what killed writers left of `files` (`.<file>.tmp-<pid>`). Only this process writes
 /// its units, so no live writer's file is touched.
 fn remove_partial_shards(dir: &Path, files: &[&str]) -> Result<()> {
-    let prefixes: Vec<String> = files.iter().map(|f| format!(".{f}.tmp-")).collect();
+    let prefixes: Vec<String> = files.iter().map(|f| tmp_prefix(f)).collect();
     for entry in std::fs::read_dir(dir).map_err(|e| DataError::io(dir, e))? {
         let path = entry.map_err(|e| DataError::io(dir, e))?.path();
         let name = path.file_name().unwrap_or_default().to_string_lossy();
@@ -292,8 +296,8 @@ fn bad_report<'a>(records: impl Iterator<Item = &'a ShardRecord>) -> BadSampleRe
     let mut report = BadSampleReport::new();
     for r in records {
         report.record_good(r.samples as usize);
-        for b in r.bad_samples() {
-            report.record_bad(b);
+        for b in &r.skipped {
+            report.record_bad(b.clone());
         }
     }
     report

@@ -12,6 +12,7 @@
 use super::npy::{from_npy, to_npy};
 use super::tar::{read_entries, TarWriter};
 use crate::error::{DataError, Result};
+use crate::sources::keys::{is_safe_key, split_member};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::BufWriter;
@@ -38,21 +39,9 @@ pub struct LatentShardWriter {
     samples: usize,
 }
 
-fn valid_key(key: &str) -> bool {
-    !key.is_empty()
-        && key.len() <= 64
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-}
-
 impl LatentShardWriter {
     pub fn create(path: &Path) -> Result<Self> {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+        let tmp = crate::atomic::tmp_path(path);
         let file = File::create(&tmp).map_err(|e| DataError::io(&tmp, e))?;
         Ok(Self {
             path: path.to_path_buf(),
@@ -63,7 +52,7 @@ impl LatentShardWriter {
     }
 
     pub fn append(&mut self, s: &LatentSample) -> Result<()> {
-        if !valid_key(&s.key) {
+        if !is_safe_key(&s.key) {
             return Err(DataError::Invalid(format!(
                 "{}: sample key {:?} must be 1-64 of [A-Za-z0-9_-] (webdataset splits keys at dots)",
                 self.path.display(),
@@ -124,13 +113,6 @@ impl Drop for LatentShardWriter {
     }
 }
 
-/// WebDataset's grouping: the key is the file name up to its first dot (directories kept).
-fn split_key(name: &str) -> Option<(&str, &str)> {
-    let base_start = name.rfind('/').map_or(0, |i| i + 1);
-    let dot = name[base_start..].find('.')? + base_start;
-    Some((&name[..dot], &name[dot + 1..]))
-}
-
 /// Reads every sample of a shard. Missing `mean.npy`/`std.npy` or a malformed entry is an error
 /// naming the shard and the sample.
 pub fn read_latent_shard(path: &Path) -> Result<Vec<LatentSample>> {
@@ -138,7 +120,7 @@ pub fn read_latent_shard(path: &Path) -> Result<Vec<LatentSample>> {
     let entries = read_entries(std::io::BufReader::new(file), path)?;
     let mut groups: Vec<(String, BTreeMap<String, Vec<u8>>)> = Vec::new();
     for (name, data) in entries {
-        let Some((key, ext)) = split_key(&name) else {
+        let Some((key, ext)) = split_member(&name) else {
             continue;
         };
         match groups.last_mut() {

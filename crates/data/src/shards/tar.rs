@@ -288,6 +288,15 @@ mod tests {
         assert_eq!(items[1].as_ref().unwrap().1, b"world");
         let err = items[2].as_ref().unwrap_err().to_string();
         assert!(err.starts_with("s.tar: truncated tar entry c.bin"), "{err}");
+        // Damage in the middle, with intact entries after it: the stream still stops at the
+        // error instead of reading on through b's data blocks as if they were headers.
+        let mut bad = bytes.clone();
+        bad[1024 + 10] ^= 1; // inside the header of b.txt
+        let items: Vec<_> = TarEntries::new(&bad[..], Path::new("s.tar")).collect();
+        assert_eq!(items.len(), 2, "the stream went on after the damage");
+        assert_eq!(items[0].as_ref().unwrap().0, "a.txt");
+        let err = items[1].as_ref().unwrap_err().to_string();
+        assert!(err.contains("checksum after entry a.txt"), "{err}");
     }
 
     #[test]

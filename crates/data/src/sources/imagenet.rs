@@ -37,7 +37,6 @@ pub struct ImageNet {
     wnids: Vec<String>,
     /// Per label, the synonyms of its class name.
     names: Vec<Vec<String>>,
-    index: HashMap<String, usize>,
     caption_seed: u64,
 }
 
@@ -79,16 +78,10 @@ impl ImageNet {
         if classes.is_empty() {
             return Err(DataError::corrupt(path, "no classes"));
         }
-        let index = classes
-            .iter()
-            .enumerate()
-            .map(|(i, (w, _))| (w.clone(), i))
-            .collect();
         let (wnids, names) = classes.into_iter().unzip();
         Ok(Self {
             wnids,
             names,
-            index,
             caption_seed: 0,
         })
     }
@@ -103,11 +96,8 @@ impl ImageNet {
     }
 
     pub fn label_of(&self, wnid: &str) -> Option<i64> {
-        self.index.get(wnid).map(|&i| i as i64)
-    }
-
-    pub fn wnid(&self, label: i64) -> &str {
-        &self.wnids[label as usize]
+        let i = self.wnids.binary_search_by(|w| w.as_str().cmp(wnid)).ok()?;
+        Some(i as i64)
     }
 
     /// The synonyms of a class, as in the mapping file.

@@ -8,11 +8,24 @@ fn allowed(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_' || c == '-'
 }
 
+/// Whether `key` is already safe: 1 to [`MAX_KEY_LEN`] characters of `[A-Za-z0-9_-]`.
+pub fn is_safe_key(key: &str) -> bool {
+    !key.is_empty() && key.len() <= MAX_KEY_LEN && key.chars().all(allowed)
+}
+
+/// WebDataset's grouping of a tar member name into key and extension: the key runs to the first
+/// dot of the last path component (directories kept). `None` when that component has no dot.
+pub fn split_member(name: &str) -> Option<(&str, &str)> {
+    let base_start = name.rfind('/').map_or(0, |i| i + 1);
+    let dot = name[base_start..].find('.')? + base_start;
+    Some((&name[..dot], &name[dot + 1..]))
+}
+
 /// `name` itself when it is already safe; otherwise its safe characters (others become `_`),
 /// shortened, plus `-` and 16 hex digits of a hash of the whole name, so different names stay
 /// different keys (callers still check for duplicates).
 pub fn safe_key(name: &str) -> String {
-    if !name.is_empty() && name.len() <= MAX_KEY_LEN && name.chars().all(allowed) {
+    if is_safe_key(name) {
         return name.to_string();
     }
     let cleaned: String = name
@@ -36,6 +49,16 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_end_at_the_first_dot_of_the_base_name() {
+        assert_eq!(split_member("000012.jpg"), Some(("000012", "jpg")));
+        assert_eq!(
+            split_member("a.b/000012.seg.png"),
+            Some(("a.b/000012", "seg.png"))
+        );
+        assert_eq!(split_member("noext"), None);
+    }
 
     #[test]
     fn safe_names_pass_through_and_others_are_cleaned_and_hashed() {

@@ -4,6 +4,8 @@
 //! damage and is reported by path; a sample without a caption is reported by key, or kept
 //! unconditioned when captions are optional.
 
+use super::folder::{sorted_dir, IMAGE_EXTENSIONS};
+use super::keys::split_member;
 use super::{safe_key, ImageSource, Sample, SourceItem};
 use crate::bad_samples::BadSample;
 use crate::shards::tar::TarEntries;
@@ -19,18 +21,6 @@ pub enum CaptionPolicy {
     Required,
     /// Keep it with `caption: None` (trained unconditioned).
     Optional,
-}
-
-const IMAGE_EXTENSIONS: [&str; 4] = ["jpg", "jpeg", "png", "webp"];
-
-/// Splits a member name into WebDataset's key and extension: the key runs to the first dot of
-/// the last path component.
-fn split_member(name: &str) -> (&str, &str) {
-    let base_start = name.rfind('/').map_or(0, |i| i + 1);
-    match name[base_start..].find('.') {
-        Some(dot) => (&name[..base_start + dot], &name[base_start + dot + 1..]),
-        None => (name, ""),
-    }
 }
 
 /// The members of one key read so far.
@@ -63,15 +53,10 @@ impl WebDatasetImages {
 
     /// The `*.tar` files of `dir`, sorted by name.
     pub fn shards_in(dir: &Path) -> crate::Result<Vec<PathBuf>> {
-        let mut shards = Vec::new();
-        let entries = std::fs::read_dir(dir).map_err(|e| crate::DataError::io(dir, e))?;
-        for e in entries {
-            let path = e.map_err(|e| crate::DataError::io(dir, e))?.path();
-            if path.extension().is_some_and(|x| x == "tar") {
-                shards.push(path);
-            }
-        }
-        shards.sort();
+        let shards: Vec<PathBuf> = sorted_dir(dir)?
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|x| x == "tar"))
+            .collect();
         if shards.is_empty() {
             return Err(crate::DataError::Invalid(format!(
                 "{}: no .tar shards",
@@ -142,7 +127,7 @@ impl WebDatasetImages {
             };
             match entries.next() {
                 Some(Ok((name, data))) => {
-                    let (key, ext) = split_member(&name);
+                    let (key, ext) = split_member(&name).unwrap_or((&name, ""));
                     if self.group.as_ref().is_some_and(|g| g.key != key) {
                         self.finish_group();
                     }
@@ -166,11 +151,12 @@ impl WebDatasetImages {
                     // a complete sample (judged as usual).
                     self.finish_group();
                     let shard = self.shard_path().display().to_string();
-                    let reason = e.to_string();
-                    let reason = reason
-                        .strip_prefix(&format!("{shard}: "))
-                        .unwrap_or(&reason)
-                        .to_string();
+                    // The entry names the shard already.
+                    let reason = match e {
+                        crate::DataError::Corrupt { reason, .. } => reason,
+                        crate::DataError::Io { source, .. } => source.to_string(),
+                        e => e.to_string(),
+                    };
                     self.ready.push_back(Err(BadSample::new(
                         shard,
                         format!("damaged shard, rest skipped: {reason}"),
@@ -192,20 +178,5 @@ impl Iterator for WebDatasetImages {
     fn next(&mut self) -> Option<SourceItem> {
         self.fill();
         self.ready.pop_front()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_end_at_the_first_dot_of_the_base_name() {
-        assert_eq!(split_member("000012.jpg"), ("000012", "jpg"));
-        assert_eq!(
-            split_member("a.b/000012.seg.png"),
-            ("a.b/000012", "seg.png")
-        );
-        assert_eq!(split_member("noext"), ("noext", ""));
     }
 }

@@ -4,32 +4,6 @@ use crate::error::{EncoderError, Result};
 use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-
-/// The [`files_sha256`] of a model's files, computed on first use and kept (hashing the SD3 VAE
-/// reads 160 MB; a cache check and a manifest both ask for it).
-#[derive(Debug)]
-pub struct WeightsDigest {
-    files: Vec<PathBuf>,
-    digest: OnceLock<String>,
-}
-
-impl WeightsDigest {
-    pub fn new(files: Vec<PathBuf>) -> Self {
-        Self {
-            files,
-            digest: OnceLock::new(),
-        }
-    }
-
-    pub fn get(&self) -> Result<String> {
-        if let Some(h) = self.digest.get() {
-            return Ok(h.clone());
-        }
-        let h = files_sha256(&self.files)?;
-        Ok(self.digest.get_or_init(|| h).clone())
-    }
-}
 
 /// SHA-256 of the `sha256sum`-style listing of `files`: one line `<hex digest>  <file name>` per
 /// file, sorted by file name, so `sha256sum FILES | sha256sum` in the folder reproduces it. Only
@@ -54,7 +28,12 @@ pub fn files_sha256(files: &[PathBuf]) -> Result<String> {
         listing.push_str(&name);
         listing.push('\n');
     }
-    Ok(hex(&Sha256::digest(listing.as_bytes())))
+    Ok(bytes_sha256(listing.as_bytes()))
+}
+
+/// Hex SHA-256 of bytes.
+pub fn bytes_sha256(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
 }
 
 /// Hex SHA-256 of one file, streamed.

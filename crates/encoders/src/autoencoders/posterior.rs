@@ -16,13 +16,6 @@ pub struct Posterior {
 }
 
 impl Posterior {
-    /// One draw `mean + std * N(0, 1)` from torch's generator (training resamples the stored
-    /// moments every time it sees a sample).
-    pub fn sample(&self) -> Result<Tensor> {
-        let noise = self.mean.f_randn_like()?;
-        Ok(self.mean.f_add(&self.std.f_mul(&noise)?)?)
-    }
-
     /// Concatenates posteriors along the batch dimension (the inverse of encoding in chunks).
     pub fn cat(parts: &[Posterior]) -> Result<Posterior> {
         let means: Vec<&Tensor> = parts.iter().map(|p| &p.mean).collect();

@@ -4,14 +4,14 @@
 
 use super::coder::{Decoder, Encoder};
 use super::config::AutoencoderKLConfig;
-use crate::autoencoders::fingerprint::WeightsDigest;
+use crate::autoencoders::fingerprint::files_sha256;
 use crate::autoencoders::interface::{check_latents, check_pixels, to_model, Autoencoder};
 use crate::autoencoders::layers::Conv2d;
 use crate::autoencoders::posterior::Posterior;
 use crate::error::Result;
 use crate::weights::{self, StateDict, DIFFUSERS_WEIGHTS};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use tch::{nn, Device, Kind, Tensor};
 
 /// The networks of an `AutoencoderKL`, built under one VarStore root at diffusers' keys.
@@ -94,7 +94,7 @@ pub struct AutoencoderKL {
     scale: Tensor,
     compute_kind: Kind,
     /// `config.json` and the weight files, for [`Autoencoder::weights_sha256`].
-    digest: WeightsDigest,
+    files: Vec<PathBuf>,
 }
 
 impl AutoencoderKL {
@@ -134,7 +134,7 @@ impl AutoencoderKL {
             scale: channel_map(scale)?,
             config,
             compute_kind,
-            digest: WeightsDigest::new(files),
+            files,
         })
     }
 
@@ -145,10 +145,6 @@ impl AutoencoderKL {
     /// The kind the weights and activations are in.
     pub fn compute_kind(&self) -> Kind {
         self.compute_kind
-    }
-
-    pub fn var_store(&self) -> &nn::VarStore {
-        &self.vs
     }
 
     /// The posterior over raw latents (diffusers' `latent_dist`: mean and
@@ -201,7 +197,7 @@ impl Autoencoder for AutoencoderKL {
     }
     /// Covers `config.json` too: its scaling and shift change the model-space latents.
     fn weights_sha256(&self) -> Result<String> {
-        self.digest.get()
+        files_sha256(&self.files)
     }
     fn device(&self) -> Device {
         self.vs.device()

@@ -1,4 +1,5 @@
-//! The residual block of the TAESD family (keys `conv.{0,2,4}`, `skip`, `pool.{0,1,3}`).
+//! The residual block of the TAESD family (keys `conv.{0,2,4}` and `pool.{0,1,3}`). TAEF2's
+//! blocks keep their width, so the family's 1x1 `skip` for a width change never occurs.
 
 use crate::autoencoders::layers::{Conv2d, GroupNorm};
 use crate::error::Result;
@@ -10,39 +11,32 @@ const POOL_GROUPS: i64 = 4;
 const POOL_EPS: f64 = 1e-5;
 
 /// `pool` (optional, added to the input): 1x1 to 4n, GroupNorm, ReLU, 1x1 back to n. Then
-/// `ReLU(conv(x) + skip(x))` with `conv` = 3x3, ReLU, 3x3, ReLU, 3x3 and `skip` a 1x1 when the
-/// width changes.
+/// `ReLU(conv(x) + x)` with `conv` = 3x3, ReLU, 3x3, ReLU, 3x3, all of width n.
 #[derive(Debug)]
 pub(crate) struct Block {
     pool: Option<(Conv2d, GroupNorm, Conv2d)>,
     convs: [Conv2d; 3],
-    skip: Option<Conv2d>,
 }
 
 impl Block {
-    pub(crate) fn new(p: &nn::Path, n_in: i64, n_out: i64, pool: bool) -> Result<Self> {
+    pub(crate) fn new(p: &nn::Path, n: i64, pool: bool) -> Result<Self> {
         let c = p / "conv";
         let pp = p / "pool";
         Ok(Block {
             pool: if pool {
                 Some((
-                    Conv2d::pointwise(&(&pp / 0), n_in, 4 * n_in, false)?,
-                    GroupNorm::new(&(&pp / 1), POOL_GROUPS, 4 * n_in, POOL_EPS)?,
-                    Conv2d::pointwise(&(&pp / 3), 4 * n_in, n_in, false)?,
+                    Conv2d::pointwise(&(&pp / 0), n, 4 * n, false)?,
+                    GroupNorm::new(&(&pp / 1), POOL_GROUPS, 4 * n, POOL_EPS)?,
+                    Conv2d::pointwise(&(&pp / 3), 4 * n, n, false)?,
                 ))
             } else {
                 None
             },
             convs: [
-                Conv2d::same3(&(&c / 0), n_in, n_out)?,
-                Conv2d::same3(&(&c / 2), n_out, n_out)?,
-                Conv2d::same3(&(&c / 4), n_out, n_out)?,
+                Conv2d::same3(&(&c / 0), n, n)?,
+                Conv2d::same3(&(&c / 2), n, n)?,
+                Conv2d::same3(&(&c / 4), n, n)?,
             ],
-            skip: if n_in != n_out {
-                Some(Conv2d::pointwise(&(p / "skip"), n_in, n_out, false)?)
-            } else {
-                None
-            },
         })
     }
 
@@ -57,10 +51,6 @@ impl Block {
         let h = self.convs[0].forward(&x)?.f_relu()?;
         let h = self.convs[1].forward(&h)?.f_relu()?;
         let h = self.convs[2].forward(&h)?;
-        let skip = match &self.skip {
-            Some(conv) => conv.forward(&x)?,
-            None => x,
-        };
-        Ok(h.f_add(&skip)?.f_relu()?)
+        Ok(h.f_add(&x)?.f_relu()?)
     }
 }

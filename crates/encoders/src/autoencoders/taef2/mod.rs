@@ -6,14 +6,14 @@
 
 mod block;
 
-use crate::autoencoders::fingerprint::WeightsDigest;
+use crate::autoencoders::fingerprint::files_sha256;
 use crate::autoencoders::interface::{check_latents, check_pixels, to_model, Autoencoder};
 use crate::autoencoders::layers::{upsample_nearest2x, Conv2d};
 use crate::autoencoders::posterior::Posterior;
 use crate::error::Result;
 use crate::weights;
 use block::Block;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use tch::{nn, Device, Kind, Tensor};
 
 pub const ENCODER_FILE: &str = "taef2_encoder.safetensors";
@@ -117,9 +117,7 @@ fn build(p: &nn::Path, spec: Vec<Spec>) -> Result<Vec<Layer>> {
                     stride,
                     bias,
                 } => Layer::Conv(Conv2d::new(&lp, c_in, c_out, 3, stride, 1, bias)?),
-                Spec::Block { pool } => {
-                    Layer::Block(Box::new(Block::new(&lp, WIDTH, WIDTH, pool)?))
-                }
+                Spec::Block { pool } => Layer::Block(Box::new(Block::new(&lp, WIDTH, pool)?)),
                 Spec::Relu => Layer::Relu,
                 Spec::SoftClamp => Layer::SoftClamp,
                 Spec::Upsample => Layer::Upsample,
@@ -156,10 +154,12 @@ fn run(layers: &[Layer], x: &Tensor) -> Result<Tensor> {
 pub struct Taef2 {
     encoder_vs: nn::VarStore,
     encoder: Vec<Layer>,
-    decoder_vs: nn::VarStore,
+    /// Owns the decoder's variables (the layers hold views of them).
+    _decoder_vs: nn::VarStore,
     decoder: Vec<Layer>,
     kind: Kind,
-    digest: WeightsDigest,
+    /// The two weight files, for [`Autoencoder::weights_sha256`].
+    files: [PathBuf; 2],
 }
 
 impl Taef2 {
@@ -173,16 +173,11 @@ impl Taef2 {
         Ok(Taef2 {
             encoder_vs,
             encoder,
-            decoder_vs,
+            _decoder_vs: decoder_vs,
             decoder,
             kind,
-            digest: WeightsDigest::new(vec![encoder_file, decoder_file]),
+            files: [encoder_file, decoder_file],
         })
-    }
-
-    /// The encoder's and decoder's variables, in that order.
-    pub fn var_stores(&self) -> [&nn::VarStore; 2] {
-        [&self.encoder_vs, &self.decoder_vs]
     }
 }
 
@@ -197,7 +192,7 @@ impl Autoencoder for Taef2 {
         8
     }
     fn weights_sha256(&self) -> Result<String> {
-        self.digest.get()
+        files_sha256(&self.files)
     }
     fn device(&self) -> Device {
         self.encoder_vs.device()
