@@ -121,6 +121,6 @@ impl BadSampleReport {
         for b in &self.bad {
             text.push_str(&format!("{}\t{}\n", clean(&b.name), clean(&b.reason)));
         }
-        crate::atomic::write_atomic(path, text.as_bytes())
+        Ok(flowscale_core::write_atomic(path, text.as_bytes())?)
     }
 }

@@ -6,7 +6,7 @@
 //! so every step sees the same batch size (PyTorch's `drop_last=True`).
 
 use crate::error::{DataError, Result};
-use flowscale_formulations::FlowRng;
+use flowscale_core::FlowRng;
 use tch::Tensor;
 
 /// Where the sampler stands: the epoch and the next position in its permutation.

@@ -20,6 +20,15 @@ pub enum DataError {
     Encoder(#[from] flowscale_encoders::EncoderError),
 }
 
+impl From<flowscale_core::IoError> for DataError {
+    fn from(e: flowscale_core::IoError) -> Self {
+        DataError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
 pub type Result<T> = std::result::Result<T, DataError>;
 
 impl DataError {

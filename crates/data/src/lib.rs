@@ -8,7 +8,6 @@
 //! in a [`BadSampleReport`]; the streaming training loader over latent shards with their manifest
 //! ([`LatentShardLoader`], [`ShardManifest`]); and the latent precompute ([`precompute`]).
 
-pub(crate) mod atomic;
 pub mod bad_samples;
 pub mod batch_sampler;
 pub mod error;

@@ -2,7 +2,7 @@
 //! trainer's protocol and fixed noise) and, per sampler setting, N samples from fixed labels and
 //! noise scored by FID (Inception-v3 or CLIP image features), CLIP score (when the config names
 //! a CLIP model) and classifier accuracy. Pixel-space runs decode as the identity, latent-shard
-//! runs through their autoencoder ([`EvalData`](crate::eval_data::EvalData)).
+//! runs through their autoencoder (`flowscale_train::run::RunData`).
 //!
 //! Fixed inputs: sample `i` has label `i mod classes` and noise row `i` of one `[N, C, H, W]`
 //! normal draw seeded by `eval.seed` on the CPU, so every weight set, setting and device sees
@@ -68,7 +68,7 @@ pub fn default_out_dir(run_dir: &Path, step: u64) -> PathBuf {
 pub fn evaluate(req: &EvalRequest, log: &mut dyn FnMut(&str)) -> Result<EvalOutcome> {
     let c = &req.config;
     let dev = device(&c.eval.device)?;
-    let mut run = LoadedRun::load(&req.source, req.step, dev)?;
+    let run = LoadedRun::load(&req.source, req.step, dev)?;
     let labels_w = run.weight_labels(&c.eval.weights)?;
     let out_dir = if c.eval.out_dir.is_empty() {
         default_out_dir(&run.run_dir, run.step)
@@ -396,10 +396,8 @@ fn validation_rows(
         levels,
         v.batch_size as usize,
         |x, t, labels| {
-            let cond = run
-                .encode(labels)
-                .map_err(|e| flowscale_train::TrainError::Invalid(e.to_string()))?;
-            run.forward(x, t, &cond)
+            let cond = run.model.encode_all(labels)?;
+            run.model.forward(x, t, &cond)
         },
     )?;
     let row = |metric: String, value: f64| ResultRow {
@@ -433,9 +431,9 @@ fn sample_all(
         let len = batch.max(1).min(n - start);
         let z = noise.f_narrow(0, start, len)?.f_to_device(run.device)?;
         let l = labels.f_narrow(0, start, len)?.f_to_device(run.device)?;
-        let cond = run.encode(&l)?;
+        let cond = run.model.encode_all(&l)?;
         let x = generate(run.formulation, setting, &z, &cond, |x, t, c| {
-            run.forward(x, t, c)
+            run.model.forward(x, t, c)
         })?;
         out.push(x.f_to_device(Device::Cpu)?);
         start += len;

@@ -14,7 +14,6 @@ pub mod clip_metric;
 pub mod config;
 pub mod csv;
 pub mod error;
-pub mod eval_data;
 pub mod evaluate;
 pub mod feature_net;
 pub mod frechet;

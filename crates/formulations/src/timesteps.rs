@@ -5,8 +5,8 @@
 
 use crate::error::{FormulationError, Result};
 use crate::path::LDM_STEPS;
-use crate::rng::FlowRng;
 use crate::special::{bisect, logit, normal_cdf, normal_pdf, normal_quantile, sigmoid};
+use flowscale_core::FlowRng;
 use std::f64::consts::PI;
 
 /// Largest valid scale of the mode sampler, `2/(pi - 2)`; beyond it the map u -> t is not monotone.

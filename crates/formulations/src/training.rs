@@ -8,8 +8,8 @@
 use crate::error::{FormulationError, Result};
 use crate::formulation::Formulation;
 use crate::path::NoiseLevel;
-use crate::rng::FlowRng;
 use crate::shift::Shift;
+use flowscale_core::FlowRng;
 use tch::Tensor;
 
 /// One training batch. The loss is `weight · mean_{non-batch}((net(net_input, time_input) - target)^2)`.

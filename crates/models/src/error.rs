@@ -14,6 +14,38 @@ pub struct KeyReport {
 }
 
 impl KeyReport {
+    /// Compares the tensors `found` with the `(name, shape)` pairs a model `expects`. Names in
+    /// `optional` may be present (with the expected shape) or absent, and are never unexpected.
+    /// Every list comes back sorted.
+    pub fn compare<'a>(
+        expects: impl IntoIterator<Item = (&'a str, Vec<i64>)>,
+        optional: &std::collections::HashSet<String>,
+        found: &std::collections::HashMap<String, tch::Tensor>,
+    ) -> Self {
+        let mut report = Self::default();
+        let mut known = std::collections::HashSet::new();
+        for (name, shape) in expects {
+            known.insert(name);
+            match found.get(name) {
+                None if optional.contains(name) => {}
+                None => report.missing.push(name.to_owned()),
+                Some(t) if t.size() != shape => {
+                    report.mis_shaped.push((name.to_owned(), shape, t.size()))
+                }
+                Some(_) => {}
+            }
+        }
+        report.unexpected = found
+            .keys()
+            .filter(|k| !known.contains(k.as_str()))
+            .cloned()
+            .collect();
+        report.missing.sort();
+        report.unexpected.sort();
+        report.mis_shaped.sort();
+        report
+    }
+
     pub fn is_empty(&self) -> bool {
         self.missing.is_empty() && self.unexpected.is_empty() && self.mis_shaped.is_empty()
     }
@@ -70,6 +102,15 @@ impl ModelError {
         ModelError::Format {
             path: path.into(),
             message: message.into(),
+        }
+    }
+}
+
+impl From<flowscale_core::IoError> for ModelError {
+    fn from(e: flowscale_core::IoError) -> Self {
+        ModelError::Io {
+            path: e.path,
+            source: e.source,
         }
     }
 }

@@ -1,7 +1,7 @@
-//! `flowscale-train`: run configuration, the training loop and its parts (conditioning,
-//! optimiser, EMA, checkpoints, logging, validation, sample grids).
+//! `flowscale-train`: run configuration, the run layer (a run's model, data and checkpoints, as
+//! the trainer, evaluation and export share them), the training loop and its parts
+//! (conditioning, optimiser, EMA, checkpoints, logging, validation, sample grids).
 
-pub mod backbone;
 pub mod checkpoint;
 pub mod conditioning;
 pub mod config;
@@ -10,10 +10,10 @@ pub mod ema;
 pub mod error;
 pub mod export;
 pub mod image_grid;
-pub mod latent_decoder;
 pub mod metrics;
 pub mod optim;
 pub mod resume_compat;
+pub mod run;
 pub mod run_dir;
 pub mod sampling;
 pub mod state;
@@ -23,4 +23,5 @@ pub mod trainer;
 pub mod validation;
 
 pub use error::{Result, TrainError};
+pub use run::{RunData, RunModel};
 pub use trainer::{train, TrainOptions, Trainer};

@@ -10,6 +10,7 @@
 //! ```
 
 use crate::error::{Result, TrainError};
+pub use flowscale_core::write_atomic;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
@@ -53,22 +54,5 @@ impl RunDir {
 }
 
 pub(crate) fn io_error(path: &Path, e: std::io::Error) -> TrainError {
-    TrainError::Invalid(format!("{}: {e}", path.display()))
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so a
-/// reader never sees a partial file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut file = std::fs::File::create(&tmp).map_err(|e| io_error(&tmp, e))?;
-    file.write_all(bytes)
-        .and_then(|_| file.sync_all())
-        .map_err(|e| io_error(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io_error(path, e))
+    TrainError::io(path, e)
 }

@@ -12,7 +12,7 @@ use crate::sources::{
     read_emoji, read_image_folder, CaptionPolicy, FolderOptions, ImageNet, ImageSource, Sample,
     SourceItem, ValLabels, WebDatasetImages,
 };
-use flowscale_formulations::FlowRng;
+use flowscale_core::FlowRng;
 use std::path::PathBuf;
 
 /// The samples of one unit.

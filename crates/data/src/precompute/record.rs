@@ -2,9 +2,9 @@
 //! what was skipped. It is written after the shard is renamed into place, so a unit counts as
 //! done only when both exist; a process killed in between redoes the unit to the same bytes.
 
-use crate::atomic::write_atomic;
 use crate::bad_samples::BadSample;
 use crate::error::{DataError, Result};
+use flowscale_core::write_atomic;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -65,6 +65,6 @@ impl ShardRecord {
         let parent = path.parent().expect("records dir");
         std::fs::create_dir_all(parent).map_err(|e| DataError::io(parent, e))?;
         let text = serde_json::to_string_pretty(self).expect("serializable");
-        write_atomic(&path, text.as_bytes())
+        Ok(write_atomic(&path, text.as_bytes())?)
     }
 }

@@ -7,11 +7,11 @@ use super::encoders::Encoders;
 use super::plan::Plan;
 use super::record::ShardRecord;
 use super::unit_writer::{write_unit, UnitContext};
-use crate::atomic::{tmp_prefix, write_atomic};
 use crate::bad_samples::BadSampleReport;
 use crate::error::{DataError, Result};
 use crate::shards::{ShardEntry, ShardManifest, ShardSplit, Splits, MANIFEST_VERSION};
 use crate::sources::CaptionPolicy;
+use flowscale_core::atomic::{tmp_prefix, write_atomic};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -277,7 +277,7 @@ pub fn precompute(
     })
 }
 
-/// Deletes what killed writers left of `files` (`.<file>.tmp-<pid>`). Only this process writes
+/// Deletes what killed writers left of `files` (`.<file>.tmp-<pid>-<n>`). Only this process writes
 /// its units, so no live writer's file is touched.
 fn remove_partial_shards(dir: &Path, files: &[&str]) -> Result<()> {
     let prefixes: Vec<String> = files.iter().map(|f| tmp_prefix(f)).collect();
@@ -386,7 +386,7 @@ fn check_fingerprint(dir: &Path, cfg: &PrecomputeConfig, encoders: &Encoders) ->
                 )));
             }
             let text = serde_json::to_string_pretty(&want).expect("serializable");
-            write_atomic(&path, text.as_bytes())
+            Ok(write_atomic(&path, text.as_bytes())?)
         }
         Err(e) => Err(DataError::io(&path, e)),
     }

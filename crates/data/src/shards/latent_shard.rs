@@ -41,7 +41,7 @@ pub struct LatentShardWriter {
 
 impl LatentShardWriter {
     pub fn create(path: &Path) -> Result<Self> {
-        let tmp = crate::atomic::tmp_path(path);
+        let tmp = flowscale_core::atomic::tmp_path(path);
         let file = File::create(&tmp).map_err(|e| DataError::io(&tmp, e))?;
         Ok(Self {
             path: path.to_path_buf(),
@@ -95,7 +95,7 @@ impl LatentShardWriter {
             .into_inner()
             .map_err(|e| DataError::io(&self.tmp, e.into_error()))?;
         file.sync_all().map_err(|e| DataError::io(&self.tmp, e))?;
-        std::fs::rename(&self.tmp, &self.path).map_err(|e| DataError::io(&self.path, e))?;
+        flowscale_core::atomic::rename_into_place(&self.tmp, &self.path)?;
         Ok(bytes)
     }
 

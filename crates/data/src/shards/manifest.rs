@@ -145,7 +145,10 @@ impl ShardManifest {
             .map_err(|r| DataError::Invalid(format!("{}: {r}", path.display())))?;
         let text = serde_json::to_string_pretty(self)
             .map_err(|e| DataError::Invalid(format!("{}: {e}", path.display())))?;
-        crate::atomic::write_atomic(&path, format!("{text}\n").as_bytes())
+        Ok(flowscale_core::write_atomic(
+            &path,
+            format!("{text}\n").as_bytes(),
+        )?)
     }
 
     /// The shards of a split.

@@ -104,36 +104,33 @@ fn to_view(t: &Tensor) -> Result<CpuView> {
     })
 }
 
-/// Writes `tensors` to `path` through a temporary file in the same folder and a rename, so a
-/// reader never sees a partial file.
+/// Writes `tensors` to `path` atomically (`flowscale_core::atomic`: a temporary name unique to
+/// the writer, synced, renamed), so a reader never sees a partial file.
 pub fn write(
     path: &Path,
     tensors: &[(String, Tensor)],
     metadata: Option<HashMap<String, String>>,
 ) -> Result<()> {
+    use flowscale_core::atomic::{write_atomic_with, AtomicWithError};
     let views = tensors
         .iter()
         .map(|(n, t)| Ok((n.clone(), to_view(t)?)))
         .collect::<Result<Vec<_>>>()?;
-    let tmp = tmp_path(path);
-    safetensors::tensor::serialize_to_file(
-        views.iter().map(|(n, v)| (n.as_str(), v)),
-        &metadata,
-        &tmp,
-    )
-    .map_err(|e| ModelError::format(&tmp, format!("writing: {e:?}")))?;
-    std::fs::rename(&tmp, path).map_err(|e| ModelError::io(path, e))
+    write_atomic_with(path, |tmp| {
+        safetensors::tensor::serialize_to_file(
+            views.iter().map(|(n, v)| (n.as_str(), v)),
+            &metadata,
+            tmp,
+        )
+        .map_err(|e| ModelError::format(tmp, format!("writing: {e:?}")))
+    })
+    .map_err(|e| match e {
+        AtomicWithError::Write(e) => e,
+        AtomicWithError::Io(e) => e.into(),
+    })
 }
 
-fn tmp_path(path: &Path) -> std::path::PathBuf {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp{}", std::process::id()));
-    std::path::PathBuf::from(tmp)
-}
-
-/// Writes bytes to `path` via `<path>.tmp` and a rename.
+/// Writes bytes to `path` atomically.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = tmp_path(path);
-    std::fs::write(&tmp, bytes).map_err(|e| ModelError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| ModelError::io(path, e))
+    Ok(flowscale_core::write_atomic(path, bytes)?)
 }

@@ -106,7 +106,7 @@ impl CheckpointStore {
                 .map(|(k, t)| Ok((k.clone(), t.f_detach()?.f_to_device(tch::Device::Cpu)?)))
                 .collect::<Result<_>>()?;
             Tensor::write_safetensors(&cpu, &path)
-                .map_err(|e| TrainError::Invalid(format!("{}: {e}", path.display())))?;
+                .map_err(|e| TrainError::io(&path, std::io::Error::other(e.to_string())))?;
             sync(&path)?;
         }
         for (name, bytes) in files {
@@ -123,10 +123,7 @@ impl CheckpointStore {
         if final_path.exists() {
             std::fs::remove_dir_all(&final_path).map_err(|e| io_error(&final_path, e))?;
         }
-        std::fs::rename(&tmp, &final_path).map_err(|e| io_error(&final_path, e))?;
-        if let Ok(d) = std::fs::File::open(&self.dir) {
-            let _ = d.sync_all(); // make the rename durable where the platform allows
-        }
+        flowscale_core::atomic::rename_into_place(&tmp, &final_path)?;
         self.apply_retention()?;
         Ok(final_path)
     }
@@ -135,8 +132,8 @@ impl CheckpointStore {
     pub fn load<S: DeserializeOwned>(dir: &Path) -> Result<LoadedCheckpoint<S>> {
         let state_path = dir.join(STATE_FILE);
         let text = std::fs::read_to_string(&state_path).map_err(|e| io_error(&state_path, e))?;
-        let state: S = serde_json::from_str(&text)
-            .map_err(|e| TrainError::Invalid(format!("{}: {e}", state_path.display())))?;
+        let state: S =
+            serde_json::from_str(&text).map_err(|e| TrainError::corrupt(&state_path, e))?;
         let mut groups = HashMap::new();
         for entry in std::fs::read_dir(dir).map_err(|e| io_error(dir, e))? {
             let path = entry.map_err(|e| io_error(dir, e))?.path();
@@ -147,8 +144,8 @@ impl CheckpointStore {
             else {
                 continue;
             };
-            let tensors = Tensor::read_safetensors(&path)
-                .map_err(|e| TrainError::Invalid(format!("{}: {e}", path.display())))?;
+            let tensors =
+                Tensor::read_safetensors(&path).map_err(|e| TrainError::corrupt(&path, e))?;
             groups.insert(name.to_owned(), tensors.into_iter().collect());
         }
         let step = dir

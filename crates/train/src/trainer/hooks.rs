@@ -1,18 +1,16 @@
-//! The loop and its hooks: logging, validation, sample grids, checkpoints.
+//! The loop's hooks: logging, validation, sample grids, checkpoints.
 
-use super::params::{copy_into, snapshot, CONDITIONER_PREFIX};
-use super::setup::{ema_group_name, Running, Trainer};
+use super::{Running, Trainer};
 use crate::config::NonFinitePolicy;
 use crate::distributed::shard;
 use crate::error::{Result, TrainError};
 use crate::image_grid::save_grid;
+use crate::run::ema_group_name;
 use crate::sampling::{generate, SamplerSetting};
 use crate::validation::{from_level_sums, level_sums};
 use flowscale_formulations::SamplerMethod;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Map, Value};
-use std::io::IsTerminal;
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 /// Which weights an evaluation uses.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -22,64 +20,10 @@ pub(super) enum Weights {
     Ema(usize),
 }
 
-fn due(step: u64, every: u64, last: bool) -> bool {
-    last || (every > 0 && step.is_multiple_of(every))
-}
-
 impl Trainer {
-    /// Trains until `train.steps` (or `stop_at`), running every hook on its schedule.
-    pub fn run(&mut self) -> Result<()> {
-        let total = self.cfg.train.steps;
-        let stop = self.options.stop_at.unwrap_or(total).min(total);
-        let show = !self.options.quiet
-            && self
-                .options
-                .progress
-                .or(self.cfg.logging.progress)
-                .unwrap_or_else(|| std::io::stderr().is_terminal());
-        let bar = if show {
-            let b = ProgressBar::new(total).with_position(self.state.step);
-            b.set_style(
-                ProgressStyle::with_template(
-                    "{elapsed_precise} [{bar:30}] {pos}/{len} {msg} eta {eta}",
-                )
-                .map_err(|e| TrainError::Invalid(format!("progress template: {e}")))?
-                .progress_chars("=> "),
-            );
-            b
-        } else {
-            ProgressBar::hidden()
-        };
-        self.running = Running::new(i64::from(self.cfg.logging.t_bins), self.device)?;
-        while self.state.step < stop {
-            self.train_step()?;
-            let step = self.state.step;
-            let last = step == stop;
-            bar.set_position(step);
-            if due(step, self.cfg.logging.every, last) {
-                let msg = self.log_training()?;
-                bar.set_message(msg);
-            }
-            if due(step, self.cfg.validation.every, step == total) {
-                self.run_validation()?;
-            }
-            if due(step, self.cfg.samples.every, step == total) {
-                self.run_samples()?;
-            }
-            if due(step, self.cfg.checkpoint.every, last) {
-                self.save_checkpoint()?;
-            }
-        }
-        bar.finish_and_clear();
-        if let Some(tb) = &mut self.tb {
-            tb.flush()?;
-        }
-        Ok(())
-    }
-
     /// Reads the device-side sums (the loop's one host synchronisation), writes scalars and
     /// returns the progress message.
-    fn log_training(&mut self) -> Result<String> {
+    pub(super) fn log_training(&mut self) -> Result<String> {
         if let Some(d) = &self.dp {
             // Loss and sample counts are global already; the per-bin sums are per rank.
             d.sum(&self.running.bin_sum)?;
@@ -148,7 +92,7 @@ impl Trainer {
             "last_checkpoint": self.store.latest().ok().flatten().map(|(s, _)| s),
         });
         if self.is_main() {
-            let _ = crate::run_dir::write_atomic(&path, diag.to_string().as_bytes());
+            let _ = flowscale_core::write_atomic(&path, diag.to_string().as_bytes());
         }
         TrainError::Invalid(format!(
             "the training loss was not finite in {count} step(s) before step {}; stopped \
@@ -189,12 +133,6 @@ impl Trainer {
         let mut best_candidate = None;
         for (label, w) in self.weight_sets() {
             let result = self.with_weights(w, |t| {
-                let ones = |b: i64| -> Result<Vec<Tensor>> {
-                    Ok(vec![Tensor::f_ones(
-                        [b].as_slice(),
-                        (Kind::Float, t.device),
-                    )?])
-                };
                 // Each rank evaluates its share of the fixed set; the sums add up to the
                 // full set's, so the number does not depend on the world size.
                 let (rank, world) = t.rank_world();
@@ -206,8 +144,8 @@ impl Trainer {
                     batch,
                     shard(n, rank, world),
                     |x, time, labels| {
-                        let cond = t.conditioner.encode(labels, &ones(labels.size()[0])?)?;
-                        t.forward(x, time, &cond)
+                        let cond = t.model.encode_all(labels)?;
+                        t.model.forward(x, time, &cond)
                     },
                 )?;
                 let sums = match &t.dp {
@@ -280,18 +218,17 @@ impl Trainer {
                         method: SamplerMethod::Euler,
                     };
                     let images = self.with_weights(w, |t| {
-                        let keep = vec![t.grid_labels.f_ones_like()?.f_to_kind(Kind::Float)?];
-                        let cond = t.conditioner.encode(&t.grid_labels, &keep)?;
+                        let cond = t.model.encode_all(&t.grid_labels)?;
                         generate(
                             t.formulation,
                             setting,
                             &t.grid_noise,
                             &cond,
-                            |x, time, c| t.forward(x, time, c),
+                            |x, time, c| t.model.forward(x, time, c),
                         )
                     })?;
                     // Latent-space runs: the run's autoencoder turns latents into pixels.
-                    let images = self.feed.decoder().to_pixels(&images)?;
+                    let images = self.data.to_pixels(&images)?;
                     let name = format!("step-{step:09}_{label}_s{steps}_cfg{cfg_scale}.png");
                     let path = self.dir.samples().join(&name);
                     let (png, h, wd, c) = save_grid(&images, ncol, &path)?;
@@ -321,13 +258,10 @@ impl Trainer {
         if !self.is_main() {
             return Ok(());
         }
+        // The trained tensors and the fixed buffers (the position table), so the folder
+        // exports without the config.
         let mut model = self.params.clone_shallow();
-        // Fixed buffers (the position table) so the folder exports without the config.
-        for (k, v) in self.model_vs.variables() {
-            if !v.requires_grad() && !k.starts_with(CONDITIONER_PREFIX) {
-                model.push((k, v));
-            }
-        }
+        model.extend(self.model.buffers());
         let mut groups: Vec<(String, Vec<(String, Tensor)>)> = vec![("model".into(), model)];
         for (k, d) in self.ema.decays().to_vec().iter().enumerate() {
             groups.push((ema_group_name(*d), self.ema.named(k)));
@@ -344,11 +278,7 @@ impl Trainer {
                 )
             })
             .collect();
-        let mcfg = self
-            .model
-            .config()
-            .to_diffusers_json()
-            .map_err(|e| TrainError::Invalid(format!("model config: {e}")))?;
+        let mcfg = self.model.config().to_diffusers_json()?;
         self.store
             .protect(self.state.best_val_loss.map(|(_, step)| step));
         self.store.save(
@@ -359,6 +289,29 @@ impl Trainer {
         )?;
         Ok(())
     }
+}
+
+/// Copies `values` into `params` (matched by position; both come from the same name list).
+pub fn copy_into(params: &[(String, Tensor)], values: &[Tensor]) -> Result<()> {
+    let _guard = tch::no_grad_guard();
+    for ((_, p), v) in params.iter().zip(values) {
+        let mut target = p.shallow_clone();
+        target.f_copy_(v)?;
+    }
+    Ok(())
+}
+
+/// Detached copies of the current values.
+pub fn snapshot(params: &[(String, Tensor)]) -> Result<Vec<Tensor>> {
+    let _guard = tch::no_grad_guard();
+    params
+        .iter()
+        .map(|(_, p)| {
+            let mut copy = p.f_zeros_like()?;
+            copy.f_copy_(p)?;
+            Ok(copy)
+        })
+        .collect()
 }
 
 trait CloneShallow {

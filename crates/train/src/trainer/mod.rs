@@ -1,5 +1,9 @@
 //! `flowscale train`: the loop over data, formulation, backbone and loss, with its hooks.
 //!
+//! Reading order: this file (the trainer's parts and the loop), [`build`] (construction in
+//! named phases: run directory, process group, model, optimiser, resume, data position, logs),
+//! [`step`] (one optimiser step), [`hooks`] (logging, validation, sample grids, checkpoints).
+//!
 //! Determinism: every random draw of the loop comes from one host generator ([`FlowRng`]) whose
 //! state is checkpointed (timesteps, the seeds of the noise tensors, CFG dropout), the data order
 //! from a [`flowscale_data::BatchSampler`] position, and the initial weights from `run.seed`.
@@ -8,26 +12,197 @@
 //! Host synchronisation: the loss, per-t-bin losses and gradient norm accumulate on the device
 //! and are read only every `logging.every` steps.
 
-mod data_source;
-mod feed;
+mod build;
 mod hooks;
-pub mod latent_data;
-mod params;
-mod setup;
+mod step;
 
-pub use data_source::PixelData;
-pub use latent_data::LatentData;
-pub use params::{trainable, CONDITIONER_PREFIX};
-pub use setup::{TrainOptions, Trainer};
+use crate::checkpoint::CheckpointStore;
+use crate::config::RunConfig;
+use crate::distributed::DataParallel;
+use crate::ema::Ema;
+use crate::error::{Result, TrainError};
+use crate::metrics::MetricsWriter;
+use crate::optim::{AdamW, LrScheduler};
+use crate::run::{RunData, RunModel};
+use crate::run_dir::RunDir;
+use crate::state::TrainState;
+use crate::tensorboard::EventWriter;
+use crate::validation::ValidationSet;
+use flowscale_core::FlowRng;
+use flowscale_data::BatchSampler;
+use flowscale_formulations::{Formulation, Shift};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::time::Instant;
+use tch::nn::VarStore;
+use tch::{Device, Tensor};
 
-use crate::error::Result;
+pub use crate::run::{LatentData, PixelData, CONDITIONER_PREFIX};
+pub use step::Running;
+
+/// How `flowscale train` was asked to run.
+#[derive(Debug, Clone, Default)]
+pub struct TrainOptions {
+    /// Continue from the newest complete checkpoint of the run directory.
+    pub resume: bool,
+    /// Override `logging.progress`.
+    pub progress: Option<bool>,
+    /// Stop (after checkpointing) once this many steps are done, without changing the schedule:
+    /// what a preempted job does. Used by the resume tests.
+    pub stop_at: Option<u64>,
+    /// Quiet: no progress bar and no summary lines on stderr.
+    pub quiet: bool,
+}
 
 /// Trains the run `config` describes (resuming when asked) and returns the final state.
-pub fn train(
-    config: crate::config::RunConfig,
-    options: TrainOptions,
-) -> Result<crate::state::TrainState> {
+pub fn train(config: RunConfig, options: TrainOptions) -> Result<TrainState> {
     let mut trainer = Trainer::new(config, options)?;
     trainer.run()?;
     Ok(trainer.state().clone())
+}
+
+pub struct Trainer {
+    cfg: RunConfig,
+    options: TrainOptions,
+    dir: RunDir,
+    device: Device,
+    formulation: Formulation,
+    shift: Option<Shift>,
+    data: RunData,
+    /// The global batch order of pixel runs (latent runs stream from their loader).
+    sampler: Option<BatchSampler>,
+    model: RunModel,
+    /// The trained tensors of `model`, in the fixed order of [`RunModel::params`].
+    params: Vec<(String, Tensor)>,
+    optimizer: AdamW,
+    schedule: LrScheduler,
+    ema: Ema,
+    store: CheckpointStore,
+    /// Data-parallel group when launched with several ranks.
+    dp: Option<DataParallel>,
+    /// Logs exist on rank 0 only.
+    tb: Option<EventWriter>,
+    metrics: Option<MetricsWriter>,
+    validation: ValidationSet,
+    grid_noise: Tensor,
+    grid_labels: Tensor,
+    rng: FlowRng,
+    state: TrainState,
+    flops_per_sample: f64,
+    running: Running,
+    session_start: Instant,
+    wall_at_start: f64,
+}
+
+fn due(step: u64, every: u64, last: bool) -> bool {
+    last || (every > 0 && step.is_multiple_of(every))
+}
+
+impl Trainer {
+    /// Trains until `train.steps` (or `stop_at`), running every hook on its schedule.
+    pub fn run(&mut self) -> Result<()> {
+        let total = self.cfg.train.steps;
+        let stop = self.options.stop_at.unwrap_or(total).min(total);
+        let bar = self.progress_bar(total)?;
+        self.running = Running::new(i64::from(self.cfg.logging.t_bins), self.device)?;
+        while self.state.step < stop {
+            self.train_step()?;
+            let step = self.state.step;
+            let last = step == stop;
+            bar.set_position(step);
+            if due(step, self.cfg.logging.every, last) {
+                let msg = self.log_training()?;
+                bar.set_message(msg);
+            }
+            if due(step, self.cfg.validation.every, step == total) {
+                self.run_validation()?;
+            }
+            if due(step, self.cfg.samples.every, step == total) {
+                self.run_samples()?;
+            }
+            if due(step, self.cfg.checkpoint.every, last) {
+                self.save_checkpoint()?;
+            }
+        }
+        bar.finish_and_clear();
+        if let Some(tb) = &mut self.tb {
+            tb.flush()?;
+        }
+        Ok(())
+    }
+
+    fn progress_bar(&self, total: u64) -> Result<ProgressBar> {
+        let show = !self.options.quiet
+            && self
+                .options
+                .progress
+                .or(self.cfg.logging.progress)
+                .unwrap_or_else(|| std::io::stderr().is_terminal());
+        if !show {
+            return Ok(ProgressBar::hidden());
+        }
+        let b = ProgressBar::new(total).with_position(self.state.step);
+        b.set_style(
+            ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} {msg} eta {eta}",
+            )
+            .map_err(|e| TrainError::Invalid(format!("progress template: {e}")))?
+            .progress_chars("=> "),
+        );
+        Ok(b)
+    }
+
+    pub fn state(&self) -> &TrainState {
+        &self.state
+    }
+
+    pub fn run_dir(&self) -> &RunDir {
+        &self.dir
+    }
+
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// The run's model (backbone and conditioner).
+    pub fn run_model(&self) -> &RunModel {
+        &self.model
+    }
+
+    /// The backbone's variables.
+    pub fn model_store(&self) -> &VarStore {
+        self.model.backbone_store()
+    }
+
+    pub fn model(&self) -> &flowscale_models::Mmdit {
+        self.model.backbone()
+    }
+
+    /// `(rank, world size)`: `(0, 1)` without data parallelism.
+    pub fn rank_world(&self) -> (usize, usize) {
+        self.dp
+            .as_ref()
+            .map_or((0, 1), |d| (d.rank(), d.world_size()))
+    }
+
+    /// Rank 0 (or the only process): the one that writes logs, samples and checkpoints.
+    pub fn is_main(&self) -> bool {
+        self.rank_world().0 == 0
+    }
+
+    /// One optimiser step without hooks (benchmarks).
+    pub fn step(&mut self) -> Result<()> {
+        self.train_step()
+    }
+
+    /// Time spent averaging gradients across the process group so far; `None` without one.
+    pub fn gradient_sync_time(&self) -> Option<std::time::Duration> {
+        self.dp.as_ref().map(DataParallel::gradient_sync_time)
+    }
+
+    /// Waits for the device (a host read of the running loss), so timings include all queued work.
+    pub fn synchronize(&self) -> Result<()> {
+        let _ = self.running.loss_sum.f_double_value(&[])?;
+        Ok(())
+    }
 }

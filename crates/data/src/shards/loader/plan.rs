@@ -9,7 +9,7 @@
 //! `drop_last`).
 
 use super::config::LoaderConfig;
-use flowscale_formulations::FlowRng;
+use flowscale_core::FlowRng;
 
 /// One rank's epoch.
 #[derive(Debug, Clone, PartialEq, Eq)]

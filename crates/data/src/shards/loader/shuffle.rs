@@ -5,7 +5,7 @@
 
 use super::position::SampleId;
 use crate::shards::LatentSample;
-use flowscale_formulations::FlowRng;
+use flowscale_core::FlowRng;
 
 pub struct ShuffleBuffer {
     capacity: usize,

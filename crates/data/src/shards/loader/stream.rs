@@ -10,7 +10,7 @@ use super::position::{LoaderPosition, SampleId, ShardCursor};
 use super::shuffle::ShuffleBuffer;
 use crate::error::{DataError, Result};
 use crate::shards::LatentSample;
-use flowscale_formulations::FlowRng;
+use flowscale_core::FlowRng;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

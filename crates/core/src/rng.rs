@@ -5,7 +5,7 @@
 //! through SplitMix64 is a standard, well-tested generator and needs twenty lines, so the crate
 //! carries no RNG dependency. Timesteps (a few per batch) are drawn here; large noise tensors are
 //! drawn by torch on the target device after reseeding torch from this generator (see
-//! [`crate::training`]), so a batch is a pure function of the `FlowRng` state.
+//! `flowscale_formulations::training`), so a batch is a pure function of the `FlowRng` state.
 
 /// xoshiro256** generator (Blackman & Vigna), seeded via SplitMix64.
 #[derive(Debug, Clone)]

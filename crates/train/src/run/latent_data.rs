@@ -1,12 +1,12 @@
 //! Training on latent shards (`data.dataset = "latent-shards"`): the manifest, the streaming
 //! loader of this rank, posterior sampling, and the fixed validation latents.
 
-use crate::config::RunConfig;
+use super::decoder::PixelDecoder;
+use crate::config::DataConfig;
 use crate::error::{Result, TrainError};
-use crate::latent_decoder::PixelDecoder;
+use flowscale_core::FlowRng;
 use flowscale_data::shards::{read_latent_shard, ShardManifest, ShardSplit};
 use flowscale_data::{LatentShardLoader, LoaderConfig, LoaderPosition, ShardSource};
-use flowscale_formulations::FlowRng;
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
@@ -20,16 +20,16 @@ pub struct LatentData {
 impl LatentData {
     /// Reads and checks the manifest of `data.path` against the run; loads the autoencoder's
     /// decoder when `decodes` (the process that draws sample grids).
-    pub fn open(cfg: &RunConfig, device: Device, decodes: bool) -> Result<Self> {
-        let dir = PathBuf::from(cfg.data.path.as_deref().unwrap_or_default());
+    pub fn open(data: &DataConfig, device: Device, decodes: bool) -> Result<Self> {
+        let dir = PathBuf::from(data.path.as_deref().unwrap_or_default());
         let manifest = ShardManifest::load(&dir)?;
         let path = ShardManifest::path(&dir);
-        if manifest.resolution != cfg.data.resolution {
+        if manifest.resolution != data.resolution {
             return Err(TrainError::Invalid(format!(
                 "{}: the shards were encoded at resolution {}, data.resolution is {}",
                 path.display(),
                 manifest.resolution,
-                cfg.data.resolution
+                data.resolution
             )));
         }
         if !manifest.has_labels {
@@ -39,7 +39,7 @@ impl LatentData {
                 path.display()
             )));
         }
-        let folder = cfg.data.autoencoder_path.as_deref().map(Path::new);
+        let folder = data.autoencoder_path.as_deref().map(Path::new);
         let decoder =
             PixelDecoder::for_autoencoder(&manifest.autoencoder, &path, folder, device, decodes)?;
         Ok(Self {
@@ -63,16 +63,17 @@ impl LatentData {
         &self.manifest.class_names
     }
 
-    /// Starts this rank's loader over the train split, at `position` when resuming.
+    /// Starts this rank's loader over the train split with batches of `batch` samples, at
+    /// `position` when resuming.
     pub fn start(
         &mut self,
-        cfg: &RunConfig,
+        d: &DataConfig,
+        batch: usize,
         (rank, world): (usize, usize),
         seed: u64,
         device: Device,
         position: Option<&LoaderPosition>,
     ) -> Result<()> {
-        let d = &cfg.data;
         let loader_cfg = LoaderConfig {
             rank,
             world_size: world,
@@ -84,7 +85,7 @@ impl LatentData {
             latent_shape: Some(self.manifest.latent_shape),
             ..LoaderConfig::new(
                 ShardSource::from_manifest(&self.dir, &self.manifest, ShardSplit::Train),
-                cfg.train.batch_size as usize,
+                batch,
                 seed,
             )
         };

@@ -1,35 +1,36 @@
-//! What an evaluation needs of a run's data, for pixel-space runs (Fashion-MNIST, image folders)
-//! and latent-shard runs alike: the class names, the shape of the model's inputs, the held-out
-//! inputs of the validation loss, model outputs as pixels, and the FID reference images.
+//! A run's data as everything after the loader sees it, for pixel-space runs (Fashion-MNIST,
+//! MNIST) and latent-shard runs alike: the class names, the shape of the model's inputs, the
+//! held-out inputs of the validation loss, model outputs as pixels, and the FID reference images.
 //!
 //! Latent runs decode through the autoencoder the shards were encoded with (its weights' hash
 //! checked against the manifest). Their FID reference is the val split decoded from its posterior
 //! means, so FID measures the generator, not the autoencoder's reconstruction error.
 
-use crate::error::{EvalError, Result};
+use super::latent_data::LatentData;
+use super::pixel_data::PixelData;
+use crate::config::{DataConfig, DatasetKind};
+use crate::error::Result;
 use flowscale_data::{to_model_pixels, to_u8_pixels, LabeledImages};
-use flowscale_train::config::{DatasetKind, RunConfig};
-use flowscale_train::trainer::{LatentData, PixelData};
 use tch::{Device, Tensor};
 
-pub enum EvalData {
+pub enum RunData {
     Pixels(PixelData),
-    /// Boxed: the latent variant holds the autoencoder.
+    /// Boxed: the latent variant holds the loader and the autoencoder.
     Latents(Box<LatentData>),
 }
 
-fn invalid(e: impl std::fmt::Display) -> EvalError {
-    EvalError::Invalid(format!("run data: {e}"))
-}
+/// Samples decoded to pixels at once: a VAE decoder's activations at 256^2 are large.
+const DECODE_CHUNK: i64 = 16;
 
-impl EvalData {
-    /// The run's data, as its config names it; autoencoders load on `device`.
-    pub fn load(cfg: &RunConfig, device: Device) -> Result<Self> {
-        Ok(match cfg.data.dataset {
-            DatasetKind::LatentShards => Self::Latents(Box::new(
-                LatentData::open(cfg, device, true).map_err(invalid)?,
-            )),
-            _ => Self::Pixels(PixelData::load(cfg).map_err(invalid)?),
+impl RunData {
+    /// The data `[data]` names. A latent run's autoencoder is loaded on `device` only when
+    /// `decodes` (the process that turns samples into pixels).
+    pub fn open(data: &DataConfig, device: Device, decodes: bool) -> Result<Self> {
+        Ok(match data.dataset {
+            DatasetKind::LatentShards => {
+                Self::Latents(Box::new(LatentData::open(data, device, decodes)?))
+            }
+            _ => Self::Pixels(PixelData::load(data)?),
         })
     }
 
@@ -42,6 +43,27 @@ impl EvalData {
 
     pub fn classes(&self) -> i64 {
         self.class_names().len() as i64
+    }
+
+    /// Channels of what the model sees (image or latent channels).
+    pub fn channels(&self) -> i64 {
+        match self {
+            Self::Pixels(d) => d.channels(),
+            Self::Latents(l) => l.channels(),
+        }
+    }
+
+    /// Spatial size of what the model sees (pixels, or latents).
+    pub fn side(&self) -> i64 {
+        match self {
+            Self::Pixels(d) => d.resolution,
+            Self::Latents(l) => l.side(),
+        }
+    }
+
+    /// `[C, H, W]` of what the model generates.
+    pub fn model_shape(&self) -> [i64; 3] {
+        [self.channels(), self.side(), self.side()]
     }
 
     /// Square resolution of the images, in pixels.
@@ -60,39 +82,32 @@ impl EvalData {
         }
     }
 
-    /// `[C, H, W]` of what the model generates: pixels, or latents.
-    pub fn model_shape(&self) -> [i64; 3] {
-        match self {
-            Self::Pixels(d) => [d.channels(), d.resolution, d.resolution],
-            Self::Latents(l) => [l.channels(), l.side(), l.side()],
-        }
-    }
-
-    /// The trainer's fixed validation inputs (model space) and labels.
+    /// The fixed validation inputs (model space) and their labels: the first `n` held-out
+    /// samples.
     pub fn held_out(&self, n: usize, device: Device) -> Result<(Tensor, Tensor)> {
         match self {
-            Self::Pixels(d) => d.held_out(n, device).map_err(invalid),
-            Self::Latents(l) => l.held_out(n, device).map_err(invalid),
+            Self::Pixels(d) => d.held_out(n, device),
+            Self::Latents(l) => l.held_out(n, device),
         }
     }
 
-    /// Model outputs `[B, C, h, w]` as pixels in [-1, 1] on the CPU.
+    /// Model outputs `[B, C, h, w]` as pixels in [-1, 1] on the CPU; latent runs decode through
+    /// their autoencoder in chunks.
     pub fn to_pixels(&self, x: &Tensor) -> Result<Tensor> {
         match self {
-            Self::Pixels(_) => Ok(x.shallow_clone()),
+            Self::Pixels(_) => Ok(x.f_to_device(Device::Cpu)?),
             Self::Latents(l) => {
-                // In chunks: a VAE decoder's activations at 256^2 are large.
                 let mut parts = Vec::new();
-                for chunk in x.f_split(16, 0)? {
-                    let p = l.decoder.to_pixels(&chunk).map_err(invalid)?;
-                    parts.push(p.f_to_device(Device::Cpu)?);
+                for chunk in x.f_split(DECODE_CHUNK, 0)? {
+                    parts.push(l.decoder.to_pixels(&chunk)?.f_to_device(Device::Cpu)?);
                 }
                 Ok(Tensor::f_cat(&parts, 0)?)
             }
         }
     }
 
-    /// The first `n` held-out images as u8, as the model sees them, and a description.
+    /// The first `n` held-out images as u8, as the model sees them, and a description (the FID
+    /// reference of a run's own data).
     pub fn reference_u8(&self, n: usize, device: Device) -> Result<(Tensor, String)> {
         let res = self.resolution();
         match self {
@@ -107,7 +122,7 @@ impl EvalData {
                 ))
             }
             Self::Latents(l) => {
-                let (x, _) = l.held_out(n, device).map_err(invalid)?;
+                let (x, _) = l.held_out(n, device)?;
                 let u8s = to_u8_pixels(&self.to_pixels(&x)?)?;
                 let m = u8s.size()[0];
                 Ok((

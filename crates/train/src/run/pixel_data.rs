@@ -1,6 +1,6 @@
 //! The training and validation data of a run, from the config's `[data]` section.
 
-use crate::config::{DatasetKind, RunConfig};
+use crate::config::{DataConfig, DatasetKind};
 use crate::error::{Result, TrainError};
 use flowscale_data::fashion_mnist::{self, Split};
 use flowscale_data::{to_model_pixels, BatchSampler, LabeledImages, SamplerPosition};
@@ -17,10 +17,10 @@ pub struct PixelData {
 }
 
 impl PixelData {
-    pub fn load(cfg: &RunConfig) -> Result<Self> {
-        let (train, held_out) = match cfg.data.dataset {
+    pub fn load(data: &DataConfig) -> Result<Self> {
+        let (train, held_out) = match data.dataset {
             DatasetKind::FashionMnist | DatasetKind::Mnist => {
-                let dir = match (&cfg.data.path, cfg.data.dataset) {
+                let dir = match (&data.path, data.dataset) {
                     (Some(p), _) => PathBuf::from(p),
                     (None, DatasetKind::FashionMnist) => PathBuf::from(fashion_mnist::DEBIAN_DIR),
                     (None, _) => {
@@ -33,7 +33,7 @@ impl PixelData {
                 };
                 let mut train = fashion_mnist::load(&dir, Split::Train)?;
                 let mut test = fashion_mnist::load(&dir, Split::Test)?;
-                if cfg.data.dataset == DatasetKind::Mnist {
+                if data.dataset == DatasetKind::Mnist {
                     let digits: Vec<String> = (0..10).map(|d| d.to_string()).collect();
                     train.class_names = digits.clone();
                     test.class_names = digits;
@@ -42,13 +42,13 @@ impl PixelData {
             }
             other => {
                 return Err(TrainError::Invalid(format!(
-                "data.dataset = {other:?} is not readable by the trainer yet (image folders come \
-                     with issue #5 as precomputed shards); use \"fashion-mnist\", \"mnist\" or \
-                     \"latent-shards\""
+                "data.dataset = {other:?} is not read directly by the trainer: precompute it into \
+                     latent shards (flowscale precompute) and train with \"latent-shards\", or \
+                     use \"fashion-mnist\" or \"mnist\""
             )))
             }
         };
-        let resolution = i64::from(cfg.data.resolution);
+        let resolution = i64::from(data.resolution);
         let [_, h, w] = train.image_shape();
         if h > resolution || w > resolution {
             return Err(TrainError::Invalid(format!(

@@ -1,0 +1,3 @@
+fn main() {
+    flowscale_build_support::link_libtorch();
+}

@@ -1,0 +1,235 @@
+//! A run's checkpoint as the run layer reads it: which folder a request names (a checkpoint
+//! folder, or a run directory with a step choice), the run config beside it, its weight sets
+//! (raw = `model.safetensors`, EMAs = `ema-<decay>.safetensors`) and which of them a user chose.
+
+use crate::checkpoint::{CheckpointStore, LoadedCheckpoint, STATE_FILE};
+use crate::config::RunConfig;
+use crate::error::{Result, TrainError};
+use crate::state::TrainState;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use tch::Tensor;
+
+/// Checkpoint group name of an EMA: `ema-0.999`.
+pub fn ema_group_name(decay: f64) -> String {
+    format!("ema-{decay}")
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum WeightChoice {
+    Raw,
+    /// An EMA; `None` = the run's only EMA.
+    Ema(Option<f64>),
+}
+
+impl std::str::FromStr for WeightChoice {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "raw" => Ok(Self::Raw),
+            "ema" => Ok(Self::Ema(None)),
+            _ => s
+                .strip_prefix("ema:")
+                .and_then(|d| d.parse::<f64>().ok())
+                .map(|d| Self::Ema(Some(d)))
+                .ok_or_else(|| format!("--weights must be raw, ema or ema:DECAY, got {s:?}")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StepChoice {
+    Latest,
+    Step(u64),
+    BestValLoss,
+}
+
+/// Finds the checkpoint folder the request names.
+pub fn resolve_checkpoint(source: &Path, step: StepChoice) -> Result<PathBuf> {
+    if source.join(STATE_FILE).is_file() {
+        if step != StepChoice::Latest {
+            return Err(TrainError::Invalid(format!(
+                "{} is a checkpoint; --step and --best-val-loss choose among the checkpoints of \
+                 a run directory",
+                source.display()
+            )));
+        }
+        return Ok(source.to_path_buf());
+    }
+    let store = CheckpointStore::new(source.join("checkpoints"), 1, 0);
+    let all = store.list()?;
+    let available = || {
+        all.iter()
+            .map(|(s, _)| s.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let Some((_, latest)) = all.last() else {
+        return Err(TrainError::Invalid(format!(
+            "{}: neither a checkpoint folder (with state.json) nor a run directory with checkpoints",
+            source.display()
+        )));
+    };
+    let wanted = match step {
+        StepChoice::Latest => return Ok(latest.clone()),
+        StepChoice::Step(n) => n,
+        StepChoice::BestValLoss => match best_val_loss_step(latest)? {
+            Some(s) => s,
+            None => {
+                return Err(TrainError::Invalid(format!(
+                    "{}: the run has no validation loss yet",
+                    source.display()
+                )))
+            }
+        },
+    };
+    all.iter()
+        .find(|(s, _)| *s == wanted)
+        .map(|(_, p)| p.clone())
+        .ok_or_else(|| {
+            TrainError::Invalid(format!(
+                "{}: no checkpoint of step {wanted} (kept: {}); raise checkpoint.keep_every to keep more",
+                source.display(),
+                available()
+            ))
+        })
+}
+
+/// The paper's checkpoint rule: the step of the lowest validation loss, as recorded in the
+/// state of the run's newest checkpoint `latest` (`None` before the first validation).
+pub fn best_val_loss_step(latest: &Path) -> Result<Option<u64>> {
+    Ok(load_state_only(latest)?
+        .state
+        .best_val_loss
+        .map(|(_, step)| step))
+}
+
+fn load_state_only(dir: &Path) -> Result<LoadedCheckpoint<TrainState>> {
+    let path = dir.join(STATE_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| TrainError::io(&path, e))?;
+    let state: TrainState =
+        serde_json::from_str(&text).map_err(|e| TrainError::corrupt(&path, e))?;
+    Ok(LoadedCheckpoint {
+        dir: dir.to_path_buf(),
+        step: state.step,
+        groups: HashMap::new(),
+        state,
+    })
+}
+
+/// A checkpoint folder read whole, with the run config of its run directory when there is one.
+pub struct RunCheckpoint {
+    /// `<run>/checkpoints/step-N/`.
+    pub dir: PathBuf,
+    pub step: u64,
+    pub state: TrainState,
+    /// Tensor groups by name (`model`, `ema-<decay>`, `optimizer`).
+    pub groups: HashMap<String, HashMap<String, Tensor>>,
+    /// The run directory holding the checkpoint (`<run>`), when the folder sits in one.
+    pub run_dir: Option<PathBuf>,
+}
+
+impl RunCheckpoint {
+    /// Reads the checkpoint `source` names at `step` (see [`resolve_checkpoint`]).
+    pub fn open(source: &Path, step: StepChoice) -> Result<Self> {
+        let dir = resolve_checkpoint(source, step)?;
+        let ck: LoadedCheckpoint<TrainState> = CheckpointStore::load(&dir)?;
+        let run_dir = dir
+            .parent()
+            .filter(|p| p.file_name().is_some_and(|n| n == "checkpoints"))
+            .and_then(Path::parent)
+            .map(Path::to_path_buf);
+        Ok(Self {
+            dir,
+            step: ck.step,
+            state: ck.state,
+            groups: ck.groups,
+            run_dir,
+        })
+    }
+
+    /// The resolved config the run recorded (`<run>/config.resolved.toml`).
+    pub fn run_config(&self) -> Result<RunConfig> {
+        let run_dir = self.run_dir.as_ref().ok_or_else(|| {
+            TrainError::Invalid(format!(
+                "{}: not inside <run>/checkpoints/, so the run config is unknown",
+                self.dir.display()
+            ))
+        })?;
+        Ok(crate::config::load(
+            &crate::run_dir::RunDir::new(run_dir).config(),
+            &[],
+        )?)
+    }
+
+    /// Decays of the checkpoint's EMAs, ascending.
+    pub fn ema_decays(&self) -> Vec<f64> {
+        let mut d: Vec<f64> = self
+            .groups
+            .keys()
+            .filter_map(|k| k.strip_prefix("ema-").and_then(|d| d.parse().ok()))
+            .collect();
+        d.sort_by(f64::total_cmp);
+        d
+    }
+
+    /// The tensors of group `name`.
+    pub fn group(&self, name: &str) -> Result<&HashMap<String, Tensor>> {
+        self.groups.get(name).ok_or_else(|| {
+            TrainError::Invalid(format!("{}: no {name}.safetensors", self.dir.display()))
+        })
+    }
+
+    /// The weight set `choice` names, as a concrete [`WeightSet`]: an EMA without a decay must
+    /// be the run's only one, and a named decay must exist.
+    pub fn weight_set(&self, choice: &WeightChoice) -> Result<WeightSet> {
+        let emas = self.ema_decays();
+        match choice {
+            WeightChoice::Raw => Ok(WeightSet::Raw),
+            WeightChoice::Ema(decay) => {
+                let d = match (decay, emas.as_slice()) {
+                    (Some(d), _) => *d,
+                    (None, [only]) => *only,
+                    (None, _) => {
+                        return Err(TrainError::Invalid(format!(
+                            "{}: the run keeps EMAs {emas:?}; choose one with --weights ema:DECAY",
+                            self.dir.display()
+                        )))
+                    }
+                };
+                if !emas.contains(&d) {
+                    return Err(TrainError::Invalid(format!(
+                        "{}: no EMA with decay {d} (the run keeps {emas:?})",
+                        self.dir.display()
+                    )));
+                }
+                Ok(WeightSet::Ema(d))
+            }
+        }
+    }
+}
+
+/// One concrete set of weights in a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum WeightSet {
+    Raw,
+    Ema(f64),
+}
+
+impl WeightSet {
+    /// The checkpoint group holding it.
+    pub fn group(self) -> String {
+        match self {
+            Self::Raw => "model".into(),
+            Self::Ema(d) => ema_group_name(d),
+        }
+    }
+
+    /// As a user writes it: `raw`, `ema:0.999`.
+    pub fn label(self) -> String {
+        match self {
+            Self::Raw => "raw".into(),
+            Self::Ema(d) => format!("ema:{d}"),
+        }
+    }
+}

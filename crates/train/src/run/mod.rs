@@ -1,0 +1,27 @@
+//! The run layer: what a run *is*, independent of what is done with it. The trainer, `flowscale
+//! eval` and `flowscale export` build a run's model and data here, so evaluation and export use
+//! the code that trained it (no second copy of model set-up, checkpoint restore or forward).
+//!
+//! - [`RunModel`]: backbone + conditioning provider from `[model]`/`[conditioning]`, trained
+//!   tensors under checkpoint names, weight loading with every key checked, the forward pass
+//!   under the run's precision.
+//! - [`RunData`]: pixel or latent data from `[data]`, its validation inputs, its decoder to
+//!   pixels and the FID reference.
+//! - [`RunCheckpoint`]: a checkpoint folder chosen by step, its weight sets and the run config.
+
+mod checkpoint;
+mod data;
+mod decoder;
+mod latent_data;
+mod model;
+mod pixel_data;
+
+pub use checkpoint::{
+    best_val_loss_step, ema_group_name, resolve_checkpoint, RunCheckpoint, StepChoice,
+    WeightChoice, WeightSet,
+};
+pub use data::RunData;
+pub use decoder::PixelDecoder;
+pub use latent_data::LatentData;
+pub use model::{mmdit_config, ConditionerSpec, RunModel, RunModelSpec, CONDITIONER_PREFIX};
+pub use pixel_data::PixelData;

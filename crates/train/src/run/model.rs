@@ -1,0 +1,355 @@
+//! The model of a run: the MMDiT backbone and the conditioning provider, built from the run
+//! config's `[model]` and `[conditioning]` sections, with their trained tensors under checkpoint
+//! names (the backbone's at its diffusers keys, the provider's under `conditioner.`), loading of
+//! a checkpoint's weight sets, and the forward pass under the run's precision.
+//!
+//! The trainer, `flowscale eval` and `flowscale export` all build their model here, so a run is
+//! evaluated and exported by the code that trained it.
+
+use super::checkpoint::RunCheckpoint;
+use crate::conditioning::{ClassEmbedding, Conditioning, ConditioningProvider};
+use crate::config::{
+    ConditioningConfig, ConditioningProviderKind, ModelConfig, Precision, RunConfig,
+};
+use crate::error::{Result, TrainError};
+use crate::text_conditioning::CaptionConditioning;
+use flowscale_models::{forward_cost, KeyReport, Mmdit, MmditConfig};
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+/// Prefix of the conditioning provider's parameters in optimiser, EMA and checkpoint names.
+pub const CONDITIONER_PREFIX: &str = "conditioner.";
+
+/// What the model is conditioned on, as the data tells it.
+#[derive(Debug, Clone)]
+pub enum ConditionerSpec {
+    /// Learned per-class embeddings (`provider = "class_embedding"`).
+    Classes(i64),
+    /// Each class's caption through the frozen text encoder (`provider = "captions"`).
+    ClassCaptions(Vec<String>),
+    /// No conditioner: for consumers of the backbone alone (export of a checkpoint without its
+    /// run directory).
+    None,
+}
+
+impl ConditionerSpec {
+    /// The provider `[conditioning]` asks for, over the classes of the data.
+    pub fn for_run(c: &ConditioningConfig, class_names: &[String]) -> Self {
+        match c.provider {
+            ConditioningProviderKind::ClassEmbedding => Self::Classes(class_names.len() as i64),
+            ConditioningProviderKind::Captions => Self::ClassCaptions(class_names.to_vec()),
+        }
+    }
+}
+
+/// Everything that decides a run's model, gathered from its config sections.
+#[derive(Debug, Clone)]
+pub struct RunModelSpec {
+    pub backbone: MmditConfig,
+    pub conditioning: ConditioningConfig,
+    pub conditioner: ConditionerSpec,
+    pub precision: Precision,
+    /// Initial weights are a function of this seed alone.
+    pub seed: u64,
+}
+
+impl RunModelSpec {
+    /// The model of run `cfg` on data with `channels` channels, `side` x `side` inputs and
+    /// `class_names`.
+    pub fn for_run(cfg: &RunConfig, channels: i64, side: i64, class_names: &[String]) -> Self {
+        Self {
+            backbone: mmdit_config(&cfg.model, &cfg.conditioning, channels, side),
+            conditioning: cfg.conditioning.clone(),
+            conditioner: ConditionerSpec::for_run(&cfg.conditioning, class_names),
+            precision: cfg.train.precision,
+            seed: cfg.run.seed,
+        }
+    }
+}
+
+impl RunModelSpec {
+    /// The model a checkpoint holds, without the run's data: the backbone of its `config.json`
+    /// and, when it trained class embeddings (`conditioner.*` tensors), a conditioner of their
+    /// shapes. Caption conditioners have no trained tensors and are left out (their text encoder
+    /// is not loaded). The seed is the run's when its config is known.
+    pub fn for_checkpoint(ck: &RunCheckpoint) -> Result<Self> {
+        let config_path = ck.dir.join("config.json");
+        let text =
+            std::fs::read_to_string(&config_path).map_err(|e| TrainError::io(&config_path, e))?;
+        let backbone = MmditConfig::from_json(&text)?;
+        let run = ck.run_config().ok();
+        let mut conditioning = run
+            .as_ref()
+            .map(|r| r.conditioning.clone())
+            .unwrap_or_default();
+        conditioning.context_dim = u32::try_from(backbone.joint_attention_dim)
+            .map_err(|_| TrainError::corrupt(&config_path, "joint_attention_dim out of range"))?;
+        conditioning.pooled_dim = u32::try_from(backbone.pooled_projection_dim)
+            .map_err(|_| TrainError::corrupt(&config_path, "pooled_projection_dim out of range"))?;
+        let model = ck.group("model")?;
+        let conditioner = match (
+            model.get(&format!("{CONDITIONER_PREFIX}pooled")),
+            model.get(&format!("{CONDITIONER_PREFIX}context")),
+        ) {
+            (Some(pooled), Some(context)) if pooled.dim() == 2 && context.dim() == 2 => {
+                let width = i64::from(conditioning.context_dim).max(1);
+                conditioning.context_tokens =
+                    u32::try_from(context.size()[1] / width).map_err(|_| {
+                        TrainError::corrupt(&config_path, "context tokens out of range")
+                    })?;
+                ConditionerSpec::Classes(pooled.size()[0])
+            }
+            _ => ConditionerSpec::None,
+        };
+        Ok(Self {
+            backbone,
+            conditioning,
+            conditioner,
+            precision: run.as_ref().map_or(Precision::Fp32, |r| r.train.precision),
+            seed: run.as_ref().map_or(0, |r| r.run.seed),
+        })
+    }
+}
+
+/// The MMDiT of `[model]` on data with `channels` channels and `side` x `side` inputs (the
+/// resolution in pixel space, resolution / downsample factor for latents), attending to context
+/// tokens of `[conditioning]`'s widths. The position table is exactly the training grid; larger
+/// inputs need a larger `pos_embed_max_size` at export time, which is a property of the weights
+/// only through the fixed sin-cos table.
+pub fn mmdit_config(
+    m: &ModelConfig,
+    c: &ConditioningConfig,
+    channels: i64,
+    side: i64,
+) -> MmditConfig {
+    let hidden = i64::from(m.hidden_size());
+    let heads = i64::from(m.num_heads());
+    let patch = i64::from(m.patch_size);
+    MmditConfig {
+        sample_size: side,
+        patch_size: patch,
+        in_channels: channels,
+        num_layers: i64::from(m.depth),
+        attention_head_dim: hidden / heads.max(1),
+        num_attention_heads: heads,
+        joint_attention_dim: i64::from(c.context_dim),
+        caption_projection_dim: hidden,
+        pooled_projection_dim: i64::from(c.pooled_dim),
+        out_channels: Some(channels),
+        pos_embed_max_size: Some((side / patch.max(1)).max(1)),
+        qk_norm: m.qk_norm.then(|| "rms_norm".to_owned()),
+        dual_attention_layers: Vec::new(),
+    }
+}
+
+pub struct RunModel {
+    device: Device,
+    precision: Precision,
+    model_vs: VarStore,
+    model: Mmdit,
+    cond_vs: VarStore,
+    conditioner: Option<Box<dyn ConditioningProvider>>,
+    context_tokens: i64,
+}
+
+impl RunModel {
+    /// Builds the model on `device`, initialised from `spec.seed` alone (whatever else runs in
+    /// the process). A caption conditioner loads its frozen text encoder here.
+    pub fn build(spec: &RunModelSpec, device: Device) -> Result<Self> {
+        let c = &spec.conditioning;
+        flowscale_core::with_torch_seed(spec.seed as i64, || -> Result<_> {
+            let model_vs = VarStore::new(device);
+            let model = Mmdit::new(&model_vs.root(), &spec.backbone)?;
+            let cond_vs = VarStore::new(device);
+            let conditioner: Option<Box<dyn ConditioningProvider>> = match &spec.conditioner {
+                ConditionerSpec::Classes(classes) => Some(Box::new(ClassEmbedding::new(
+                    &cond_vs.root(),
+                    *classes,
+                    i64::from(c.context_tokens),
+                    i64::from(c.context_dim),
+                    i64::from(c.pooled_dim),
+                )?)),
+                ConditionerSpec::ClassCaptions(names) => {
+                    Some(Box::new(caption_conditioning(c, names, device)?))
+                }
+                ConditionerSpec::None => None,
+            };
+            Ok(Self {
+                device,
+                precision: spec.precision,
+                model_vs,
+                model,
+                cond_vs,
+                conditioner,
+                context_tokens: i64::from(c.context_tokens),
+            })
+        })
+    }
+
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    pub fn backbone(&self) -> &Mmdit {
+        &self.model
+    }
+
+    pub fn config(&self) -> &MmditConfig {
+        self.model.config()
+    }
+
+    pub fn backbone_store(&self) -> &VarStore {
+        &self.model_vs
+    }
+
+    /// Trainable tensors of backbone and conditioner under their checkpoint names, sorted by
+    /// name (a fixed order makes every reduction over parameters, and so a run, reproducible).
+    pub fn params(&self) -> Vec<(String, Tensor)> {
+        let mut out: Vec<(String, Tensor)> = self
+            .model_vs
+            .variables()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .chain(
+                self.cond_vs
+                    .variables()
+                    .into_iter()
+                    .filter(|(_, t)| t.requires_grad())
+                    .map(|(k, t)| (format!("{CONDITIONER_PREFIX}{k}"), t)),
+            )
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// The backbone's fixed buffers (the position table): a function of the config, stored in
+    /// checkpoints so a folder exports without it.
+    pub fn buffers(&self) -> Vec<(String, Tensor)> {
+        let mut out: Vec<(String, Tensor)> = self
+            .model_vs
+            .variables()
+            .into_iter()
+            .filter(|(_, t)| !t.requires_grad())
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Every tensor by checkpoint name: the trained ones and the fixed buffers.
+    pub fn named_tensors(&self) -> HashMap<String, Tensor> {
+        self.params().into_iter().chain(self.buffers()).collect()
+    }
+
+    /// Copies a checkpoint group (`tensors`, read from `source`) into the model after checking
+    /// every name and shape: each trained tensor must be there, the fixed buffers may be, and
+    /// nothing else may. Missing, unexpected and mis-shaped tensors are all named at once.
+    pub fn load_weights(&self, tensors: &HashMap<String, Tensor>, source: &Path) -> Result<()> {
+        let params = self.params();
+        let buffers = self.buffers();
+        let optional: HashSet<String> = buffers.iter().map(|(k, _)| k.clone()).collect();
+        let report = KeyReport::compare(
+            params
+                .iter()
+                .chain(&buffers)
+                .map(|(k, t)| (k.as_str(), t.size())),
+            &optional,
+            tensors,
+        );
+        if !report.is_empty() {
+            return Err(TrainError::Model(flowscale_models::ModelError::Keys {
+                path: source.to_path_buf(),
+                report,
+            }));
+        }
+        let _guard = tch::no_grad_guard();
+        for (name, p) in params.iter().chain(&buffers) {
+            if let Some(value) = tensors.get(name) {
+                p.shallow_clone().f_copy_(value)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Independently droppable conditioning sources (0 without a conditioner).
+    pub fn conditioning_sources(&self) -> usize {
+        self.conditioner.as_ref().map_or(0, |c| c.sources())
+    }
+
+    fn conditioner(&self) -> Result<&dyn ConditioningProvider> {
+        self.conditioner.as_deref().ok_or_else(|| {
+            TrainError::Invalid("this model was built without its conditioner".into())
+        })
+    }
+
+    /// Conditioning of `labels` with per-source keep masks (1 keep, 0 drop).
+    pub fn encode(&self, labels: &Tensor, keep: &[Tensor]) -> Result<Conditioning> {
+        self.conditioner()?.encode(labels, keep)
+    }
+
+    /// Conditioning of `labels` with nothing dropped.
+    pub fn encode_all(&self, labels: &Tensor) -> Result<Conditioning> {
+        let b = labels.size().first().copied().unwrap_or(0);
+        let keep = (0..self.conditioning_sources())
+            .map(|_| Tensor::f_ones([b], (Kind::Float, labels.device())))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        self.encode(labels, &keep)
+    }
+
+    /// The backbone under the run's precision: bf16 autocast on CUDA, fp32 otherwise; the output
+    /// is fp32.
+    pub fn forward(&self, x: &Tensor, t: &Tensor, cond: &Conditioning) -> Result<Tensor> {
+        let run =
+            || -> Result<Tensor> { Ok(self.model.forward(x, t, &cond.context, &cond.pooled)?) };
+        let out = if self.precision == Precision::Bf16 && self.device.is_cuda() {
+            flowscale_torch_ext::autocast::with_autocast(self.device, Kind::BFloat16, run)??
+        } else {
+            run()?
+        };
+        Ok(out.f_to_kind(Kind::Float)?)
+    }
+
+    /// Training FLOPs per sample (forward and backward: 3x the forward) at `side` x `side`.
+    pub fn train_flops_per_sample(&self, side: i64) -> Result<f64> {
+        let cost = forward_cost(self.model.config(), side, side, self.context_tokens)?;
+        Ok(3.0 * cost.flops())
+    }
+}
+
+/// The class captions of `conditioning.caption_template`, encoded by the frozen text encoder of
+/// `conditioning.text_encoder`, whose shapes must be the configured context and pooled shapes.
+fn caption_conditioning(
+    c: &ConditioningConfig,
+    class_names: &[String],
+    device: Device,
+) -> Result<CaptionConditioning> {
+    use flowscale_encoders::text::{TextEncoder, TextEncoderConfig};
+    let path = c.text_encoder.as_deref().ok_or_else(|| {
+        TrainError::Invalid(
+            "conditioning.text_encoder is required with provider = \"captions\"".into(),
+        )
+    })?;
+    let enc_cfg = TextEncoderConfig::load(Path::new(path))?;
+    let encoder = TextEncoder::load(&enc_cfg, device)?;
+    let (tokens, width, pooled) = encoder.shapes();
+    let want = (
+        i64::from(c.context_tokens),
+        i64::from(c.context_dim),
+        i64::from(c.pooled_dim),
+    );
+    if (tokens, width, pooled) != want {
+        return Err(TrainError::Invalid(format!(
+            "conditioning: the text encoder of {path} gives {tokens} context tokens of {width} and a \
+             pooled vector of {pooled}; set conditioning.context_tokens = {tokens}, context_dim = \
+             {width}, pooled_dim = {pooled} (now {}, {}, {})",
+            want.0, want.1, want.2
+        )));
+    }
+    let captions: Vec<String> = class_names
+        .iter()
+        .map(|n| c.caption_template.replace("{}", n))
+        .collect();
+    let refs: Vec<&str> = captions.iter().map(String::as_str).collect();
+    CaptionConditioning::new(&encoder, &refs, 32, device)
+}

@@ -1,0 +1,361 @@
+//! Building a trainer, fresh or resumed, in named phases: the run directory, the process group,
+//! the model (through the run layer), the optimiser and EMA, the resume from a checkpoint, the
+//! data position, the logs, and the fixed inputs of validation and sample grids. Each phase
+//! receives the config sections it needs.
+
+use super::{Running, TrainOptions, Trainer};
+use crate::checkpoint::{CheckpointStore, LoadedCheckpoint};
+use crate::config::{
+    DataConfig, EmaConfig, GradReduceDtype, OptimConfig, RunConfig, RunSection, SamplesConfig,
+};
+use crate::distributed::{rank_device, select_backend, DataParallel};
+use crate::ema::Ema;
+use crate::error::{Result, TrainError};
+use crate::metrics::MetricsWriter;
+use crate::optim::{AdamW, AdamWConfig, LrScheduler};
+use crate::resume_compat::{config_hash, incompatible_changes};
+use crate::run::{ema_group_name, RunData, RunModel, RunModelSpec};
+use crate::run_dir::{write_atomic, RunDir};
+use crate::state::TrainState;
+use crate::tensorboard::EventWriter;
+use crate::validation::ValidationSet;
+use flowscale_core::FlowRng;
+use flowscale_data::{BatchSampler, SamplerPosition};
+use flowscale_formulations::{Formulation, Shift};
+use flowscale_torch_ext::c10d::LaunchEnv;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tch::{Device, Kind, Tensor};
+
+impl Trainer {
+    pub fn new(cfg: RunConfig, options: TrainOptions) -> Result<Self> {
+        Self::build(cfg, options, false)
+    }
+
+    /// As [`Trainer::new`] for a process started alone, but inside a process group of one
+    /// (`run.dist_backend` picks Gloo or NCCL): every step runs the data-parallel collectives,
+    /// which have no peer to wait for. `flowscale bench train-step --process-group` times it.
+    pub fn with_solo_group(cfg: RunConfig, options: TrainOptions) -> Result<Self> {
+        Self::build(cfg, options, true)
+    }
+
+    fn build(cfg: RunConfig, options: TrainOptions, solo_group: bool) -> Result<Self> {
+        let dir = RunDir::new(PathBuf::from(&cfg.run.out_dir).join(&cfg.run.name));
+        let store = CheckpointStore::new(
+            dir.checkpoints(),
+            cfg.checkpoint.keep_last as usize,
+            cfg.checkpoint.keep_every,
+        );
+        let resume_from = checkpoint_to_resume(&dir, &store, &cfg, options.resume)?;
+        let (device, dp) = join_process_group(&cfg.run, solo_group)?;
+        let main = dp.as_ref().is_none_or(|d| d.rank() == 0);
+        if main {
+            dir.create()?;
+            let resolved = crate::config::to_toml_string(&cfg)
+                .map_err(|e| TrainError::Invalid(format!("cannot serialise the config: {e}")))?;
+            write_atomic(&dir.config(), resolved.as_bytes())?;
+        }
+        let formulation = Formulation::parse(&cfg.formulation.name)
+            .map_err(|e| TrainError::Invalid(format!("formulation.name: {e}")))?;
+        let shift = if cfg.formulation.shift == 1.0 {
+            None
+        } else {
+            Some(Shift::new(cfg.formulation.shift)?)
+        };
+
+        // Model: rank 0 alone draws sample grids, so only it loads a latent run's decoder.
+        let mut data = RunData::open(&cfg.data, device, main)?;
+        let spec = RunModelSpec::for_run(&cfg, data.channels(), data.side(), data.class_names());
+        let model = RunModel::build(&spec, device)?;
+        let params = model.params();
+        let mut optimizer = AdamW::new(&params, adamw_config(&cfg.optim))?;
+        let schedule = lr_schedule(&cfg.optim, cfg.train.steps);
+        let mut ema = Ema::new(&params, &cfg.ema.decays, cfg.ema.every, cfg.ema.warmup)?;
+        let flops_per_sample = model.train_flops_per_sample(data.side())?;
+
+        // Resume: the checkpoint's tensors, state and generator replace the fresh ones.
+        let mut rng = FlowRng::new(cfg.run.seed);
+        let mut state = fresh_state(&cfg, &rng)?;
+        if let Some(path) = &resume_from {
+            let ck: LoadedCheckpoint<TrainState> = CheckpointStore::load(path)?;
+            if ck.state.config_hash != state.config_hash {
+                return Err(TrainError::Invalid(format!(
+                    "{}: written with config hash {}, this config hashes to {}",
+                    path.display(),
+                    ck.state.config_hash,
+                    state.config_hash
+                )));
+            }
+            restore(&ck, &model, &mut optimizer, &mut ema, &cfg.ema)?;
+            state = ck.state;
+            rng = FlowRng::from_state(state.rng_state).ok_or_else(|| {
+                TrainError::corrupt(
+                    path.join(crate::checkpoint::STATE_FILE),
+                    "invalid generator state",
+                )
+            })?;
+        }
+        // Rank 0's weights on every rank: identical by construction (same seed), the broadcast
+        // makes it a guarantee; after a resume, once the checkpoint is restored.
+        if let Some(d) = &dp {
+            d.broadcast(
+                &params
+                    .iter()
+                    .map(|(_, p)| p.shallow_clone())
+                    .collect::<Vec<_>>(),
+            )?;
+        }
+
+        // Data position: where the resumed run's data order stands.
+        let rank_world = dp.as_ref().map_or((0, 1), |d| (d.rank(), d.world_size()));
+        let sampler = start_data(
+            &mut data,
+            &cfg.data,
+            cfg.train.batch_size as usize,
+            rank_world,
+            cfg.run.seed,
+            device,
+            resume_from.is_some().then_some(&state),
+        )?;
+
+        // Logs (rank 0), and the fixed inputs of validation and sample grids.
+        let (metrics, tb) = if main {
+            (
+                Some(MetricsWriter::open(
+                    &dir.metrics(),
+                    options.resume.then_some(state.step),
+                )?),
+                Some(EventWriter::create(&dir.tensorboard())?),
+            )
+        } else {
+            (None, None)
+        };
+        let (vx, vl) = data.held_out(cfg.validation.samples as usize, device)?;
+        let validation = ValidationSet::new(vx, vl, cfg.run.seed ^ 0x7a11_da7e)?;
+        let (grid_noise, grid_labels) = grid_inputs(&cfg.samples, cfg.run.seed, &data, device)?;
+        let running = Running::new(i64::from(cfg.logging.t_bins), device)?;
+        let wall_at_start = state.wall_time_s;
+        Ok(Self {
+            cfg,
+            options,
+            dir,
+            device,
+            formulation,
+            shift,
+            data,
+            sampler,
+            model,
+            params,
+            optimizer,
+            schedule,
+            ema,
+            store,
+            dp,
+            tb,
+            metrics,
+            validation,
+            grid_noise,
+            grid_labels,
+            rng,
+            state,
+            flops_per_sample,
+            running,
+            session_start: Instant::now(),
+            wall_at_start,
+        })
+    }
+}
+
+/// The checkpoint a resumed run continues from; refuses a directory that holds checkpoints
+/// without `--resume`, and a resume whose config differs in keys a checkpoint depends on.
+fn checkpoint_to_resume(
+    dir: &RunDir,
+    store: &CheckpointStore,
+    cfg: &RunConfig,
+    resume: bool,
+) -> Result<Option<PathBuf>> {
+    match (store.latest()?, resume) {
+        (Some((step, _)), false) => Err(TrainError::Invalid(format!(
+            "{} already holds a checkpoint (step {step}); pass --resume to continue it, \
+             or choose another run.name / run.out_dir",
+            dir.root.display()
+        ))),
+        (Some((_, path)), true) => {
+            check_resumable(dir, cfg)?;
+            Ok(Some(path))
+        }
+        (None, _) => Ok(None),
+    }
+}
+
+/// This process's device and, when launched with several ranks (or asked for a group of one),
+/// its data-parallel group.
+fn join_process_group(
+    run: &RunSection,
+    solo_group: bool,
+) -> Result<(Device, Option<DataParallel>)> {
+    let timeout = std::time::Duration::from_secs(run.dist_timeout_s);
+    // Several processes (WORLD_SIZE > 1): one GPU each, cuda:LOCAL_RANK.
+    let launch = LaunchEnv::from_env()
+        .map_err(|e| TrainError::Invalid(format!("data parallel launch environment: {e}")))?
+        .filter(|e| e.world_size > 1);
+    let cuda_devices = usize::try_from(tch::Cuda::device_count()).unwrap_or(0);
+    let device = rank_device(
+        run.device,
+        launch.as_ref().map(|e| e.local_rank),
+        cuda_devices,
+    )?;
+    let grad_dtype = run.dist_grad_dtype.unwrap_or(GradReduceDtype::Fp32);
+    let dp = match (&launch, solo_group) {
+        (None, false) => None,
+        (launch, _) => {
+            let backend = select_backend(run.dist_backend, device)?;
+            Some(match launch {
+                Some(env) => DataParallel::join(env, backend, grad_dtype, timeout)?,
+                None => DataParallel::solo(backend, grad_dtype, timeout)?,
+            })
+        }
+    };
+    Ok((device, dp))
+}
+
+fn adamw_config(o: &OptimConfig) -> AdamWConfig {
+    AdamWConfig {
+        betas: (o.betas[0], o.betas[1]),
+        eps: o.eps,
+        weight_decay: o.weight_decay,
+    }
+}
+
+fn lr_schedule(o: &OptimConfig, total_steps: u64) -> LrScheduler {
+    LrScheduler {
+        peak: o.lr,
+        warmup_steps: o.warmup_steps,
+        total_steps,
+        kind: o.schedule,
+        min_lr: o.min_lr,
+    }
+}
+
+fn fresh_state(cfg: &RunConfig, rng: &FlowRng) -> Result<TrainState> {
+    Ok(TrainState {
+        step: 0,
+        images_seen: 0,
+        config_hash: config_hash(cfg)?,
+        seed: cfg.run.seed,
+        rng_state: rng.state(),
+        data_epoch: 0,
+        data_index: 0,
+        data_positions: None,
+        lr: 0.0,
+        wall_time_s: 0.0,
+        skipped_steps: 0,
+        train_flops: 0.0,
+        best_val_loss: None,
+        flowscale_version: env!("CARGO_PKG_VERSION").to_owned(),
+    })
+}
+
+/// Puts the data at the start, or where the resumed state left it: pixel runs get the global
+/// batch sampler (every rank draws the same global batch and trains on its share), latent runs
+/// start this rank's shard loader (every rank streams its own shards).
+fn start_data(
+    data: &mut RunData,
+    d: &DataConfig,
+    batch: usize,
+    (rank, world): (usize, usize),
+    seed: u64,
+    device: Device,
+    resumed: Option<&TrainState>,
+) -> Result<Option<BatchSampler>> {
+    let seed = seed ^ 0x5eed_da7a;
+    match data {
+        RunData::Pixels(p) => {
+            let position = resumed.map_or_else(SamplerPosition::default, |s| SamplerPosition {
+                epoch: s.data_epoch,
+                index: s.data_index,
+            });
+            Ok(Some(p.sampler(batch * world, seed, position)?))
+        }
+        RunData::Latents(l) => {
+            let saved = match resumed.map(|s| &s.data_positions) {
+                None => None,
+                Some(Some(p)) if p.len() == world => Some(&p[rank]),
+                Some(p) => {
+                    return Err(TrainError::Invalid(format!(
+                        "the checkpoint holds shard-loader positions for {} rank(s), this \
+                         run has {world}; resume with the same number of ranks",
+                        p.as_ref().map_or(0, Vec::len)
+                    )))
+                }
+            };
+            l.start(d, batch, (rank, world), seed, device, saved)?;
+            Ok(None)
+        }
+    }
+}
+
+/// Refuses to resume when the saved resolved config differs in keys that matter.
+fn check_resumable(dir: &RunDir, cfg: &RunConfig) -> Result<()> {
+    let path = dir.config();
+    let old: RunConfig = crate::config::load(&path, &[])
+        .map_err(|e| TrainError::Invalid(format!("cannot read the run's saved config: {e}")))?;
+    let diff = incompatible_changes(&old, cfg)?;
+    if diff.is_empty() {
+        return Ok(());
+    }
+    Err(TrainError::Invalid(format!(
+        "cannot resume {}: the config differs from the run's in keys a checkpoint depends on:\n  {}\n\
+         (only run.device, train.steps, validation.every, samples.*, checkpoint.* and logging.* may change)",
+        dir.root.display(),
+        diff.join("\n  ")
+    )))
+}
+
+/// Restores model, EMA and optimiser tensors from a checkpoint, checking every name and shape.
+fn restore(
+    ck: &LoadedCheckpoint<TrainState>,
+    model: &RunModel,
+    optimizer: &mut AdamW,
+    ema: &mut Ema,
+    ema_cfg: &EmaConfig,
+) -> Result<()> {
+    let group = |name: &str| {
+        ck.groups.get(name).ok_or_else(|| {
+            TrainError::Invalid(format!("{}: no {name}.safetensors", ck.dir.display()))
+        })
+    };
+    model.load_weights(group("model")?, &group_path(&ck.dir, "model"))?;
+    optimizer.load_state(group("optimizer")?, ck.state.step)?;
+    let updates = ck.state.step / ema_cfg.every.max(1);
+    for (k, d) in ema_cfg.decays.iter().enumerate() {
+        ema.load(k, group(&ema_group_name(*d))?, updates)?;
+    }
+    Ok(())
+}
+
+fn group_path(dir: &Path, group: &str) -> PathBuf {
+    dir.join(format!("{group}.safetensors"))
+}
+
+/// Fixed noise and labels of the sample grids: one row per class.
+fn grid_inputs(
+    s: &SamplesConfig,
+    seed: u64,
+    data: &RunData,
+    device: Device,
+) -> Result<(Tensor, Tensor)> {
+    let per = i64::from(s.per_class);
+    let classes = data.classes();
+    let labels: Vec<i64> = (0..classes)
+        .flat_map(|c| std::iter::repeat_n(c, per as usize))
+        .collect();
+    let side = data.side();
+    let noise = flowscale_core::with_torch_seed((seed ^ 0x9a1d_5eed) as i64 >> 1, || {
+        Tensor::f_randn(
+            [classes * per, data.channels(), side, side].as_slice(),
+            (Kind::Float, device),
+        )
+    })?;
+    Ok((noise, Tensor::f_from_slice(&labels)?.f_to_device(device)?))
+}

@@ -1,0 +1,243 @@
+//! One optimiser step: micro-batches (data, timesteps, noise, CFG dropout), forward, loss,
+//! backward, gradient averaging across ranks, clipping, the update, the EMA; and the refresh of
+//! the resumable state before a checkpoint.
+
+use super::Trainer;
+use crate::config::NonFinitePolicy;
+use crate::error::Result;
+use crate::optim::{clip_grad_norm, grad_norm};
+use crate::run::{RunData, CONDITIONER_PREFIX};
+use flowscale_core::FlowRng;
+use flowscale_formulations::TrainingBatch;
+use std::time::Instant;
+use tch::{Device, Kind, Tensor};
+
+/// Device-side running sums between two log points (no host synchronisation per step).
+pub struct Running {
+    pub loss_sum: Tensor,
+    pub samples: u64,
+    pub bin_sum: Tensor,
+    pub bin_count: Tensor,
+    pub grad_norm_sum: Tensor,
+    pub nonfinite: Tensor,
+    pub steps: u64,
+    pub since: Instant,
+}
+
+impl Running {
+    pub fn new(bins: i64, device: Device) -> Result<Self> {
+        let z = |n: &[i64]| Tensor::f_zeros(n, (Kind::Double, device));
+        Ok(Self {
+            loss_sum: z(&[])?,
+            samples: 0,
+            bin_sum: z(&[bins])?,
+            bin_count: z(&[bins])?,
+            grad_norm_sum: z(&[])?,
+            nonfinite: z(&[])?,
+            steps: 0,
+            since: Instant::now(),
+        })
+    }
+}
+
+/// This rank's part of one micro-batch.
+struct MicroBatch {
+    batch: TrainingBatch,
+    labels: Tensor,
+    /// One keep mask per conditioning source (CFG dropout).
+    keep: Vec<Tensor>,
+    /// Samples all ranks process together.
+    global: i64,
+}
+
+/// CFG dropout masks, one `[B]` float mask per conditioning source, each sample dropped with
+/// probability `p`, drawn from `rng`.
+fn keep_masks(
+    rng: &mut FlowRng,
+    sources: usize,
+    p: f64,
+    batch: i64,
+    device: Device,
+) -> Result<Vec<Tensor>> {
+    (0..sources)
+        .map(|_| {
+            let keep: Vec<f32> = (0..batch)
+                .map(|_| if rng.uniform() < p { 0.0 } else { 1.0 })
+                .collect();
+            Ok(Tensor::f_from_slice(&keep)?.f_to_device(device)?)
+        })
+        .collect()
+}
+
+impl Trainer {
+    /// This rank's micro-batch.
+    fn micro_batch(&mut self, rank: usize, world: usize) -> Result<MicroBatch> {
+        let device = self.device;
+        let (shift, formulation) = (self.shift, self.formulation);
+        let sources = self.model.conditioning_sources();
+        let p = self.cfg.conditioning.dropout;
+        match &mut self.data {
+            RunData::Pixels(data) => {
+                // Every rank draws the same global batch and trains on its share of it.
+                let idx = self.sampler.as_mut().expect("set in new").next_indices()?;
+                let (x0, labels) = data.batch(&idx, device)?;
+                let global = x0.size()[0];
+                let rng = &mut self.rng;
+                let keep = keep_masks(rng, sources, p, global, device)?;
+                let batch = formulation.training_batch(&x0, rng, shift)?;
+                if world == 1 {
+                    return Ok(MicroBatch {
+                        batch,
+                        labels,
+                        keep,
+                        global,
+                    });
+                }
+                let b = global / world as i64;
+                let first = rank as i64 * b;
+                Ok(MicroBatch {
+                    batch: batch.rows(first as usize, b as usize)?,
+                    labels: labels.f_narrow(0, first, b)?,
+                    keep: keep
+                        .iter()
+                        .map(|k| k.f_narrow(0, first, b))
+                        .collect::<std::result::Result<Vec<_>, _>>()?,
+                    global,
+                })
+            }
+            RunData::Latents(l) => {
+                // Each rank has its own samples, so its own draws: a generator seeded from the
+                // shared one (which advances identically on every rank) and the rank.
+                let mut local = FlowRng::new(
+                    self.rng.next_u64() ^ (rank as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                );
+                let (x0, labels) = l.next(&mut local, device)?;
+                let b = x0.size()[0];
+                let keep = keep_masks(&mut local, sources, p, b, device)?;
+                let batch = formulation.training_batch(&x0, &mut local, shift)?;
+                Ok(MicroBatch {
+                    batch,
+                    labels,
+                    keep,
+                    global: b * world as i64,
+                })
+            }
+        }
+    }
+
+    /// One optimiser step (with gradient accumulation). Returns nothing; statistics stay on the
+    /// device in `self.running`.
+    pub(super) fn train_step(&mut self) -> Result<()> {
+        let accum = self.cfg.train.grad_accum;
+        let bins = i64::from(self.cfg.logging.t_bins);
+        let step_loss = Tensor::f_zeros([] as [i64; 0], (Kind::Double, self.device))?;
+        let (rank, world) = self.rank_world();
+        for _ in 0..accum {
+            let MicroBatch {
+                batch,
+                labels,
+                keep,
+                global,
+            } = self.micro_batch(rank, world)?;
+            let cond = self.model.encode(&labels, &keep)?;
+            let out = self
+                .model
+                .forward(&batch.net_input, &batch.time_input, &cond)?;
+            let per = batch.per_sample_loss(&out)?;
+            let loss = per.f_mean(Kind::Float)?.f_div_scalar(accum as f64)?;
+            loss.f_backward()?;
+            let per = per.f_detach()?.f_to_kind(Kind::Double)?;
+            let _ = step_loss
+                .shallow_clone()
+                .f_add_(&per.f_sum(Kind::Double)?)?;
+            // Loss per bin of t_eq, accumulated without leaving the device.
+            let bin_index: Vec<i64> = batch
+                .levels
+                .iter()
+                .map(|l| ((l.t_eq * bins as f64) as i64).clamp(0, bins - 1))
+                .collect();
+            let bin_index = Tensor::f_from_slice(&bin_index)?.f_to_device(self.device)?;
+            let _ = self.running.bin_sum.f_index_add_(0, &bin_index, &per)?;
+            let _ = self
+                .running
+                .bin_count
+                .f_index_add_(0, &bin_index, &per.f_ones_like()?)?;
+            self.running.samples += global as u64;
+            self.state.images_seen += global as u64;
+        }
+        let tensors: Vec<Tensor> = self.params.iter().map(|(_, p)| p.shallow_clone()).collect();
+        if let Some(d) = &mut self.dp {
+            d.average_gradients(&tensors)?;
+            // The global loss, so every rank takes the same non-finite decision.
+            d.sum(&step_loss)?;
+        }
+        let norm = match self.cfg.optim.grad_clip {
+            Some(max) => clip_grad_norm(&tensors, max)?,
+            None => grad_norm(&tensors)?,
+        };
+        if let Some(n) = norm {
+            let _ = self
+                .running
+                .grad_norm_sum
+                .f_add_(&n.f_to_kind(Kind::Double)?)?;
+        }
+        let finite = step_loss.f_isfinite()?;
+        let lr = self.schedule.lr(self.state.step);
+        let skip = self.cfg.logging.nonfinite == NonFinitePolicy::Skip
+            // The one per-step host read, only when skipping is configured: the optimiser must
+            // know before it updates the weights.
+            && finite.int64_value(&[]) == 0;
+        if skip {
+            self.state.skipped_steps += 1;
+        } else {
+            self.optimizer.step(lr)?;
+        }
+        self.optimizer.zero_grad();
+        self.conditioner_zero_grad();
+        let _ = self.running.loss_sum.f_add_(&step_loss)?;
+        let _ = self
+            .running
+            .nonfinite
+            .f_add_(&finite.f_logical_not()?.f_to_kind(Kind::Double)?)?;
+        self.state.step += 1;
+        self.state.lr = lr;
+        self.state.train_flops +=
+            self.flops_per_sample * (self.cfg.train.batch_size * accum * world as u64) as f64;
+        self.ema.after_step(self.state.step, &self.params)?;
+        self.running.steps += 1;
+        Ok(())
+    }
+
+    fn conditioner_zero_grad(&mut self) {
+        for (name, p) in &mut self.params {
+            if name.starts_with(CONDITIONER_PREFIX) {
+                p.zero_grad();
+            }
+        }
+    }
+
+    /// Refreshes the resumable parts of the state (generator, data position, wall time). With
+    /// latent shards every rank's loader position is gathered (a collective: all ranks call it).
+    pub(super) fn sync_state(&mut self) -> Result<()> {
+        self.state.rng_state = self.rng.state();
+        match &self.data {
+            RunData::Pixels(_) => {
+                let pos = self.sampler.as_ref().expect("set in new").position();
+                self.state.data_epoch = pos.epoch;
+                self.state.data_index = pos.index;
+            }
+            RunData::Latents(l) => {
+                let own = l.position().expect("started in new");
+                let all = match &self.dp {
+                    Some(d) => d.gather_json(&own)?,
+                    None => vec![own],
+                };
+                self.state.data_epoch = all[0].epoch;
+                self.state.data_index = all[0].batches as usize;
+                self.state.data_positions = Some(all);
+            }
+        }
+        self.state.wall_time_s = self.wall_at_start + self.session_start.elapsed().as_secs_f64();
+        Ok(())
+    }
+}
