@@ -115,6 +115,17 @@ impl AtomicFile {
     }
 }
 
+/// Streams into the temporary file (encoders that write through `std::io::Write`).
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.as_mut().expect("open until commit").write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.as_mut().expect("open until commit").flush()
+    }
+}
+
 impl Drop for AtomicFile {
     fn drop(&mut self) {
         if !self.tmp.as_os_str().is_empty() {
@@ -155,6 +166,16 @@ pub fn write_atomic_with<E>(
 pub enum AtomicWithError<E> {
     Write(E),
     Io(IoError),
+}
+
+impl<E> AtomicWithError<E> {
+    /// Either cause as the caller's error type.
+    pub fn into_error<T: From<E> + From<IoError>>(self) -> T {
+        match self {
+            Self::Write(e) => e.into(),
+            Self::Io(e) => e.into(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //! JSON beside it (held-out accuracy, steps, hash) so later evaluations reuse the same network.
 
 use crate::error::{EvalError, Result};
-use crate::hash::sha256_file;
+use crate::hash::{read_verified_sidecar, sha256_file};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use tch::nn::{self, Module, OptimizerConfig};
@@ -115,30 +115,20 @@ impl Classifier {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| EvalError::io(dir, e))?;
         }
-        me.vs.save(path)?;
+        flowscale_core::atomic::write_atomic_with(path, |tmp| me.vs.save(tmp))
+            .map_err(flowscale_core::atomic::AtomicWithError::into_error::<EvalError>)?;
         me.info.sha256 = sha256_file(path)?;
         let js = path.with_extension("json");
         let text = serde_json::to_string_pretty(&me.info).expect("info serialises") + "\n";
-        std::fs::write(&js, text).map_err(|e| EvalError::io(&js, e))?;
+        flowscale_core::write_atomic(&js, text.as_bytes())?;
         Ok(me)
     }
 
     /// Loads a classifier saved by [`Classifier::train`]; refuses a file whose hash differs from
     /// its JSON.
     pub fn load(path: &Path, device: Device) -> Result<Self> {
-        let js = path.with_extension("json");
-        let text = std::fs::read_to_string(&js).map_err(|e| EvalError::io(&js, e))?;
-        let info: ClassifierInfo = serde_json::from_str(&text)
-            .map_err(|e| EvalError::Invalid(format!("{}: {e}", js.display())))?;
-        let actual = sha256_file(path)?;
-        if actual != info.sha256 {
-            return Err(EvalError::Invalid(format!(
-                "{}: hash {actual} differs from {} recorded in {}",
-                path.display(),
-                info.sha256,
-                js.display()
-            )));
-        }
+        let info: ClassifierInfo =
+            read_verified_sidecar(path, "sha256", |i: &ClassifierInfo| &i.sha256)?;
         let mut vs = nn::VarStore::new(device);
         let net = build(&vs.root(), info.channels, info.resolution, info.classes);
         vs.load(path)

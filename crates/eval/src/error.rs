@@ -28,6 +28,15 @@ pub enum EvalError {
     Encoder(#[from] flowscale_encoders::EncoderError),
 }
 
+impl From<flowscale_core::IoError> for EvalError {
+    fn from(e: flowscale_core::IoError) -> Self {
+        EvalError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
 pub type Result<T> = std::result::Result<T, EvalError>;
 
 impl EvalError {

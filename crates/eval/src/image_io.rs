@@ -67,12 +67,9 @@ pub fn write_png(path: &Path, image: &Tensor) -> Result<()> {
         .f_contiguous()?
         .f_to_kind(tch::Kind::Uint8)?;
     let data = Vec::<u8>::try_from(hwc.f_flatten(0, -1)?)?;
-    let file = std::fs::File::create(path).map_err(|e| EvalError::io(path, e))?;
-    let mut enc = png::Encoder::new(
-        std::io::BufWriter::new(file),
-        size[2] as u32,
-        size[1] as u32,
-    );
+    let mut file = flowscale_core::AtomicFile::create(path)?;
+    // Unbuffered: a buffer would flush on drop and lose a write error (a full disk).
+    let mut enc = png::Encoder::new(&mut file, size[2] as u32, size[1] as u32);
     enc.set_color(if size[0] == 1 {
         png::ColorType::Grayscale
     } else {
@@ -83,7 +80,7 @@ pub fn write_png(path: &Path, image: &Tensor) -> Result<()> {
     let mut writer = enc.write_header().map_err(bad)?;
     writer.write_image_data(&data).map_err(bad)?;
     writer.finish().map_err(bad)?;
-    Ok(())
+    Ok(file.commit()?)
 }
 
 #[cfg(test)]

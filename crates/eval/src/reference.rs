@@ -9,7 +9,7 @@
 
 use crate::error::{EvalError, Result};
 use crate::feature_net::FeatureNet;
-use crate::hash::{sha256_bytes, sha256_file};
+use crate::hash::{read_verified_sidecar, sha256_bytes, sha256_file};
 use crate::image_io::{list_pngs, read_png_rgb};
 use crate::stats::FeatureStats;
 use serde::{Deserialize, Serialize};
@@ -132,9 +132,10 @@ fn cached(
     }
     let stats = compute()?;
     std::fs::create_dir_all(cache_dir).map_err(|e| EvalError::io(cache_dir, e))?;
-    let tmp = st.with_extension("safetensors.tmp");
-    Tensor::write_safetensors(&[("mean", &stats.mean), ("cov", &stats.cov)], &tmp)?;
-    std::fs::rename(&tmp, &st).map_err(|e| EvalError::io(&st, e))?;
+    flowscale_core::atomic::write_atomic_with(&st, |tmp| {
+        Tensor::write_safetensors(&[("mean", &stats.mean), ("cov", &stats.cov)], tmp)
+    })
+    .map_err(flowscale_core::atomic::AtomicWithError::into_error::<EvalError>)?;
     let provenance = StatsProvenance {
         source: source.to_string(),
         n_images: stats.n,
@@ -145,25 +146,14 @@ fn cached(
         stats_sha256: sha256_file(&st)?,
     };
     let text = serde_json::to_string_pretty(&provenance).expect("provenance serialises");
-    std::fs::write(&js, text + "\n").map_err(|e| EvalError::io(&js, e))?;
+    flowscale_core::write_atomic(&js, (text + "\n").as_bytes())?;
     Ok(ReferenceStats { stats, provenance })
 }
 
 /// Loads `<key>.safetensors` and its `<key>.json`, checking the recorded hash.
 pub fn load_reference_stats(path: &Path) -> Result<ReferenceStats> {
-    let js = path.with_extension("json");
-    let text = std::fs::read_to_string(&js).map_err(|e| EvalError::io(&js, e))?;
-    let provenance: StatsProvenance = serde_json::from_str(&text)
-        .map_err(|e| EvalError::Invalid(format!("{}: {e}", js.display())))?;
-    let actual = sha256_file(path)?;
-    if actual != provenance.stats_sha256 {
-        return Err(EvalError::Invalid(format!(
-            "{}: hash {actual} differs from stats_sha256 {} in {}",
-            path.display(),
-            provenance.stats_sha256,
-            js.display()
-        )));
-    }
+    let provenance: StatsProvenance =
+        read_verified_sidecar(path, "stats_sha256", |p: &StatsProvenance| &p.stats_sha256)?;
     let tensors = Tensor::read_safetensors(path)?;
     let get = |name: &str| -> Result<Tensor> {
         tensors

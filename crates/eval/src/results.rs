@@ -1,7 +1,7 @@
 //! Result rows: one number with its provenance per row, written as `results.json` (with the
 //! run's and the evaluation's metadata) and `results.csv` (the rows only).
 
-use crate::error::{EvalError, Result};
+use crate::error::Result;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -72,11 +72,9 @@ pub fn to_csv(rows: &[ResultRow]) -> String {
     out
 }
 
-/// Writes `text` to `path` through a temporary file and a rename.
+/// Writes `text` to `path` atomically.
 pub fn write_text(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).map_err(|e| EvalError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| EvalError::io(path, e))
+    Ok(flowscale_core::write_atomic(path, text.as_bytes())?)
 }
 
 #[cfg(test)]

@@ -50,15 +50,14 @@ pub fn run(args: &FormulationsArgs) -> anyhow::Result<()> {
             let rows = table(formulation, t.points, shift);
             match &t.out {
                 Some(path) => {
-                    // Written to a temporary name and renamed, so a failed write leaves no
-                    // truncated table behind.
-                    let tmp = path.with_extension("csv.partial");
-                    let file = std::fs::File::create(&tmp)
-                        .with_context(|| format!("creating {}", tmp.display()))?;
-                    write_csv(&rows, std::io::BufWriter::new(file))
-                        .with_context(|| format!("writing {}", tmp.display()))?;
-                    std::fs::rename(&tmp, path)
-                        .with_context(|| format!("renaming to {}", path.display()))?;
+                    // Atomic, so a failed write leaves no truncated table behind.
+                    let mut file = flowscale_core::AtomicFile::create(path)?;
+                    let mut out = std::io::BufWriter::new(&mut file);
+                    write_csv(&rows, &mut out)
+                        .and_then(|()| Ok(std::io::Write::flush(&mut out)?))
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    drop(out);
+                    file.commit()?;
                 }
                 None => write_csv(&rows, std::io::stdout().lock())?,
             }

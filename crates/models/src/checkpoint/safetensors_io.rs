@@ -124,10 +124,7 @@ pub fn write(
         )
         .map_err(|e| ModelError::format(tmp, format!("writing: {e:?}")))
     })
-    .map_err(|e| match e {
-        AtomicWithError::Write(e) => e,
-        AtomicWithError::Io(e) => e.into(),
-    })
+    .map_err(AtomicWithError::into_error)
 }
 
 /// Writes bytes to `path` atomically.

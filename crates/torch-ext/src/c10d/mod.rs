@@ -14,3 +14,16 @@ pub use launch_env::LaunchEnv;
 pub use nccl_support::nccl_support;
 pub use process_group::{Backend, ProcessGroup, ReduceOp};
 pub use store::TcpStore;
+
+/// `value` as a C string for the shim; a NUL byte inside is an argument error of `call` that
+/// names `what` (`host`, `hostname`).
+pub(crate) fn c_string(
+    call: &'static str,
+    what: &str,
+    value: &str,
+) -> crate::Result<std::ffi::CString> {
+    std::ffi::CString::new(value).map_err(|_| crate::TorchExtError::Argument {
+        call,
+        message: format!("{what} `{value}` contains a NUL byte"),
+    })
+}

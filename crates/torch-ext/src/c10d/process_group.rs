@@ -3,7 +3,6 @@
 //! every call waits for completion, and a peer that died or stopped answering turns into an
 //! error after the group's timeout instead of a hang.
 
-use std::ffi::CString;
 use std::time::Duration;
 
 use tch::{Device, Tensor};
@@ -80,10 +79,7 @@ impl ProcessGroup {
                 message: format!("rank {rank} outside a world of size {size}"),
             });
         }
-        let host = CString::new(hostname).map_err(|_| TorchExtError::Argument {
-            call: "ProcessGroup::gloo",
-            message: format!("hostname `{hostname}` contains a NUL byte"),
-        })?;
+        let host = super::c_string("ProcessGroup::gloo", "hostname", hostname)?;
         let mut ptr: ffi::FxProcessGroup = std::ptr::null_mut();
         // SAFETY: the store handle is alive; the shim writes `ptr` on success only.
         unsafe {

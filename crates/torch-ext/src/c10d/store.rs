@@ -1,7 +1,6 @@
 //! c10d's `TCPStore`: the key-value rendezvous every rank connects to (rank 0 hosts it), as
 //! torchrun's `MASTER_ADDR`/`MASTER_PORT` describe.
 
-use std::ffi::CString;
 use std::time::Duration;
 
 use super::ffi;
@@ -31,10 +30,7 @@ impl TcpStore {
                 message: format!("world size must be >= 1, got {world_size}"),
             });
         }
-        let c_host = CString::new(host).map_err(|_| TorchExtError::Argument {
-            call: "TcpStore::connect",
-            message: format!("host `{host}` contains a NUL byte"),
-        })?;
+        let c_host = super::c_string("TcpStore::connect", "host", host)?;
         let mut ptr: ffi::FxStore = std::ptr::null_mut();
         // SAFETY: the shim writes a new handle into `ptr` on success only.
         unsafe {
