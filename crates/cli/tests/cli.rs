@@ -145,6 +145,59 @@ fn precompute_encodes_the_emoji_set_and_reports_what_it_did() {
 }
 
 #[test]
+fn precompute_takes_set_overrides_checked_like_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("pc.toml");
+    let missing = tmp.path().join("no-such-folder");
+    std::fs::write(
+        &config,
+        format!(
+            "[source]\nkind = \"folder\"\npath = {:?}\n[preprocess]\nresolution = 0\n\
+             [autoencoder]\nkind = \"identity\"\n[output]\ndir = {:?}\nsamples_per_shard = 0\n",
+            missing.display().to_string(),
+            tmp.path().join("out").display().to_string()
+        ),
+    )
+    .unwrap();
+    let path = config.display().to_string();
+    // Both bad values of the file are named at once.
+    let t = text(&flowscale(&["precompute", &path]));
+    assert!(
+        t.contains("pc.toml")
+            && t.contains("key `preprocess.resolution`")
+            && t.contains("key `output.samples_per_shard`"),
+        "{t}"
+    );
+    // --set fixes them: the run gets past the config to the missing source folder.
+    let fixed = flowscale(&[
+        "precompute",
+        &path,
+        "--set",
+        "preprocess.resolution=8",
+        "--set",
+        "output.samples_per_shard=4",
+    ]);
+    let t = text(&fixed);
+    assert!(!fixed.status.success());
+    assert!(t.contains("no-such-folder") && !t.contains("key `"), "{t}");
+    // A bad override is named as one.
+    let t = text(&flowscale(&[
+        "precompute",
+        &path,
+        "--set",
+        "preprocess.resolution=8",
+        "--set",
+        "output.samples_per_shard=4",
+        "--device",
+        "tpu",
+    ]));
+    assert!(
+        t.contains("key `output.device`") && t.contains("tpu"),
+        "{t}"
+    );
+}
+
+#[test]
 fn formulations_list_prints_the_61_canonical_names() {
     let out = flowscale(&["formulations", "list"]);
     let t = String::from_utf8_lossy(&out.stdout).to_string();

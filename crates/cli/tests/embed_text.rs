@@ -118,3 +118,33 @@ fn embed_text_errors_name_the_file() {
         "{text}"
     );
 }
+
+#[test]
+fn embed_text_takes_set_overrides_of_the_text_config() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("t.toml");
+    std::fs::write(
+        &config,
+        "encoder = \"minilm\"\n[minilm]\npath = \"/nope\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_flowscale"))
+        .args(["embed-text", "--config"])
+        .arg(&config)
+        .args([
+            "--set",
+            "minilm.tokens=0",
+            "--prompts",
+            "/nonexistent/p.txt",
+            "--out",
+        ])
+        .arg(tmp.path().join("o.safetensors"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        text.contains("t.toml") && text.contains("key `minilm.tokens`") && text.contains("--set"),
+        "{text}"
+    );
+}

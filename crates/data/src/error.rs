@@ -18,6 +18,9 @@ pub enum DataError {
     Torch(#[from] tch::TchError),
     #[error(transparent)]
     Encoder(#[from] flowscale_encoders::EncoderError),
+    /// A config file that cannot be read or has bad keys or values (every one is named).
+    #[error(transparent)]
+    Config(#[from] flowscale_core::config::ConfigError),
 }
 
 impl From<flowscale_core::IoError> for DataError {

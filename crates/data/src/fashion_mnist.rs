@@ -61,12 +61,15 @@ pub fn split_files(dir: &Path, split: Split) -> (PathBuf, PathBuf) {
 pub fn load(dir: &Path, split: Split) -> Result<LabeledImages> {
     let (image_path, label_path) = split_files(dir, split);
     if !image_path.exists() {
-        return Err(DataError::Invalid(format!(
-            "Fashion-MNIST not found: {} is missing (install the Debian package \
-             dataset-fashion-mnist, which scripts/setup does, or point data.path at a folder \
-             holding the four IDX files)",
-            image_path.display()
-        )));
+        return Err(DataError::io(
+            &image_path,
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "Fashion-MNIST not found (install the Debian package dataset-fashion-mnist, \
+                 which scripts/setup does, or point data.path at a folder holding the four IDX \
+                 files)",
+            ),
+        ));
     }
     let images = read_idx(&image_path)?;
     let labels = read_idx(&label_path)?;

@@ -26,6 +26,9 @@ pub enum EncoderError {
     Tokenizer { path: PathBuf, message: String },
     #[error("invalid input: {0}")]
     Input(String),
+    /// A config file that cannot be read or has bad keys or values (every one is named).
+    #[error(transparent)]
+    Config(#[from] flowscale_core::config::ConfigError),
 }
 
 impl EncoderError {

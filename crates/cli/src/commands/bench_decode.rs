@@ -3,7 +3,7 @@
 //! memory first, so disk speed is not measured. `scripts/bench/decode_vs_pil.py` runs it beside
 //! PIL and torchvision on the same images.
 
-use super::bench::median_seconds;
+use super::bench_timing::median_seconds;
 use anyhow::Context;
 use clap::Args;
 use flowscale_data::images::{preprocess_bytes, Filter, PreprocessConfig};

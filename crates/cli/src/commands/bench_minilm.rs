@@ -2,8 +2,8 @@
 //! length, BERT forward, mean pooling, normalise) on a prompt file, in prompts per second.
 //! `scripts/bench/minilm_vs_torch.py` runs it beside sentence-transformers (PyTorch eager).
 
-use super::bench::median_seconds;
 use super::bench_fwd_bwd::parse_device;
+use super::bench_timing::median_seconds;
 use super::embed_text::read_prompts;
 use clap::Args;
 use flowscale_encoders::text::MiniLm;

@@ -15,6 +15,10 @@ pub struct EmbedTextArgs {
     /// Text-encoder config (TOML: `encoder = "minilm"` or `"sd3"`; see configs/text/).
     #[arg(long)]
     config: PathBuf,
+    /// Override a key of the text-encoder config, e.g. `--set minilm.tokens=32` (repeatable;
+    /// later wins).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
     /// UTF-8 text file, one prompt per line (an empty line is the empty prompt).
     #[arg(long)]
     prompts: PathBuf,
@@ -51,7 +55,7 @@ pub fn read_prompts(path: &Path) -> anyhow::Result<Vec<String>> {
 
 pub fn run(args: &EmbedTextArgs) -> anyhow::Result<()> {
     let device = parse_device(&args.device)?;
-    let cfg = TextEncoderConfig::load(&args.config)?;
+    let cfg = TextEncoderConfig::load_with(&args.config, &args.overrides)?;
     let prompts = read_prompts(&args.prompts)?;
     let encoder = TextEncoder::load(&cfg, device)
         .with_context(|| format!("loading the encoder of {}", args.config.display()))?;

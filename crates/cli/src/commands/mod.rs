@@ -5,6 +5,7 @@ mod bench_decode;
 mod bench_fwd_bwd;
 mod bench_minilm;
 mod bench_shards;
+mod bench_timing;
 mod bench_train;
 mod config;
 mod embed_text;

@@ -19,12 +19,16 @@ use tch::{Device, Kind, Tensor};
 pub struct PrecomputeArgs {
     /// The precompute config (TOML; see docs/data.md).
     config: PathBuf,
+    /// Override a key, e.g. `--set output.samples_per_shard=500` (repeatable; later wins).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
     /// This process's share of the shards: every `--num-shards`-th from this index.
     #[arg(long, default_value_t = 0)]
     shard_index: usize,
     #[arg(long, default_value_t = 1)]
     num_shards: usize,
-    /// Overrides `output.device` ("cpu", "cuda", "cuda:N", "auto").
+    /// Overrides `output.device` ("cpu", "cuda", "cuda:N", "auto"); the same as
+    /// `--set output.device=NAME` given last.
     #[arg(long)]
     device: Option<String>,
     /// After the run, decode the first N train samples (and their mirror images) back to pixels
@@ -113,12 +117,11 @@ impl Bars {
 }
 
 pub fn run(args: &PrecomputeArgs) -> anyhow::Result<()> {
-    let mut cfg = PrecomputeConfig::load(&args.config)?;
+    let mut overrides = args.overrides.clone();
     if let Some(device) = &args.device {
-        cfg.output.device = device.clone();
-        cfg.validate()
-            .map_err(|e| anyhow::anyhow!("--device: {e}"))?;
+        overrides.push(format!("output.device={device:?}"));
     }
+    let cfg = PrecomputeConfig::load_with(&args.config, &overrides)?;
     let share = ShardShare {
         index: args.shard_index,
         count: args.num_shards,

@@ -1,6 +1,8 @@
 //! The precompute config (`flowscale precompute CONFIG`): which dataset, how images are prepared,
 //! which autoencoder and text encoder, and how the shards are laid out. Relative paths are
-//! resolved against the current directory, as in run configs.
+//! resolved against the current directory, as in run configs. The file speaks flowscale's config
+//! dialect ([`flowscale_core::config`]): unknown keys are refused, `--set key.path=value`
+//! overrides a key, and every bad value is reported at once with its dotted key.
 //!
 //! ```toml
 //! [source]
@@ -21,9 +23,10 @@
 //! val_samples = 64
 //! ```
 
-use crate::error::{DataError, Result};
+use crate::error::Result;
 use crate::images::resample::Filter;
 use crate::shards::LatentDtype;
+use flowscale_core::config::{self, Validate, Validator};
 use flowscale_encoders::autoencoders::AutoencoderSpec;
 use flowscale_encoders::text::config::WeightDtype;
 use serde::{Deserialize, Serialize};
@@ -116,6 +119,28 @@ impl SourceConfig {
     }
 }
 
+impl Validate for SourceConfig {
+    fn validate(&self, v: &mut Validator) {
+        if let SourceConfig::Imagenet {
+            val_dir,
+            val_labels,
+            val_labels_format,
+            val_synsets,
+            ..
+        } = self
+        {
+            match (val_dir, val_labels) {
+                (Some(_), None) => v.fail("val_labels", "required with source.val_dir"),
+                (None, Some(_)) => v.fail("val_dir", "required with source.val_labels"),
+                _ => {}
+            }
+            if *val_labels_format == ValLabelsFormat::Devkit && val_synsets.is_none() {
+                v.fail("val_synsets", "the devkit format needs the synset list");
+            }
+        }
+    }
+}
+
 /// The image protocol.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -129,6 +154,16 @@ pub struct PreprocessSection {
     /// Abort when more than this fraction of the samples seen are unusable.
     #[serde(default = "default_max_bad_fraction")]
     pub max_bad_fraction: f64,
+}
+
+impl Validate for PreprocessSection {
+    fn validate(&self, v: &mut Validator) {
+        v.count_at_least("resolution", u64::from(self.resolution), 1);
+        if let Err(e) = Filter::parse(&self.filter) {
+            v.fail("filter", e);
+        }
+        v.in_range("max_bad_fraction", self.max_bad_fraction, 0.0, 1.0, false);
+    }
 }
 
 fn default_filter() -> String {
@@ -164,6 +199,15 @@ impl AutoencoderSection {
     }
 }
 
+impl Validate for AutoencoderSection {
+    fn validate(&self, v: &mut Validator) {
+        if let Err((field, reason)) = AutoencoderSpec::new(&self.kind, self.path.clone()) {
+            v.fail(field, reason);
+        }
+        v.count_at_least("batch_size", self.batch_size as u64, 1);
+    }
+}
+
 fn default_encode_batch() -> usize {
     16
 }
@@ -176,6 +220,12 @@ pub struct TextSection {
     pub config: PathBuf,
     #[serde(default = "default_text_batch")]
     pub batch_size: usize,
+}
+
+impl Validate for TextSection {
+    fn validate(&self, v: &mut Validator) {
+        v.count_at_least("batch_size", self.batch_size as u64, 1);
+    }
 }
 
 fn default_text_batch() -> usize {
@@ -205,6 +255,15 @@ pub struct OutputSection {
     pub device: String,
 }
 
+impl Validate for OutputSection {
+    fn validate(&self, v: &mut Validator) {
+        v.count_at_least("samples_per_shard", self.samples_per_shard as u64, 1);
+        if let Err(e) = parse_device(&self.device) {
+            v.fail("device", e);
+        }
+    }
+}
+
 fn default_samples_per_shard() -> usize {
     1000
 }
@@ -232,90 +291,46 @@ pub struct PrecomputeConfig {
     pub output: OutputSection,
 }
 
+impl Validate for PrecomputeConfig {
+    fn validate(&self, v: &mut Validator) {
+        v.section("source", &self.source);
+        v.section("preprocess", &self.preprocess);
+        v.section("autoencoder", &self.autoencoder);
+        if let Some(text) = &self.text {
+            v.section("text", text);
+        }
+        v.section("output", &self.output);
+        if self.output.val_samples > 0 && self.source.has_native_val() {
+            let hint = if matches!(self.source, SourceConfig::Webdataset { .. }) {
+                " (use source.val_shards)"
+            } else {
+                ""
+            };
+            v.fail(
+                "output.val_samples",
+                format!(
+                    "the {} source has its own val split{hint}",
+                    self.source.kind_name()
+                ),
+            );
+        }
+    }
+}
+
 impl PrecomputeConfig {
-    /// Reads and validates a TOML config; errors name the file and the key.
+    /// Reads and validates a TOML config; errors name the file and every bad key.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
-        Self::from_toml(&text, path)
+        Self::load_with(path, &[])
+    }
+
+    /// [`PrecomputeConfig::load`] with `--set key.path=value` overrides applied in order.
+    pub fn load_with(path: &Path, overrides: &[String]) -> Result<Self> {
+        Ok(config::load(path, overrides)?)
     }
 
     /// Parses and validates `text` (`path` names it in errors).
     pub fn from_toml(text: &str, path: &Path) -> Result<Self> {
-        let table: toml::Table = toml::from_str(text).map_err(|e| {
-            DataError::corrupt(
-                path,
-                format!("not valid TOML: {}", e.to_string().trim_end()),
-            )
-        })?;
-        let cfg: Self = serde_path_to_error::deserialize(table)
-            .map_err(|e| DataError::corrupt(path, format!("key {}: {}", e.path(), e.inner())))?;
-        cfg.validate().map_err(|r| DataError::corrupt(path, r))?;
-        Ok(cfg)
-    }
-
-    /// Consistency of the values; the message names the key.
-    pub fn validate(&self) -> std::result::Result<(), String> {
-        let p = &self.preprocess;
-        if p.resolution == 0 {
-            return Err("key preprocess.resolution: must be positive".into());
-        }
-        Filter::parse(&p.filter).map_err(|e| format!("key preprocess.filter: {e}"))?;
-        if !(0.0..=1.0).contains(&p.max_bad_fraction) {
-            return Err(format!(
-                "key preprocess.max_bad_fraction: {} is not in [0, 1]",
-                p.max_bad_fraction
-            ));
-        }
-        let ae = &self.autoencoder;
-        ae.spec()?;
-        if ae.batch_size == 0 {
-            return Err("key autoencoder.batch_size: must be at least 1".into());
-        }
-        if let Some(t) = &self.text {
-            if t.batch_size == 0 {
-                return Err("key text.batch_size: must be at least 1".into());
-            }
-        }
-        let o = &self.output;
-        if o.samples_per_shard == 0 {
-            return Err("key output.samples_per_shard: must be at least 1".into());
-        }
-        if o.val_samples > 0 && self.source.has_native_val() {
-            return Err(format!(
-                "key output.val_samples: the {} source has its own val split{}",
-                self.source.kind_name(),
-                if matches!(self.source, SourceConfig::Webdataset { .. }) {
-                    " (use source.val_shards)"
-                } else {
-                    ""
-                }
-            ));
-        }
-        parse_device(&o.device).map_err(|e| format!("key output.device: {e}"))?;
-        if let SourceConfig::Imagenet {
-            val_dir,
-            val_labels,
-            val_labels_format,
-            val_synsets,
-            ..
-        } = &self.source
-        {
-            match (val_dir, val_labels) {
-                (Some(_), None) => {
-                    return Err("key source.val_labels: required with source.val_dir".into())
-                }
-                (None, Some(_)) => {
-                    return Err("key source.val_dir: required with source.val_labels".into())
-                }
-                _ => {}
-            }
-            if *val_labels_format == ValLabelsFormat::Devkit && val_synsets.is_none() {
-                return Err(
-                    "key source.val_synsets: the devkit format needs the synset list".into(),
-                );
-            }
-        }
-        Ok(())
+        Ok(config::load_str(text, path, &[])?)
     }
 
     /// The preprocessing of the images.
@@ -363,6 +378,8 @@ pub fn parse_device(name: &str) -> std::result::Result<tch::Device, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::DataError;
+    use flowscale_core::config::ConfigError;
 
     const MINIMAL: &str = r#"
         [source]
@@ -439,6 +456,88 @@ mod tests {
             .replace("dir = \"out\"", "dir = \"out\"\nval_samples = 10");
         let err = parse(&text).unwrap_err().to_string();
         assert!(err.contains("output.val_samples"), "{err}");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_with_its_dotted_key() {
+        let text = MINIMAL
+            .replace("resolution = 64", "resolution = 0\nmax_bad_fraction = 2.0")
+            .replace("dir = \"out\"", "dir = \"out\"\nsamples_per_shard = 0");
+        let err = parse(&text).unwrap_err();
+        let DataError::Config(ConfigError::Invalid { path, problems }) = &err else {
+            panic!("not a config error: {err:?}");
+        };
+        assert_eq!(path, Path::new("p.toml"));
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "preprocess.resolution",
+                "preprocess.max_bad_fraction",
+                "output.samples_per_shard"
+            ]
+        );
+        let msg = err.to_string();
+        for key in &keys {
+            assert!(msg.contains(&format!("key `{key}`")), "{msg}");
+        }
+        assert!(msg.contains("must be in [0, 1]"), "{msg}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_with_what_is_allowed() {
+        let text = MINIMAL.replace("resolution = 64", "resolution = 64\nresolutoin = 32");
+        let err = parse(&text).unwrap_err();
+        assert!(matches!(err, DataError::Config(ConfigError::Schema { .. })));
+        let msg = err.to_string();
+        assert!(
+            msg.contains("p.toml")
+                && msg.contains("preprocess.resolutoin")
+                && msg.contains("unknown field")
+                && msg.contains("max_bad_fraction"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn set_overrides_a_key_and_is_validated_like_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, MINIMAL).unwrap();
+        let set = |args: &[&str]| {
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            PrecomputeConfig::load_with(&path, &args)
+        };
+        let c = set(&["output.samples_per_shard=7", "preprocess.flip=true"]).unwrap();
+        assert_eq!(c.output.samples_per_shard, 7);
+        assert!(c.preprocess.flip);
+        assert_eq!(c.source, PrecomputeConfig::load(&path).unwrap().source);
+        let msg = set(&["output.device=tpu"]).unwrap_err().to_string();
+        assert!(
+            msg.contains("key `output.device`") && msg.contains("--set"),
+            "{msg}"
+        );
+        let msg = set(&["output.shards=3"]).unwrap_err().to_string();
+        assert!(msg.contains("output.shards"), "{msg}");
+    }
+
+    #[test]
+    fn the_fingerprint_of_an_unchanged_config_is_the_one_shard_directories_record() {
+        // Shard directories written before the config moved onto the dialect record exactly
+        // this JSON; a change here would make them refuse to resume.
+        let want = serde_json::json!({
+            "source": {"kind": "folder", "path": "images", "labels_from_subfolders": false},
+            "preprocess": {
+                "resolution": 64, "filter": "bicubic", "flip": false, "max_bad_fraction": 0.01
+            },
+            "autoencoder": {"kind": "identity", "path": null, "dtype": "fp32"},
+            "text": null,
+            "output": {
+                "dir": "out", "samples_per_shard": 1000, "latent_dtype": "float16",
+                "val_samples": 0, "shuffle_seed": 0
+            }
+        });
+        assert_eq!(parse(MINIMAL).unwrap().content_fingerprint(), want);
     }
 
     #[test]

@@ -11,9 +11,9 @@ pub mod run;
 pub mod unit_writer;
 
 pub use config::PrecomputeConfig;
-pub use plan::Plan;
+pub use plan::{Plan, ShardShare};
 pub use record::ShardRecord;
 pub use run::{
-    precompute, PrecomputeReport, Progress, ShardShare, Silent, ABORT_AFTER_ENV, BAD_SAMPLES_FILE,
+    precompute, PrecomputeReport, Progress, Silent, ABORT_AFTER_ENV, BAD_SAMPLES_FILE,
     FINGERPRINT_FILE,
 };

@@ -4,7 +4,6 @@
 //! redone, and a killed unit is redone to the same bytes.
 
 use super::config::{PrecomputeConfig, SourceConfig, ValLabelsFormat};
-use super::run::ShardShare;
 use crate::error::{DataError, Result};
 use crate::images::RgbImage;
 use crate::shards::ShardSplit;
@@ -48,6 +47,26 @@ impl Unit {
             UnitItems::Listed(items) => Box::new(items.iter().cloned()),
             UnitItems::Tar(path) => Box::new(WebDatasetImages::new(vec![path.clone()], policy)),
         }
+    }
+}
+
+/// Which share of the units this process computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardShare {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl ShardShare {
+    /// Whether unit `i` is this process's: every `count`-th unit, from `index`.
+    pub fn owns(&self, i: usize) -> bool {
+        i % self.count == self.index
+    }
+}
+
+impl Default for ShardShare {
+    fn default() -> Self {
+        Self { index: 0, count: 1 }
     }
 }
 

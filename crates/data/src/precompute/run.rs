@@ -4,7 +4,7 @@
 
 use super::config::{parse_device, PrecomputeConfig, SourceConfig};
 use super::encoders::Encoders;
-use super::plan::Plan;
+use super::plan::{Plan, ShardShare};
 use super::record::ShardRecord;
 use super::unit_writer::{write_unit, UnitContext};
 use crate::bad_samples::BadSampleReport;
@@ -26,26 +26,6 @@ pub const ABORT_AFTER_ENV: &str = "FLOWSCALE_PRECOMPUTE_ABORT_AFTER_SAMPLES";
 
 /// Samples seen before the bad fraction is checked after each shard.
 const EARLY_CHECK_MIN_SAMPLES: usize = 1000;
-
-/// Which share of the units this process computes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ShardShare {
-    pub index: usize,
-    pub count: usize,
-}
-
-impl ShardShare {
-    /// Whether unit `i` is this process's: every `count`-th unit, from `index`.
-    pub fn owns(&self, i: usize) -> bool {
-        i % self.count == self.index
-    }
-}
-
-impl Default for ShardShare {
-    fn default() -> Self {
-        Self { index: 0, count: 1 }
-    }
-}
 
 /// Progress callbacks (the CLI draws bars from them).
 pub trait Progress: Sync {

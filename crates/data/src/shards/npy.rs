@@ -48,9 +48,10 @@ fn field<'a>(header: &'a str, key: &str) -> Option<&'a str> {
     Some(header[start..].trim_start())
 }
 
-/// Parses `.npy` bytes; `what` names the entry in errors.
+/// Parses `.npy` bytes; `what` names the entry (shard, sample, file) in errors, which are
+/// [`DataError::Corrupt`].
 pub fn from_npy(bytes: &[u8], what: &str) -> Result<Tensor> {
-    let bad = |reason: String| DataError::Invalid(format!("{what}: {reason}"));
+    let bad = |reason: String| DataError::corrupt(std::path::Path::new(what), reason);
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         return Err(bad("not a .npy file (magic missing)".into()));
     }

@@ -136,10 +136,10 @@ impl ImageNet {
             }
             let wnid = path.file_name().unwrap_or_default().to_string_lossy();
             let label = self.label_of(&wnid).ok_or_else(|| {
-                DataError::Invalid(format!(
-                    "{}: class folder {wnid} is not in the synset mapping",
-                    train_dir.display()
-                ))
+                DataError::corrupt(
+                    train_dir,
+                    format!("class folder {wnid} is not in the synset mapping"),
+                )
             })?;
             dirs.push((path, label));
         }
@@ -175,13 +175,15 @@ impl ImageNet {
         };
         let by_order = |file: &Path, wnids: Vec<String>| -> Result<Vec<SourceItem>> {
             if wnids.len() != files.len() {
-                return Err(DataError::Invalid(format!(
-                    "{}: {} labels for {} images in {}",
-                    file.display(),
-                    wnids.len(),
-                    files.len(),
-                    val_dir.display()
-                )));
+                return Err(DataError::corrupt(
+                    file,
+                    format!(
+                        "{} labels for {} images in {}",
+                        wnids.len(),
+                        files.len(),
+                        val_dir.display()
+                    ),
+                ));
             }
             files
                 .iter()

@@ -12,9 +12,14 @@
 //! `encoder = "sd3"` reads `[sd3]` with optional `[sd3.clip_l]`, `[sd3.clip_g]`
 //! (`path`, `vocab`, `padding = "end_token" | "zero"`, `project_pooled`) and `[sd3.t5]`
 //! (`path`, `tokenizer`, `tokens`); an absent encoder contributes zeros.
+//!
+//! The file speaks flowscale's config dialect ([`flowscale_core::config`]): unknown keys are
+//! refused, `--set key.path=value` overrides a key, and every bad value is reported at once with
+//! its dotted key.
 
-use crate::error::{EncoderError, Result};
+use crate::error::Result;
 use crate::text::clip::ClipPadding;
+use flowscale_core::config::{self, Validate, Validator};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -107,43 +112,108 @@ fn default_context_width() -> i64 {
     4096
 }
 
-impl TextEncoderConfig {
-    /// Parses TOML; errors name `path`, the key and what was expected.
-    pub fn from_toml(text: &str, path: &Path) -> Result<Self> {
-        let cfg: TextEncoderConfig =
-            toml::from_str(text).map_err(|e| EncoderError::format(path, e.to_string()))?;
-        let missing = |section: &str| {
-            EncoderError::format(
-                path,
-                format!("encoder = {:?} needs a [{section}] section", section),
+impl Validate for TextEncoderConfig {
+    fn validate(&self, v: &mut Validator) {
+        let missing = |v: &mut Validator, section: &str| {
+            v.fail(
+                section,
+                format!("encoder = {section:?} needs a [{section}] section"),
             )
         };
-        match cfg.encoder {
-            EncoderKind::Minilm => {
-                let m = cfg.minilm.as_ref().ok_or_else(|| missing("minilm"))?;
-                if m.tokens == 0 {
-                    return Err(EncoderError::format(
-                        path,
-                        "minilm.tokens must be at least 1",
-                    ));
-                }
-            }
-            EncoderKind::Sd3 => {
-                let s = cfg.sd3.as_ref().ok_or_else(|| missing("sd3"))?;
-                if s.t5.as_ref().is_some_and(|t| t.tokens == 0) {
-                    return Err(EncoderError::format(
-                        path,
-                        "sd3.t5.tokens must be at least 1",
-                    ));
-                }
-            }
+        match self.encoder {
+            EncoderKind::Minilm => match &self.minilm {
+                Some(m) => v.section("minilm", m),
+                None => missing(v, "minilm"),
+            },
+            EncoderKind::Sd3 => match &self.sd3 {
+                Some(s) => v.section("sd3", s),
+                None => missing(v, "sd3"),
+            },
         }
-        Ok(cfg)
+    }
+}
+
+impl Validate for MiniLmSection {
+    fn validate(&self, v: &mut Validator) {
+        v.count_at_least("tokens", self.tokens as u64, 1);
+    }
+}
+
+impl Validate for Sd3Section {
+    fn validate(&self, v: &mut Validator) {
+        if let Some(t5) = &self.t5 {
+            v.section("t5", t5);
+        }
+    }
+}
+
+impl Validate for T5Section {
+    fn validate(&self, v: &mut Validator) {
+        v.count_at_least("tokens", self.tokens as u64, 1);
+    }
+}
+
+impl TextEncoderConfig {
+    /// Parses and validates TOML; errors name `path`, every bad key and what was expected.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self> {
+        Ok(config::load_str(text, path, &[])?)
     }
 
-    /// Reads and parses a TOML file.
+    /// Reads, parses and validates a TOML file.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| EncoderError::io(path, e))?;
-        Self::from_toml(&text, path)
+        Self::load_with(path, &[])
+    }
+
+    /// [`TextEncoderConfig::load`] with `--set key.path=value` overrides applied in order.
+    pub fn load_with(path: &Path, overrides: &[String]) -> Result<Self> {
+        Ok(config::load(path, overrides)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::EncoderError;
+    use flowscale_core::config::ConfigError;
+
+    #[test]
+    fn a_bad_value_names_its_dotted_key() {
+        let text =
+            "encoder = \"sd3\"\n[sd3.t5]\npath = \"t5\"\ntokenizer = \"t.json\"\ntokens = 0\n";
+        let err = TextEncoderConfig::from_toml(text, Path::new("t.toml")).unwrap_err();
+        let EncoderError::Config(ConfigError::Invalid { problems, .. }) = &err else {
+            panic!("not a config error: {err:?}");
+        };
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].key, "sd3.t5.tokens");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("t.toml") && msg.contains("key `sd3.t5.tokens`"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn set_overrides_a_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(&path, "encoder = \"minilm\"\n[minilm]\npath = \"m\"\n").unwrap();
+        assert_eq!(
+            TextEncoderConfig::load(&path)
+                .unwrap()
+                .minilm
+                .unwrap()
+                .tokens,
+            77
+        );
+        let set = |arg: &str| TextEncoderConfig::load_with(&path, &[arg.to_owned()]);
+        let c = set("minilm.tokens=12").unwrap();
+        assert_eq!(c.minilm.unwrap().tokens, 12);
+        assert_eq!(set("dtype=bf16").unwrap().dtype, WeightDtype::Bf16);
+        let msg = set("minilm.tokens=0").unwrap_err().to_string();
+        assert!(
+            msg.contains("key `minilm.tokens`") && msg.contains("--set"),
+            "{msg}"
+        );
     }
 }
