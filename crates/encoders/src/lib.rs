@@ -12,6 +12,7 @@
 pub mod autoencoders;
 pub mod clip;
 pub mod error;
+pub mod nn;
 pub mod text;
 pub mod weights;
 

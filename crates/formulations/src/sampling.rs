@@ -57,25 +57,50 @@ impl Formulation {
     }
 
     /// The RF-frame velocity `eps_hat - x0_hat` of the model at RF time `s` for RF latent `z_rf`.
-    pub fn rf_velocity<F>(self, model: &F, z_rf: &Tensor, s: f64) -> Result<Tensor>
+    /// The first error of `model` comes back as is.
+    pub fn rf_velocity<F, E>(
+        self,
+        model: &F,
+        z_rf: &Tensor,
+        s: f64,
+    ) -> std::result::Result<Tensor, E>
     where
-        F: Fn(&Tensor, &Tensor) -> Tensor,
+        F: Fn(&Tensor, &Tensor) -> std::result::Result<Tensor, E>,
+        E: From<FormulationError>,
     {
         let (lo, hi) = self.sampling_t_eq_range();
         let level = self.level_at_t_eq(s.clamp(lo, hi));
+        let (net_in, t_in) = self.rf_network_input(z_rf, &level)?;
+        let out = model(&net_in, &t_in)?;
+        Ok(self.rf_velocity_from_output(&out, z_rf, s, &level)?)
+    }
+
+    /// The network input and time input at `level` for RF latent `z_rf`.
+    fn rf_network_input(self, z_rf: &Tensor, level: &NoiseLevel) -> Result<(Tensor, Tensor)> {
         let param = self.parameterisation();
         let scale = level.a + level.b; // z_native = scale · z_rf
-        let c = param.conversion(&level);
         let batch = z_rf.size().first().copied().unwrap_or(1);
         let t_in = Tensor::f_full(
             [batch].as_slice(),
-            self.time_input(&level),
+            self.time_input(level),
             (z_rf.kind(), z_rf.device()),
         )?;
-        let out = model(
-            &z_rf.f_mul_scalar(param.input_scale(&level) * scale)?,
-            &t_in,
-        );
+        let net_in = z_rf.f_mul_scalar(param.input_scale(level) * scale)?;
+        Ok((net_in, t_in))
+    }
+
+    /// The RF velocity at RF time `s` from the network output `out` at `level`, the clamped
+    /// level of `s` (see [`Self::rf_network_input`]).
+    fn rf_velocity_from_output(
+        self,
+        out: &Tensor,
+        z_rf: &Tensor,
+        s: f64,
+        level: &NoiseLevel,
+    ) -> Result<Tensor> {
+        let (lo, hi) = self.sampling_t_eq_range();
+        let scale = level.a + level.b;
+        let c = self.parameterisation().conversion(level);
         let x0 = out
             .f_mul_scalar(c.x0_from_out)?
             .f_add(&z_rf.f_mul_scalar(c.x0_from_z * scale)?)?;
@@ -155,32 +180,59 @@ pub fn cfg(uncond: &Tensor, cond: &Tensor, scale: f64) -> Result<Tensor> {
     Ok(uncond.f_add(&cond.f_sub(uncond)?.f_mul_scalar(scale)?)?)
 }
 
-/// A guided model from unconditional and conditional models.
-pub fn guided<U, C>(uncond: U, cond: C, scale: f64) -> impl Fn(&Tensor, &Tensor) -> Tensor
+/// A guided model from unconditional and conditional models: [`cfg`] of their outputs. The
+/// unconditional branch runs first; the first error of either comes back as is.
+pub fn guided<U, C, E>(
+    uncond: U,
+    cond: C,
+    scale: f64,
+) -> impl Fn(&Tensor, &Tensor) -> std::result::Result<Tensor, E>
 where
-    U: Fn(&Tensor, &Tensor) -> Tensor,
-    C: Fn(&Tensor, &Tensor) -> Tensor,
+    U: Fn(&Tensor, &Tensor) -> std::result::Result<Tensor, E>,
+    C: Fn(&Tensor, &Tensor) -> std::result::Result<Tensor, E>,
+    E: From<FormulationError>,
 {
     move |z, t| {
-        let u = uncond(z, t);
-        let c = cond(z, t);
-        &u + (c - &u) * scale
+        let u = uncond(z, t)?;
+        let c = cond(z, t)?;
+        Ok(cfg(&u, &c, scale)?)
     }
 }
 
 /// Integrates from `noise` (at `schedule[0]`, normally 1) through the RF times of `schedule`
 /// (decreasing, normally ending at 0) and returns the final latent, an x0 sample when the schedule
-/// ends at 0.
-pub fn sample<F>(
+/// ends at 0. The model is fallible: its first error stops sampling and comes back as is.
+pub fn sample<F, E>(
     formulation: Formulation,
     model: &F,
     noise: &Tensor,
     schedule: &[f64],
     method: SamplerMethod,
-) -> Result<Tensor>
+) -> std::result::Result<Tensor, E>
 where
-    F: Fn(&Tensor, &Tensor) -> Tensor,
+    F: Fn(&Tensor, &Tensor) -> std::result::Result<Tensor, E>,
+    E: From<FormulationError>,
 {
+    check_schedule(schedule)?;
+    let mut z = noise.shallow_clone();
+    for w in schedule.windows(2) {
+        let (s, s_next) = (w[0], w[1]);
+        let dt = s_next - s;
+        let v = formulation.rf_velocity(model, &z, s)?;
+        let euler = euler_step(&z, &v, dt)?;
+        z = match method {
+            SamplerMethod::Heun if s_next > 0.0 => {
+                let v2 = formulation.rf_velocity(model, &euler, s_next)?;
+                heun_step(&z, &v, &v2, dt)?
+            }
+            _ => euler,
+        };
+    }
+    Ok(z)
+}
+
+/// At least 2 times in [0, 1], strictly decreasing.
+fn check_schedule(schedule: &[f64]) -> Result<()> {
     if schedule.len() < 2 {
         return Err(FormulationError::InvalidParameter(
             "a schedule needs at least 2 times".into(),
@@ -193,19 +245,15 @@ where
             "schedule times must lie in [0, 1] and strictly decrease".into(),
         ));
     }
-    let mut z = noise.shallow_clone();
-    for w in schedule.windows(2) {
-        let (s, s_next) = (w[0], w[1]);
-        let dt = s_next - s;
-        let v = formulation.rf_velocity(model, &z, s)?;
-        let euler = z.f_add(&v.f_mul_scalar(dt)?)?;
-        z = match method {
-            SamplerMethod::Heun if s_next > 0.0 => {
-                let v2 = formulation.rf_velocity(model, &euler, s_next)?;
-                z.f_add(&v.f_add(&v2)?.f_mul_scalar(dt / 2.0)?)?
-            }
-            _ => euler,
-        };
-    }
-    Ok(z)
+    Ok(())
+}
+
+/// `z + v dt`.
+fn euler_step(z: &Tensor, v: &Tensor, dt: f64) -> Result<Tensor> {
+    Ok(z.f_add(&v.f_mul_scalar(dt)?)?)
+}
+
+/// `z + (v + v2) dt / 2`.
+fn heun_step(z: &Tensor, v: &Tensor, v2: &Tensor, dt: f64) -> Result<Tensor> {
+    Ok(z.f_add(&v.f_add(v2)?.f_mul_scalar(dt / 2.0)?)?)
 }

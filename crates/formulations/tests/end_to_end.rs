@@ -4,7 +4,7 @@ mod common;
 
 use common::{analytic_minimum, optimal_network};
 use flowscale_formulations::{
-    registry, sample, sd3_sigmas, FlowRng, Formulation, SamplerMethod, Shift,
+    registry, sample, sd3_sigmas, FlowRng, Formulation, FormulationError, SamplerMethod, Shift,
 };
 use tch::{Device, Kind, Tensor};
 
@@ -151,6 +151,7 @@ fn check_sampling(method: SamplerMethod, steps: usize, shift: f64, mean_tol: f64
     let mut worst: f64 = 0.0;
     for f in registry() {
         let net = optimal_network(f, MU.to_vec(), STD.to_vec());
+        let net = |z: &Tensor, t: &Tensor| Ok::<_, FormulationError>(net(z, t));
         let x = sample(f, &net, &noise, &schedule, method).unwrap();
         if !matches!(f, Formulation::EpsLinear | Formulation::VLinear) {
             // Evaluations clamped at t_eq = 1 - 1e-4 (eps/cos, EDM) perturb the first step by O(1e-4).

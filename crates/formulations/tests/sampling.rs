@@ -1,7 +1,8 @@
 //! The sigma schedule, EDM preconditioning, CFG and conversions.
 
 use flowscale_formulations::{
-    cfg, guided, registry, sd3_sigmas, EdmPreconditioning, Formulation, Parameterisation,
+    cfg, guided, registry, sd3_sigmas, EdmPreconditioning, Formulation, FormulationError,
+    Parameterisation,
 };
 use tch::{Device, Kind, Tensor};
 
@@ -96,13 +97,14 @@ fn cfg_is_u_plus_w_c_minus_u() {
     let g = cfg(&u, &c, 2.5).unwrap();
     assert_eq!(Vec::<f64>::try_from(&g).unwrap(), vec![6.0, -8.0]);
     let model = guided(
-        |z: &Tensor, _: &Tensor| z * 0.0 + 1.0,
-        |z: &Tensor, _: &Tensor| z * 0.0 + 3.0,
+        |z: &Tensor, _: &Tensor| Ok::<_, FormulationError>(z * 0.0 + 1.0),
+        |z: &Tensor, _: &Tensor| Ok(z * 0.0 + 3.0),
         2.5,
     );
     let out = model(
         &Tensor::zeros([2], (Kind::Double, Device::Cpu)),
         &Tensor::zeros([2], (Kind::Double, Device::Cpu)),
-    );
+    )
+    .unwrap();
     assert_eq!(Vec::<f64>::try_from(&out).unwrap(), vec![6.0, 6.0]);
 }

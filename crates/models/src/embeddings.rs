@@ -139,14 +139,14 @@ impl Mlp2 {
     fn new(scope: &Scope, in_dim: i64, hidden: i64) -> Result<Self> {
         let init = ParamInit::Normal(0.02);
         Ok(Mlp2 {
-            l1: Linear::new(
+            l1: Linear::with_init(
                 &scope.sub("linear_1"),
                 in_dim,
                 hidden,
                 init,
                 ParamInit::Zeros,
             )?,
-            l2: Linear::new(
+            l2: Linear::with_init(
                 &scope.sub("linear_2"),
                 hidden,
                 hidden,
@@ -157,7 +157,7 @@ impl Mlp2 {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.l2.forward(&self.l1.forward(x)?.f_silu()?)
+        Ok(self.l2.forward(&self.l1.forward(x)?.f_silu()?)?)
     }
 }
 

@@ -2,17 +2,39 @@
 
 use crate::builder::{ParamInit, Scope};
 use crate::error::Result;
-use tch::{Kind, Tensor};
+use tch::{nn, Kind, TchError, Tensor};
 
-/// `y = x W^T + b`, weight `[out, in]` at `<scope>.weight`, bias at `<scope>.bias`.
+/// `y = x W^T (+ b)`, weight `[out, in]` at `<scope>.weight`, bias at `<scope>.bias`. The one
+/// linear layer of the workspace: the backbone builds it through a [`Scope`] with its
+/// initialisation, the frozen networks of `flowscale-encoders` through [`Linear::new`].
 #[derive(Debug)]
-pub(crate) struct Linear {
-    pub(crate) weight: Tensor,
-    pub(crate) bias: Tensor,
+pub struct Linear {
+    weight: Tensor,
+    bias: Option<Tensor>,
 }
 
 impl Linear {
-    pub(crate) fn new(
+    /// A layer under `path` whose parameters start at zero (with or without bias): for networks
+    /// whose weights are loaded from a checkpoint.
+    pub fn new(
+        path: &nn::Path,
+        in_dim: i64,
+        out_dim: i64,
+        bias: bool,
+    ) -> std::result::Result<Self, TchError> {
+        let zero = nn::Init::Const(0.0);
+        Ok(Linear {
+            weight: path.f_var("weight", &[out_dim, in_dim], zero)?,
+            bias: if bias {
+                Some(path.f_var("bias", &[out_dim], zero)?)
+            } else {
+                None
+            },
+        })
+    }
+
+    /// A layer with bias under `scope`, initialised for training from scratch.
+    pub(crate) fn with_init(
         scope: &Scope,
         in_dim: i64,
         out_dim: i64,
@@ -21,13 +43,13 @@ impl Linear {
     ) -> Result<Self> {
         Ok(Linear {
             weight: scope.param("weight", &[out_dim, in_dim], weight_init)?,
-            bias: scope.param("bias", &[out_dim], bias_init)?,
+            bias: Some(scope.param("bias", &[out_dim], bias_init)?),
         })
     }
 
     /// Xavier-uniform weight, zero bias: the default for training from scratch.
     pub(crate) fn xavier(scope: &Scope, in_dim: i64, out_dim: i64) -> Result<Self> {
-        Self::new(
+        Self::with_init(
             scope,
             in_dim,
             out_dim,
@@ -38,11 +60,12 @@ impl Linear {
 
     /// Zero weight and bias (adaLN-Zero modulations, the final projection).
     pub(crate) fn zeros(scope: &Scope, in_dim: i64, out_dim: i64) -> Result<Self> {
-        Self::new(scope, in_dim, out_dim, ParamInit::Zeros, ParamInit::Zeros)
+        Self::with_init(scope, in_dim, out_dim, ParamInit::Zeros, ParamInit::Zeros)
     }
 
-    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.f_linear(&self.weight, Some(&self.bias))?)
+    /// `x W^T (+ b)`; torch errors come back as they are, for the caller's error type.
+    pub fn forward(&self, x: &Tensor) -> std::result::Result<Tensor, TchError> {
+        x.f_linear(&self.weight, self.bias.as_ref())
     }
 }
 
@@ -112,6 +135,6 @@ impl FeedForward {
 
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let h = self.fc1.forward(x)?.f_gelu("tanh")?;
-        self.fc2.forward(&h)
+        Ok(self.fc2.forward(&h)?)
     }
 }

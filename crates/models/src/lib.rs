@@ -22,4 +22,5 @@ pub use checkpoint::{load_mmdit, save_mmdit, Layout, LoadedMmdit, StateDict};
 pub use config::{MmditConfig, PRESETS};
 pub use cost::{forward_cost, param_count, ForwardCost, ParamCount};
 pub use error::{KeyReport, ModelError, Result};
+pub use layers::Linear;
 pub use mmdit::Mmdit;

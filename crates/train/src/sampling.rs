@@ -1,14 +1,10 @@
 //! Class-conditional sampling for sample grids: the formulation's ODE sampler on the SD3 sigma
-//! schedule, with classifier-free guidance against the all-zero (dropped) conditioning.
-//!
-//! The formulation samplers take an infallible model closure; the backbone is fallible, so the
-//! first backbone error is kept aside, the closure returns NaNs from then on, and the error is
-//! returned after the sampler finishes.
+//! schedule, with classifier-free guidance against the all-zero (dropped) conditioning. The first
+//! backbone error stops sampling and comes back as is.
 
 use crate::conditioning::Conditioning;
-use crate::error::{Result, TrainError};
-use flowscale_formulations::{sample, sd3_sigmas, Formulation, SamplerMethod};
-use std::cell::RefCell;
+use crate::error::Result;
+use flowscale_formulations::{guided, sample, sd3_sigmas, Formulation, SamplerMethod};
 use tch::Tensor;
 
 /// One sampler setting.
@@ -34,38 +30,20 @@ where
 {
     let schedule = sd3_sigmas(setting.steps, setting.shift)?;
     let uncond = cond.zeros_like()?;
-    let failure: RefCell<Option<TrainError>> = RefCell::new(None);
     let _guard = tch::no_grad_guard();
-    let call = |x: &Tensor, t: &Tensor, c: &Conditioning| -> Tensor {
-        if failure.borrow().is_some() {
-            return x.full_like(f64::NAN);
-        }
-        match backbone(x, t, c) {
-            Ok(out) => out,
-            Err(e) => {
-                *failure.borrow_mut() = Some(e);
-                x.full_like(f64::NAN)
-            }
-        }
-    };
-    let model = |x: &Tensor, t: &Tensor| -> Tensor {
-        let c = call(x, t, cond);
-        if setting.cfg == 1.0 {
-            return c;
-        }
-        let u = call(x, t, &uncond);
-        &u + (c - &u) * setting.cfg
-    };
-    let out = sample(formulation, &model, noise, &schedule, setting.method)?;
-    match failure.into_inner() {
-        Some(e) => Err(e),
-        None => Ok(out),
+    let conditional = |x: &Tensor, t: &Tensor| backbone(x, t, cond);
+    if setting.cfg == 1.0 {
+        return sample(formulation, &conditional, noise, &schedule, setting.method);
     }
+    let unconditional = |x: &Tensor, t: &Tensor| backbone(x, t, &uncond);
+    let model = guided(unconditional, conditional, setting.cfg);
+    sample(formulation, &model, noise, &schedule, setting.method)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::TrainError;
     use tch::{Device, Kind};
 
     fn cond(b: i64) -> Conditioning {

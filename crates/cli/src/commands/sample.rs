@@ -51,20 +51,16 @@ fn read(path: &std::path::Path) -> anyhow::Result<BTreeMap<String, Tensor>> {
         .collect())
 }
 
-type Failure = std::cell::RefCell<Option<String>>;
-
-/// The model as the sampler's `Fn(z, t) -> v`, recording the first forward error in `failure`.
+/// The model as the sampler's `Fn(z, t) -> v`; a forward error stops sampling.
 fn model_fn<'a>(
     model: &'a flowscale_models::Mmdit,
     ctx: &'a Tensor,
     pool: &'a Tensor,
-    failure: &'a Failure,
-) -> impl Fn(&Tensor, &Tensor) -> Tensor + 'a {
+) -> impl Fn(&Tensor, &Tensor) -> anyhow::Result<Tensor> + 'a {
     move |z, t| {
-        model.forward(z, t, ctx, pool).unwrap_or_else(|e| {
-            failure.borrow_mut().get_or_insert(e.to_string());
-            z.zeros_like()
-        })
+        model
+            .forward(z, t, ctx, pool)
+            .map_err(|e| anyhow::anyhow!("model forward failed: {e}"))
     }
 }
 
@@ -110,12 +106,9 @@ pub fn run(args: &SampleArgs) -> anyhow::Result<()> {
             noise.size()[0]
         );
     }
-    // The sampler's model interface is infallible; keep the first error and report it.
-    let failure: Failure = std::cell::RefCell::new(None);
-    let run_model = |ctx, pool| model_fn(model, ctx, pool, &failure);
     let schedule = sd3_sigmas(args.steps, args.shift)?;
     let latents = tch::no_grad(|| {
-        let cond_model = run_model(&context, &pooled);
+        let cond_model = model_fn(model, &context, &pooled);
         if args.cfg == 1.0 {
             sample(
                 Formulation::Rf,
@@ -125,13 +118,10 @@ pub fn run(args: &SampleArgs) -> anyhow::Result<()> {
                 SamplerMethod::Euler,
             )
         } else {
-            let g = guided(run_model(&context_u, &pooled_u), cond_model, args.cfg);
+            let g = guided(model_fn(model, &context_u, &pooled_u), cond_model, args.cfg);
             sample(Formulation::Rf, &g, &noise, &schedule, SamplerMethod::Euler)
         }
     })?;
-    if let Some(e) = failure.into_inner() {
-        bail!("model forward failed: {e}");
-    }
     safetensors_io::write(&args.out, &[("latents".to_owned(), latents)], None)
         .with_context(|| format!("writing {}", args.out.display()))?;
     println!(

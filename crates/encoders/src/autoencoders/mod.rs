@@ -9,7 +9,6 @@ pub mod fingerprint;
 pub mod identity;
 pub mod interface;
 pub mod kl;
-pub(crate) mod layers;
 pub mod posterior;
 pub mod spec;
 pub mod taef2;

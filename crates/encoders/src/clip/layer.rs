@@ -4,7 +4,7 @@
 //! the vision tower over all positions.
 
 use crate::error::Result;
-use crate::text::layers::{merge_heads, split_heads, Activation, LayerNorm, Linear};
+use crate::nn::{merge_heads, split_heads, Activation, LayerNorm, Linear};
 use tch::{nn, Tensor};
 
 #[derive(Debug)]

@@ -6,8 +6,8 @@
 use super::layer::EncoderLayer;
 use super::vision_config::ClipVisionConfig;
 use crate::error::{EncoderError, Result};
+use crate::nn::{Activation, Embedding, LayerNorm, Linear};
 use crate::text::frozen::{load_folder, Frozen};
-use crate::text::layers::{Activation, Embedding, LayerNorm, Linear};
 use std::path::Path;
 use tch::nn::Init;
 use tch::{nn, Device, Kind, Tensor};

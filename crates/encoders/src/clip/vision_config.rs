@@ -1,7 +1,7 @@
 //! `CLIPVisionConfig`: the fields of a Hugging Face CLIP `vision_config` the vision tower uses.
 
 use crate::error::{EncoderError, Result};
-use crate::text::layers::Activation;
+use crate::nn::Activation;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 

@@ -7,7 +7,6 @@ pub mod config;
 pub mod encoder;
 pub mod frozen;
 pub mod hf_tokenizer;
-pub mod layers;
 pub mod sd3;
 pub mod t5;
 

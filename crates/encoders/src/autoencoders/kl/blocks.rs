@@ -4,9 +4,9 @@
 //! norm here uses eps 1e-6, as diffusers' `Encoder`/`Decoder` pass.
 
 use super::config::KlActivation;
-use crate::autoencoders::layers::{Conv2d, GroupNorm};
 use crate::error::Result;
-use crate::text::layers::Linear;
+use crate::nn::Linear;
+use crate::nn::{Conv2d, GroupNorm};
 use tch::{nn, Tensor};
 
 pub(crate) const EPS: f64 = 1e-6;

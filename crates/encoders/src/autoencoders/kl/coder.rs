@@ -5,8 +5,8 @@
 
 use super::blocks::{MidBlock, ResnetBlock, EPS};
 use super::config::{AutoencoderKLConfig, KlActivation};
-use crate::autoencoders::layers::{upsample_nearest2x, Conv2d, GroupNorm};
 use crate::error::Result;
+use crate::nn::{upsample_nearest2x, Conv2d, GroupNorm};
 use tch::{nn, Tensor};
 
 #[derive(Debug)]

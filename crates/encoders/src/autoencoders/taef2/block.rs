@@ -1,8 +1,8 @@
 //! The residual block of the TAESD family (keys `conv.{0,2,4}` and `pool.{0,1,3}`). TAEF2's
 //! blocks keep their width, so the family's 1x1 `skip` for a width change never occurs.
 
-use crate::autoencoders::layers::{Conv2d, GroupNorm};
 use crate::error::Result;
+use crate::nn::{Conv2d, GroupNorm};
 use tch::{nn, Tensor};
 
 /// GroupNorm groups of the optional `pool` branch.

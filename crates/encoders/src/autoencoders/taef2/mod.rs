@@ -8,9 +8,9 @@ mod block;
 
 use crate::autoencoders::fingerprint::files_sha256;
 use crate::autoencoders::interface::{check_latents, check_pixels, to_model, Autoencoder};
-use crate::autoencoders::layers::{upsample_nearest2x, Conv2d};
 use crate::autoencoders::posterior::Posterior;
 use crate::error::Result;
+use crate::nn::{upsample_nearest2x, Conv2d};
 use crate::weights;
 use block::Block;
 use std::path::{Path, PathBuf};

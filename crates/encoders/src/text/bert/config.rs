@@ -1,7 +1,7 @@
 //! `BertConfig`: the fields of a Hugging Face BERT `config.json` that the encoder uses.
 
 use crate::error::{EncoderError, Result};
-use crate::text::layers::Activation;
+use crate::nn::Activation;
 use serde::Deserialize;
 use std::path::Path;
 

@@ -3,7 +3,7 @@
 
 use super::config::BertConfig;
 use crate::error::{EncoderError, Result};
-use crate::text::layers::{
+use crate::nn::{
     key_mask_bias, merge_heads, split_heads, Activation, Embedding, LayerNorm, Linear,
 };
 use std::path::Path;

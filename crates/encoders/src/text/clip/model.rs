@@ -5,8 +5,8 @@
 use super::config::ClipTextConfig;
 use crate::clip::layer::EncoderLayer;
 use crate::error::{EncoderError, Result};
+use crate::nn::{Activation, Embedding, LayerNorm, Linear};
 use crate::text::frozen::{load_folder, Frozen};
-use crate::text::layers::{Activation, Embedding, LayerNorm, Linear};
 use std::path::Path;
 use tch::{nn, Kind, Tensor};
 

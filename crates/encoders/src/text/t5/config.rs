@@ -1,7 +1,7 @@
 //! `T5Config`: the fields of a Hugging Face T5 `config.json` the encoder uses.
 
 use crate::error::{EncoderError, Result};
-use crate::text::layers::Activation;
+use crate::nn::Activation;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 

@@ -5,8 +5,8 @@
 
 use super::config::T5Config;
 use crate::error::{EncoderError, Result};
+use crate::nn::{key_mask_bias, merge_heads, split_heads, Activation, Embedding, Linear};
 use crate::text::frozen::{load_folder, Frozen};
-use crate::text::layers::{key_mask_bias, merge_heads, split_heads, Activation, Embedding, Linear};
 use std::path::Path;
 use tch::nn::Init;
 use tch::{nn, Kind, Tensor};

@@ -1,9 +1,8 @@
-//! Convolution and GroupNorm with PyTorch's parameter names (`weight`, `bias`), shared by the
-//! autoencoders. Parameters start at zero (norm scales at one): every autoencoder here is loaded
-//! from a checkpoint.
+//! A 2-D convolution.
 
+use super::ZERO;
 use crate::error::Result;
-use tch::nn::{Init, Path};
+use tch::nn::Path;
 use tch::Tensor;
 
 /// A 2-D convolution, weight `[out, in, k, k]`, square stride and zero padding.
@@ -27,9 +26,9 @@ impl Conv2d {
         bias: bool,
     ) -> Result<Self> {
         Ok(Conv2d {
-            weight: p.f_var("weight", &[c_out, c_in, k, k], Init::Const(0.0))?,
+            weight: p.f_var("weight", &[c_out, c_in, k, k], ZERO)?,
             bias: if bias {
-                Some(p.f_var("bias", &[c_out], Init::Const(0.0))?)
+                Some(p.f_var("bias", &[c_out], ZERO)?)
             } else {
                 None
             },
@@ -58,40 +57,4 @@ impl Conv2d {
             1,
         )?)
     }
-}
-
-/// GroupNorm over `[B, C, ...]` with an affine `weight` and `bias` of `[C]`.
-#[derive(Debug)]
-pub(crate) struct GroupNorm {
-    weight: Tensor,
-    bias: Tensor,
-    groups: i64,
-    eps: f64,
-}
-
-impl GroupNorm {
-    pub(crate) fn new(p: &Path, groups: i64, channels: i64, eps: f64) -> Result<Self> {
-        Ok(GroupNorm {
-            weight: p.f_var("weight", &[channels], Init::Const(1.0))?,
-            bias: p.f_var("bias", &[channels], Init::Const(0.0))?,
-            groups,
-            eps,
-        })
-    }
-
-    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.f_group_norm(
-            self.groups,
-            Some(&self.weight),
-            Some(&self.bias),
-            self.eps,
-            true,
-        )?)
-    }
-}
-
-/// Nearest-neighbour upsampling by 2 in both spatial dimensions.
-pub(crate) fn upsample_nearest2x(x: &Tensor) -> Result<Tensor> {
-    let s = x.size();
-    Ok(x.f_upsample_nearest2d([s[2] * 2, s[3] * 2].as_slice(), Some(2.0), Some(2.0))?)
 }
