@@ -1,43 +1,35 @@
 //! `flowscale launch` runs data-parallel ranks with torchrun's environment; a rank that dies
 //! makes the survivor fail with a clear error within `run.dist_timeout_s`.
 
+use flowscale_train::config::{load_str, to_toml_string, RunConfig};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const CONFIG: &str = r#"
-[run]
-name = "dp"
-seed = 3
-device = "cpu"
-dist_timeout_s = 5
-[data]
-dataset = "fashion-mnist"
-resolution = 32
-[model]
-depth = 1
-patch_size = 8
-[conditioning]
-context_dim = 16
-pooled_dim = 16
-[train]
-steps = 6
-batch_size = 4
-precision = "fp32"
-[validation]
-every = 3
-samples = 8
-[samples]
-every = 0
-[checkpoint]
-every = 3
-[logging]
-every = 1
-"#;
+/// The shared tiny run (`tests/fixtures/tiny-run.toml`) with this test's `overrides`, resolved
+/// into the config file the command reads.
+fn tiny_run_config(overrides: &[&str]) -> String {
+    let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    let cfg: RunConfig = load_str(TINY_RUN, Path::new("tiny-run.toml"), &o).unwrap();
+    to_toml_string(&cfg).unwrap()
+}
+
+const TINY_RUN: &str = include_str!("../../../tests/fixtures/tiny-run.toml");
+
+/// Six steps of two ranks, validated and checkpointed at 3 and 6.
+const OVERRIDES: &[&str] = &[
+    "run.name=dp",
+    "run.seed=3",
+    "run.dist_timeout_s=5",
+    "train.steps=6",
+    "validation.every=3",
+    "checkpoint.every=3",
+    "logging.every=1",
+];
 
 fn write_config(dir: &Path) -> String {
     let path = dir.join("dp.toml");
-    std::fs::write(&path, CONFIG).unwrap();
+    std::fs::write(&path, tiny_run_config(OVERRIDES)).unwrap();
     path.display().to_string()
 }
 

@@ -1,6 +1,7 @@
 //! `flowscale train` then `flowscale export` on a tiny run: the exported weights are the
 //! checkpoint's, in every layout, and they load back through the model crate's readers.
 
+use flowscale_train::config::{load_str, to_toml_string, RunConfig};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -22,50 +23,34 @@ fn ok(out: &Output) -> String {
     t
 }
 
-const CONFIG: &str = r#"
-[run]
-name = "tiny"
-seed = 1
-device = "cpu"
-[data]
-dataset = "fashion-mnist"
-resolution = 32
-[model]
-depth = 1
-patch_size = 8
-[conditioning]
-context_dim = 16
-pooled_dim = 16
-[optim]
-lr = 1e-3
-warmup_steps = 1
-[ema]
-decays = [0.9, 0.99]
-every = 1
-[train]
-steps = 4
-batch_size = 4
-precision = "fp32"
-[validation]
-every = 2
-samples = 8
-[samples]
-every = 4
-per_class = 1
-steps = [2]
-cfg = [1.0]
-[checkpoint]
-every = 2
-keep_last = 3
-[logging]
-every = 2
-"#;
+/// The shared tiny run (`tests/fixtures/tiny-run.toml`) with this test's `overrides`, resolved
+/// into the config file the command reads.
+fn tiny_run_config(overrides: &[&str]) -> String {
+    let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    let cfg: RunConfig = load_str(TINY_RUN, Path::new("tiny-run.toml"), &o).unwrap();
+    to_toml_string(&cfg).unwrap()
+}
+
+const TINY_RUN: &str = include_str!("../../../tests/fixtures/tiny-run.toml");
+
+/// Two EMAs updated every step, and sample grids at the end.
+const OVERRIDES: &[&str] = &[
+    "optim.lr=1e-3",
+    "optim.warmup_steps=1",
+    "ema.decays=[0.9, 0.99]",
+    "ema.every=1",
+    "samples.every=4",
+    "samples.per_class=1",
+    "samples.steps=[2]",
+    "samples.cfg=[1.0]",
+    "checkpoint.keep_last=3",
+];
 
 #[test]
 fn train_then_export_every_layout() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("tiny.toml");
-    std::fs::write(&cfg, CONFIG).unwrap();
+    std::fs::write(&cfg, tiny_run_config(OVERRIDES)).unwrap();
     let runs = tmp.path().join("runs");
     let set_out = format!("run.out_dir=\"{}\"", runs.display());
     let t = ok(&flowscale(&[

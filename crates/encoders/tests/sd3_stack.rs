@@ -1,5 +1,5 @@
 //! The SD3 stack with tiny random encoders: shapes, where each encoder's output lands, and
-//! zeros for absent and dropped encoders (SD3-REFERENCE section 6).
+//! zeros for absent and dropped encoders (docs/protocol.md section 6).
 
 mod common;
 

@@ -155,7 +155,7 @@ fn default_n() -> u64 {
 fn default_batch() -> u64 {
     100
 }
-/// SD3-REFERENCE section 4: 50 steps at CFG 1.0, 2.5, 5.0; 5, 10, 25 steps at CFG 5.0.
+/// docs/protocol.md section 4: 50 steps at CFG 1.0, 2.5, 5.0; 5, 10, 25 steps at CFG 5.0.
 pub fn default_settings() -> Vec<SamplerSpec> {
     [
         (50, 1.0),

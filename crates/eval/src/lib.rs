@@ -1,4 +1,4 @@
-//! `flowscale-eval`: what a study reports about a run (issue #7, SD3-REFERENCE section 4).
+//! `flowscale-eval`: what a study reports about a run (issue #7, docs/protocol.md section 4).
 //!
 //! - [`frechet`]: the Frechet distance between Gaussian feature statistics, in float64 with a
 //!   symmetric eigen-decomposition square root; [`stats`]: mean and covariance of features.

@@ -1,4 +1,4 @@
-//! Non-dominated sorting (the SD3 paper's ranking, SD3-REFERENCE section 4): within one setting,
+//! Non-dominated sorting (the SD3 paper's ranking, docs/protocol.md section 4): within one setting,
 //! rank 1 is the Pareto front of all candidates, rank 2 the front of what remains, and so on.
 //!
 //! `a` dominates `b` when `a` is at least as good on every metric and strictly better on one.

@@ -1,6 +1,6 @@
 //! The paper's ranking over a results table: per setting, non-dominated sorting of the
 //! candidates on the chosen metrics ([`crate::pareto`]); a candidate's final rank is the mean of
-//! its per-setting ranks (SD3-REFERENCE section 4; the paper's Table 1 averages 24 settings).
+//! its per-setting ranks (docs/protocol.md section 4; the paper's Table 1 averages 24 settings).
 //!
 //! Input rows come in either of two shapes (CSV, or the `rows` of a results JSON):
 //! - long: one row per metric value, with `metric` and `value` columns (what `flowscale eval`

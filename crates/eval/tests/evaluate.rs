@@ -13,44 +13,22 @@ use flowscale_train::export::StepChoice;
 use flowscale_train::TrainOptions;
 use std::path::{Path, PathBuf};
 
+const TINY_RUN: &str = include_str!("../../../tests/fixtures/tiny-run.toml");
+
 fn tiny_run(out: &Path) -> PathBuf {
-    let text = format!(
-        r#"
-[run]
-name = "tiny"
-out_dir = "{}"
-seed = 3
-device = "cpu"
-[data]
-dataset = "fashion-mnist"
-resolution = 32
-[model]
-depth = 1
-patch_size = 8
-[conditioning]
-context_dim = 16
-pooled_dim = 16
-[ema]
-decays = [0.9]
-every = 1
-[train]
-steps = 4
-batch_size = 8
-precision = "fp32"
-[validation]
-every = 4
-samples = 12
-batch_size = 5
-[samples]
-every = 100
-[checkpoint]
-every = 4
-[logging]
-every = 2
-"#,
-        out.display()
-    );
-    let cfg: RunConfig = load_str(&text, Path::new("tiny.toml"), &[]).unwrap();
+    let overrides: Vec<String> = vec![
+        format!("run.out_dir={:?}", out.display().to_string()),
+        "run.seed=3".into(),
+        "ema.decays=[0.9]".into(),
+        "ema.every=1".into(),
+        "train.batch_size=8".into(),
+        "validation.every=4".into(),
+        "validation.samples=12".into(),
+        "validation.batch_size=5".into(),
+        "samples.every=100".into(),
+        "checkpoint.every=4".into(),
+    ];
+    let cfg: RunConfig = load_str(TINY_RUN, Path::new("tiny-run.toml"), &overrides).unwrap();
     flowscale_train::train(
         cfg,
         TrainOptions {

@@ -1,6 +1,6 @@
 //! A formulation = path + timestep distribution + parameterisation + loss weight.
 //!
-//! The variants mirror the names of the study (SD3-REFERENCE section 3); the orthogonal parts are
+//! The variants mirror the names of the study (docs/protocol.md section 3); the orthogonal parts are
 //! derived from them by [`Formulation::path`], [`Formulation::timesteps`],
 //! [`Formulation::parameterisation`] and [`Formulation::loss_weight`]. A resolution shift is not a
 //! property of a formulation but of a training/sampling configuration, and is passed separately.

@@ -1,4 +1,4 @@
-//! What the network predicts, and the conversions between predictions (SD3-REFERENCE section 1).
+//! What the network predicts, and the conversions between predictions (docs/protocol.md section 1).
 //!
 //! Every training target is linear in (x0, eps): `target = A x0 + B eps` with per-level scalars
 //! (A, B). Together with `z = a x0 + b eps` this makes every conversion a 2x2 solve with

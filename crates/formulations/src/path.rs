@@ -1,4 +1,4 @@
-//! Forward paths `z_t = a_t x0 + b_t eps` (SD3-REFERENCE section 1).
+//! Forward paths `z_t = a_t x0 + b_t eps` (docs/protocol.md section 1).
 //!
 //! Each path is a function of its own *native* time `t` in [0, 1]. Every path is also described by
 //! its log-SNR `lambda = log(a^2/b^2)` and by the equal-SNR RF time `t_eq = b/(a+b) = sigmoid(-lambda/2)`,

@@ -1,4 +1,4 @@
-//! The 61 formulations of the study, in the order of SD3-REFERENCE section 3.
+//! The 61 formulations of the study, in the order of docs/protocol.md section 3.
 
 use crate::formulation::Formulation;
 

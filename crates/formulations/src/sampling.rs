@@ -137,7 +137,7 @@ pub enum SamplerMethod {
     Heun,
 }
 
-/// The sigmas of diffusers' SD3 scheduler (SD3-REFERENCE section 7): `linspace(1, shift(0.001), N)`
+/// The sigmas of diffusers' SD3 scheduler (docs/protocol.md section 7): `linspace(1, shift(0.001), N)`
 /// shifted again, then a final 0. Returns N + 1 RF times, decreasing from 1 to 0.
 pub fn sd3_sigmas(steps: usize, shift: f64) -> Result<Vec<f64>> {
     if steps == 0 {

@@ -1,4 +1,4 @@
-//! Timestep distributions over a path's native time t in [0, 1] (SD3-REFERENCE section 2).
+//! Timestep distributions over a path's native time t in [0, 1] (docs/protocol.md section 2).
 //!
 //! Each distribution offers `sample`, `density`, `cdf` and `quantile`, so tests can check draws
 //! against the analytic CDF and analysis can integrate against the density.

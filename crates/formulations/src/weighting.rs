@@ -2,7 +2,7 @@
 //!
 //! Any recipe "t ~ p(t), per-sample loss c(t) ||eps_hat - eps||^2" equals the unified
 //! `L_w = -1/2 E_{t~U} [w_t lambda'_t ||eps_hat - eps||^2]` with `w_t = -2 p(t) c(t) / lambda'_t`
-//! (SD3-REFERENCE section 1).
+//! (docs/protocol.md section 1).
 
 use crate::parameterisation::Parameterisation;
 use crate::path::NoiseLevel;

@@ -1,4 +1,4 @@
-//! Registry and names: exactly the 61 of SD3-REFERENCE section 3; parse/Display round-trips.
+//! Registry and names: exactly the 61 of docs/protocol.md section 3; parse/Display round-trips.
 
 use flowscale_formulations::{registry, Formulation, FormulationError};
 use std::collections::HashSet;

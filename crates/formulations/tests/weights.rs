@@ -1,5 +1,5 @@
 //! Effective weights from the recipe `-2 p(t) c(t) / lambda'(t)` against the closed forms of
-//! SD3-REFERENCE section 2. The closed forms are written here independently of the crate.
+//! docs/protocol.md section 2. The closed forms are written here independently of the crate.
 
 use flowscale_formulations::analysis::table;
 use flowscale_formulations::special::normal_pdf;

@@ -5,7 +5,7 @@ use tch::{nn, Device};
 
 #[test]
 fn paper_depths_have_the_reference_parameter_counts() {
-    // SD3-REFERENCE section 5 (diffusers SD3Transformer2DModel, C = 16, no QK-norm).
+    // docs/protocol.md section 5 (diffusers SD3Transformer2DModel, C = 16, no QK-norm).
     let expected = [
         (15, 496_066_624),
         (18, 856_159_552),

@@ -112,33 +112,18 @@ impl Ema {
 
     /// Restores the averages of decay index `k` from named tensors (all names, same shapes).
     pub fn load(&mut self, k: usize, values: &HashMap<String, Tensor>, updates: u64) -> Result<()> {
-        let mut problems = vec![];
-        for (name, avg) in self.names.iter().zip(&self.averages[k]) {
-            match values.get(name) {
-                None => problems.push(format!("missing {name}")),
-                Some(v) if v.size() != avg.size() => problems.push(format!(
-                    "{name}: shape {:?}, expected {:?}",
-                    v.size(),
-                    avg.size()
-                )),
-                _ => {}
-            }
-        }
-        if values.len() != self.names.len() {
-            let known: std::collections::HashSet<&String> = self.names.iter().collect();
-            problems.extend(
-                values
-                    .keys()
-                    .filter(|n| !known.contains(n))
-                    .map(|n| format!("unexpected {n}")),
-            );
-        }
-        if !problems.is_empty() {
-            problems.sort();
+        let report = flowscale_models::KeyReport::compare(
+            self.names
+                .iter()
+                .zip(&self.averages[k])
+                .map(|(n, a)| (n.as_str(), a.size())),
+            &std::collections::HashSet::new(),
+            values,
+        );
+        if !report.is_empty() {
             return Err(TrainError::Invalid(format!(
-                "EMA {} does not match the model: {}",
-                self.decays[k],
-                problems.join(", ")
+                "EMA {} does not match the model: {report}",
+                self.decays[k]
             )));
         }
         let _guard = tch::no_grad_guard();

@@ -1,7 +1,7 @@
 //! Captions as conditioning: each class label has a caption, encoded once by a frozen text
 //! encoder (`flowscale-encoders`); `encode` looks the label's encoding up and zeroes dropped
 //! sources. MiniLM gives one source; the SD3 stack three (CLIP-L, CLIP-G, T5), dropped
-//! independently and combined as SD3 does (SD3-REFERENCE section 6).
+//! independently and combined as SD3 does (docs/protocol.md section 6).
 
 use crate::conditioning::{Conditioning, ConditioningProvider};
 use crate::error::{Result, TrainError};

@@ -1,4 +1,4 @@
-//! Validation loss with the SD3 paper's protocol (SD3-REFERENCE section 4, torchtitan-style):
+//! Validation loss with the SD3 paper's protocol (docs/protocol.md section 4, torchtitan-style):
 //! fixed held-out samples, fixed noise, `L` equally spaced levels in [0, 1]; reported per level
 //! and as the mean over all levels but t = 1.
 //!

@@ -8,4 +8,4 @@
 
 mod store;
 
-pub use store::{CheckpointStore, LoadedCheckpoint, STATE_FILE};
+pub use store::{group_of, CheckpointStore, LoadedCheckpoint, STATE_FILE};

@@ -30,6 +30,24 @@ pub struct LoadedCheckpoint<S> {
     pub state: S,
 }
 
+impl<S> LoadedCheckpoint<S> {
+    /// The tensors of group `name` (`model`, `ema-<decay>`, `optimizer`).
+    pub fn group(&self, name: &str) -> Result<&HashMap<String, Tensor>> {
+        group_of(&self.groups, &self.dir, name)
+    }
+}
+
+/// Group `name` of a checkpoint folder `dir`'s `groups`; its absence names the missing file.
+pub fn group_of<'a>(
+    groups: &'a HashMap<String, HashMap<String, Tensor>>,
+    dir: &Path,
+    name: &str,
+) -> Result<&'a HashMap<String, Tensor>> {
+    groups
+        .get(name)
+        .ok_or_else(|| TrainError::corrupt(dir, format!("no {name}.safetensors")))
+}
+
 impl CheckpointStore {
     /// `keep_last` newest checkpoints are kept, plus those whose step is a multiple of
     /// `keep_every` (0 = none).

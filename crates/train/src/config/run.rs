@@ -267,7 +267,7 @@ impl Validate for ModelConfig {
     }
 }
 
-/// The noise formulation by its canonical name (SD3-REFERENCE section 3) and the
+/// The noise formulation by its canonical name (docs/protocol.md section 3) and the
 /// resolution-dependent timestep shift.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -124,8 +124,7 @@ impl AdamW {
                 max_exp_avg_sqs: &[],
                 state_steps: &sel.4,
             };
-            fused_adamw_step(&tensors, &hp)
-                .map_err(|e| TrainError::Invalid(format!("AdamW step: {e}")))?;
+            fused_adamw_step(&tensors, &hp)?;
         }
         self.step += 1;
         Ok(())

@@ -175,9 +175,7 @@ impl RunCheckpoint {
 
     /// The tensors of group `name`.
     pub fn group(&self, name: &str) -> Result<&HashMap<String, Tensor>> {
-        self.groups.get(name).ok_or_else(|| {
-            TrainError::Invalid(format!("{}: no {name}.safetensors", self.dir.display()))
-        })
+        crate::checkpoint::group_of(&self.groups, &self.dir, name)
     }
 
     /// The weight set `choice` names, as a concrete [`WeightSet`]: an EMA without a decay must

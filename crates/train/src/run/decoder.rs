@@ -58,7 +58,7 @@ impl PixelDecoder {
         } else {
             let path = folder.map_or_else(|| PathBuf::from(&info.name), Path::to_path_buf);
             let spec = AutoencoderSpec::new(&info.kind, Some(path.clone()))
-                .map_err(|(_, e)| TrainError::Invalid(format!("{}: {e}", manifest.display())))?;
+                .map_err(|(_, e)| TrainError::corrupt(manifest, e))?;
             let ae = spec.load(Kind::Float, device).map_err(|e| {
                 TrainError::Invalid(format!(
                     "{}: the shards' {} autoencoder {}: {e} (set data.autoencoder_path to its \

@@ -121,11 +121,10 @@ impl LatentData {
         })?;
         let z = mean.f_add(&std.f_mul(&eps)?)?;
         let labels = batch.labels.as_ref().ok_or_else(|| {
-            TrainError::Invalid(format!(
-                "{}: a batch without labels (sample {})",
-                self.dir.display(),
-                batch.keys[0]
-            ))
+            TrainError::corrupt(
+                &self.dir,
+                format!("a batch without labels (sample {})", batch.keys[0]),
+            )
         })?;
         Ok((self.decoder.to_model(&z)?, labels.f_to_device(device)?))
     }
@@ -154,11 +153,7 @@ impl LatentData {
             let shard = self.dir.join(&s.file);
             for sample in read_latent_shard(&shard)?.into_iter().take(n - means.len()) {
                 let label = sample.label.ok_or_else(|| {
-                    TrainError::Invalid(format!(
-                        "{}: sample {} has no label",
-                        shard.display(),
-                        sample.key
-                    ))
+                    TrainError::corrupt(&shard, format!("sample {} has no label", sample.key))
                 })?;
                 means.push(sample.mean.f_to_kind(Kind::Float)?);
                 labels.push(label);

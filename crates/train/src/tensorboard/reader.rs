@@ -28,9 +28,8 @@ pub struct Event {
 /// All summary values of an event file, in order (the file-version record is checked, not
 /// returned).
 pub fn read_events(path: &Path) -> Result<Vec<Event>> {
-    let bytes =
-        std::fs::read(path).map_err(|e| TrainError::Invalid(format!("{}: {e}", path.display())))?;
-    let bad = |m: String| TrainError::Invalid(format!("{}: {m}", path.display()));
+    let bytes = std::fs::read(path).map_err(|e| TrainError::io(path, e))?;
+    let bad = |m: String| TrainError::corrupt(path, m);
     let records = unframe(&bytes).map_err(bad)?;
     let mut out = vec![];
     for (i, rec) in records.iter().enumerate() {

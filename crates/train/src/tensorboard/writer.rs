@@ -111,5 +111,5 @@ impl Drop for EventWriter {
 }
 
 fn io(path: &Path, e: std::io::Error) -> TrainError {
-    TrainError::Invalid(format!("{}: {e}", path.display()))
+    TrainError::io(path, e)
 }

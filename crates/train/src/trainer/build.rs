@@ -23,7 +23,7 @@ use flowscale_core::FlowRng;
 use flowscale_data::{BatchSampler, SamplerPosition};
 use flowscale_formulations::{Formulation, Shift};
 use flowscale_torch_ext::c10d::LaunchEnv;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
@@ -320,22 +320,13 @@ fn restore(
     ema: &mut Ema,
     ema_cfg: &EmaConfig,
 ) -> Result<()> {
-    let group = |name: &str| {
-        ck.groups.get(name).ok_or_else(|| {
-            TrainError::Invalid(format!("{}: no {name}.safetensors", ck.dir.display()))
-        })
-    };
-    model.load_weights(group("model")?, &group_path(&ck.dir, "model"))?;
-    optimizer.load_state(group("optimizer")?, ck.state.step)?;
+    model.load_weights(ck.group("model")?, &ck.dir.join("model.safetensors"))?;
+    optimizer.load_state(ck.group("optimizer")?, ck.state.step)?;
     let updates = ck.state.step / ema_cfg.every.max(1);
     for (k, d) in ema_cfg.decays.iter().enumerate() {
-        ema.load(k, group(&ema_group_name(*d))?, updates)?;
+        ema.load(k, ck.group(&ema_group_name(*d))?, updates)?;
     }
     Ok(())
-}
-
-fn group_path(dir: &Path, group: &str) -> PathBuf {
-    dir.join(format!("{group}.safetensors"))
 }
 
 /// Fixed noise and labels of the sample grids: one row per class.

@@ -91,55 +91,39 @@ pub fn wait_ranks(ranks: Vec<std::process::Child>) {
     }
 }
 
+/// The shared tiny run (`tests/fixtures/tiny-run.toml`) as the trainer tests use it: six steps
+/// that run every hook (two EMAs, gradient accumulation and clipping, CFG dropout, validation,
+/// grids, checkpoints), then `overrides` (later wins).
 pub fn tiny_config(out_dir: &Path, name: &str, overrides: &[&str]) -> RunConfig {
-    let text = format!(
-        r#"
-[run]
-name = "{name}"
-out_dir = "{}"
-seed = 7
-device = "cpu"
-[data]
-dataset = "fashion-mnist"
-resolution = 32
-[model]
-depth = 1
-patch_size = 8
-[conditioning]
-context_dim = 16
-pooled_dim = 16
-dropout = 0.3
-[optim]
-lr = 1e-3
-warmup_steps = 2
-weight_decay = 0.01
-grad_clip = 1.0
-[ema]
-decays = [0.9, 0.99]
-every = 2
-[train]
-steps = 6
-batch_size = 8
-grad_accum = 2
-precision = "fp32"
-[validation]
-every = 3
-samples = 12
-batch_size = 5
-[samples]
-every = 6
-per_class = 1
-steps = [2]
-cfg = [2.0]
-[checkpoint]
-every = 3
-keep_last = 5
-[logging]
-every = 1
-t_bins = 2
-"#,
-        out_dir.display()
-    );
-    let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
-    load_str(&text, Path::new("tiny.toml"), &o).expect("valid test config")
+    let mut o: Vec<String> = vec![
+        format!("run.name={name:?}"),
+        format!("run.out_dir={:?}", out_dir.display().to_string()),
+        "run.seed=7".into(),
+        "conditioning.dropout=0.3".into(),
+        "optim.lr=1e-3".into(),
+        "optim.warmup_steps=2".into(),
+        "optim.weight_decay=0.01".into(),
+        "optim.grad_clip=1.0".into(),
+        "ema.decays=[0.9, 0.99]".into(),
+        "ema.every=2".into(),
+        "train.steps=6".into(),
+        "train.batch_size=8".into(),
+        "train.grad_accum=2".into(),
+        "validation.every=3".into(),
+        "validation.samples=12".into(),
+        "validation.batch_size=5".into(),
+        "samples.every=6".into(),
+        "samples.per_class=1".into(),
+        "samples.steps=[2]".into(),
+        "samples.cfg=[2.0]".into(),
+        "checkpoint.every=3".into(),
+        "checkpoint.keep_last=5".into(),
+        "logging.every=1".into(),
+        "logging.t_bins=2".into(),
+    ];
+    o.extend(overrides.iter().map(|s| s.to_string()));
+    load_str(TINY_RUN, Path::new("tests/fixtures/tiny-run.toml"), &o).expect("valid test config")
 }
+
+/// The tiny run every crate's tests share.
+pub const TINY_RUN: &str = include_str!("../../../../tests/fixtures/tiny-run.toml");

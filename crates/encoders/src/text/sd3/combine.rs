@@ -1,4 +1,4 @@
-//! SD3's combination of three text encoders (SD3-REFERENCE section 6):
+//! SD3's combination of three text encoders (docs/protocol.md section 6):
 //! `pooled = cat(pooled_L, pooled_G)` and
 //! `context = cat_seq(pad_channels(cat(L, G), context_width), T5)`. An absent or dropped encoder
 //! contributes zeros of its shape.
