@@ -12,12 +12,8 @@ pub struct ClipModelConfig {
     /// Width of both projections. `CLIPModel` builds `text_projection` and `visual_projection`
     /// with this value; the sub-configs' own `projection_dim` (often a stale default of 512)
     /// does not apply.
-    #[serde(default = "default_projection")]
+    #[serde(default = "crate::clip::defaults::projection_dim")]
     pub projection_dim: i64,
-}
-
-fn default_projection() -> i64 {
-    512
 }
 
 impl ClipModelConfig {

@@ -2,6 +2,7 @@
 //! text tower of [`crate::text::clip`], image preprocessing and the CLIP score.
 
 pub mod config;
+pub(crate) mod defaults;
 pub(crate) mod layer;
 pub mod model;
 pub mod preprocess;

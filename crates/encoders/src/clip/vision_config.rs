@@ -11,7 +11,7 @@ pub struct ClipVisionConfig {
     pub intermediate_size: i64,
     /// Width of `visual_projection` in `CLIPVisionModelWithProjection`; a `CLIPModel` folder
     /// overrides it with its top-level `projection_dim`.
-    #[serde(default = "default_projection")]
+    #[serde(default = "crate::clip::defaults::projection_dim")]
     pub projection_dim: i64,
     pub num_hidden_layers: i64,
     pub num_attention_heads: i64,
@@ -19,25 +19,15 @@ pub struct ClipVisionConfig {
     pub num_channels: i64,
     pub image_size: i64,
     pub patch_size: i64,
-    #[serde(default = "default_act")]
+    #[serde(default = "crate::clip::defaults::hidden_act")]
     pub hidden_act: String,
-    #[serde(default = "default_eps")]
+    #[serde(default = "crate::clip::defaults::layer_norm_eps")]
     pub layer_norm_eps: f64,
 }
 
-fn default_projection() -> i64 {
-    512
-}
 fn default_channels() -> i64 {
     3
 }
-fn default_act() -> String {
-    "quick_gelu".into()
-}
-fn default_eps() -> f64 {
-    1e-5
-}
-
 impl ClipVisionConfig {
     /// CLIP ViT-L/14's vision tower (`openai/clip-vit-large-patch14`).
     pub fn clip_l14() -> Self {

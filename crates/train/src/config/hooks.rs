@@ -9,31 +9,25 @@ use super::{Validate, Validator};
 /// How labels (or, with the text-encoder issue, captions) become the model's context tokens and
 /// pooled vector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct ConditioningConfig {
     /// Context tokens per sample (the class embedding is split into this many tokens).
-    #[serde(default = "default_context_tokens")]
     pub context_tokens: u32,
     /// Width of each context token (the MMDiT's `joint_attention_dim`).
-    #[serde(default = "default_cond_dim")]
     pub context_dim: u32,
     /// Width of the pooled vector (the MMDiT's `pooled_projection_dim`).
-    #[serde(default = "default_cond_dim")]
     pub pooled_dim: u32,
     /// Probability that each conditioning source is replaced by zeros during training, for
     /// classifier-free guidance (the paper: 0.464 per text encoder, ~10% fully unconditional).
-    #[serde(default = "default_cond_dropout")]
     pub dropout: f64,
     /// Where context and pooled vectors come from: `class_embedding` (learned per class) or
     /// `captions` (each class's caption encoded once by the frozen text encoder of
     /// `text_encoder`; `context_tokens`, `context_dim` and `pooled_dim` must equal its shapes).
-    #[serde(default)]
     pub provider: ConditioningProviderKind,
     /// Text-encoder config (for example `configs/text/minilm.toml`) for `provider = "captions"`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub text_encoder: Option<String>,
     /// Caption of each class: `{}` is replaced by the class name.
-    #[serde(default = "default_caption_template")]
     pub caption_template: String,
 }
 
@@ -45,30 +39,16 @@ pub enum ConditioningProviderKind {
     Captions,
 }
 
-fn default_caption_template() -> String {
-    "a photo of a {}".into()
-}
-
-fn default_context_tokens() -> u32 {
-    1
-}
-fn default_cond_dim() -> u32 {
-    64
-}
-fn default_cond_dropout() -> f64 {
-    0.1
-}
-
 impl Default for ConditioningConfig {
     fn default() -> Self {
         Self {
-            context_tokens: default_context_tokens(),
-            context_dim: default_cond_dim(),
-            pooled_dim: default_cond_dim(),
-            dropout: default_cond_dropout(),
+            context_tokens: 1,
+            context_dim: 64,
+            pooled_dim: 64,
+            dropout: 0.1,
             provider: ConditioningProviderKind::default(),
             text_encoder: None,
-            caption_template: default_caption_template(),
+            caption_template: "a photo of a {}".into(),
         }
     }
 }
@@ -88,42 +68,25 @@ impl Validate for ConditioningConfig {
 /// Validation loss with the paper's protocol: fixed held-out samples, fixed noise, `levels`
 /// equally spaced times in [0, 1]; reported per level and as the mean over all levels but t = 1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct ValidationConfig {
     /// Run every this many steps (0 = only at the end).
-    #[serde(default = "default_val_every")]
     pub every: u64,
     /// Held-out samples (the first ones of the test split).
-    #[serde(default = "default_val_samples")]
     pub samples: u64,
     /// Equally spaced time levels in [0, 1] (the paper: 8).
-    #[serde(default = "default_val_levels")]
     pub levels: u32,
     /// Samples per forward pass; the result does not depend on it.
-    #[serde(default = "default_val_batch")]
     pub batch_size: u64,
-}
-
-fn default_val_every() -> u64 {
-    500
-}
-fn default_val_samples() -> u64 {
-    512
-}
-fn default_val_levels() -> u32 {
-    8
-}
-fn default_val_batch() -> u64 {
-    256
 }
 
 impl Default for ValidationConfig {
     fn default() -> Self {
         Self {
-            every: default_val_every(),
-            samples: default_val_samples(),
-            levels: default_val_levels(),
-            batch_size: default_val_batch(),
+            every: 500,
+            samples: 512,
+            levels: 8,
+            batch_size: 256,
         }
     }
 }
@@ -139,45 +102,28 @@ impl Validate for ValidationConfig {
 /// Sample grids with fixed noise and labels: one row per class, `per_class` columns, for every
 /// (steps, cfg) pair, from the raw weights and every EMA.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct SamplesConfig {
     /// Every this many steps (0 = only at the end).
-    #[serde(default = "default_samples_every")]
     pub every: u64,
     /// Samples per class.
-    #[serde(default = "default_per_class")]
     pub per_class: u32,
     /// Euler steps of each grid.
-    #[serde(default = "default_sample_steps")]
     pub steps: Vec<u32>,
     /// Guidance scales of each grid (1 = no guidance).
-    #[serde(default = "default_cfg")]
     pub cfg: Vec<f64>,
     /// Shift of the SD3 sigma schedule (default: the formulation's training shift).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub shift: Option<f64>,
-}
-
-fn default_samples_every() -> u64 {
-    1000
-}
-fn default_per_class() -> u32 {
-    8
-}
-fn default_sample_steps() -> Vec<u32> {
-    vec![25]
-}
-fn default_cfg() -> Vec<f64> {
-    vec![1.0, 2.5]
 }
 
 impl Default for SamplesConfig {
     fn default() -> Self {
         Self {
-            every: default_samples_every(),
-            per_class: default_per_class(),
-            steps: default_sample_steps(),
-            cfg: default_cfg(),
+            every: 1000,
+            per_class: 8,
+            steps: vec![25],
+            cfg: vec![1.0, 2.5],
             shift: None,
         }
     }
@@ -203,31 +149,21 @@ impl Validate for SamplesConfig {
 
 /// Checkpoint schedule and retention.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct CheckpointConfig {
     /// Every this many steps (the last step is always saved).
-    #[serde(default = "default_ckpt_every")]
     pub every: u64,
     /// Keep the newest this many.
-    #[serde(default = "default_keep_last")]
     pub keep_last: u32,
     /// Also keep every checkpoint whose step is a multiple of this (0 = none).
-    #[serde(default)]
     pub keep_every: u64,
-}
-
-fn default_ckpt_every() -> u64 {
-    1000
-}
-fn default_keep_last() -> u32 {
-    2
 }
 
 impl Default for CheckpointConfig {
     fn default() -> Self {
         Self {
-            every: default_ckpt_every(),
-            keep_last: default_keep_last(),
+            every: 1000,
+            keep_last: 2,
             keep_every: 0,
         }
     }
@@ -252,38 +188,25 @@ pub enum NonFinitePolicy {
 
 /// Scalars to TensorBoard and metrics.jsonl, and the progress bar.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct LoggingConfig {
     /// Log scalars every this many steps (the only host synchronisation of the loop).
-    #[serde(default = "default_log_every")]
     pub every: u64,
     /// Bins of t for the loss-per-t-bin scalars.
-    #[serde(default = "default_t_bins")]
     pub t_bins: u32,
     /// Show the progress bar (default: when stderr is a terminal).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub progress: Option<bool>,
-    #[serde(default = "default_nonfinite")]
     pub nonfinite: NonFinitePolicy,
-}
-
-fn default_log_every() -> u64 {
-    50
-}
-fn default_t_bins() -> u32 {
-    4
-}
-fn default_nonfinite() -> NonFinitePolicy {
-    NonFinitePolicy::Stop
 }
 
 impl Default for LoggingConfig {
     fn default() -> Self {
         Self {
-            every: default_log_every(),
-            t_bins: default_t_bins(),
+            every: 50,
+            t_bins: 4,
             progress: None,
-            nonfinite: default_nonfinite(),
+            nonfinite: NonFinitePolicy::Stop,
         }
     }
 }

@@ -11,15 +11,15 @@ pub struct ClipTextConfig {
     pub hidden_size: i64,
     pub intermediate_size: i64,
     /// Width of `text_projection` (CLIPTextModelWithProjection).
-    #[serde(default = "default_projection")]
+    #[serde(default = "crate::clip::defaults::projection_dim")]
     pub projection_dim: i64,
     pub num_hidden_layers: i64,
     pub num_attention_heads: i64,
     #[serde(default = "default_positions")]
     pub max_position_embeddings: i64,
-    #[serde(default = "default_act")]
+    #[serde(default = "crate::clip::defaults::hidden_act")]
     pub hidden_act: String,
-    #[serde(default = "default_eps")]
+    #[serde(default = "crate::clip::defaults::layer_norm_eps")]
     pub layer_norm_eps: f64,
     /// 2 selects the legacy pooling rule (the end token has the largest id: arg-max of the ids);
     /// any other value pools at the first occurrence of this id.
@@ -27,17 +27,8 @@ pub struct ClipTextConfig {
     pub eos_token_id: i64,
 }
 
-fn default_projection() -> i64 {
-    512
-}
 fn default_positions() -> i64 {
     77
-}
-fn default_act() -> String {
-    "quick_gelu".into()
-}
-fn default_eps() -> f64 {
-    1e-5
 }
 fn default_eos() -> i64 {
     2
