@@ -88,20 +88,27 @@ impl RunModelSpec {
             .map_err(|_| TrainError::corrupt(&config_path, "joint_attention_dim out of range"))?;
         conditioning.pooled_dim = u32::try_from(backbone.pooled_projection_dim)
             .map_err(|_| TrainError::corrupt(&config_path, "pooled_projection_dim out of range"))?;
+        // Class embeddings when the run says so (or, without its config, when the checkpoint
+        // holds conditioner tensors); their class count and token count come from the tensors
+        // that are there, and whatever is missing is named when the weights are loaded.
         let model = ck.group("model")?;
-        let conditioner = match (
-            model.get(&format!("{CONDITIONER_PREFIX}pooled")),
-            model.get(&format!("{CONDITIONER_PREFIX}context")),
-        ) {
-            (Some(pooled), Some(context)) if pooled.dim() == 2 && context.dim() == 2 => {
+        let pooled = model.get(&format!("{CONDITIONER_PREFIX}pooled"));
+        let context = model.get(&format!("{CONDITIONER_PREFIX}context"));
+        let class_embedding = match &run {
+            Some(r) => r.conditioning.provider == ConditioningProviderKind::ClassEmbedding,
+            None => model.keys().any(|k| k.starts_with(CONDITIONER_PREFIX)),
+        };
+        let conditioner = if class_embedding {
+            if let (None, Some(c)) = (&run, context.filter(|c| c.dim() == 2)) {
                 let width = i64::from(conditioning.context_dim).max(1);
-                conditioning.context_tokens =
-                    u32::try_from(context.size()[1] / width).map_err(|_| {
-                        TrainError::corrupt(&config_path, "context tokens out of range")
-                    })?;
-                ConditionerSpec::Classes(pooled.size()[0])
+                conditioning.context_tokens = u32::try_from(c.size()[1] / width).map_err(|_| {
+                    TrainError::corrupt(&config_path, "context tokens out of range")
+                })?;
             }
-            _ => ConditionerSpec::None,
+            let rows = pooled.or(context).filter(|t| t.dim() == 2);
+            ConditionerSpec::Classes(rows.map_or(0, |t| t.size()[0]))
+        } else {
+            ConditionerSpec::None
         };
         Ok(Self {
             backbone,
