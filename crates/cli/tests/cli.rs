@@ -89,6 +89,50 @@ fn bad_config_exits_non_zero_naming_the_key() {
     }
 }
 
+/// `flowscale sweep --set` overrides keys of the sweep file, dotted run-config keys included;
+/// a bad override exits non-zero naming it.
+#[test]
+fn sweep_takes_set_overrides_and_names_a_bad_one() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../experiments/scaling-cpu.toml")
+        .display()
+        .to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = format!("sweep.out_dir=\"{}\"", tmp.path().display());
+    let out = flowscale(&[
+        "sweep",
+        &file,
+        "--set",
+        &out_dir,
+        "--set",
+        r#"axes."model.depth"=[1, 2]"#,
+        "--list",
+    ]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains(&format!(
+            "sweep scaling-cpu: 2 runs in {}",
+            tmp.path().display()
+        )),
+        "{t}"
+    );
+    assert!(
+        t.contains("model.depth=2") && !t.contains("model.depth=3"),
+        "{t}"
+    );
+    for (set, named) in [
+        ("sweep.out_dir", "bad override `sweep.out_dir`"),
+        ("sweep.outdir=x", "key `sweep.outdir`"),
+        (r#"axes."model.depth"=[]"#, r#"key `axes."model.depth"`"#),
+    ] {
+        let out = flowscale(&["sweep", &file, "--set", set, "--list"]);
+        let t = text(&out);
+        assert!(!out.status.success(), "{set}: {t}");
+        assert!(t.contains(named), "{set}: {t}");
+    }
+}
+
 #[test]
 fn precompute_encodes_the_emoji_set_and_reports_what_it_did() {
     let emoji = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.assets/emoji-datasource-google");

@@ -1,7 +1,8 @@
 //! What a run logged, read back from its `metrics.jsonl`: validation curves per weight set and the
 //! training FLOPs per step (the trainer logs cumulative FLOPs with its training lines).
 
-use crate::error::{io, Result, StudyError};
+use crate::error::{Result, StudyError};
+use flowscale_core::IoError;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -19,13 +20,11 @@ pub struct RunCurves {
 impl RunCurves {
     pub fn read(run_dir: &Path) -> Result<Self> {
         let path = run_dir.join("metrics.jsonl");
-        let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| IoError::new(&path, e))?;
         let mut out = RunCurves::default();
         for (n, line) in text.lines().enumerate() {
-            let v: Value = serde_json::from_str(line).map_err(|e| StudyError::Sweep {
-                path: path.display().to_string(),
-                message: format!("line {}: {e}", n + 1),
-            })?;
+            let v: Value = serde_json::from_str(line)
+                .map_err(|e| StudyError::invalid(path.display(), format!("line {}: {e}", n + 1)))?;
             let step = v["step"].as_u64().unwrap_or(0);
             match v["kind"].as_str() {
                 Some("validation") => {

@@ -2,7 +2,8 @@
 //! (Ubuntu Light from `epaint_default_fonts`, registered with plotters' ab_glyph backend), so
 //! plots look the same on machines without any system fonts.
 
-use crate::error::{io, Result, StudyError};
+use crate::error::{Result, StudyError};
+use flowscale_core::{write_atomic, IoError};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
@@ -55,9 +56,9 @@ fn font() -> std::result::Result<(), String> {
 }
 
 fn plot_error(path: &Path, e: impl std::fmt::Display) -> StudyError {
-    StudyError::Sweep {
-        path: path.display().to_string(),
-        message: format!("plot: {e}"),
+    StudyError::Plot {
+        path: path.to_owned(),
+        message: e.to_string(),
     }
 }
 
@@ -200,30 +201,37 @@ fn draw<DB: DrawingBackend>(
     root.present().map_err(|e| e.to_string())
 }
 
-/// Writes `<stem>.png` and `<stem>.svg`; returns both paths.
+/// Writes `<stem>.png` and `<stem>.svg`; returns both paths. Both are drawn in memory and
+/// written atomically, so a reader never finds half a plot.
 pub fn save(plot: &LinePlot, stem: &Path) -> Result<(PathBuf, PathBuf)> {
     font().map_err(|e| plot_error(stem, e))?;
     if let Some(dir) = stem.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        std::fs::create_dir_all(dir).map_err(|e| IoError::new(dir, e))?;
     }
     let svg = stem.with_extension("svg");
+    let mut svg_text = String::new();
     {
-        let root = SVGBackend::new(&svg, (WIDTH, HEIGHT)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg_text, (WIDTH, HEIGHT)).into_drawing_area();
         draw(&root, plot).map_err(|e| plot_error(&svg, e))?;
     }
+    write_atomic(&svg, svg_text.as_bytes())?;
     let png_path = stem.with_extension("png");
     let mut rgb = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut rgb, (WIDTH, HEIGHT)).into_drawing_area();
         draw(&root, plot).map_err(|e| plot_error(&png_path, e))?;
     }
-    let file = std::fs::File::create(&png_path).map_err(|e| io(&png_path, e))?;
-    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), WIDTH, HEIGHT);
+    let mut png_bytes = Vec::new();
+    let mut enc = png::Encoder::new(&mut png_bytes, WIDTH, HEIGHT);
     enc.set_color(png::ColorType::Rgb);
     enc.set_depth(png::BitDepth::Eight);
     enc.write_header()
-        .and_then(|mut w| w.write_image_data(&rgb))
+        .and_then(|mut w| {
+            w.write_image_data(&rgb)?;
+            w.finish()
+        })
         .map_err(|e| plot_error(&png_path, e))?;
+    write_atomic(&png_path, &png_bytes)?;
     Ok((png_path, svg))
 }
 

@@ -11,10 +11,7 @@ use std::collections::BTreeMap;
 use toml::{Table, Value};
 
 fn err(message: impl Into<String>) -> StudyError {
-    StudyError::Sweep {
-        path: "run config".into(),
-        message: message.into(),
-    }
+    StudyError::invalid("run config", message)
 }
 
 fn flatten(prefix: &str, v: &Value, out: &mut BTreeMap<String, String>) {
@@ -127,7 +124,7 @@ pub fn run_id(config: &RunConfig) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flowscale_train::config::load_str;
+    use flowscale_core::config::load_str;
     use std::path::Path;
 
     const BASE: &str = "[run]\nname = \"x\"\n[data]\ndataset = \"fashion-mnist\"\nresolution = 32\n[model]\ndepth = 2\n[train]\nsteps = 10\nbatch_size = 4\n";

@@ -1,8 +1,9 @@
 //! Running a sweep on this machine: one run after another, finished runs skipped, interrupted
 //! runs resumed from their newest checkpoint. Also the Slurm array script.
 
-use crate::error::{io, Result, StudyError};
+use crate::error::{Result, StudyError};
 use crate::sweep::{describe, Sweep};
+use flowscale_core::{write_atomic, IoError};
 use flowscale_train::checkpoint::CheckpointStore;
 use flowscale_train::{train, TrainOptions};
 use serde_json::json;
@@ -48,7 +49,7 @@ impl Sweep {
 
     /// Writes `sweep.json` (every run's ID, axis values and status) into the sweep folder.
     pub fn write_index(&self) -> Result<PathBuf> {
-        std::fs::create_dir_all(&self.out_dir).map_err(|e| io(&self.out_dir, e))?;
+        std::fs::create_dir_all(&self.out_dir).map_err(|e| IoError::new(&self.out_dir, e))?;
         let mut runs = Vec::new();
         for (i, r) in self.runs.iter().enumerate() {
             let values: serde_json::Map<String, serde_json::Value> = r
@@ -63,24 +64,22 @@ impl Sweep {
                 "status": self.status(i)?.to_string(),
             }));
         }
-        let index = json!({
+        let mut index = json!({
             "sweep": self.name,
             "file": self.file.display().to_string(),
             "base": self.base.display().to_string(),
             "axes": self.axes,
             "runs": runs,
         });
+        // `flowscale report FOLDER` reloads the sweep file from this index and needs the same
+        // `--set` overrides to find the same runs.
+        if !self.overrides.is_empty() {
+            index["set"] = json!(self.overrides);
+        }
         let path = self.out_dir.join("sweep.json");
-        // Per-process temporary name: Slurm array tasks may write the index at the same time.
-        let tmp = self
-            .out_dir
-            .join(format!(".sweep.json.{}.tmp", std::process::id()));
-        std::fs::write(
-            &tmp,
-            serde_json::to_string_pretty(&index).unwrap_or_default(),
-        )
-        .map_err(|e| io(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
+        // Atomic with a per-process temporary: Slurm array tasks may write the index together.
+        let text = serde_json::to_string_pretty(&index).unwrap_or_default();
+        write_atomic(&path, text.as_bytes())?;
         Ok(path)
     }
 
@@ -105,8 +104,9 @@ impl Sweep {
         self.status(i)
     }
 
-    /// A Slurm array job with one task per run; each task runs `flowscale sweep FILE --run
-    /// --index $SLURM_ARRAY_TASK_ID`, so finished runs are skipped on resubmission too.
+    /// A Slurm array job with one task per run; each task runs `flowscale sweep FILE [--set
+    /// KEY=VALUE]... --run --index $SLURM_ARRAY_TASK_ID` (the overrides the sweep was loaded
+    /// with), so finished runs are skipped on resubmission too.
     pub fn slurm_script(&self, flowscale: &Path) -> String {
         let n = self.runs.len();
         let mut runs = String::new();
@@ -124,14 +124,24 @@ impl Sweep {
              #SBATCH --cpus-per-task=8\n\
              #SBATCH --output={out}/slurm-%A_%a.out\n\
              set -euo pipefail\n\
-             exec {bin} sweep {file} --run --index \"$SLURM_ARRAY_TASK_ID\"\n",
+             exec {bin} sweep {file}{set} --run --index \"$SLURM_ARRAY_TASK_ID\"\n",
             name = self.name,
             last = n.saturating_sub(1),
             out = self.out_dir.display(),
             bin = flowscale.display(),
             file = self.file.display(),
+            set = self
+                .overrides
+                .iter()
+                .map(|o| format!(" --set {}", shell_quote(o)))
+                .collect::<String>(),
         )
     }
+}
+
+/// `arg` as one word for bash: single-quoted, with each `'` written as `'\''`.
+fn shell_quote(arg: &str) -> String {
+    format!("'{}'", arg.replace('\'', r"'\''"))
 }
 
 fn toml_to_json(v: &toml::Value) -> serde_json::Value {

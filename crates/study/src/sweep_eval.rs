@@ -5,9 +5,10 @@
 //! checkpoint is now selected, or when the eval config changed (its `results.json` records the
 //! resolved config it ran with).
 
-use crate::error::{io, Result, StudyError};
+use crate::error::{Result, StudyError};
 use crate::runner::RunStatus;
 use crate::sweep::Sweep;
+use flowscale_core::IoError;
 use flowscale_eval::evaluate::{default_out_dir, evaluate, EvalRequest};
 use flowscale_train::checkpoint::CheckpointStore;
 use flowscale_train::export::{best_val_loss_step, StepChoice};
@@ -71,28 +72,22 @@ impl Sweep {
             return Ok(EvalStatus::NotTrained);
         }
         let Some(step) = self.selected_step(i)? else {
-            return Err(StudyError::Sweep {
-                path: self.run_dir(i).display().to_string(),
-                message: "the finished run has no validation loss, so no checkpoint can be \
-                          selected for evaluation (enable [validation])"
-                    .into(),
-            });
+            return Err(StudyError::invalid(
+                self.run_dir(i).display(),
+                "the finished run has no validation loss, so no checkpoint can be selected \
+                 for evaluation (enable [validation])",
+            ));
         };
         let dir = self.eval_dir(i, step);
         let results = dir.join("results.json");
         if !results.is_file() {
             return Ok(EvalStatus::Pending(step));
         }
-        let text = std::fs::read_to_string(&results).map_err(|e| io(&results, e))?;
-        let doc: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| StudyError::Sweep {
-                path: results.display().to_string(),
-                message: e.to_string(),
-            })?;
-        let current = serde_json::to_value(config).map_err(|e| StudyError::Sweep {
-            path: self.file.display().to_string(),
-            message: format!("eval config: {e}"),
-        })?;
+        let text = std::fs::read_to_string(&results).map_err(|e| IoError::new(&results, e))?;
+        let doc: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| StudyError::invalid(results.display(), e.to_string()))?;
+        let current = serde_json::to_value(config)
+            .map_err(|e| StudyError::invalid(self.file.display(), format!("eval config: {e}")))?;
         Ok(if doc["config"] == current {
             EvalStatus::Done(step, dir)
         } else {
@@ -113,10 +108,10 @@ impl Sweep {
     /// [`Sweep::eval_status`] reported as pending or stale); returns the results folder.
     pub fn evaluate_at(&self, i: usize, step: u64, log: &mut dyn FnMut(&str)) -> Result<PathBuf> {
         let Some(config) = self.eval.clone() else {
-            return Err(StudyError::Sweep {
-                path: self.file.display().to_string(),
-                message: "no [eval] section".into(),
-            });
+            return Err(StudyError::invalid(
+                self.file.display(),
+                "no [eval] section",
+            ));
         };
         let outcome = evaluate(
             &EvalRequest {

@@ -1,6 +1,6 @@
 //! Sweep files: expansion, config-derived run IDs, errors, and running with skip/resume.
 
-use flowscale_study::{EvalStatus, RunStatus, Sweep};
+use flowscale_study::{EvalStatus, RunStatus, StudyError, Sweep};
 use flowscale_train::TrainOptions;
 use std::path::Path;
 
@@ -123,6 +123,139 @@ fn bad_sweeps_are_named() {
     assert!(e.contains("missing.toml"), "{e}");
     let e = err(&GRID.replace("[set]", "[set]\n\"run.name\" = \"x\""));
     assert!(e.contains("run.name"), "{e}");
+}
+
+/// Everything wrong with the sweep file itself comes in one error that names the file and
+/// each problem's dotted key (keys of `[set]` and `[axes]` quoted, as `--set` takes them).
+#[test]
+fn every_problem_of_a_sweep_file_is_reported_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = GRID
+        .replace("name = \"grid\"", "name = \"my grid\"")
+        .replace(
+            "\"model.depth\" = [1, 2]",
+            "\"model.depth\" = []\n\"optim.lr\" = [1e-3]",
+        )
+        .replace("[set]", "[set]\n\"run.out_dir\" = \"x\"");
+    let e = Sweep::load(&write(tmp.path(), &text)).unwrap_err();
+    let StudyError::Config(config) = &e else {
+        panic!("not a config error: {e}");
+    };
+    let mut keys = config.keys();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            r#"axes."model.depth""#,
+            r#"axes."optim.lr""#,
+            r#"set."run.out_dir""#,
+            "sweep.name"
+        ]
+    );
+    let msg = e.to_string();
+    for needle in [
+        "experiments.toml",
+        "use letters, digits, '-', '_' and '.' only, got \"my grid\"",
+        "non-empty array",
+        "also in [set]",
+        "chosen by the sweep",
+    ] {
+        assert!(msg.contains(needle), "{needle}\n{msg}");
+    }
+    // A missing base and a missing eval config: both named, each under its key.
+    let text = GRID.replace("configs/base.toml", "configs/missing.toml")
+        + "[eval]\nconfig = \"configs/no-eval.toml\"\n";
+    let e = Sweep::load(&write(tmp.path(), &text)).unwrap_err();
+    let StudyError::Config(config) = &e else {
+        panic!("not a config error: {e}");
+    };
+    assert_eq!(config.keys(), ["sweep.base", "eval.config"]);
+    assert!(e.to_string().contains("no-eval.toml"), "{e}");
+}
+
+#[test]
+fn an_unknown_key_of_a_sweep_file_is_named_with_the_allowed_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = Sweep::load(&write(
+        tmp.path(),
+        &GRID.replace("[set]", "outdir = \"x\"\n[set]"),
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("experiments.toml"), "{e}");
+    assert!(e.contains("sweep.outdir"), "{e}");
+    assert!(e.contains("`out_dir`"), "{e}");
+    let e = Sweep::load(&write(tmp.path(), &(GRID.to_owned() + "[axis]\n")))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("axis") && e.contains("`axes`"), "{e}");
+}
+
+/// `--set` changes any key of the sweep file, dotted run-config keys included; the Slurm
+/// script and `sweep.json` repeat the overrides so every later reader sees the same runs.
+#[test]
+fn set_overrides_change_the_sweep() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write(tmp.path(), GRID);
+    let elsewhere = tmp.path().join("elsewhere it's");
+    let overrides = [
+        format!("sweep.out_dir={:?}", elsewhere.display().to_string()),
+        r#"axes."model.depth"=[3]"#.to_owned(),
+        r#"set."optim.lr"=1e-3"#.to_owned(),
+    ];
+    let plain = Sweep::load(&path).unwrap();
+    let sweep = Sweep::load_with(&path, &overrides).unwrap();
+    assert_eq!(sweep.out_dir, elsewhere);
+    assert_eq!(sweep.runs.len(), 3);
+    for r in &sweep.runs {
+        assert_eq!(r.config.model.depth, 3);
+        assert_eq!(r.config.optim.lr, 1e-3);
+        assert!(plain.runs.iter().all(|p| p.id != r.id));
+    }
+    let script = sweep.slurm_script(Path::new("/bin/flowscale"));
+    let expected = format!(
+        "--set 'sweep.out_dir=\"{}/elsewhere it'\\''s\"' --set 'axes.\"model.depth\"=[3]' \
+         --set 'set.\"optim.lr\"=1e-3' --run",
+        tmp.path().display()
+    );
+    assert!(script.contains(&expected), "{expected}\n{script}");
+    assert!(!plain
+        .slurm_script(Path::new("/bin/flowscale"))
+        .contains("--set"));
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sweep.write_index().unwrap()).unwrap())
+            .unwrap();
+    assert_eq!(index["set"], serde_json::json!(overrides));
+}
+
+#[test]
+fn a_bad_set_override_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write(tmp.path(), GRID);
+    let err = |set: &str| {
+        Sweep::load_with(&path, &[set.to_owned()])
+            .unwrap_err()
+            .to_string()
+    };
+    let e = err("sweep.name");
+    assert!(e.contains("bad override `sweep.name`"), "{e}");
+    let e = err("sweep.nmae=x");
+    assert!(
+        e.contains("sweep.nmae") && e.contains("(set with --set)"),
+        "{e}"
+    );
+    let e = err(r#"sweep.name="a b""#);
+    assert!(
+        e.contains("key `sweep.name`") && e.contains("(set with --set)"),
+        "{e}"
+    );
+    let e = err(r#"axes."model.depth"=[]"#);
+    assert!(
+        e.contains(
+            r#"key `axes."model.depth"`: must be a non-empty array of values (set with --set)"#
+        ),
+        "{e}"
+    );
 }
 
 #[test]

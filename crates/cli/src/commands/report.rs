@@ -1,5 +1,5 @@
-//! `flowscale report SWEEP` (a sweep file, or a sweep folder holding `sweep.json`) and
-//! `flowscale plot RUN_DIR... --out STEM` (validation curves of any runs).
+//! `flowscale report SWEEP [--set KEY=VALUE]...` (a sweep file, or a sweep folder holding
+//! `sweep.json`) and `flowscale plot RUN_DIR... --out STEM` (validation curves of any runs).
 
 use std::path::PathBuf;
 
@@ -12,25 +12,38 @@ use flowscale_study::Sweep;
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// The sweep file, or the sweep's output folder (its sweep.json names the file).
+    /// The sweep file, or the sweep's output folder (its sweep.json names the file and the
+    /// overrides the sweep ran with).
     sweep: PathBuf,
+    /// Override a key of the sweep file, as `flowscale sweep --set` does (repeatable; later
+    /// wins; after those sweep.json records).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
 }
 
 pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
-    let file = if args.sweep.is_dir() {
+    let (file, mut overrides) = if args.sweep.is_dir() {
         let index = args.sweep.join("sweep.json");
         let text = std::fs::read_to_string(&index)
             .with_context(|| format!("{} has no readable sweep.json", args.sweep.display()))?;
         let v: serde_json::Value =
             serde_json::from_str(&text).with_context(|| format!("parsing {}", index.display()))?;
-        match v["file"].as_str() {
-            Some(f) => PathBuf::from(f),
-            None => bail!("{}: no \"file\" entry", index.display()),
-        }
+        let Some(file) = v["file"].as_str() else {
+            bail!("{}: no \"file\" entry", index.display());
+        };
+        // The overrides the sweep ran with: without them the file may describe other runs.
+        let recorded: Vec<String> = v["set"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x.as_str().map(str::to_owned))
+            .collect();
+        (PathBuf::from(file), recorded)
     } else {
-        args.sweep.clone()
+        (args.sweep.clone(), Vec::new())
     };
-    let sweep = Sweep::load(&file)?;
+    overrides.extend(args.overrides.iter().cloned());
+    let sweep = Sweep::load_with(&file, &overrides)?;
     let r = write_report(&sweep)?;
     println!("report: {}", r.markdown.display());
     for p in &r.plots {

@@ -1,11 +1,13 @@
-//! `flowscale sweep FILE --list | --run [--index I] | --slurm OUT.sbatch`. With an `[eval]`
-//! section in the sweep file, `--run` also evaluates each finished run (`flowscale eval` at its
-//! best EMA validation-loss checkpoint), skipping up-to-date evaluations.
+//! `flowscale sweep FILE [--set KEY=VALUE]... --list | --run [--index I] | --slurm OUT.sbatch`.
+//! With an `[eval]` section in the sweep file, `--run` also evaluates each finished run
+//! (`flowscale eval` at its best EMA validation-loss checkpoint), skipping up-to-date
+//! evaluations.
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::Args;
+use flowscale_core::write_atomic;
 use flowscale_study::{describe, EvalStatus, RunStatus, Sweep};
 use flowscale_train::TrainOptions;
 
@@ -13,6 +15,10 @@ use flowscale_train::TrainOptions;
 pub struct SweepArgs {
     /// Sweep file (see experiments/): a base config, [set] overrides and [axes].
     file: PathBuf,
+    /// Override a key of the sweep file, e.g. `--set sweep.out_dir=runs/other` or
+    /// `--set 'set."train.steps"=50'` (repeatable; later wins).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
     /// Show the runs: index, ID, status and axis values.
     #[arg(long, conflicts_with_all = ["run", "slurm"])]
     list: bool,
@@ -32,14 +38,13 @@ pub struct SweepArgs {
 }
 
 pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
-    let sweep = Sweep::load(&args.file)?;
+    let sweep = Sweep::load_with(&args.file, &args.overrides)?;
     let n = sweep.runs.len();
     if let Some(out) = &args.slurm {
         let exe = std::env::current_exe().context("locating the flowscale binary")?;
         // Slurm drops the output of tasks whose --output folder does not exist.
         sweep.write_index()?;
-        std::fs::write(out, sweep.slurm_script(&exe))
-            .with_context(|| format!("writing {}", out.display()))?;
+        write_atomic(out, sweep.slurm_script(&exe).as_bytes())?;
         eprintln!(
             "wrote {} ({n} array tasks): sbatch {}",
             out.display(),

@@ -16,8 +16,40 @@ pub struct Override {
 }
 
 impl Override {
+    /// The dotted key, a part that holds a dot quoted (`axes."model.depth"`), as validators
+    /// spell the keys of tables whose own keys are dotted.
     pub fn key(&self) -> String {
-        self.path.join(".")
+        self.path
+            .iter()
+            .map(|p| {
+                if p.contains('.') {
+                    format!("\"{p}\"")
+                } else {
+                    p.clone()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(".")
+    }
+}
+
+/// The parts of a dotted key. A key with quotes is read with TOML's dotted-key rules, so a
+/// part may itself hold dots (`set."train.steps"` in a sweep file); `None` when it is not a
+/// valid TOML key.
+fn key_parts(key: &str) -> Option<Vec<String>> {
+    if !key.contains(['"', '\'']) {
+        return Some(key.split('.').map(|p| p.trim().to_owned()).collect());
+    }
+    let table: Table = toml::from_str(&format!("{key} = 0")).ok()?;
+    let mut parts = Vec::new();
+    let mut current = &table;
+    loop {
+        let (part, value) = current.iter().next()?;
+        parts.push(part.clone());
+        match value {
+            Value::Table(t) => current = t,
+            _ => return Some(parts),
+        }
     }
 }
 
@@ -35,8 +67,8 @@ pub fn parse_override(arg: &str) -> Result<Override, ConfigError> {
         .split_once('=')
         .ok_or_else(|| bad(arg, "expected KEY=VALUE, e.g. optim.lr=3e-4"))?;
     let key = key.trim();
-    let path: Vec<String> = key.split('.').map(|p| p.trim().to_owned()).collect();
-    if key.is_empty() || path.iter().any(String::is_empty) {
+    let path = key_parts(key).unwrap_or_default();
+    if key.is_empty() || path.is_empty() || path.iter().any(String::is_empty) {
         return Err(bad(arg, "the key must be a dotted path like optim.lr"));
     }
     let raw = raw.trim();
@@ -83,4 +115,24 @@ pub fn apply_override(table: &mut Table, ov: &Override) -> Result<(), ConfigErro
     }
     current.insert(last.clone(), ov.value.clone());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_parts_may_hold_dots() {
+        let ov = parse_override(r#"set."train.steps"=50"#).unwrap();
+        assert_eq!(ov.path, ["set", "train.steps"]);
+        assert_eq!(ov.key(), r#"set."train.steps""#);
+        let mut table = Table::new();
+        apply_override(&mut table, &ov).unwrap();
+        assert_eq!(table["set"]["train.steps"], Value::Integer(50));
+        // Unquoted keys split on every dot, as before.
+        assert_eq!(parse_override("optim.lr=1").unwrap().path, ["optim", "lr"]);
+        for bad_key in [r#"set."train.steps=1"#, r#"set.""=1"#, "a..b=1"] {
+            assert!(parse_override(bad_key).is_err(), "{bad_key}");
+        }
+    }
 }

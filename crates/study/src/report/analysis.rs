@@ -1,0 +1,187 @@
+//! Gathering a [`Report`] from a sweep: every run's curves and size, the compute fit, the
+//! `L(N, steps)` fit, the compute-optimal frontier and the evaluation results.
+
+use super::Report;
+use crate::curves::{selection_weights_among, RunCurves};
+use crate::error::{Result, StudyError};
+use crate::fit::fit_power_law;
+use crate::fit_size_steps::{fit_size_steps, SizeStepsFit};
+use crate::frontier::{frontier, RunCurve};
+use crate::sweep::{describe, Sweep};
+use crate::sweep_results::{collect, SweepResults};
+use flowscale_core::IoError;
+use flowscale_train::checkpoint::CheckpointStore;
+use std::path::Path;
+
+/// One run's row of the report.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    pub id: String,
+    pub values: String,
+    pub status: String,
+    pub formulation: String,
+    pub best: Option<(u64, f64)>,
+    pub last: Option<(u64, f64)>,
+    pub flops_per_step: Option<f64>,
+    /// Trainable parameters of the backbone, from the checkpoint's model config.
+    pub params: Option<f64>,
+    pub curves: RunCurves,
+}
+
+impl RunSummary {
+    /// The checkpoint-selection weights' validation points after step 0: what the scaling fits
+    /// and the frontier use.
+    pub(crate) fn fit_points(&self) -> Option<impl Iterator<Item = (u64, f64)> + '_> {
+        let w = self.curves.selection_weights()?;
+        Some(
+            self.curves.validation[w]
+                .iter()
+                .copied()
+                .filter(|&(s, _)| s > 0),
+        )
+    }
+}
+
+/// Trainable parameters of a run's backbone, counted from the model's own layout for the
+/// `config.json` of its newest checkpoint; `None` before the first checkpoint.
+fn run_params(dir: &Path) -> Result<Option<f64>> {
+    let store = CheckpointStore::new(dir.join("checkpoints"), 1, 0);
+    let Ok(Some((_, ck))) = store.latest() else {
+        return Ok(None);
+    };
+    let path = ck.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| IoError::new(&path, e))?;
+    let bad = |source| StudyError::Model {
+        path: path.clone(),
+        source,
+    };
+    let cfg = flowscale_models::MmditConfig::from_json(&text).map_err(bad)?;
+    Ok(Some(
+        flowscale_models::param_count(&cfg).map_err(bad)?.trainable as f64,
+    ))
+}
+
+pub fn summarise(sweep: &Sweep) -> Result<Vec<RunSummary>> {
+    let mut out = Vec::new();
+    for (i, r) in sweep.runs.iter().enumerate() {
+        let dir = sweep.run_dir(i);
+        let curves = if dir.join("metrics.jsonl").is_file() {
+            RunCurves::read(&dir)?
+        } else {
+            RunCurves::default()
+        };
+        let last = curves
+            .selection_weights()
+            .and_then(|w| curves.validation[w].last().copied());
+        out.push(RunSummary {
+            id: r.id.clone(),
+            values: describe(&r.values),
+            status: sweep.status(i)?.to_string(),
+            formulation: r.config.formulation.name.clone(),
+            best: curves.best(),
+            last,
+            flops_per_step: curves.flops_per_step,
+            params: run_params(&dir)?,
+            curves,
+        });
+    }
+    Ok(out)
+}
+
+/// Every (training FLOPs, validation loss) point of every run, for the compute fit.
+fn compute_points(trained: &[&RunSummary]) -> Vec<(f64, f64, usize)> {
+    let mut pts = Vec::new();
+    for (k, r) in trained.iter().enumerate() {
+        let (Some(points), Some(f)) = (r.fit_points(), r.flops_per_step) else {
+            continue;
+        };
+        pts.extend(points.map(|(s, l)| (s as f64 * f, l, k)));
+    }
+    pts
+}
+
+/// `L(N, steps)` over every validation point (step > 0) of every trained run with a known size.
+fn size_steps_fit(trained: &[&RunSummary]) -> Option<SizeStepsFit> {
+    let (mut n, mut s, mut y) = (Vec::new(), Vec::new(), Vec::new());
+    for r in trained {
+        let (Some(p), Some(points)) = (r.params, r.fit_points()) else {
+            continue;
+        };
+        for (step, loss) in points {
+            n.push(p);
+            s.push(step as f64);
+            y.push(loss);
+        }
+    }
+    fit_size_steps(&n, &s, &y, 500, 0)
+}
+
+fn frontier_curves(trained: &[&RunSummary]) -> Vec<RunCurve> {
+    trained
+        .iter()
+        .filter_map(|r| {
+            let (p, f, points) = (r.params?, r.flops_per_step?, r.fit_points()?);
+            Some(RunCurve {
+                label: r.values.clone(),
+                params: p,
+                points: points.map(|(s, l)| (s as f64 * f, l)).collect(),
+            })
+        })
+        .collect()
+}
+
+/// The weights checkpoint selection uses among those the results hold.
+fn metric_weights(results: &SweepResults) -> Option<String> {
+    let mut names: Vec<&str> = results
+        .correlations
+        .iter()
+        .map(|c| c.weights.as_str())
+        .collect();
+    names.sort();
+    names.dedup();
+    selection_weights_among(names.into_iter()).map(str::to_owned)
+}
+
+/// Gathers the report of `sweep`, to be written into `dir` (nothing is written here).
+pub(super) fn analyse(sweep: &Sweep, dir: &Path) -> Result<Report> {
+    let runs = summarise(sweep)?;
+    let trained: Vec<&RunSummary> = runs.iter().filter(|r| r.best.is_some()).collect();
+    let compute_points = compute_points(&trained);
+    let fit = fit_power_law(
+        &compute_points.iter().map(|p| p.0).collect::<Vec<_>>(),
+        &compute_points.iter().map(|p| p.1).collect::<Vec<_>>(),
+        1000,
+        0,
+    );
+    let size_steps = size_steps_fit(&trained);
+    let frontier_curves = frontier_curves(&trained);
+    let sizes = {
+        let mut v: Vec<f64> = frontier_curves.iter().map(|c| c.params).collect();
+        v.sort_by(f64::total_cmp);
+        v.dedup();
+        v.len()
+    };
+    let frontier = if sizes >= 2 {
+        frontier(&frontier_curves, 60)
+    } else {
+        Vec::new()
+    };
+    let mut formulations: Vec<String> = runs.iter().map(|r| r.formulation.clone()).collect();
+    formulations.sort();
+    formulations.dedup();
+    let results = collect(sweep)?;
+    let metric_weights = metric_weights(&results);
+    Ok(Report {
+        markdown: dir.join("report.md"),
+        plots: Vec::new(),
+        runs,
+        fit,
+        compute_points,
+        size_steps,
+        frontier_curves,
+        frontier,
+        formulations,
+        results,
+        metric_weights,
+    })
+}
