@@ -3,7 +3,7 @@
 //! Every file flowscale writes for a reader to find later (checkpoints, safetensors, run-directory
 //! files, manifests, shard records, reports) goes through [`AtomicFile`]: the bytes go to a
 //! temporary name beside the target that is unique per process and per writer
-//! (`.<name>.tmp-<pid>-<n>`), the file is synced, renamed over the target, and the directory is
+//! (`.<name>.tmp-<pid>-<n>.<ext>`), the file is synced, renamed over the target, and the directory is
 //! synced so the rename survives a power cut. A writer dropped before [`AtomicFile::commit`]
 //! (an error, a panic) removes its temporary file. A process killed outright leaves it behind;
 //! [`TMP_MARKER`] lets a restart recognise such leftovers.
@@ -41,12 +41,22 @@ pub fn tmp_prefix(file_name: &str) -> String {
 }
 
 /// A fresh temporary path beside `target`: unique within this process (a counter) and across
-/// processes (the pid), so two writers of one target never share a temporary file.
+/// processes (the pid), so two writers of one target never share a temporary file. It ends in
+/// the target's extension, because some writers choose the format by it (tch's
+/// `VarStore::save` writes safetensors only to a `.safetensors` path).
 pub fn tmp_path(target: &Path) -> PathBuf {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let name = target.file_name().unwrap_or_default().to_string_lossy();
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    target.with_file_name(format!("{}{}-{n}", tmp_prefix(&name), std::process::id()))
+    let ext = target
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    target.with_file_name(format!(
+        "{}{}-{n}{ext}",
+        tmp_prefix(&name),
+        std::process::id()
+    ))
 }
 
 /// Syncs a directory, so that a rename inside it is durable. Platforms that cannot open a
@@ -248,6 +258,15 @@ mod tests {
         assert!(names(dir.path()).is_empty());
         write_atomic_with(&p, |tmp| std::fs::write(tmp, b"whole")).unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"whole");
+    }
+
+    #[test]
+    fn the_temporary_name_keeps_the_extension_writers_dispatch_on() {
+        let t = tmp_path(Path::new("/x/c.safetensors"));
+        let name = t.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with(".c.safetensors.tmp-"), "{name}");
+        assert!(name.ends_with(".safetensors"), "{name}");
+        assert_eq!(t.parent(), Some(Path::new("/x")));
     }
 
     #[test]

@@ -1,42 +1,25 @@
 //! Sweep files: expansion, config-derived run IDs, errors, and running with skip/resume.
 
 use flowscale_study::{EvalStatus, RunStatus, StudyError, Sweep};
+use flowscale_train::config::{load_str, to_toml_string, RunConfig};
 use flowscale_train::TrainOptions;
 use std::path::Path;
 
-const BASE: &str = r#"
-[run]
-name = "base"
-seed = 5
-device = "cpu"
-[data]
-dataset = "fashion-mnist"
-resolution = 32
-[model]
-depth = 1
-patch_size = 8
-[conditioning]
-context_dim = 16
-pooled_dim = 16
-[train]
-steps = 4
-batch_size = 4
-precision = "fp32"
-[validation]
-every = 2
-samples = 8
-[samples]
-every = 0
-[checkpoint]
-every = 2
-keep_last = 3
-[logging]
-every = 2
-"#;
+/// The sweep's base config: the shared tiny run (`tests/fixtures/tiny-run.toml`) with this
+/// test's changes, resolved into the file the sweep names.
+fn base_config() -> String {
+    let overrides: Vec<String> = ["run.name=base", "run.seed=5", "checkpoint.keep_last=3"]
+        .map(String::from)
+        .to_vec();
+    let cfg: RunConfig = load_str(TINY_RUN, Path::new("tiny-run.toml"), &overrides).unwrap();
+    to_toml_string(&cfg).unwrap()
+}
+
+const TINY_RUN: &str = include_str!("../../../tests/fixtures/tiny-run.toml");
 
 fn write(dir: &Path, sweep: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(dir.join("configs")).unwrap();
-    std::fs::write(dir.join("configs/base.toml"), BASE).unwrap();
+    std::fs::write(dir.join("configs/base.toml"), base_config()).unwrap();
     let path = dir.join("experiments.toml");
     std::fs::write(
         &path,
