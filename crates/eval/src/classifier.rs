@@ -131,8 +131,7 @@ impl Classifier {
             read_verified_sidecar(path, "sha256", |i: &ClassifierInfo| &i.sha256)?;
         let mut vs = nn::VarStore::new(device);
         let net = build(&vs.root(), info.channels, info.resolution, info.classes);
-        vs.load(path)
-            .map_err(|e| EvalError::Invalid(format!("{}: {e}", path.display())))?;
+        vs.load(path).map_err(|e| EvalError::corrupt(path, e))?;
         Ok(Self { vs, net, info })
     }
 

@@ -20,6 +20,9 @@ pub enum EvalError {
     },
     #[error("{0}")]
     Invalid(String),
+    /// A file whose content cannot be used (a damaged image, statistics or classifier file).
+    #[error("{}: {reason}", path.display())]
+    Corrupt { path: PathBuf, reason: String },
     #[error(transparent)]
     Train(#[from] flowscale_train::TrainError),
     #[error(transparent)]
@@ -44,6 +47,13 @@ impl EvalError {
         EvalError::Io {
             path: path.into(),
             source,
+        }
+    }
+
+    pub fn corrupt(path: impl Into<PathBuf>, reason: impl std::fmt::Display) -> Self {
+        EvalError::Corrupt {
+            path: path.into(),
+            reason: reason.to_string(),
         }
     }
 

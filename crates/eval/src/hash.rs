@@ -21,8 +21,7 @@ pub fn read_verified_sidecar<T: serde::de::DeserializeOwned>(
 ) -> Result<T> {
     let js = path.with_extension("json");
     let text = std::fs::read_to_string(&js).map_err(|e| EvalError::io(&js, e))?;
-    let sidecar: T = serde_json::from_str(&text)
-        .map_err(|e| EvalError::Invalid(format!("{}: {e}", js.display())))?;
+    let sidecar: T = serde_json::from_str(&text).map_err(|e| EvalError::corrupt(&js, e))?;
     let actual = sha256_file(path)?;
     if actual != recorded(&sidecar) {
         return Err(EvalError::Invalid(format!(

@@ -32,11 +32,11 @@ pub fn read_png_rgb(path: &Path) -> Result<Tensor> {
     let file = std::fs::File::open(path).map_err(|e| EvalError::io(path, e))?;
     let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
     decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
-    let bad = |e: png::DecodingError| EvalError::Invalid(format!("{}: {e}", path.display()));
+    let bad = |e: png::DecodingError| EvalError::corrupt(path, e);
     let mut reader = decoder.read_info().map_err(bad)?;
-    let size = reader.output_buffer_size().ok_or_else(|| {
-        EvalError::Invalid(format!("{}: image too large to decode", path.display()))
-    })?;
+    let size = reader
+        .output_buffer_size()
+        .ok_or_else(|| EvalError::corrupt(path, "image too large to decode"))?;
     let mut buf = vec![0u8; size];
     let info = reader.next_frame(&mut buf).map_err(bad)?;
     let (w, h) = (info.width as usize, info.height as usize);

@@ -48,8 +48,8 @@ impl FidInception {
             )));
         }
         let sha256 = sha256_file(path)?;
-        let mut module = CModule::load_on_device(path, device)
-            .map_err(|e| EvalError::Invalid(format!("{}: {e}", path.display())))?;
+        let mut module =
+            CModule::load_on_device(path, device).map_err(|e| EvalError::corrupt(path, e))?;
         module.set_eval();
         Ok(Self {
             module,

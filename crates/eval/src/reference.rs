@@ -160,7 +160,7 @@ pub fn load_reference_stats(path: &Path) -> Result<ReferenceStats> {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, t)| t.to_kind(Kind::Double))
-            .ok_or_else(|| EvalError::Invalid(format!("{}: no tensor `{name}`", path.display())))
+            .ok_or_else(|| EvalError::corrupt(path, format!("no tensor `{name}`")))
     };
     let stats = FeatureStats {
         mean: get("mean")?,

@@ -48,29 +48,38 @@ pub(super) fn draw(names: &[String], dir: &Path) -> Result<Vec<PathBuf>> {
             style: SeriesStyle::Measured,
         });
     }
-    let (d, _) = save(
-        &LinePlot {
-            title: "timestep density p(t)".into(),
-            x_label: "t (rectified-flow time of equal log-SNR)".into(),
-            y_label: "density".into(),
+    // (title, x label, y label, log y, series, file): the two views of each formulation.
+    let plots = [
+        (
+            "timestep density p(t)",
+            "t (rectified-flow time of equal log-SNR)",
+            "density",
+            false,
+            density,
+            "formulation-density",
+        ),
+        (
+            "effective loss weight w(lambda)",
+            "log-SNR lambda",
+            "w(lambda)",
+            true,
+            weight,
+            "formulation-weight",
+        ),
+    ];
+    let mut written = Vec::new();
+    for (title, x_label, y_label, log_y, series, file) in plots {
+        let plot = LinePlot {
+            title: title.into(),
+            x_label: x_label.into(),
+            y_label: y_label.into(),
             log_x: false,
-            log_y: false,
-            series: density,
-        },
-        &dir.join("formulation-density"),
-    )?;
-    let (w, _) = save(
-        &LinePlot {
-            title: "effective loss weight w(lambda)".into(),
-            x_label: "log-SNR lambda".into(),
-            y_label: "w(lambda)".into(),
-            log_x: false,
-            log_y: true,
-            series: weight,
-        },
-        &dir.join("formulation-weight"),
-    )?;
-    Ok(vec![d, w])
+            log_y,
+            series,
+        };
+        written.push(save(&plot, &dir.join(file))?.0);
+    }
+    Ok(written)
 }
 
 #[cfg(test)]
