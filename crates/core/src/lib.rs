@@ -5,9 +5,11 @@
 
 pub mod atomic;
 pub mod config;
+pub mod lock;
 pub mod rng;
 pub mod torch_seed;
 
 pub use atomic::{write_atomic, AtomicFile, IoError};
+pub use lock::{DirLock, LockError};
 pub use rng::FlowRng;
 pub use torch_seed::with_torch_seed;

@@ -13,6 +13,9 @@ pub enum TrainError {
     },
     #[error(transparent)]
     Io(#[from] flowscale_core::IoError),
+    /// The run directory is in use by another process.
+    #[error(transparent)]
+    Locked(#[from] flowscale_core::LockError),
     #[error(transparent)]
     Config(#[from] flowscale_core::config::ConfigError),
     #[error(transparent)]

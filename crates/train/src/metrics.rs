@@ -16,7 +16,12 @@ pub struct MetricsWriter {
 
 impl MetricsWriter {
     /// Opens for appending; with `resume_step`, first removes lines whose `step` is greater.
+    /// Without one the run starts afresh: lines an earlier attempt wrote before it was killed
+    /// (before its first checkpoint) are dropped, not continued.
     pub fn open(path: &Path, resume_step: Option<u64>) -> Result<Self> {
+        if resume_step.is_none() && path.exists() {
+            write_atomic(path, b"")?;
+        }
         if let Some(step) = resume_step {
             if path.exists() {
                 let text = std::fs::read_to_string(path).map_err(|e| io_error(path, e))?;

@@ -19,7 +19,7 @@ use crate::run_dir::{write_atomic, RunDir};
 use crate::state::TrainState;
 use crate::tensorboard::EventWriter;
 use crate::validation::ValidationSet;
-use flowscale_core::FlowRng;
+use flowscale_core::{DirLock, FlowRng};
 use flowscale_data::{BatchSampler, SamplerPosition};
 use flowscale_formulations::{Formulation, Shift};
 use flowscale_torch_ext::c10d::LaunchEnv;
@@ -49,8 +49,14 @@ impl Trainer {
         let resume_from = checkpoint_to_resume(&dir, &store, &cfg, options.resume)?;
         let (device, dp) = join_process_group(&cfg.run, solo_group)?;
         let main = dp.as_ref().is_none_or(|d| d.rank() == 0);
-        if main {
+        // One writer per run directory: rank 0 holds its lock until the trainer is dropped.
+        let lock = if main {
             dir.create()?;
+            Some(DirLock::acquire(&dir.root, "flowscale train")?)
+        } else {
+            None
+        };
+        if main {
             let resolved = crate::config::to_toml_string(&cfg)
                 .map_err(|e| TrainError::Invalid(format!("cannot serialise the config: {e}")))?;
             write_atomic(&dir.config(), resolved.as_bytes())?;
@@ -123,7 +129,7 @@ impl Trainer {
             (
                 Some(MetricsWriter::open(
                     &dir.metrics(),
-                    options.resume.then_some(state.step),
+                    resume_from.is_some().then_some(state.step),
                 )?),
                 Some(EventWriter::create(&dir.tensorboard())?),
             )
@@ -162,6 +168,7 @@ impl Trainer {
             running,
             session_start: Instant::now(),
             wall_at_start,
+            _lock: lock,
         })
     }
 }

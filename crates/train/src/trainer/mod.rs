@@ -92,6 +92,8 @@ pub struct Trainer {
     running: Running,
     session_start: Instant,
     wall_at_start: f64,
+    /// Rank 0's exclusive lock of the run directory.
+    _lock: Option<flowscale_core::DirLock>,
 }
 
 fn due(step: u64, every: u64, last: bool) -> bool {
