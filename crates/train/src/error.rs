@@ -13,6 +13,17 @@ pub enum TrainError {
     },
     #[error(transparent)]
     Io(#[from] flowscale_core::IoError),
+    /// SIGINT or SIGTERM stopped the run after a checkpoint of the step it was in.
+    #[error(
+        "interrupted by {} at step {step}: checkpoint written to {}; continue with --resume",
+        crate::interrupt::name(*signal),
+        checkpoint.display()
+    )]
+    Interrupted {
+        signal: i32,
+        step: u64,
+        checkpoint: std::path::PathBuf,
+    },
     /// The run directory is in use by another process.
     #[error(transparent)]
     Locked(#[from] flowscale_core::LockError),

@@ -10,6 +10,7 @@ pub mod ema;
 pub mod error;
 pub mod export;
 pub mod image_grid;
+pub mod interrupt;
 pub mod metrics;
 pub mod optim;
 pub mod resume_compat;

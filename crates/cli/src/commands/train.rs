@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use flowscale_torch_ext::c10d::LaunchEnv;
 use flowscale_train::config::{load, RunConfig};
-use flowscale_train::{train, TrainOptions};
+use flowscale_train::{train, TrainError, TrainOptions};
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
@@ -32,7 +32,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     // Under a launcher only rank 0 talks; the others would repeat it.
     let rank = LaunchEnv::from_env()?.map_or(0, |e| e.rank);
     let started = std::time::Instant::now();
-    let state = train(
+    let result = train(
         config,
         TrainOptions {
             resume: args.resume,
@@ -40,7 +40,19 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
             stop_at: args.stop_at,
             quiet: rank != 0,
         },
-    )?;
+    );
+    let state = match result {
+        Ok(state) => state,
+        // Preempted: the checkpoint is written; exit as a process killed by that signal would
+        // (128 + signal), which schedulers read as "interrupted", not "failed".
+        Err(e @ TrainError::Interrupted { signal, .. }) => {
+            if rank == 0 {
+                eprintln!("{e}");
+            }
+            std::process::exit(128 + signal);
+        }
+        Err(e) => return Err(e.into()),
+    };
     if rank != 0 {
         return Ok(());
     }

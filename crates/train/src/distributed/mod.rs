@@ -115,9 +115,18 @@ impl DataParallel {
 
     /// Sums `t` (any shape, any device) over ranks, in place.
     pub fn sum(&self, t: &Tensor) -> Result<()> {
+        self.reduce(t, ReduceOp::Sum)
+    }
+
+    /// The element-wise maximum of `t` over ranks, in place.
+    pub fn max(&self, t: &Tensor) -> Result<()> {
+        self.reduce(t, ReduceOp::Max)
+    }
+
+    fn reduce(&self, t: &Tensor, op: ReduceOp) -> Result<()> {
         let staged = self.on_group_device(t)?;
         self.group
-            .all_reduce(&[staged.shallow_clone()], ReduceOp::Sum)
+            .all_reduce(&[staged.shallow_clone()], op)
             .map_err(|e| c10d_error("all-reduce", e))?;
         // `on_group_device` hands back `t` itself when no copy was needed.
         if staged.device() != t.device() || staged.data_ptr() != t.data_ptr() {

@@ -107,6 +107,7 @@ impl Trainer {
         let stop = self.options.stop_at.unwrap_or(total).min(total);
         let bar = self.progress_bar(total)?;
         self.running = Running::new(i64::from(self.cfg.logging.t_bins), self.device)?;
+        crate::interrupt::install();
         while self.state.step < stop {
             self.train_step()?;
             let step = self.state.step;
@@ -122,8 +123,23 @@ impl Trainer {
             if due(step, self.cfg.samples.every, step == total) {
                 self.run_samples()?;
             }
-            if due(step, self.cfg.checkpoint.every, last) {
+            let checkpointed = due(step, self.cfg.checkpoint.every, last);
+            if checkpointed {
                 self.save_checkpoint()?;
+            }
+            if let Some(signal) = self.stop_signal(step)? {
+                if !checkpointed {
+                    self.save_checkpoint()?;
+                }
+                bar.finish_and_clear();
+                if let Some(tb) = &mut self.tb {
+                    tb.flush()?;
+                }
+                return Err(TrainError::Interrupted {
+                    signal,
+                    step,
+                    checkpoint: self.store.path_of(step),
+                });
             }
         }
         bar.finish_and_clear();
@@ -131,6 +147,24 @@ impl Trainer {
             tb.flush()?;
         }
         Ok(())
+    }
+
+    /// Whether SIGINT/SIGTERM asked to stop after `step`. A single process checks after every
+    /// step (a host-side flag, no device synchronisation). Data-parallel ranks must stop at the
+    /// same step, so they agree at logging points, where the loop synchronises anyway: the
+    /// largest signal number any rank received wins.
+    fn stop_signal(&self, step: u64) -> Result<Option<i32>> {
+        let own = crate::interrupt::requested();
+        let Some(d) = &self.dp else {
+            return Ok(own);
+        };
+        if !due(step, self.cfg.logging.every, false) {
+            return Ok(None);
+        }
+        let flag = Tensor::from_slice(&[f64::from(own.unwrap_or(0))]);
+        d.max(&flag)?;
+        let any = flag.f_double_value(&[0])? as i32;
+        Ok((any != 0).then_some(any))
     }
 
     fn progress_bar(&self, total: u64) -> Result<ProgressBar> {
