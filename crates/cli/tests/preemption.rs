@@ -43,7 +43,7 @@ fn sigterm_checkpoints_the_current_step_and_resume_matches_an_uninterrupted_run(
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("long.toml");
     write_config(&cfg, &overrides(tmp.path(), "long", 1_000_000));
-    let mut child = flowscale()
+    let child = flowscale()
         .args(["train", cfg.to_str().unwrap()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
