@@ -1,8 +1,10 @@
 //! Graceful preemption: SIGINT and SIGTERM (what Slurm and `kill` send) ask the trainer to finish
 //! the step it is in, write a checkpoint and stop, instead of losing every step since the last
 //! checkpoint. The handler only records the signal (an atomic store is all a signal handler may
-//! safely do); the loop polls it between steps. A second signal of either kind restores the
-//! default action and re-raises, so an impatient user still stops the process at once.
+//! safely do); the loop polls it between steps. A second SIGINT (Ctrl-C pressed again) restores
+//! the default action and re-raises, so an impatient user still stops the process at once; a
+//! repeated SIGTERM is ignored, because schedulers and launchers may deliver it more than once
+//! (and follow it with SIGKILL when their grace period ends).
 
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -13,6 +15,7 @@ extern "C" fn on_signal(signal: libc::c_int) {
     if RECEIVED
         .compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst)
         .is_err()
+        && signal == libc::SIGINT
     {
         // SAFETY: signal() and raise() are async-signal-safe.
         unsafe {

@@ -3,7 +3,13 @@
 //! (`RANK`, `WORLD_SIZE`, `LOCAL_RANK`, `LOCAL_WORLD_SIZE`, `MASTER_ADDR`, `MASTER_PORT`), so a
 //! data-parallel run needs neither Python nor torchrun. When one rank fails, the others are
 //! stopped and the launcher exits with the failing rank's status.
+//!
+//! Signals: SIGINT/SIGTERM to the launcher are forwarded to every rank (which checkpoint and stop
+//! together), and the launcher exits with 128 + the signal once they have. Each rank also gets
+//! SIGTERM from the kernel if the launcher itself dies (`PR_SET_PDEATHSIG`), so no rank is left
+//! running as an orphan.
 
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
 use std::time::Duration;
 
@@ -66,7 +72,20 @@ pub fn run(args: &LaunchArgs) -> anyhow::Result<()> {
     let mut children: Vec<(u32, Child)> = Vec::new();
     for local in 0..args.nproc_per_node {
         let rank = args.node_rank * args.nproc_per_node + local;
-        let child = Command::new(&exe)
+        let mut command = Command::new(&exe);
+        // SAFETY: prctl is async-signal-safe, the only call made between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        // Its own process group: a terminal's Ctrl-C reaches the launcher only, which forwards
+        // it once (a rank that saw it twice would stop without its checkpoint).
+        let child = command
+            .process_group(0)
             .args(&args.command)
             .env("RANK", rank.to_string())
             .env("WORLD_SIZE", world.to_string())
@@ -83,13 +102,28 @@ pub fn run(args: &LaunchArgs) -> anyhow::Result<()> {
             }
         }
     }
+    flowscale_train::interrupt::install();
+    let mut forwarded = None;
     // Poll rather than wait in order: the first failure anywhere ends the job.
     while !children.is_empty() {
+        if let (None, Some(signal)) = (forwarded, flowscale_train::interrupt::requested()) {
+            for (_, c) in &children {
+                // SAFETY: kill(2) on our own children's pids.
+                unsafe { libc::kill(c.id() as libc::pid_t, signal) };
+            }
+            eprintln!(
+                "launch: {} forwarded to {} rank(s); waiting for their checkpoint",
+                flowscale_train::interrupt::name(signal),
+                children.len()
+            );
+            forwarded = Some(signal);
+        }
         let mut i = 0;
         while i < children.len() {
             if let Some(status) = children[i].1.try_wait()? {
                 let (rank, _) = children.remove(i);
-                if !status.success() {
+                // An interrupted rank exits with 128 + signal, as asked.
+                if !status.success() && forwarded.is_none() {
                     stop_all(&mut children);
                     bail!("rank {rank} failed ({status}); stopped the other ranks");
                 }
@@ -98,6 +132,9 @@ pub fn run(args: &LaunchArgs) -> anyhow::Result<()> {
             }
         }
         std::thread::sleep(Duration::from_millis(100));
+    }
+    if let Some(signal) = forwarded {
+        std::process::exit(128 + signal);
     }
     Ok(())
 }
