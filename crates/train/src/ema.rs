@@ -112,17 +112,11 @@ impl Ema {
 
     /// Restores the averages of decay index `k` from named tensors (all names, same shapes).
     pub fn load(&mut self, k: usize, values: &HashMap<String, Tensor>, updates: u64) -> Result<()> {
-        let report = flowscale_models::KeyReport::compare(
-            self.names
-                .iter()
-                .zip(&self.averages[k])
-                .map(|(n, a)| (n.as_str(), a.size())),
-            &std::collections::HashSet::new(),
-            values,
-        );
-        if !report.is_empty() {
+        let expects: Vec<(String, Tensor)> = self.named(k);
+        let none = std::collections::HashSet::new();
+        if let Some(problems) = crate::checkpoint::tensor_match::mismatch(&expects, &none, values) {
             return Err(TrainError::Invalid(format!(
-                "EMA {} does not match the model: {report}",
+                "EMA {} does not match the model: {problems}",
                 self.decays[k]
             )));
         }

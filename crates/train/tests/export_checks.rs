@@ -1,6 +1,7 @@
 //! `flowscale export` builds the checkpoint's model through the run layer, so every tensor of
-//! the chosen weights is checked by name and shape: a checkpoint with a missing, an unexpected or
-//! a mis-shaped tensor is refused, naming each, instead of being written out.
+//! the chosen weights is checked by name, shape and dtype: a checkpoint with a missing, an
+//! unexpected or a mis-shaped tensor is refused, naming each, instead of being written out; and a
+//! file changed after it was written is caught by the checkpoint's checksums before that.
 
 mod common;
 
@@ -66,7 +67,17 @@ fn export_refuses_checkpoints_that_do_not_match_the_model() {
     ));
     Tensor::write_safetensors(&tensors, &path).unwrap();
 
+    // The checkpoint's checksums see the change first.
     let bad = tmp.path().join("bad.safetensors");
+    let err = export(&request(&ck, &bad, WeightChoice::Raw))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("model.safetensors") && err.contains("damaged since it was written"),
+        "{err}"
+    );
+    // Without them (a folder assembled by hand), the model's own check names every tensor.
+    std::fs::remove_file(ck.join("checksums.json")).unwrap();
     let err = export(&request(&ck, &bad, WeightChoice::Raw))
         .unwrap_err()
         .to_string();

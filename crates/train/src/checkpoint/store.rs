@@ -117,8 +117,11 @@ impl CheckpointStore {
         self.remove_temporaries()?;
         let tmp = self.dir.join(format!("{TMP_PREFIX}{step:09}"));
         std::fs::create_dir_all(&tmp).map_err(|e| io_error(&tmp, e))?;
+        let mut written = Vec::new();
         for (name, tensors) in groups {
-            let path = tmp.join(format!("{name}.safetensors"));
+            let file = format!("{name}.safetensors");
+            let path = tmp.join(&file);
+            written.push(file);
             let cpu: Vec<(String, Tensor)> = tensors
                 .iter()
                 .map(|(k, t)| Ok((k.clone(), t.f_detach()?.f_to_device(tch::Device::Cpu)?)))
@@ -128,10 +131,12 @@ impl CheckpointStore {
             sync(&path)?;
         }
         for (name, bytes) in files {
+            written.push((*name).to_owned());
             let path = tmp.join(name);
             std::fs::write(&path, bytes).map_err(|e| io_error(&path, e))?;
             sync(&path)?;
         }
+        super::checksums::write(&tmp, &written)?;
         let json = serde_json::to_vec_pretty(state)
             .map_err(|e| TrainError::Invalid(format!("checkpoint state: {e}")))?;
         let state_path = tmp.join(STATE_FILE);
@@ -148,6 +153,7 @@ impl CheckpointStore {
 
     /// Reads a checkpoint folder: every `*.safetensors` as a group, and the state.
     pub fn load<S: DeserializeOwned>(dir: &Path) -> Result<LoadedCheckpoint<S>> {
+        super::checksums::verify(dir)?;
         let state_path = dir.join(STATE_FILE);
         let text = std::fs::read_to_string(&state_path).map_err(|e| io_error(&state_path, e))?;
         let state: S =

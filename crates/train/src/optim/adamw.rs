@@ -158,30 +158,10 @@ impl AdamW {
     /// Restores [`AdamW::state`]; every key must be present with its shape, and no other key.
     pub fn load_state(&mut self, state: &HashMap<String, Tensor>, steps_taken: u64) -> Result<()> {
         let expected: Vec<(String, Tensor)> = self.state();
-        let mut problems = vec![];
-        for (k, t) in &expected {
-            match state.get(k) {
-                None => problems.push(format!("missing {k}")),
-                Some(v) if v.size() != t.size() => problems.push(format!(
-                    "{k}: shape {:?}, expected {:?}",
-                    v.size(),
-                    t.size()
-                )),
-                Some(_) => {}
-            }
-        }
-        let known: std::collections::HashSet<&String> = expected.iter().map(|(k, _)| k).collect();
-        problems.extend(
-            state
-                .keys()
-                .filter(|k| !known.contains(k))
-                .map(|k| format!("unexpected {k}")),
-        );
-        if !problems.is_empty() {
-            problems.sort();
+        let none = std::collections::HashSet::new();
+        if let Some(problems) = crate::checkpoint::tensor_match::mismatch(&expected, &none, state) {
             return Err(TrainError::Invalid(format!(
-                "optimiser state does not match the model: {}",
-                problems.join(", ")
+                "optimiser state does not match the model: {problems}"
             )));
         }
         let _guard = tch::no_grad_guard();

@@ -117,6 +117,21 @@ fn load_state_only(dir: &Path) -> Result<LoadedCheckpoint<TrainState>> {
     })
 }
 
+/// A checkpoint whose files match their checksums and whose state is its folder's step.
+pub fn load_intact(path: &Path) -> Result<LoadedCheckpoint<TrainState>> {
+    let ck: LoadedCheckpoint<TrainState> = CheckpointStore::load(path)?;
+    if ck.state.step != ck.step {
+        return Err(TrainError::corrupt(
+            path.join(crate::checkpoint::STATE_FILE),
+            format!(
+                "records step {}, its folder is step {}",
+                ck.state.step, ck.step
+            ),
+        ));
+    }
+    Ok(ck)
+}
+
 /// A checkpoint folder read whole, with the run config of its run directory when there is one.
 pub struct RunCheckpoint {
     /// `<run>/checkpoints/step-N/`.
@@ -133,7 +148,7 @@ impl RunCheckpoint {
     /// Reads the checkpoint `source` names at `step` (see [`resolve_checkpoint`]).
     pub fn open(source: &Path, step: StepChoice) -> Result<Self> {
         let dir = resolve_checkpoint(source, step)?;
-        let ck: LoadedCheckpoint<TrainState> = CheckpointStore::load(&dir)?;
+        let ck = load_intact(&dir)?;
         let run_dir = dir
             .parent()
             .filter(|p| p.file_name().is_some_and(|n| n == "checkpoints"))

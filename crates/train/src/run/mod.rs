@@ -17,7 +17,7 @@ mod model;
 mod pixel_data;
 
 pub use checkpoint::{
-    best_val_loss_step, ema_group_name, resolve_checkpoint, RunCheckpoint, StepChoice,
+    best_val_loss_step, ema_group_name, load_intact, resolve_checkpoint, RunCheckpoint, StepChoice,
     WeightChoice, WeightSet,
 };
 pub use data::RunData;

@@ -13,7 +13,7 @@ use crate::config::{
 };
 use crate::error::{Result, TrainError};
 use crate::text_conditioning::CaptionConditioning;
-use flowscale_models::{forward_cost, KeyReport, Mmdit, MmditConfig};
+use flowscale_models::{forward_cost, Mmdit, MmditConfig};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use tch::nn::VarStore;
@@ -256,19 +256,18 @@ impl RunModel {
         let params = self.params();
         let buffers = self.buffers();
         let optional: HashSet<String> = buffers.iter().map(|(k, _)| k.clone()).collect();
-        let report = KeyReport::compare(
-            params
-                .iter()
-                .chain(&buffers)
-                .map(|(k, t)| (k.as_str(), t.size())),
-            &optional,
-            tensors,
-        );
-        if !report.is_empty() {
-            return Err(TrainError::Model(flowscale_models::ModelError::Keys {
-                path: source.to_path_buf(),
-                report,
-            }));
+        let expects: Vec<(String, Tensor)> = params
+            .iter()
+            .chain(&buffers)
+            .map(|(k, t)| (k.clone(), t.shallow_clone()))
+            .collect();
+        if let Some(problems) =
+            crate::checkpoint::tensor_match::mismatch(&expects, &optional, tensors)
+        {
+            return Err(TrainError::corrupt(
+                source,
+                format!("checkpoint does not match the model: {problems}"),
+            ));
         }
         let _guard = tch::no_grad_guard();
         for (name, p) in params.iter().chain(&buffers) {

@@ -14,7 +14,7 @@ use crate::error::{Result, TrainError};
 use crate::metrics::MetricsWriter;
 use crate::optim::{AdamW, AdamWConfig, LrScheduler};
 use crate::resume_compat::{config_hash, incompatible_changes};
-use crate::run::{ema_group_name, RunData, RunModel, RunModelSpec};
+use crate::run::{ema_group_name, load_intact, RunData, RunModel, RunModelSpec};
 use crate::run_dir::{write_atomic, RunDir};
 use crate::state::TrainState;
 use crate::tensorboard::EventWriter;
@@ -47,6 +47,16 @@ impl Trainer {
             cfg.checkpoint.keep_every,
         );
         let resume_from = checkpoint_to_resume(&dir, &store, &cfg, options.resume)?;
+        if let (Some(r), false) = (&resume_from, options.quiet) {
+            for s in &r.skipped {
+                eprintln!("warning: skipped a damaged checkpoint: {s}");
+            }
+            eprintln!(
+                "resuming from step {} ({})",
+                r.checkpoint.step,
+                r.checkpoint.dir.display()
+            );
+        }
         let (device, dp) = join_process_group(&cfg.run, solo_group)?;
         let main = dp.as_ref().is_none_or(|d| d.rank() == 0);
         // One writer per run directory: rank 0 holds its lock until the trainer is dropped.
@@ -82,8 +92,8 @@ impl Trainer {
         // Resume: the checkpoint's tensors, state and generator replace the fresh ones.
         let mut rng = FlowRng::new(cfg.run.seed);
         let mut state = fresh_state(&cfg, &rng)?;
-        if let Some(path) = &resume_from {
-            let ck: LoadedCheckpoint<TrainState> = CheckpointStore::load(path)?;
+        if let Some(Resume { checkpoint: ck, .. }) = &resume_from {
+            let path = &ck.dir;
             if ck.state.config_hash != state.config_hash {
                 return Err(TrainError::Invalid(format!(
                     "{}: written with config hash {}, this config hashes to {}",
@@ -92,8 +102,8 @@ impl Trainer {
                     state.config_hash
                 )));
             }
-            restore(&ck, &model, &mut optimizer, &mut ema, &cfg.ema)?;
-            state = ck.state;
+            restore(ck, &model, &mut optimizer, &mut ema, &cfg.ema)?;
+            state = ck.state.clone();
             rng = FlowRng::from_state(state.rng_state).ok_or_else(|| {
                 TrainError::corrupt(
                     path.join(crate::checkpoint::STATE_FILE),
@@ -126,11 +136,16 @@ impl Trainer {
 
         // Logs (rank 0), and the fixed inputs of validation and sample grids.
         let (metrics, tb) = if main {
+            let mut metrics =
+                MetricsWriter::open(&dir.metrics(), resume_from.is_some().then_some(state.step))?;
+            if let Some(r) = resume_from.as_ref().filter(|r| !r.skipped.is_empty()) {
+                // A fallback past damaged checkpoints is part of the run's record.
+                let mut fields = serde_json::Map::new();
+                fields.insert("skipped_damaged".into(), serde_json::json!(r.skipped));
+                metrics.write(state.step, "resume", fields)?;
+            }
             (
-                Some(MetricsWriter::open(
-                    &dir.metrics(),
-                    resume_from.is_some().then_some(state.step),
-                )?),
+                Some(metrics),
                 Some(EventWriter::create(&dir.tensorboard())?),
             )
         } else {
@@ -173,26 +188,51 @@ impl Trainer {
     }
 }
 
-/// The checkpoint a resumed run continues from; refuses a directory that holds checkpoints
-/// without `--resume`, and a resume whose config differs in keys a checkpoint depends on.
+/// The checkpoint a resumed run continues from, loaded, and the damaged newer ones it skipped.
+struct Resume {
+    checkpoint: LoadedCheckpoint<TrainState>,
+    skipped: Vec<String>,
+}
+
+/// The newest intact checkpoint of the run, for a resume; refuses a directory that holds
+/// checkpoints without `--resume`, and a resume whose config differs in keys a checkpoint
+/// depends on. A checkpoint that fails to load (a file damaged since it was written, a state
+/// whose step is not its folder's) is skipped for the next older one, and named.
 fn checkpoint_to_resume(
     dir: &RunDir,
     store: &CheckpointStore,
     cfg: &RunConfig,
     resume: bool,
-) -> Result<Option<PathBuf>> {
-    match (store.latest()?, resume) {
-        (Some((step, _)), false) => Err(TrainError::Invalid(format!(
-            "{} already holds a checkpoint (step {step}); pass --resume to continue it, \
-             or choose another run.name / run.out_dir",
-            dir.root.display()
-        ))),
-        (Some((_, path)), true) => {
-            check_resumable(dir, cfg)?;
-            Ok(Some(path))
+) -> Result<Option<Resume>> {
+    let all = store.list()?;
+    match (all.last(), resume) {
+        (Some((step, _)), false) => {
+            return Err(TrainError::Invalid(format!(
+                "{} already holds a checkpoint (step {step}); pass --resume to continue it, \
+                 or choose another run.name / run.out_dir",
+                dir.root.display()
+            )))
         }
-        (None, _) => Ok(None),
+        (None, _) => return Ok(None),
+        (Some(_), true) => check_resumable(dir, cfg)?,
     }
+    let mut skipped = Vec::new();
+    for (_, path) in all.iter().rev() {
+        match load_intact(path) {
+            Ok(checkpoint) => {
+                return Ok(Some(Resume {
+                    checkpoint,
+                    skipped,
+                }))
+            }
+            Err(e) => skipped.push(e.to_string()),
+        }
+    }
+    Err(TrainError::Invalid(format!(
+        "{}: no intact checkpoint to resume from:\n  {}",
+        dir.root.display(),
+        skipped.join("\n  ")
+    )))
 }
 
 /// This process's device and, when launched with several ranks (or asked for a group of one),
