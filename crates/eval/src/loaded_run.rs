@@ -37,6 +37,11 @@ impl LoadedRun {
             .clone()
             .ok_or_else(|| invalid(ck.dir.display(), "not inside <run>/checkpoints/"))?;
         let cfg = ck.run_config()?;
+        // Every EMA the run keeps must be there: "ema" would otherwise evaluate fewer weight
+        // sets than the run has, silently.
+        for d in &cfg.ema.decays {
+            ck.group(&flowscale_train::run::ema_group_name(*d))?;
+        }
         let formulation = Formulation::parse(&cfg.formulation.name).map_err(|e| {
             invalid(
                 format!(
