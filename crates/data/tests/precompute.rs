@@ -493,3 +493,58 @@ fn the_shipped_precompute_configs_are_valid() {
     }
     assert!(n >= 4, "{n} configs in {}", dir.display());
 }
+
+#[test]
+fn an_input_tar_member_declaring_64_gib_is_listed_in_bad_samples() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("cc12m");
+    let tar = input.join("00000.tar");
+    input_tar(
+        &tar,
+        &[("000", Some("a red cube")), ("001", Some("a dog"))],
+        0,
+    );
+    input_tar(&input.join("00001.tar"), &[("100", Some("a cat"))], 10);
+    // 8^12 - 1 bytes (64 GiB) declared for 001.jpg, checksum fixed: the old tar reader
+    // allocated the declared size at once and aborted the run (signal 6) with no bad-samples.tsv.
+    let mut bytes = std::fs::read(&tar).unwrap();
+    let at = (0..bytes.len())
+        .step_by(512)
+        .find(|&o| bytes[o..].starts_with(b"001.jpg\0"))
+        .unwrap();
+    let h = &mut bytes[at..at + 512];
+    h[124..136].copy_from_slice(b"777777777777");
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u64 = h.iter().map(|&b| u64::from(b)).sum();
+    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    std::fs::write(&tar, &bytes).unwrap();
+    let out = tmp.path().join("shards");
+    let text = format!(
+        r#"
+        [source]
+        kind = "webdataset"
+        path = "{}"
+        val_shards = 1
+        [preprocess]
+        resolution = 8
+        max_bad_fraction = 0.5
+        [autoencoder]
+        kind = "identity"
+        [output]
+        dir = "{}"
+        "#,
+        input.display(),
+        out.display()
+    );
+    let cfg = PrecomputeConfig::from_toml(&text, Path::new("cc.toml")).unwrap();
+    let report = run(&cfg);
+    assert_eq!((report.samples_written, report.samples_skipped), (2, 1));
+    let bad = std::fs::read_to_string(out.join(BAD_SAMPLES_FILE)).unwrap();
+    assert!(
+        bad.contains(
+            "00000.tar\tdamaged shard, rest skipped: truncated tar entry 001.jpg: \
+                      declares 68719476735 bytes"
+        ),
+        "{bad}"
+    );
+}

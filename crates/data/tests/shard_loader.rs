@@ -363,3 +363,64 @@ fn a_latent_of_the_wrong_shape_and_mixed_labels_are_named() {
         "{err}"
     );
 }
+
+/// Rewrites the size field (12 octal bytes) of `member`'s tar header and its checksum, as a
+/// damaged or hostile shard would have them.
+fn declare_size(tar: &mut [u8], member: &str, field: &[u8; 12]) {
+    let at = (0..tar.len())
+        .step_by(512)
+        .find(|&o| tar[o..].starts_with(member.as_bytes()) && tar[o + member.len()] == 0)
+        .unwrap_or_else(|| panic!("no header for {member}"));
+    let h = &mut tar[at..at + 512];
+    h[124..136].copy_from_slice(field);
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u64 = h.iter().map(|&b| u64::from(b)).sum();
+    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+}
+
+#[test]
+fn a_shard_member_declaring_64_gib_is_named_or_skipped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let shards = write_set(tmp.path(), &[6, 6, 6, 6]);
+    let bad = &shards[1].path;
+    let mut bytes = std::fs::read(bad).unwrap();
+    // 8^12 - 1 bytes (64 GiB) declared for a member of a few hundred bytes: the old reader
+    // allocated the declared size at once and aborted the process (signal 6), in training and
+    // in precompute alike, before any error could be reported or the shard skipped.
+    declare_size(&mut bytes, "s00007.std.npy", b"777777777777");
+    std::fs::write(bad, &bytes).unwrap();
+    let err = flowscale_data::read_latent_shard(bad).unwrap_err();
+    assert!(
+        matches!(err, flowscale_data::DataError::Corrupt { .. }),
+        "{err:?}"
+    );
+    let err = err.to_string();
+    assert!(
+        err.contains("train-000001.tar: truncated tar entry s00007.std.npy: declares 68719476735 bytes, only"),
+        "{err}"
+    );
+    let cfg = config(&shards, 3, 2);
+    let per_epoch = epoch_plan(&cfg, 0).batches as usize;
+    let mut strict = LatentShardLoader::new(cfg.clone()).unwrap();
+    let err = (0..per_epoch)
+        .find_map(|_| strict.next_batch().err())
+        .expect("the bad shard is met within the epoch")
+        .to_string();
+    assert!(
+        err.contains("train-000001.tar")
+            && err.contains("s00007.std.npy: declares 68719476735 bytes"),
+        "{err}"
+    );
+    let mut skip = LatentShardLoader::new(LoaderConfig {
+        skip_bad_shards: true,
+        ..cfg
+    })
+    .unwrap();
+    let epoch0 = take(&mut skip, per_epoch).concat();
+    assert!(
+        epoch0.iter().all(|n| !(6..12).contains(n)),
+        "bad shard's samples"
+    );
+    assert_eq!(skip.skipped_shards().len(), 1);
+    assert!(skip.skipped_shards()[0].contains("train-000001.tar"));
+}

@@ -395,3 +395,129 @@ fn the_emoji_set_is_captioned_by_name() {
         "yellow"
     );
 }
+
+/// Rewrites the size field (12 octal bytes) of `member`'s tar header and its checksum, as a
+/// damaged or hostile archive would have them.
+fn declare_size(tar: &mut [u8], member: &str, field: &[u8; 12]) {
+    let at = (0..tar.len())
+        .step_by(512)
+        .find(|&o| tar[o..].starts_with(member.as_bytes()) && tar[o + member.len()] == 0)
+        .unwrap_or_else(|| panic!("no header for {member}"));
+    let h = &mut tar[at..at + 512];
+    h[124..136].copy_from_slice(field);
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u64 = h.iter().map(|&b| u64::from(b)).sum();
+    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+}
+
+#[test]
+fn a_tar_member_declaring_64_gib_is_a_damaged_shard_not_an_abort() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut w = flowscale_data::shards::tar::TarWriter::new(Vec::new());
+    for (i, key) in ["k0", "k1", "k2"].iter().enumerate() {
+        w.append(&format!("{key}.jpg"), &tiny_jpeg(i as u8))
+            .unwrap();
+        w.append(&format!("{key}.txt"), b"a caption").unwrap();
+    }
+    let mut bytes = w.finish().unwrap();
+    // 8^12 - 1 bytes (64 GiB) declared for a small JPEG: the old reader allocated that at once
+    // and aborted `precompute` (signal 6) instead of listing the shard in bad-samples.tsv.
+    declare_size(&mut bytes, "k1.jpg", b"777777777777");
+    let bad = tmp.path().join("00000.tar");
+    write(&bad, &bytes);
+    let good = tmp.path().join("00001.tar");
+    let mut w = flowscale_data::shards::tar::TarWriter::new(Vec::new());
+    w.append("g.jpg", &tiny_jpeg(9)).unwrap();
+    w.append("g.txt", b"fine").unwrap();
+    write(&good, &w.finish().unwrap());
+    let (samples, skipped) = split(WebDatasetImages::new(
+        vec![bad.clone(), good],
+        CaptionPolicy::Required,
+    ));
+    assert_eq!(keys(&samples), ["k0", "g"]);
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(skipped[0].name, bad.display().to_string());
+    assert!(
+        skipped[0].reason.starts_with(
+            "damaged shard, rest skipped: truncated tar entry k1.jpg: declares 68719476735 bytes, only"
+        ),
+        "{}",
+        skipped[0].reason
+    );
+}
+
+/// Makes `link` a symlink to `target` (relative targets resolve from `link`'s folder).
+fn symlink(target: &str, link: &Path) {
+    std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(target, link).unwrap();
+}
+
+#[test]
+fn a_symlink_loop_to_the_root_gives_each_image_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("imgs");
+    write(&dir.join("a.jpg"), &tiny_jpeg(1));
+    write(&dir.join("sub/b.jpg"), &tiny_jpeg(2));
+    // The old walk followed `loop` into itself until the kernel's 40-link limit: 41 copies of
+    // every image, under keys loop__a, loop__loop__a, ... .
+    symlink(".", &dir.join("loop"));
+    // A symlink to an image inside the tree adds nothing: the image is read under its real
+    // path (the old walk took it twice).
+    symlink("sub/b.jpg", &dir.join("alias.jpg"));
+    let (samples, _) = read_image_folder(&dir, FolderOptions::default()).unwrap();
+    assert_eq!(keys(&samples), ["a", "sub__b"]);
+}
+
+#[test]
+fn mutual_symlink_loops_terminate_with_each_image_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("imgs");
+    write(&dir.join("a/x.jpg"), &tiny_jpeg(1));
+    write(&dir.join("b/y.jpg"), &tiny_jpeg(2));
+    // Each folder reaches the other and the root: the old walk branched at every level, 3^40
+    // paths, and hung with growing memory.
+    symlink("..", &dir.join("a/up"));
+    symlink("../b", &dir.join("a/b"));
+    symlink("..", &dir.join("b/up"));
+    symlink("../a", &dir.join("b/a"));
+    let labelled = FolderOptions {
+        labels_from_subfolders: true,
+    };
+    let (samples, classes) = read_image_folder(&dir, labelled).unwrap();
+    assert_eq!(keys(&samples), ["a__x", "b__y"]);
+    assert_eq!(classes, ["a", "b"]);
+    let labels: Vec<Option<i64>> = samples.iter().map(|s| s.label).collect();
+    assert_eq!(labels, [Some(0), Some(1)]);
+}
+
+#[test]
+fn a_symlink_to_a_folder_outside_is_followed_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("imgs");
+    let outside = tmp.path().join("elsewhere");
+    write(&dir.join("cats/a.jpg"), &tiny_jpeg(1));
+    write(&outside.join("c.jpg"), &tiny_jpeg(3));
+    write(&outside.join("c.txt"), b"from elsewhere");
+    symlink(outside.to_str().unwrap(), &dir.join("more"));
+    // A second link to the same folder, a link from there back into the tree and a loop out
+    // there: each would have repeated images in the old walk (the last two without end).
+    symlink(outside.to_str().unwrap(), &dir.join("zmore"));
+    symlink(dir.to_str().unwrap(), &outside.join("back"));
+    symlink(".", &outside.join("self"));
+    let labelled = FolderOptions {
+        labels_from_subfolders: true,
+    };
+    let (samples, classes) = read_image_folder(&dir, labelled).unwrap();
+    assert_eq!(classes, ["cats", "more"]);
+    let got: Vec<(&str, Option<i64>, Option<&str>)> = samples
+        .iter()
+        .map(|s| (s.key.as_str(), s.label, s.caption.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("cats__a", Some(0), None),
+            ("more__c", Some(1), Some("from elsewhere"))
+        ]
+    );
+}

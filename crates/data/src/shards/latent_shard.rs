@@ -10,7 +10,7 @@
 //! temporary name and renames when complete, so a killed writer leaves no partial shard.
 
 use super::npy::{from_npy, to_npy};
-use super::tar::{read_entries, TarWriter};
+use super::tar::{TarEntries, TarWriter};
 use crate::error::{DataError, Result};
 use crate::sources::keys::{is_safe_key, split_member};
 use std::collections::BTreeMap;
@@ -116,8 +116,8 @@ impl Drop for LatentShardWriter {
 /// Reads every sample of a shard. Missing `mean.npy`/`std.npy` or a malformed entry is an error
 /// naming the shard and the sample.
 pub fn read_latent_shard(path: &Path) -> Result<Vec<LatentSample>> {
-    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
-    let entries = read_entries(std::io::BufReader::new(file), path)?;
+    // Opened with its length, so no entry can claim more than the file holds.
+    let entries = TarEntries::open(path)?.collect::<Result<Vec<_>>>()?;
     let mut groups: Vec<(String, BTreeMap<String, Vec<u8>>)> = Vec::new();
     for (name, data) in entries {
         let Some((key, ext)) = split_member(&name) else {

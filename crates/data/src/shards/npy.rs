@@ -48,6 +48,19 @@ fn field<'a>(header: &'a str, key: &str) -> Option<&'a str> {
     Some(header[start..].trim_start())
 }
 
+/// The dimensions of a header's shape tuple (`"2, 3"`, `"5,"`, `""`); each must be a
+/// non-negative integer.
+fn parse_shape(text: &str) -> std::result::Result<Vec<i64>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| match s.parse::<i64>() {
+            Ok(d) if d >= 0 => Ok(d),
+            _ => Err(format!("bad shape ({text})")),
+        })
+        .collect()
+}
+
 /// Parses `.npy` bytes; `what` names the entry (shard, sample, file) in errors, which are
 /// [`DataError::Corrupt`].
 pub fn from_npy(bytes: &[u8], what: &str) -> Result<Tensor> {
@@ -83,19 +96,17 @@ pub fn from_npy(bytes: &[u8], what: &str) -> Result<Tensor> {
         .and_then(|s| s.strip_prefix('('))
         .and_then(|s| s.split(')').next())
         .ok_or_else(|| bad(format!("no shape in header {header:?}")))?;
-    let shape: Vec<i64> = shape_text
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse::<i64>()
-                .map_err(|_| bad(format!("bad shape ({shape_text})")))
-        })
-        .collect::<Result<_>>()?;
-    let numel: i64 = shape.iter().product();
+    let shape = parse_shape(shape_text).map_err(bad)?;
     let data = &bytes[start + len..];
-    let need = numel as usize * kind.elt_size_in_bytes();
-    if data.len() != need {
+    // The header's shape is checked against the bytes present before anything is built from
+    // it: a product that overflows or a negative dimension is an error, not a wrapped size.
+    let need = shape
+        .iter()
+        .try_fold(kind.elt_size_in_bytes() as u64, |acc, &d| {
+            acc.checked_mul(d as u64)
+        });
+    if need != Some(data.len() as u64) {
+        let need = need.map_or("more than 2^64".to_string(), |n| n.to_string());
         return Err(bad(format!(
             "{} data bytes for shape {shape:?} {descr} (expected {need})",
             data.len()
@@ -129,5 +140,46 @@ mod tests {
         }
         let v = Tensor::from_slice(&[1.5f32, -2.0]);
         assert!(from_npy(&to_npy(&v).unwrap(), "v").unwrap().equal(&v));
+    }
+
+    /// A float32 `.npy` with the given shape text and data bytes.
+    fn npy_with(shape: &str, data: &[u8]) -> Vec<u8> {
+        let header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({shape}), }}\n");
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&[1, 0]);
+        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(data);
+        out
+    }
+
+    #[test]
+    fn a_shape_that_does_not_match_the_bytes_present_is_refused() {
+        // 2^62 x 4 float32 elements: the old `shape.iter().product()` of i64 overflowed, a panic
+        // in debug builds; in release it wrapped to 0 elements, matched the empty data and
+        // handed libtorch a [2^62, 4] tensor to build. Now the byte count is computed checked.
+        let err = from_npy(
+            &npy_with("4611686018427387904, 4", &[]),
+            "s.tar: k.mean.npy",
+        )
+        .unwrap_err();
+        assert!(matches!(err, DataError::Corrupt { .. }), "{err:?}");
+        let err = err.to_string();
+        assert!(
+            err.starts_with("s.tar: k.mean.npy: 0 data bytes for shape")
+                && err.contains("expected more than 2^64"),
+            "{err}"
+        );
+        // A huge shape that does not overflow is refused by the byte count alone.
+        let err = from_npy(&npy_with("1000000000, 1000000000", &[0; 8]), "k")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("(expected 4000000000000000000)"), "{err}");
+        // Negative dimensions whose product is right (-2 x -2 = 4 elements, 16 bytes) passed
+        // the old check and reached libtorch.
+        let err = from_npy(&npy_with("-2, -2", &[0; 16]), "k")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bad shape (-2, -2)"), "{err}");
     }
 }

@@ -5,10 +5,23 @@
 //! Written archives are deterministic: mode 0644, uid/gid 0, mtime 0, entries in the order given.
 
 use crate::error::{DataError, Result};
-use std::io::{Read, Write};
+use std::fs::File;
+use std::io::{BufReader, Read, Write};
 use std::path::Path;
 
 const BLOCK: usize = 512;
+
+/// The largest member the reader accepts, checked before anything is allocated for it. A size
+/// field is 12 octal digits, so a damaged or hostile header can declare up to 64 GiB and abort
+/// the process on allocation. The largest legitimate members are far smaller: a latent shard
+/// holds per-sample `.npy` arrays (a T5 context of 77 x 4096 float16 is 0.6 MiB) and an image
+/// shard holds encoded images of at most 16384 x 16384 pixels
+/// ([`crate::images::decode::MAX_SIDE`]), 0.75 GiB even stored uncompressed as RGB.
+pub const MAX_ENTRY_BYTES: u64 = 1 << 30;
+
+/// Without a known archive length, entry data is read in steps of at most this many bytes, so
+/// a header that overstates its size costs only the bytes the stream really holds.
+const STREAM_CHUNK: usize = 1 << 20;
 
 fn octal(field: &mut [u8], value: u64) {
     // Width - 1 octal digits, then NUL.
@@ -119,7 +132,9 @@ fn pax_path(data: &[u8]) -> Option<String> {
 }
 
 /// Reads every regular file of a tar archive as `(name, bytes)`, in archive order. `path` only
-/// names the archive in errors: a bad checksum or a truncated entry is an error naming the entry.
+/// names the archive in errors: a bad checksum, a truncated entry or an entry larger than
+/// [`MAX_ENTRY_BYTES`] is an error naming the entry. The stream's length is unknown here; a
+/// file is better read with [`TarEntries::open`], which also bounds entries by the file size.
 pub fn read_entries(input: impl Read, path: &Path) -> Result<Vec<(String, Vec<u8>)>> {
     TarEntries::new(input, path).collect()
 }
@@ -133,6 +148,18 @@ pub struct TarEntries<R: Read> {
     /// The last regular file read, for errors ("after entry ...").
     last: String,
     done: bool,
+    /// Bytes left in the archive after what was read, when its length is known: no entry may
+    /// declare more than this.
+    remaining: Option<u64>,
+}
+
+impl TarEntries<BufReader<File>> {
+    /// The entries of the tar file at `path`, each bounded by what remains of the file.
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+        let len = file.metadata().map_err(|e| DataError::io(path, e))?.len();
+        Ok(Self::new(BufReader::new(file), path).with_len(len))
+    }
 }
 
 impl<R: Read> TarEntries<R> {
@@ -143,7 +170,64 @@ impl<R: Read> TarEntries<R> {
             path: path.to_path_buf(),
             last: String::from("(start of archive)"),
             done: false,
+            remaining: None,
         }
+    }
+
+    /// Declares that `input` holds `len` bytes, so an entry declaring more than what remains is
+    /// refused before its data is allocated or read.
+    pub fn with_len(mut self, len: u64) -> Self {
+        self.remaining = Some(len);
+        self
+    }
+
+    /// Counts `n` bytes read against the known length.
+    fn consumed(&mut self, n: usize) {
+        if let Some(r) = self.remaining.as_mut() {
+            *r = r.saturating_sub(n as u64);
+        }
+    }
+
+    /// Refuses an entry whose declared `size` cannot be genuine, before anything is allocated:
+    /// more than what remains of the file (a cut file or a damaged header; the message says
+    /// "truncated" as a cut in the data would), or more than [`MAX_ENTRY_BYTES`].
+    fn check_size(&self, name: &str, size: u64) -> Result<()> {
+        if let Some(left) = self.remaining.filter(|&left| size > left) {
+            return Err(DataError::corrupt(
+                &self.path,
+                format!(
+                    "truncated tar entry {name}: declares {size} bytes, only {left} remain in \
+                     the file"
+                ),
+            ));
+        }
+        if size > MAX_ENTRY_BYTES {
+            return Err(DataError::corrupt(
+                &self.path,
+                format!(
+                    "tar entry {name} declares {size} bytes, which exceeds the limit of \
+                     {MAX_ENTRY_BYTES} bytes per entry"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads up to `padded` bytes of entry data (fewer at EOF). `padded` was checked against
+    /// the limit, and against the remaining length when it is known; without a known length
+    /// the buffer grows only as data arrives.
+    fn read_data(&mut self, padded: usize) -> Result<Vec<u8>> {
+        let capacity = match self.remaining {
+            Some(_) => padded,
+            None => padded.min(STREAM_CHUNK),
+        };
+        let mut data = Vec::with_capacity(capacity);
+        (&mut self.input)
+            .take(padded as u64)
+            .read_to_end(&mut data)
+            .map_err(|e| DataError::io(&self.path, e))?;
+        self.consumed(data.len());
+        Ok(data)
     }
 
     /// The archive these entries come from.
@@ -153,12 +237,13 @@ impl<R: Read> TarEntries<R> {
 
     /// The next regular file, `None` at the end blocks or a clean EOF.
     fn next_file(&mut self) -> Result<Option<(String, Vec<u8>)>> {
-        let path = self.path.as_path();
-        let last = &self.last;
         let mut pending_name: Option<String> = None;
         let mut block = [0u8; BLOCK];
         loop {
-            match read_full(&mut self.input, &mut block) {
+            let got = read_full(&mut self.input, &mut block);
+            let path = self.path.as_path();
+            let last = &self.last;
+            match got {
                 Ok(0) => return Ok(None), // archives without the end blocks still end cleanly at EOF
                 Ok(n) if n < BLOCK => {
                     return Err(DataError::corrupt(
@@ -184,19 +269,25 @@ impl<R: Read> TarEntries<R> {
             }
             let size = parse_octal(&block[124..136]).ok_or_else(|| {
                 DataError::corrupt(path, format!("bad size field after entry {last}"))
-            })? as usize;
+            })?;
             let mut name = cstr(&block[..100]);
             let prefix = cstr(&block[345..500]);
             if &block[257..262] == b"ustar" && !prefix.is_empty() {
                 name = format!("{prefix}/{name}");
             }
+            self.consumed(BLOCK);
+            // Checked before the cast and the allocation: the size is whatever the file says.
+            self.check_size(&name, size)?;
+            let size = size as usize;
             let padded = size.div_ceil(BLOCK) * BLOCK;
-            let mut data = vec![0u8; padded];
-            let got = read_full(&mut self.input, &mut data).map_err(|e| DataError::io(path, e))?;
-            if got < padded {
+            let mut data = self.read_data(padded)?;
+            if data.len() < padded {
                 return Err(DataError::corrupt(
-                    path,
-                    format!("truncated tar entry {name}: {got} of {padded} bytes"),
+                    &self.path,
+                    format!(
+                        "truncated tar entry {name}: {} of {padded} bytes",
+                        data.len()
+                    ),
                 ));
             }
             data.truncate(size);
@@ -303,5 +394,73 @@ mod tests {
     fn pax_path_records_name_the_next_entry() {
         let rec = b"30 mtime=1700000000.123456789\n20 path=long/name.x\n";
         assert_eq!(pax_path(rec).as_deref(), Some("long/name.x"));
+    }
+
+    /// Rewrites the size field of the header at `at` (12 bytes, octal) and its checksum, as a
+    /// damaged or hostile archive would have them.
+    pub(crate) fn set_size_field(tar: &mut [u8], at: usize, field: &[u8; 12]) {
+        let h = &mut tar[at..at + BLOCK];
+        h[124..136].copy_from_slice(field);
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u64 = h.iter().map(|&b| u64::from(b)).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    }
+
+    #[test]
+    fn a_declared_size_beyond_the_file_or_the_limit_is_refused_before_allocating() {
+        let mut w = TarWriter::new(Vec::new());
+        w.append("a.txt", b"hello").unwrap();
+        w.append("b.bin", &[7u8; 10]).unwrap();
+        let mut bytes = w.finish().unwrap();
+        // 12 octal digits, no NUL: 8^12 - 1 bytes = 64 GiB declared for a 10-byte member. The
+        // old reader called `vec![0u8; 64 GiB]` right after parsing this field, which aborts
+        // the process (or, where the allocation is lazily granted, reads on and reports a
+        // truncation without the declared size); now the size is judged first.
+        set_size_field(&mut bytes, 1024, b"777777777777");
+        let p = Path::new("huge.tar");
+        let len = bytes.len() as u64;
+        let items: Vec<_> = TarEntries::new(&bytes[..], p).with_len(len).collect();
+        assert_eq!(
+            items.len(),
+            2,
+            "the entry before the damage, then the error"
+        );
+        assert_eq!(items[0].as_ref().unwrap().0, "a.txt");
+        let err = items[1].as_ref().unwrap_err();
+        assert!(matches!(err, DataError::Corrupt { .. }), "{err:?}");
+        let err = err.to_string();
+        assert!(
+            err.starts_with(
+                "huge.tar: truncated tar entry b.bin: declares 68719476735 bytes, only 1536 \
+                 remain in the file"
+            ),
+            "{err}"
+        );
+        // Without a known length the per-entry limit still applies.
+        let err = read_entries(&bytes[..], p).unwrap_err().to_string();
+        assert!(
+            err.contains("b.bin declares 68719476735 bytes, which exceeds the limit"),
+            "{err}"
+        );
+        // Under the limit but more than the file holds: named with what remains (the header
+        // blocks of a.txt and b.bin and a.txt's data are behind; b.bin's block and the two end
+        // blocks remain).
+        set_size_field(&mut bytes, 1024, b"00001000000\0");
+        let err = TarEntries::new(&bytes[..], p)
+            .with_len(len)
+            .nth(1)
+            .unwrap()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("b.bin: declares 262144 bytes, only 1536 remain in the file"),
+            "{err}"
+        );
+        // A stream of unknown length is read as far as it goes: a truncation, not an abort.
+        let err = read_entries(&bytes[..], p).unwrap_err().to_string();
+        assert!(
+            err.contains("truncated tar entry b.bin: 1536 of 262144"),
+            "{err}"
+        );
     }
 }

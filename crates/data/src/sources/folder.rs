@@ -1,21 +1,26 @@
-//! Any folder of images, recursively, in sorted path order. Optionally the label is the index of
+//! Any folder of images, recursively, in sorted path order, each folder and file once (symlinks:
+//! see [`read_image_folder`]). Optionally the label is the index of
 //! the first-level subfolder (sorted); a caption comes from a sidecar `<name>.txt` next to the
 //! image when there is one.
 
 use super::{safe_key, ImageSource, Sample};
 use crate::error::{DataError, Result};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// Extensions read as images (case-insensitive).
 pub(crate) const IMAGE_EXTENSIONS: [&str; 4] = ["jpg", "jpeg", "png", "webp"];
 
 pub(crate) fn is_image(path: &Path) -> bool {
-    path.is_file()
-        && path.extension().is_some_and(|e| {
-            let e = e.to_string_lossy().to_ascii_lowercase();
-            IMAGE_EXTENSIONS.contains(&e.as_str())
-        })
+    path.is_file() && has_image_extension(path)
+}
+
+fn has_image_extension(path: &Path) -> bool {
+    path.extension().is_some_and(|e| {
+        let e = e.to_string_lossy().to_ascii_lowercase();
+        IMAGE_EXTENSIONS.contains(&e.as_str())
+    })
 }
 
 /// The entries of `dir`, sorted by path.
@@ -35,30 +40,109 @@ pub struct FolderOptions {
     pub labels_from_subfolders: bool,
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    for p in sorted_dir(dir)? {
-        if p.is_dir() {
-            walk(&p, out)?;
-        } else if is_image(&p) {
-            out.push(p);
+/// A file or folder's identity, (device, inode): the same for every path that reaches it.
+type FileId = (u64, u64);
+
+fn file_id(meta: &std::fs::Metadata) -> FileId {
+    (meta.dev(), meta.ino())
+}
+
+/// What one entry of a walked folder is, by the rule of [`read_image_folder`].
+enum Entry {
+    Dir(FileId),
+    Image(FileId),
+    Skip,
+}
+
+/// A recursive walk that visits every folder and every file at most once.
+struct Walk {
+    /// The walked folder, canonical: a symlink that resolves inside it is skipped.
+    root: PathBuf,
+    /// Folders entered so far (the root included), so no loop is entered twice.
+    dirs: HashSet<FileId>,
+    /// Images taken so far, so a file reached by two paths (hard links) counts once.
+    files: HashSet<FileId>,
+    images: Vec<PathBuf>,
+    /// The first-level folders entered, in order: the class folders.
+    top: Vec<PathBuf>,
+}
+
+impl Walk {
+    fn new(root: &Path) -> Result<Self> {
+        let canonical = std::fs::canonicalize(root).map_err(|e| DataError::io(root, e))?;
+        let meta = std::fs::metadata(&canonical).map_err(|e| DataError::io(root, e))?;
+        Ok(Self {
+            root: canonical,
+            dirs: HashSet::from([file_id(&meta)]),
+            files: HashSet::new(),
+            images: Vec::new(),
+            top: Vec::new(),
+        })
+    }
+
+    /// Unreadable entries and broken symlinks are skipped, as a plain `is_dir`/`is_file` test
+    /// would; so is a symlink back into the walked tree, whose target the walk reaches under
+    /// its real path.
+    fn classify(&self, path: &Path) -> Entry {
+        let Ok(own) = std::fs::symlink_metadata(path) else {
+            return Entry::Skip;
+        };
+        let Ok(meta) = std::fs::metadata(path) else {
+            return Entry::Skip;
+        };
+        if own.file_type().is_symlink() {
+            match std::fs::canonicalize(path) {
+                Ok(target) if !target.starts_with(&self.root) => {}
+                _ => return Entry::Skip,
+            }
+        }
+        if meta.is_dir() {
+            Entry::Dir(file_id(&meta))
+        } else if meta.is_file() && has_image_extension(path) {
+            Entry::Image(file_id(&meta))
+        } else {
+            Entry::Skip
         }
     }
-    Ok(())
+
+    fn walk(&mut self, dir: &Path, depth: usize) -> Result<()> {
+        for path in sorted_dir(dir)? {
+            match self.classify(&path) {
+                Entry::Dir(id) if self.dirs.insert(id) => {
+                    if depth == 0 {
+                        self.top.push(path.clone());
+                    }
+                    self.walk(&path, depth + 1)?;
+                }
+                Entry::Image(id) if self.files.insert(id) => self.images.push(path),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// All images under `root`. Keys are the relative paths without extension made safe
 /// ([`safe_key`]); two files giving the same key is an error naming both. Returns the samples
 /// and, with labels, the class folder names in label order.
+///
+/// The walk goes in sorted path order and enters every folder and takes every file at most
+/// once, by device and inode, so symlink loops neither multiply the dataset nor hang it:
+/// - a symlink (to a folder or a file) whose target lies inside `root` is skipped: the walk
+///   reaches the target under its real path;
+/// - a symlink to a folder or file outside `root` is followed, once: a second path to the same
+///   folder or file (another symlink, a hard link) is skipped, the first in walk order wins;
+/// - broken symlinks and unreadable entries are skipped.
 pub fn read_image_folder(
     root: &Path,
     options: FolderOptions,
 ) -> Result<(Vec<Sample>, Vec<String>)> {
-    let mut files = Vec::new();
-    walk(root, &mut files)?;
+    let mut walk = Walk::new(root)?;
+    walk.walk(root, 0)?;
+    let files = walk.images;
     let classes: Vec<String> = if options.labels_from_subfolders {
-        sorted_dir(root)?
-            .into_iter()
-            .filter(|p| p.is_dir())
+        walk.top
+            .iter()
             .map(|p| {
                 p.file_name()
                     .unwrap_or_default()

@@ -116,12 +116,12 @@ impl WebDatasetImages {
                 let Some(path) = self.shards.pop_front() else {
                     return;
                 };
-                match File::open(&path) {
-                    Ok(f) => self.entries = Some(TarEntries::new(BufReader::new(f), &path)),
-                    Err(e) => self.ready.push_back(Err(BadSample::new(
-                        path.display().to_string(),
-                        e.to_string(),
-                    ))),
+                // Opened with its length, so no entry can claim more than the file holds.
+                match TarEntries::open(&path) {
+                    Ok(entries) => self.entries = Some(entries),
+                    Err(e) => self
+                        .ready
+                        .push_back(Err(BadSample::new(path.display().to_string(), reason(e)))),
                 }
                 continue;
             };
@@ -151,15 +151,9 @@ impl WebDatasetImages {
                     // a complete sample (judged as usual).
                     self.finish_group();
                     let shard = self.shard_path().display().to_string();
-                    // The entry names the shard already.
-                    let reason = match e {
-                        crate::DataError::Corrupt { reason, .. } => reason,
-                        crate::DataError::Io { source, .. } => source.to_string(),
-                        e => e.to_string(),
-                    };
                     self.ready.push_back(Err(BadSample::new(
                         shard,
-                        format!("damaged shard, rest skipped: {reason}"),
+                        format!("damaged shard, rest skipped: {}", reason(e)),
                     )));
                     self.entries = None;
                 }
@@ -169,6 +163,15 @@ impl WebDatasetImages {
                 }
             }
         }
+    }
+}
+
+/// An error's reason without the shard's path: the bad-sample entry names the shard already.
+fn reason(e: crate::DataError) -> String {
+    match e {
+        crate::DataError::Corrupt { reason, .. } => reason,
+        crate::DataError::Io { source, .. } => source.to_string(),
+        e => e.to_string(),
     }
 }
 
