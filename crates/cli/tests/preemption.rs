@@ -2,17 +2,15 @@
 //! checkpoint of that step is written, the process exits with 128 + 15 and says where the
 //! checkpoint is, and `--resume` from it ends bit-identical to a run that was never interrupted.
 
-use flowscale_train::config::{load_str, to_toml_string, RunConfig};
+mod common;
+
+use common::{interrupted_step, sigterm, tiny_run_config, wait_for_logged_lines};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-const TINY_RUN: &str = include_str!("../../../tests/fixtures/tiny-run.toml");
 
 /// The shared tiny run with `overrides`, resolved into a config file.
 fn write_config(path: &Path, overrides: &[String]) {
-    let cfg: RunConfig = load_str(TINY_RUN, Path::new("tiny-run.toml"), overrides).unwrap();
-    std::fs::write(path, to_toml_string(&cfg).unwrap()).unwrap();
+    std::fs::write(path, tiny_run_config(overrides)).unwrap();
 }
 
 fn overrides(out: &Path, name: &str, steps: u64) -> Vec<String> {
@@ -50,29 +48,12 @@ fn sigterm_checkpoints_the_current_step_and_resume_matches_an_uninterrupted_run(
         .spawn()
         .unwrap();
     // Wait until a few steps are logged (the handler is installed before the first step).
-    let metrics = tmp.path().join("long/metrics.jsonl");
-    let start = Instant::now();
-    while std::fs::read_to_string(&metrics).map_or(0, |t| t.lines().count()) < 3 {
-        assert!(
-            start.elapsed() < Duration::from_secs(300),
-            "the run logged nothing"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    wait_for_logged_lines(&tmp.path().join("long/metrics.jsonl"), 3);
+    sigterm(child.id());
     let out = child.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(128 + 15), "{log}");
-    let step: u64 = log
-        .split("interrupted by SIGTERM at step ")
-        .nth(1)
-        .and_then(|rest| rest.split(':').next())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no interruption message in:\n{log}"));
+    let step = interrupted_step(&log);
     assert!(step >= 3, "{log}");
     let ck = tmp.path().join(format!("long/checkpoints/step-{step:09}"));
     assert!(ck.join("state.json").is_file(), "{log}");

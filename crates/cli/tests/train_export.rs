@@ -1,7 +1,9 @@
 //! `flowscale train` then `flowscale export` on a tiny run: the exported weights are the
 //! checkpoint's, in every layout, and they load back through the model crate's readers.
 
-use flowscale_train::config::{load_str, to_toml_string, RunConfig};
+mod common;
+
+use common::tiny_run_config;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -22,16 +24,6 @@ fn ok(out: &Output) -> String {
     assert!(out.status.success(), "{t}");
     t
 }
-
-/// The shared tiny run (`tests/fixtures/tiny-run.toml`) with this test's `overrides`, resolved
-/// into the config file the command reads.
-fn tiny_run_config(overrides: &[&str]) -> String {
-    let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
-    let cfg: RunConfig = load_str(TINY_RUN, Path::new("tiny-run.toml"), &o).unwrap();
-    to_toml_string(&cfg).unwrap()
-}
-
-const TINY_RUN: &str = include_str!("../../../tests/fixtures/tiny-run.toml");
 
 /// Two EMAs updated every step, and sample grids at the end.
 const OVERRIDES: &[&str] = &[
