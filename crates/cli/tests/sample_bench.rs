@@ -90,3 +90,25 @@ fn bench_params_prints_the_reference_counts() {
         assert!(text.contains("convention"));
     }
 }
+
+#[test]
+fn a_latent_size_beyond_the_position_table_is_refused_before_drawing_noise() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_flowscale"))
+        .args(["sample", "--checkpoint"])
+        .arg(fixture("qknorm"))
+        .arg("--cond")
+        .arg(fixture("sample_cond.safetensors"))
+        .args(["--steps", "2", "--cfg", "1", "--seed", "1"])
+        .args(["--latent-size", "1000000", "1000000", "--out"])
+        .arg(tmp.path().join("x.safetensors"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    // A clean error naming the limit, not a libtorch abort (which has no exit code 1).
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--latent-size") && err.contains("pos_embed_max_size"),
+        "{err}"
+    );
+}

@@ -140,7 +140,8 @@ impl MmditConfig {
 
     /// Hidden width `heads x head_dim`.
     pub fn hidden(&self) -> i64 {
-        self.num_attention_heads * self.attention_head_dim
+        self.num_attention_heads
+            .saturating_mul(self.attention_head_dim)
     }
 
     pub fn out_channels(&self) -> i64 {
@@ -174,6 +175,25 @@ impl MmditConfig {
         for (name, v) in positive {
             if v <= 0 {
                 problems.push(format!("{name} must be > 0 (got {v})"));
+            }
+        }
+        // Upper bounds, so that no size computed from a config (parameter counts, FLOPs, the
+        // allocation itself) can overflow or ask for absurd memory: far beyond any model built,
+        // and small enough that 1024 layers of 65536-wide blocks still count in an i64.
+        let limits = [
+            ("num_layers", self.num_layers, 1024),
+            ("hidden size", self.hidden(), 65536),
+            ("num_attention_heads", self.num_attention_heads, 1024),
+            ("patch_size", self.patch_size, 256),
+            ("sample_size", self.sample_size, 16384),
+            ("in_channels", self.in_channels, 4096),
+            ("out_channels", self.out_channels(), 4096),
+            ("joint_attention_dim", self.joint_attention_dim, 65536),
+            ("pooled_projection_dim", self.pooled_projection_dim, 65536),
+        ];
+        for (name, v, max) in limits {
+            if v > max {
+                problems.push(format!("{name} must be at most {max} (got {v})"));
             }
         }
         if self.caption_projection_dim != self.hidden() {

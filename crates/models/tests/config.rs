@@ -51,3 +51,18 @@ fn invalid_configs_report_every_problem() {
         .to_string();
     assert!(unknown.contains("bogus"), "{unknown}");
 }
+
+#[test]
+fn absurd_sizes_are_refused_before_anything_is_counted_or_allocated() {
+    // depth 100000 overflowed the parameter count into a negative number.
+    let err =
+        match flowscale_models::param_count(&flowscale_models::MmditConfig::from_depth(100_000)) {
+            Ok(_) => panic!("a 100000-layer model was counted"),
+            Err(e) => e.to_string(),
+        };
+    assert!(
+        err.contains("num_layers must be at most 1024") && err.contains("hidden size"),
+        "{err}"
+    );
+    assert!(flowscale_models::param_count(&flowscale_models::MmditConfig::from_depth(38)).is_ok());
+}

@@ -172,3 +172,35 @@ fn resolved_config_round_trips_with_defaults_filled_in() {
     let back: RunConfig = load_str(&text, Path::new("resolved.toml"), &[]).unwrap();
     assert_eq!(back, cfg);
 }
+
+#[test]
+fn sizes_that_cannot_be_allocated_and_shifts_that_fail_late_are_refused_up_front() {
+    // depth 1000 is 64000 wide: tens of TB of weights, an allocation abort without this check.
+    let err = err_of(
+        MINIMAL,
+        &[
+            "model.depth=1000",
+            "model.patch_size=1000",
+            "formulation.shift=1e300",
+        ],
+    );
+    let keys = err.keys();
+    for key in [
+        "model.depth",
+        "model.hidden_size",
+        "model.num_heads",
+        "model.patch_size",
+        "formulation.shift",
+    ] {
+        assert!(keys.contains(&key), "{key} not named: {err}");
+    }
+    let msg = err.to_string();
+    assert!(msg.contains("must be in [1, 96], got 1000"), "{msg}");
+    // The paper's largest model is well inside the limits.
+    let ok = load_str::<RunConfig>(
+        MINIMAL,
+        Path::new("d38.toml"),
+        &["model.depth=38".into(), "formulation.shift=3.0".into()],
+    );
+    assert!(ok.is_ok(), "{:?}", ok.err());
+}

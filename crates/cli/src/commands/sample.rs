@@ -89,7 +89,23 @@ pub fn run(args: &SampleArgs) -> anyhow::Result<()> {
             }
         }
         (None, Some(seed)) => {
-            let c = model.config().in_channels;
+            let mc = model.config();
+            // The position table covers pos_embed_max_size patches a side; checked before the
+            // noise is drawn (a huge --latent-size used to abort inside libtorch).
+            let max = mc
+                .pos_embed_max_size
+                .unwrap_or(mc.sample_size / mc.patch_size.max(1))
+                * mc.patch_size;
+            if args.latent_size.iter().any(|&s| s < 1 || s > max) {
+                bail!(
+                    "--latent-size {:?}: this model takes latents of 1 to {max} a side \
+                     (pos_embed_max_size {:?} x patch_size {})",
+                    args.latent_size,
+                    mc.pos_embed_max_size,
+                    mc.patch_size
+                );
+            }
+            let c = mc.in_channels;
             flowscale_formulations::with_torch_seed(seed, || {
                 Tensor::randn(
                     [batch, c, args.latent_size[0], args.latent_size[1]],

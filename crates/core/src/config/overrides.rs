@@ -75,6 +75,14 @@ pub fn parse_override(arg: &str) -> Result<Override, ConfigError> {
     if raw.is_empty() {
         return Err(bad(arg, format!("no value given for `{key}`")));
     }
+    // A line break would end the TOML value early and what follows would be read as other keys,
+    // silently dropped from this one.
+    if raw.contains(['\n', '\r']) {
+        return Err(bad(
+            arg,
+            format!("the value of `{key}` spans several lines; give it on one line"),
+        ));
+    }
     let value = match toml::from_str::<Table>(&format!("v = {raw}")) {
         Ok(mut table) => table.remove("v").unwrap_or(Value::String(raw.to_owned())),
         Err(_) => Value::String(raw.to_owned()),
@@ -134,5 +142,12 @@ mod tests {
         for bad_key in [r#"set."train.steps=1"#, r#"set.""=1"#, "a..b=1"] {
             assert!(parse_override(bad_key).is_err(), "{bad_key}");
         }
+    }
+
+    #[test]
+    fn a_value_over_several_lines_is_refused_not_cut() {
+        let e = parse_override("run.name=a\nb = 2").unwrap_err().to_string();
+        assert!(e.contains("run.name") && e.contains("several lines"), "{e}");
+        assert!(parse_override("optim.lr=3e-4").is_ok());
     }
 }

@@ -61,6 +61,13 @@ impl Validator {
         }
     }
 
+    /// An integer count that must lie in `[min, max]`.
+    pub fn count_in(&mut self, field: &str, value: u64, min: u64, max: u64) {
+        if !(min..=max).contains(&value) {
+            self.fail(field, format!("must be in [{min}, {max}], got {value}"));
+        }
+    }
+
     /// An integer count that must be at least `min`.
     pub fn count_at_least(&mut self, field: &str, value: u64, min: u64) {
         if value < min {

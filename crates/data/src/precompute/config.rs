@@ -24,6 +24,7 @@
 //! ```
 
 use crate::error::Result;
+use crate::images::decode::MAX_SIDE;
 use crate::images::resample::Filter;
 use crate::shards::LatentDtype;
 use flowscale_core::config::{self, Validate, Validator};
@@ -158,7 +159,8 @@ pub struct PreprocessSection {
 
 impl Validate for PreprocessSection {
     fn validate(&self, v: &mut Validator) {
-        v.count_at_least("resolution", u64::from(self.resolution), 1);
+        // No image is decoded beyond MAX_SIDE, so no larger resolution can be filled.
+        v.count_in("resolution", u64::from(self.resolution), 1, MAX_SIDE as u64);
         if let Err(e) = Filter::parse(&self.filter) {
             v.fail("filter", e);
         }
@@ -395,6 +397,18 @@ mod tests {
 
     fn parse(text: &str) -> Result<PrecomputeConfig> {
         PrecomputeConfig::from_toml(text, Path::new("p.toml"))
+    }
+
+    #[test]
+    fn a_resolution_no_image_can_fill_is_refused_before_anything_runs() {
+        // 100000 px used to reach the resampler's allocation and abort the process.
+        let text = MINIMAL.replace("resolution = 64", "resolution = 100000");
+        assert!(text.contains("100000"), "{text}");
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(
+            e.contains("preprocess.resolution") && e.contains("[1, 16384]"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -247,16 +247,21 @@ impl ModelConfig {
     }
 }
 
+/// Limits on the model's size, checked before anything is allocated: a typo such as
+/// `depth = 1000` would otherwise ask libtorch for tens of terabytes and abort the process. The
+/// paper's largest model is depth 38 (8B parameters); these leave room for much larger ones.
+const MAX_DEPTH: u64 = 96;
+const MAX_HIDDEN: u64 = 16384;
+const MAX_HEADS: u64 = 256;
+const MAX_PATCH: u64 = 64;
+
 impl Validate for ModelConfig {
     fn validate(&self, v: &mut Validator) {
-        v.count_at_least("depth", u64::from(self.depth), 1);
-        v.count_at_least("patch_size", u64::from(self.patch_size), 1);
-        if let Some(h) = self.hidden_size {
-            v.count_at_least("hidden_size", u64::from(h), 1);
-        }
-        if let Some(n) = self.num_heads {
-            v.count_at_least("num_heads", u64::from(n), 1);
-        }
+        v.count_in("depth", u64::from(self.depth), 1, MAX_DEPTH);
+        v.count_in("patch_size", u64::from(self.patch_size), 1, MAX_PATCH);
+        // Checked whether given or derived from the depth (64 x depth).
+        v.count_in("hidden_size", u64::from(self.hidden_size()), 1, MAX_HIDDEN);
+        v.count_in("num_heads", u64::from(self.num_heads()), 1, MAX_HEADS);
         let (h, n) = (self.hidden_size(), self.num_heads());
         if h > 0 && n > 0 && !h.is_multiple_of(n) {
             v.fail(
@@ -308,9 +313,14 @@ impl Validate for FormulationConfig {
             // The parser's message lists the families and the closest valid names.
             v.fail("name", e.to_string());
         }
-        v.at_least("shift", self.shift, 0.0, false);
+        // alpha = sqrt(m / n) (docs/protocol.md section 7): even 16384^2 against 256^2 gives 64.
+        v.in_range("shift", self.shift, f64::MIN_POSITIVE, MAX_SHIFT, false);
     }
 }
+
+/// The largest resolution shift accepted; a larger one (say 1e300) only fails late, at the
+/// first sample grid.
+const MAX_SHIFT: f64 = 1000.0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
