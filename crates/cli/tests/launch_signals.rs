@@ -27,33 +27,39 @@ fn children_of(parent: u32) -> Vec<u32> {
         .collect()
 }
 
-#[test]
-fn sigterm_to_launch_checkpoints_every_rank_and_leaves_no_process() {
-    let tmp = tempfile::tempdir().unwrap();
-    let path = tmp.path().join("long.toml");
+/// `flowscale launch` of two ranks on a run that would train for ever (only the end would
+/// validate, sample and checkpoint), logging every step, in `out/<name>`; the launcher's output
+/// goes to `output`.
+fn launch_long_run(out: &Path, name: &str, output: fn() -> Stdio) -> std::process::Child {
+    let path = out.join(format!("{name}.toml"));
     std::fs::write(
         &path,
         tiny_run_config(&[
-            "run.name=long",
-            "run.seed=3",
-            "run.dist_timeout_s=20",
-            "train.steps=1000000",
-            "validation.every=0",
-            "samples.every=0",
-            "checkpoint.every=1000000",
-            "logging.every=1",
+            format!("run.name={name:?}"),
+            format!("run.out_dir={:?}", out.display().to_string()),
+            "run.seed=3".into(),
+            "run.dist_timeout_s=20".into(),
+            "train.steps=1000000".into(),
+            "validation.every=0".into(),
+            "samples.every=0".into(),
+            "checkpoint.every=1000000".into(),
+            "logging.every=1".into(),
         ]),
     )
     .unwrap();
-    let out_dir = format!("run.out_dir=\"{}\"", tmp.path().display());
-    let launcher = Command::new(env!("CARGO_BIN_EXE_flowscale"))
+    Command::new(env!("CARGO_BIN_EXE_flowscale"))
         .args(["launch", "--nproc-per-node", "2", "--", "train"])
         .arg(&path)
-        .args(["--set", &out_dir])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(output())
+        .stderr(output())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn sigterm_to_launch_checkpoints_every_rank_and_leaves_no_process() {
+    let tmp = tempfile::tempdir().unwrap();
+    let launcher = launch_long_run(tmp.path(), "long", Stdio::piped);
     let start = Instant::now();
     wait_for_logged_lines(&tmp.path().join("long/metrics.jsonl"), 2);
     let ranks = children_of(launcher.id());
@@ -79,29 +85,7 @@ fn sigterm_to_launch_checkpoints_every_rank_and_leaves_no_process() {
 #[test]
 fn ranks_of_a_killed_launcher_checkpoint_and_exit() {
     let tmp = tempfile::tempdir().unwrap();
-    let path = tmp.path().join("orphan.toml");
-    std::fs::write(
-        &path,
-        tiny_run_config(&[
-            "run.name=orphan",
-            "run.dist_timeout_s=20",
-            "train.steps=1000000",
-            "validation.every=0",
-            "samples.every=0",
-            "checkpoint.every=1000000",
-            "logging.every=1",
-        ]),
-    )
-    .unwrap();
-    let out_dir = format!("run.out_dir=\"{}\"", tmp.path().display());
-    let mut launcher = Command::new(env!("CARGO_BIN_EXE_flowscale"))
-        .args(["launch", "--nproc-per-node", "2", "--", "train"])
-        .arg(&path)
-        .args(["--set", &out_dir])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut launcher = launch_long_run(tmp.path(), "orphan", Stdio::null);
     let start = Instant::now();
     wait_for_logged_lines(&tmp.path().join("orphan/metrics.jsonl"), 2);
     let ranks = children_of(launcher.id());

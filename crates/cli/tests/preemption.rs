@@ -36,6 +36,21 @@ fn flowscale() -> Command {
     c
 }
 
+/// `flowscale train CONFIG EXTRA...`, which must succeed.
+fn train_to_the_end(config: &Path, extra: &[&str]) {
+    let out = flowscale()
+        .arg("train")
+        .arg(config)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn sigterm_checkpoints_the_current_step_and_resume_matches_an_uninterrupted_run() {
     let tmp = tempfile::tempdir().unwrap();
@@ -63,26 +78,10 @@ fn sigterm_checkpoints_the_current_step_and_resume_matches_an_uninterrupted_run(
     let total = step + 2;
     let resumed = tmp.path().join("resumed.toml");
     write_config(&resumed, &overrides(tmp.path(), "long", total));
-    let ok = flowscale()
-        .args(["train", resumed.to_str().unwrap(), "--resume"])
-        .output()
-        .unwrap();
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
+    train_to_the_end(&resumed, &["--resume"]);
     let whole = tmp.path().join("whole.toml");
     write_config(&whole, &overrides(tmp.path(), "whole", total));
-    let ok = flowscale()
-        .args(["train", whole.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
+    train_to_the_end(&whole, &[]);
     for file in [
         "model.safetensors",
         "ema-0.99.safetensors",

@@ -13,7 +13,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// What every temporary name carries after the target's name: `.<name>.tmp-<pid>-<n>`.
+/// What every temporary name carries after the target's name: `.<name>.tmp-<pid>-<n>.<ext>`.
 pub const TMP_MARKER: &str = ".tmp-";
 
 /// An I/O failure and the path it concerns.
@@ -97,10 +97,6 @@ impl AtomicFile {
     /// The temporary path the bytes go to until [`AtomicFile::commit`].
     pub fn tmp_path(&self) -> &Path {
         &self.tmp
-    }
-
-    pub fn target(&self) -> &Path {
-        &self.target
     }
 
     /// Appends bytes.

@@ -3,6 +3,9 @@
 //! as an uninterrupted run; shares split across processes; a changed config is refused; the
 //! stored moments are the autoencoder's (identity, and the real TAEF2 when its assets exist).
 
+#[path = "common/tar_damage.rs"]
+mod tar_damage;
+
 use flowscale_data::images::{preprocess_bytes, PreprocessConfig};
 use flowscale_data::precompute::{
     precompute, PrecomputeConfig, PrecomputeReport, ShardShare, Silent, ABORT_AFTER_ENV,
@@ -110,6 +113,29 @@ fn outputs(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 
 fn run(cfg: &PrecomputeConfig) -> PrecomputeReport {
     precompute(cfg, ShardShare::default(), &Silent).unwrap()
+}
+
+/// CC12M-style tars in `input` (the last one the val split) to identity shards in `out`, 8 px,
+/// up to half the samples bad.
+fn webdataset_config(input: &Path, out: &Path) -> PrecomputeConfig {
+    let text = format!(
+        r#"
+        [source]
+        kind = "webdataset"
+        path = "{}"
+        val_shards = 1
+        [preprocess]
+        resolution = 8
+        max_bad_fraction = 0.5
+        [autoencoder]
+        kind = "identity"
+        [output]
+        dir = "{}"
+        "#,
+        input.display(),
+        out.display()
+    );
+    PrecomputeConfig::from_toml(&text, Path::new("cc.toml")).unwrap()
 }
 
 #[test]
@@ -335,24 +361,7 @@ fn cc12m_shards_with_a_missing_caption_and_a_truncated_tar_finish() {
     input_tar(&input.join("00002.tar"), &[("200", Some("a boat"))], 20);
 
     let out = tmp.path().join("shards");
-    let text = format!(
-        r#"
-        [source]
-        kind = "webdataset"
-        path = "{}"
-        val_shards = 1
-        [preprocess]
-        resolution = 8
-        max_bad_fraction = 0.5
-        [autoencoder]
-        kind = "identity"
-        [output]
-        dir = "{}"
-        "#,
-        input.display(),
-        out.display()
-    );
-    let cfg = PrecomputeConfig::from_toml(&text, Path::new("cc.toml")).unwrap();
+    let cfg = webdataset_config(&input, &out);
     let report = run(&cfg);
     let m = report.manifest.expect("finished");
     assert!(m.has_captions && !m.has_labels);
@@ -508,35 +517,10 @@ fn an_input_tar_member_declaring_64_gib_is_listed_in_bad_samples() {
     // 8^12 - 1 bytes (64 GiB) declared for 001.jpg, checksum fixed: the old tar reader
     // allocated the declared size at once and aborted the run (signal 6) with no bad-samples.tsv.
     let mut bytes = std::fs::read(&tar).unwrap();
-    let at = (0..bytes.len())
-        .step_by(512)
-        .find(|&o| bytes[o..].starts_with(b"001.jpg\0"))
-        .unwrap();
-    let h = &mut bytes[at..at + 512];
-    h[124..136].copy_from_slice(b"777777777777");
-    h[148..156].copy_from_slice(b"        ");
-    let sum: u64 = h.iter().map(|&b| u64::from(b)).sum();
-    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    tar_damage::declare_size(&mut bytes, "001.jpg", b"777777777777");
     std::fs::write(&tar, &bytes).unwrap();
     let out = tmp.path().join("shards");
-    let text = format!(
-        r#"
-        [source]
-        kind = "webdataset"
-        path = "{}"
-        val_shards = 1
-        [preprocess]
-        resolution = 8
-        max_bad_fraction = 0.5
-        [autoencoder]
-        kind = "identity"
-        [output]
-        dir = "{}"
-        "#,
-        input.display(),
-        out.display()
-    );
-    let cfg = PrecomputeConfig::from_toml(&text, Path::new("cc.toml")).unwrap();
+    let cfg = webdataset_config(&input, &out);
     let report = run(&cfg);
     assert_eq!((report.samples_written, report.samples_skipped), (2, 1));
     let bad = std::fs::read_to_string(out.join(BAD_SAMPLES_FILE)).unwrap();

@@ -1,6 +1,9 @@
 //! The streaming latent-shard loader: determinism independent of workers, exact resume (also
 //! across epoch boundaries and skipped shards), data-parallel splits, bad shards, collation.
 
+#[path = "common/tar_damage.rs"]
+mod tar_damage;
+
 use flowscale_data::shards::loader::plan::epoch_plan;
 use flowscale_data::{
     LatentSample, LatentShardLoader, LatentShardWriter, LoaderConfig, LoaderPosition, ShardSource,
@@ -364,20 +367,6 @@ fn a_latent_of_the_wrong_shape_and_mixed_labels_are_named() {
     );
 }
 
-/// Rewrites the size field (12 octal bytes) of `member`'s tar header and its checksum, as a
-/// damaged or hostile shard would have them.
-fn declare_size(tar: &mut [u8], member: &str, field: &[u8; 12]) {
-    let at = (0..tar.len())
-        .step_by(512)
-        .find(|&o| tar[o..].starts_with(member.as_bytes()) && tar[o + member.len()] == 0)
-        .unwrap_or_else(|| panic!("no header for {member}"));
-    let h = &mut tar[at..at + 512];
-    h[124..136].copy_from_slice(field);
-    h[148..156].copy_from_slice(b"        ");
-    let sum: u64 = h.iter().map(|&b| u64::from(b)).sum();
-    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
-}
-
 #[test]
 fn a_shard_member_declaring_64_gib_is_named_or_skipped() {
     let tmp = tempfile::tempdir().unwrap();
@@ -387,7 +376,7 @@ fn a_shard_member_declaring_64_gib_is_named_or_skipped() {
     // 8^12 - 1 bytes (64 GiB) declared for a member of a few hundred bytes: the old reader
     // allocated the declared size at once and aborted the process (signal 6), in training and
     // in precompute alike, before any error could be reported or the shard skipped.
-    declare_size(&mut bytes, "s00007.std.npy", b"777777777777");
+    tar_damage::declare_size(&mut bytes, "s00007.std.npy", b"777777777777");
     std::fs::write(bad, &bytes).unwrap();
     let err = flowscale_data::read_latent_shard(bad).unwrap_err();
     assert!(

@@ -3,6 +3,9 @@
 //! (`scripts/fixtures/write_cc12m_shard.py`), including a truncated copy and a sample without a
 //! caption, an image folder, and the npm emoji set when `scripts/setup` has fetched it.
 
+#[path = "common/tar_damage.rs"]
+mod tar_damage;
+
 use flowscale_data::images::{preprocess_batch, PreprocessConfig};
 use flowscale_data::sources::{
     read_emoji, read_image_folder, CaptionPolicy, FolderOptions, ImageNet, ValLabels,
@@ -396,20 +399,6 @@ fn the_emoji_set_is_captioned_by_name() {
     );
 }
 
-/// Rewrites the size field (12 octal bytes) of `member`'s tar header and its checksum, as a
-/// damaged or hostile archive would have them.
-fn declare_size(tar: &mut [u8], member: &str, field: &[u8; 12]) {
-    let at = (0..tar.len())
-        .step_by(512)
-        .find(|&o| tar[o..].starts_with(member.as_bytes()) && tar[o + member.len()] == 0)
-        .unwrap_or_else(|| panic!("no header for {member}"));
-    let h = &mut tar[at..at + 512];
-    h[124..136].copy_from_slice(field);
-    h[148..156].copy_from_slice(b"        ");
-    let sum: u64 = h.iter().map(|&b| u64::from(b)).sum();
-    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
-}
-
 #[test]
 fn a_tar_member_declaring_64_gib_is_a_damaged_shard_not_an_abort() {
     let tmp = tempfile::tempdir().unwrap();
@@ -422,7 +411,7 @@ fn a_tar_member_declaring_64_gib_is_a_damaged_shard_not_an_abort() {
     let mut bytes = w.finish().unwrap();
     // 8^12 - 1 bytes (64 GiB) declared for a small JPEG: the old reader allocated that at once
     // and aborted `precompute` (signal 6) instead of listing the shard in bad-samples.tsv.
-    declare_size(&mut bytes, "k1.jpg", b"777777777777");
+    tar_damage::declare_size(&mut bytes, "k1.jpg", b"777777777777");
     let bad = tmp.path().join("00000.tar");
     write(&bad, &bytes);
     let good = tmp.path().join("00001.tar");

@@ -35,7 +35,7 @@ impl LoadedRun {
         let run_dir = ck
             .run_dir
             .clone()
-            .ok_or_else(|| invalid(ck.dir.display(), "not inside <run>/checkpoints/"))?;
+            .ok_or_else(|| invalid(ck.dir().display(), "not inside <run>/checkpoints/"))?;
         let cfg = ck.run_config()?;
         // Every EMA the run keeps must be there: "ema" would otherwise evaluate fewer weight
         // sets than the run has, silently.
@@ -53,12 +53,12 @@ impl LoadedRun {
         })?;
         let data = RunData::open(&cfg.data, device, true)?;
         let spec = RunModelSpec::for_run(&cfg, data.channels(), data.side(), data.class_names());
-        check_backbone(&ck.dir.join("config.json"), &spec.backbone)?;
+        check_backbone(&ck, &spec.backbone)?;
         let model = RunModel::build(&spec, device)?;
         let run = Self {
             run_dir,
-            checkpoint: ck.dir.clone(),
-            step: ck.step,
+            checkpoint: ck.dir().to_path_buf(),
+            step: ck.checkpoint.step,
             cfg,
             formulation,
             data,
@@ -119,27 +119,17 @@ impl LoadedRun {
                     .map_err(|_| invalid("weights", format!("`{label}`")))?,
             ),
         };
-        let mut sets = vec![WeightSet::Raw];
-        if set != WeightSet::Raw {
-            sets.push(set);
-        }
-        for s in sets {
-            let group = s.group();
-            let path = self.checkpoint.join(format!("{group}.safetensors"));
-            self.model.load_weights(self.ck.group(&group)?, &path)?;
-        }
-        Ok(())
+        Ok(self.ck.load_weights(&self.model, set)?)
     }
 }
 
 /// The checkpoint's backbone config must be the one the run config describes (an edited run
 /// config or a checkpoint from another run would otherwise fail later, less clearly).
-fn check_backbone(path: &Path, expected: &MmditConfig) -> Result<()> {
-    let text = std::fs::read_to_string(path).map_err(|e| EvalError::io(path, e))?;
-    let saved = MmditConfig::from_json(&text).map_err(|e| invalid(path.display(), e))?;
+fn check_backbone(ck: &RunCheckpoint, expected: &MmditConfig) -> Result<()> {
+    let saved = ck.backbone_config()?;
     if &saved != expected {
         return Err(invalid(
-            path.display(),
+            ck.dir().join("config.json").display(),
             format!(
                 "the checkpoint's backbone differs from the one its run config describes \
                  (saved {saved:?}, run config {expected:?})"

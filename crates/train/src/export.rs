@@ -9,11 +9,10 @@
 
 use crate::config::RunConfig;
 use crate::error::Result;
-use crate::run::{RunCheckpoint, RunModel, RunModelSpec, WeightSet, CONDITIONER_PREFIX};
-use crate::run_dir::write_atomic;
-use crate::state::TrainState;
+use crate::run::{RunCheckpoint, RunModel, RunModelSpec, CONDITIONER_PREFIX};
+use crate::run_dir::{write_atomic, RunDir};
 use flowscale_models::checkpoint::{self as mck, Layout, StateDict};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use tch::{Kind, Tensor};
 
 pub use crate::run::{best_val_loss_step, resolve_checkpoint, StepChoice, WeightChoice};
@@ -45,19 +44,10 @@ pub struct ExportReport {
 pub fn export(req: &ExportRequest) -> Result<ExportReport> {
     let ck = RunCheckpoint::open(&req.source, req.step)?;
     let set = ck.weight_set(&req.weights)?;
-    // The model through the run layer: every tensor of the chosen set is checked by name and
-    // shape against it. EMAs cover trained tensors only; the fixed buffers (the position
-    // table) come with the raw weights.
+    // The model through the run layer: every tensor of the chosen set is checked by name,
+    // shape and dtype against it.
     let model = RunModel::build(&RunModelSpec::for_checkpoint(&ck)?, tch::Device::Cpu)?;
-    let model_path = ck.dir.join("model.safetensors");
-    model.load_weights(ck.group("model")?, &model_path)?;
-    if set != WeightSet::Raw {
-        let group = set.group();
-        model.load_weights(
-            ck.group(&group)?,
-            &ck.dir.join(format!("{group}.safetensors")),
-        )?;
-    }
+    ck.load_weights(&model, set)?;
     let mut tensors = StateDict::new();
     for (k, t) in model.named_tensors() {
         tensors.insert(k, t.f_detach()?.f_to_kind(req.dtype)?);
@@ -85,19 +75,21 @@ pub fn export(req: &ExportRequest) -> Result<ExportReport> {
         }
     };
     let label = set.label();
-    let card = model_card(&ck.dir, &ck.state, &label, req)?;
+    let card = model_card(&ck, &label, req)?;
     write_atomic(&card_path, card.as_bytes())?;
     Ok(ExportReport {
-        checkpoint: ck.dir,
+        checkpoint: ck.checkpoint.dir,
         weights: label,
     })
 }
 
 /// A model card: what was trained, how, and how well.
-fn model_card(dir: &Path, state: &TrainState, label: &str, req: &ExportRequest) -> Result<String> {
-    let run_dir = dir.parent().and_then(Path::parent);
-    let config_text = run_dir
-        .map(|r| r.join("config.resolved.toml"))
+fn model_card(ck: &RunCheckpoint, label: &str, req: &ExportRequest) -> Result<String> {
+    let (dir, state) = (ck.dir(), &ck.checkpoint.state);
+    let config_text = ck
+        .run_dir
+        .as_ref()
+        .map(|r| RunDir::new(r).config())
         .and_then(|p| std::fs::read_to_string(p).ok());
     let formulation = config_text
         .as_deref()

@@ -5,7 +5,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::{Args, ValueEnum};
 use flowscale_train::config::{load, DistBackend, RunConfig};
 use flowscale_train::{TrainOptions, Trainer};
@@ -69,8 +68,8 @@ pub fn run(args: &TrainStepArgs) -> anyhow::Result<()> {
     };
     let group = format!("{:?}", args.process_group).to_lowercase();
     if let Some(path) = &args.model_json {
-        std::fs::write(path, trainer.model().config().to_diffusers_json()?)
-            .with_context(|| format!("writing {}", path.display()))?;
+        let json = trainer.model().config().to_diffusers_json()?;
+        flowscale_core::write_atomic(path, json.as_bytes())?;
     }
     for _ in 0..args.warmup {
         trainer.step()?;

@@ -22,9 +22,7 @@ pub fn run(args: &ConfigArgs) -> anyhow::Result<()> {
     let config: RunConfig = load(&args.config, &args.overrides)?;
     let text = to_toml_string(&config).context("serialising the resolved config")?;
     match &args.out {
-        Some(path) => {
-            std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?
-        }
+        Some(path) => flowscale_core::write_atomic(path, text.as_bytes())?,
         None => print!("{text}"),
     }
     Ok(())

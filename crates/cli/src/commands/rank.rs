@@ -1,6 +1,5 @@
 //! `flowscale rank`: the paper's Pareto ranking of runs over settings (crates/eval/src/rank.rs).
 
-use anyhow::Context;
 use clap::Args;
 use flowscale_eval::pareto::parse_metrics;
 use flowscale_eval::rank::{rank_rows, RankOptions};
@@ -49,8 +48,7 @@ pub fn run(args: &RankArgs) -> anyhow::Result<()> {
     };
     let ranking = rank_rows(&rows, &opts)?;
     print!("{}", ranking.to_table());
-    std::fs::write(&args.out, ranking.to_csv())
-        .with_context(|| format!("writing {}", args.out.display()))?;
+    flowscale_core::write_atomic(&args.out, ranking.to_csv().as_bytes())?;
     println!("wrote {}", args.out.display());
     Ok(())
 }

@@ -11,4 +11,4 @@ pub mod checksums;
 mod store;
 pub mod tensor_match;
 
-pub use store::{group_of, CheckpointStore, LoadedCheckpoint, STATE_FILE};
+pub use store::{CheckpointStore, LoadedCheckpoint, STATE_FILE};

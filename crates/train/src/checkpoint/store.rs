@@ -32,20 +32,12 @@ pub struct LoadedCheckpoint<S> {
 
 impl<S> LoadedCheckpoint<S> {
     /// The tensors of group `name` (`model`, `ema-<decay>`, `optimizer`).
+    /// Its absence names the missing file.
     pub fn group(&self, name: &str) -> Result<&HashMap<String, Tensor>> {
-        group_of(&self.groups, &self.dir, name)
+        self.groups
+            .get(name)
+            .ok_or_else(|| TrainError::corrupt(&self.dir, format!("no {name}.safetensors")))
     }
-}
-
-/// Group `name` of a checkpoint folder `dir`'s `groups`; its absence names the missing file.
-pub fn group_of<'a>(
-    groups: &'a HashMap<String, HashMap<String, Tensor>>,
-    dir: &Path,
-    name: &str,
-) -> Result<&'a HashMap<String, Tensor>> {
-    groups
-        .get(name)
-        .ok_or_else(|| TrainError::corrupt(dir, format!("no {name}.safetensors")))
 }
 
 impl CheckpointStore {

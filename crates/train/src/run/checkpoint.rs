@@ -2,10 +2,12 @@
 //! folder, or a run directory with a step choice), the run config beside it, its weight sets
 //! (raw = `model.safetensors`, EMAs = `ema-<decay>.safetensors`) and which of them a user chose.
 
+use super::model::RunModel;
 use crate::checkpoint::{CheckpointStore, LoadedCheckpoint, STATE_FILE};
 use crate::config::RunConfig;
 use crate::error::{Result, TrainError};
 use crate::state::TrainState;
+use flowscale_models::MmditConfig;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tch::Tensor;
@@ -98,23 +100,14 @@ pub fn resolve_checkpoint(source: &Path, step: StepChoice) -> Result<PathBuf> {
 /// The paper's checkpoint rule: the step of the lowest validation loss, as recorded in the
 /// state of the run's newest checkpoint `latest` (`None` before the first validation).
 pub fn best_val_loss_step(latest: &Path) -> Result<Option<u64>> {
-    Ok(load_state_only(latest)?
-        .state
-        .best_val_loss
-        .map(|(_, step)| step))
+    Ok(read_state(latest)?.best_val_loss.map(|(_, step)| step))
 }
 
-fn load_state_only(dir: &Path) -> Result<LoadedCheckpoint<TrainState>> {
+/// A checkpoint's `state.json` alone, without its tensors.
+fn read_state(dir: &Path) -> Result<TrainState> {
     let path = dir.join(STATE_FILE);
     let text = std::fs::read_to_string(&path).map_err(|e| TrainError::io(&path, e))?;
-    let state: TrainState =
-        serde_json::from_str(&text).map_err(|e| TrainError::corrupt(&path, e))?;
-    Ok(LoadedCheckpoint {
-        dir: dir.to_path_buf(),
-        step: state.step,
-        groups: HashMap::new(),
-        state,
-    })
+    serde_json::from_str(&text).map_err(|e| TrainError::corrupt(&path, e))
 }
 
 /// A checkpoint whose files match their checksums and whose state is its folder's step.
@@ -132,14 +125,11 @@ pub fn load_intact(path: &Path) -> Result<LoadedCheckpoint<TrainState>> {
     Ok(ck)
 }
 
-/// A checkpoint folder read whole, with the run config of its run directory when there is one.
+/// A checkpoint folder read whole (checksums and step checked), with the run directory it sits
+/// in when it sits in one.
 pub struct RunCheckpoint {
-    /// `<run>/checkpoints/step-N/`.
-    pub dir: PathBuf,
-    pub step: u64,
-    pub state: TrainState,
-    /// Tensor groups by name (`model`, `ema-<decay>`, `optimizer`).
-    pub groups: HashMap<String, HashMap<String, Tensor>>,
+    /// `<run>/checkpoints/step-N/`: its state and tensor groups.
+    pub checkpoint: LoadedCheckpoint<TrainState>,
     /// The run directory holding the checkpoint (`<run>`), when the folder sits in one.
     pub run_dir: Option<PathBuf>,
 }
@@ -148,19 +138,21 @@ impl RunCheckpoint {
     /// Reads the checkpoint `source` names at `step` (see [`resolve_checkpoint`]).
     pub fn open(source: &Path, step: StepChoice) -> Result<Self> {
         let dir = resolve_checkpoint(source, step)?;
-        let ck = load_intact(&dir)?;
+        let checkpoint = load_intact(&dir)?;
         let run_dir = dir
             .parent()
             .filter(|p| p.file_name().is_some_and(|n| n == "checkpoints"))
             .and_then(Path::parent)
             .map(Path::to_path_buf);
         Ok(Self {
-            dir,
-            step: ck.step,
-            state: ck.state,
-            groups: ck.groups,
+            checkpoint,
             run_dir,
         })
+    }
+
+    /// `<run>/checkpoints/step-N/`.
+    pub fn dir(&self) -> &Path {
+        &self.checkpoint.dir
     }
 
     /// The resolved config the run recorded (`<run>/config.resolved.toml`).
@@ -168,7 +160,7 @@ impl RunCheckpoint {
         let run_dir = self.run_dir.as_ref().ok_or_else(|| {
             TrainError::Invalid(format!(
                 "{}: not inside <run>/checkpoints/, so the run config is unknown",
-                self.dir.display()
+                self.dir().display()
             ))
         })?;
         Ok(crate::config::load(
@@ -177,9 +169,32 @@ impl RunCheckpoint {
         )?)
     }
 
+    /// The backbone the checkpoint was written with (its `config.json`).
+    pub fn backbone_config(&self) -> Result<MmditConfig> {
+        let path = self.dir().join("config.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| TrainError::io(&path, e))?;
+        MmditConfig::from_json(&text).map_err(|e| TrainError::corrupt(&path, e))
+    }
+
+    /// Loads weight set `set` into `model`: the raw weights first (they carry the fixed
+    /// buffers, which EMAs do not), then the EMA over them; every tensor checked by the model.
+    pub fn load_weights(&self, model: &RunModel, set: WeightSet) -> Result<()> {
+        let sets = match set {
+            WeightSet::Raw => vec![WeightSet::Raw],
+            ema => vec![WeightSet::Raw, ema],
+        };
+        for s in sets {
+            let group = s.group();
+            let path = self.dir().join(format!("{group}.safetensors"));
+            model.load_weights(self.group(&group)?, &path)?;
+        }
+        Ok(())
+    }
+
     /// Decays of the checkpoint's EMAs, ascending.
     pub fn ema_decays(&self) -> Vec<f64> {
         let mut d: Vec<f64> = self
+            .checkpoint
             .groups
             .keys()
             .filter_map(|k| k.strip_prefix("ema-").and_then(|d| d.parse().ok()))
@@ -190,7 +205,7 @@ impl RunCheckpoint {
 
     /// The tensors of group `name`.
     pub fn group(&self, name: &str) -> Result<&HashMap<String, Tensor>> {
-        crate::checkpoint::group_of(&self.groups, &self.dir, name)
+        self.checkpoint.group(name)
     }
 
     /// The weight set `choice` names, as a concrete [`WeightSet`]: an EMA without a decay must
@@ -206,14 +221,14 @@ impl RunCheckpoint {
                     (None, _) => {
                         return Err(TrainError::Invalid(format!(
                             "{}: the run keeps EMAs {emas:?}; choose one with --weights ema:DECAY",
-                            self.dir.display()
+                            self.dir().display()
                         )))
                     }
                 };
                 if !emas.contains(&d) {
                     return Err(TrainError::Invalid(format!(
                         "{}: no EMA with decay {d} (the run keeps {emas:?})",
-                        self.dir.display()
+                        self.dir().display()
                     )));
                 }
                 Ok(WeightSet::Ema(d))

@@ -67,18 +67,14 @@ impl RunModelSpec {
             seed: cfg.run.seed,
         }
     }
-}
 
-impl RunModelSpec {
     /// The model a checkpoint holds, without the run's data: the backbone of its `config.json`
     /// and, when it trained class embeddings (`conditioner.*` tensors), a conditioner of their
     /// shapes. Caption conditioners have no trained tensors and are left out (their text encoder
     /// is not loaded). The seed is the run's when its config is known.
     pub fn for_checkpoint(ck: &RunCheckpoint) -> Result<Self> {
-        let config_path = ck.dir.join("config.json");
-        let text =
-            std::fs::read_to_string(&config_path).map_err(|e| TrainError::io(&config_path, e))?;
-        let backbone = MmditConfig::from_json(&text)?;
+        let config_path = ck.dir().join("config.json");
+        let backbone = ck.backbone_config()?;
         let run = ck.run_config().ok();
         let mut conditioning = run
             .as_ref()
@@ -195,10 +191,6 @@ impl RunModel {
         })
     }
 
-    pub fn device(&self) -> Device {
-        self.device
-    }
-
     pub fn backbone(&self) -> &Mmdit {
         &self.model
     }
@@ -250,8 +242,8 @@ impl RunModel {
     }
 
     /// Copies a checkpoint group (`tensors`, read from `source`) into the model after checking
-    /// every name and shape: each trained tensor must be there, the fixed buffers may be, and
-    /// nothing else may. Missing, unexpected and mis-shaped tensors are all named at once.
+    /// every name, shape and dtype: each trained tensor must be there, the fixed buffers may be,
+    /// and nothing else may. Every problem is named at once.
     pub fn load_weights(&self, tensors: &HashMap<String, Tensor>, source: &Path) -> Result<()> {
         let params = self.params();
         let buffers = self.buffers();

@@ -46,6 +46,16 @@ impl Trainer {
             cfg.checkpoint.keep_last as usize,
             cfg.checkpoint.keep_every,
         );
+        let (device, dp) = join_process_group(&cfg.run, solo_group)?;
+        let main = dp.as_ref().is_none_or(|d| d.rank() == 0);
+        // One writer per run directory: rank 0 holds its lock until the trainer is dropped, and
+        // takes it before reading anything of the run.
+        let lock = if main {
+            dir.create()?;
+            Some(DirLock::acquire(&dir.root, "flowscale train")?)
+        } else {
+            None
+        };
         let resume_from = checkpoint_to_resume(&dir, &store, &cfg, options.resume)?;
         if let (Some(r), false) = (&resume_from, options.quiet) {
             for s in &r.skipped {
@@ -57,15 +67,6 @@ impl Trainer {
                 r.checkpoint.dir.display()
             );
         }
-        let (device, dp) = join_process_group(&cfg.run, solo_group)?;
-        let main = dp.as_ref().is_none_or(|d| d.rank() == 0);
-        // One writer per run directory: rank 0 holds its lock until the trainer is dropped.
-        let lock = if main {
-            dir.create()?;
-            Some(DirLock::acquire(&dir.root, "flowscale train")?)
-        } else {
-            None
-        };
         if main {
             let resolved = crate::config::to_toml_string(&cfg)
                 .map_err(|e| TrainError::Invalid(format!("cannot serialise the config: {e}")))?;
@@ -89,10 +90,17 @@ impl Trainer {
         let mut ema = Ema::new(&params, &cfg.ema.decays, cfg.ema.every, cfg.ema.warmup)?;
         let flops_per_sample = model.train_flops_per_sample(data.side())?;
 
-        // Resume: the checkpoint's tensors, state and generator replace the fresh ones.
+        // Resume: the checkpoint's tensors, state and generator replace the fresh ones; the
+        // checkpoint's tensors are let go once restored. `skipped` names the damaged newer
+        // checkpoints passed over (`None` for a fresh run).
         let mut rng = FlowRng::new(cfg.run.seed);
         let mut state = fresh_state(&cfg, &rng)?;
-        if let Some(Resume { checkpoint: ck, .. }) = &resume_from {
+        let mut skipped: Option<Vec<String>> = None;
+        if let Some(Resume {
+            checkpoint: ck,
+            skipped: passed_over,
+        }) = resume_from
+        {
             let path = &ck.dir;
             if ck.state.config_hash != state.config_hash {
                 return Err(TrainError::Invalid(format!(
@@ -102,14 +110,15 @@ impl Trainer {
                     state.config_hash
                 )));
             }
-            restore(ck, &model, &mut optimizer, &mut ema, &cfg.ema)?;
-            state = ck.state.clone();
-            rng = FlowRng::from_state(state.rng_state).ok_or_else(|| {
+            restore(&ck, &model, &mut optimizer, &mut ema, &cfg.ema)?;
+            rng = FlowRng::from_state(ck.state.rng_state).ok_or_else(|| {
                 TrainError::corrupt(
                     path.join(crate::checkpoint::STATE_FILE),
                     "invalid generator state",
                 )
             })?;
+            state = ck.state;
+            skipped = Some(passed_over);
         }
         // Rank 0's weights on every rank: identical by construction (same seed), the broadcast
         // makes it a guarantee; after a resume, once the checkpoint is restored.
@@ -131,17 +140,17 @@ impl Trainer {
             rank_world,
             cfg.run.seed,
             device,
-            resume_from.is_some().then_some(&state),
+            skipped.is_some().then_some(&state),
         )?;
 
         // Logs (rank 0), and the fixed inputs of validation and sample grids.
         let (metrics, tb) = if main {
             let mut metrics =
-                MetricsWriter::open(&dir.metrics(), resume_from.is_some().then_some(state.step))?;
-            if let Some(r) = resume_from.as_ref().filter(|r| !r.skipped.is_empty()) {
+                MetricsWriter::open(&dir.metrics(), skipped.is_some().then_some(state.step))?;
+            if let Some(s) = skipped.as_ref().filter(|s| !s.is_empty()) {
                 // A fallback past damaged checkpoints is part of the run's record.
                 let mut fields = serde_json::Map::new();
-                fields.insert("skipped_damaged".into(), serde_json::json!(r.skipped));
+                fields.insert("skipped_damaged".into(), serde_json::json!(s));
                 metrics.write(state.step, "resume", fields)?;
             }
             (

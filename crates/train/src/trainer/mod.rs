@@ -131,10 +131,7 @@ impl Trainer {
                 if !checkpointed {
                     self.save_checkpoint()?;
                 }
-                bar.finish_and_clear();
-                if let Some(tb) = &mut self.tb {
-                    tb.flush()?;
-                }
+                self.finish(&bar)?;
                 return Err(TrainError::Interrupted {
                     signal,
                     step,
@@ -142,11 +139,17 @@ impl Trainer {
                 });
             }
         }
+        self.finish(&bar)
+    }
+
+    /// Clears the progress bar and flushes the event file: the end of a session, completed or
+    /// interrupted.
+    fn finish(&mut self, bar: &ProgressBar) -> Result<()> {
         bar.finish_and_clear();
-        if let Some(tb) = &mut self.tb {
-            tb.flush()?;
+        match &mut self.tb {
+            Some(tb) => tb.flush(),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Whether SIGINT/SIGTERM asked to stop after `step`. A single process checks after every
