@@ -371,7 +371,10 @@ fn cc12m_shards_with_a_missing_caption_and_a_truncated_tar_finish() {
     let first = read_latent_shard(&out.join("train-000000.tar")).unwrap();
     let keys: Vec<&str> = first.iter().map(|s| s.key.as_str()).collect();
     assert_eq!(keys, ["000", "002"]);
-    assert_eq!(first[1].caption.as_deref(), Some("a dog"));
+    assert_eq!(
+        first[1].caption("txt").and_then(|c| c.text.as_deref()),
+        Some("a dog")
+    );
     let bad = std::fs::read_to_string(out.join(BAD_SAMPLES_FILE)).unwrap();
     assert!(bad.contains("001\tno caption"), "{bad}");
     assert!(
@@ -478,9 +481,10 @@ fn taef2_latents_and_minilm_embeddings_are_the_encoders_outputs() {
             .max()
             .double_value(&[]);
         assert!(diff < 1e-4, "{}: flipped latent differs by {diff}", s.key);
-        let caption = s.caption.clone().unwrap();
+        let primary = s.caption("txt").unwrap();
+        let caption = primary.text.clone().unwrap();
         let emb = text_encoder.encode(&[caption.as_str()]).unwrap();
-        let (context, pooled) = s.text.as_ref().unwrap();
+        let (context, pooled) = primary.embedding.as_ref().unwrap();
         assert_eq!(context.kind(), tch::Kind::Half);
         let diff = (context.to_kind(tch::Kind::Float) - emb.context.squeeze_dim(0))
             .abs()

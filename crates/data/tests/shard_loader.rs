@@ -5,6 +5,7 @@
 mod tar_damage;
 
 use flowscale_data::shards::loader::plan::epoch_plan;
+use flowscale_data::shards::SampleCaption;
 use flowscale_data::{
     LatentSample, LatentShardLoader, LatentShardWriter, LoaderConfig, LoaderPosition, ShardSource,
 };
@@ -21,8 +22,11 @@ fn sample(n: i64) -> LatentSample {
         std: full(n as f64 / 1000.0),
         flip: Some((full(-(n as f64)), full(n as f64 / 1000.0))),
         label: Some(n % 10),
-        caption: Some(format!("sample {n}")),
-        text: None,
+        captions: vec![SampleCaption {
+            field: "txt".into(),
+            text: Some(format!("sample {n}")),
+            embedding: None,
+        }],
     }
 }
 
@@ -78,7 +82,10 @@ fn take(loader: &mut LatentShardLoader, k: usize) -> Vec<Vec<i64>> {
                 assert_eq!(mean[j], n as f32, "{}", b.keys[j]);
                 assert_eq!(flip[j], -n as f32);
                 assert_eq!(labels[j], n % 10);
-                assert_eq!(b.captions.as_ref().unwrap()[j], format!("sample {n}"));
+                assert_eq!(
+                    b.captions[0].texts.as_ref().unwrap()[j],
+                    format!("sample {n}")
+                );
             }
             let std: Vec<f32> =
                 Vec::try_from(b.std.mean_dim(&[1i64, 2, 3][..], false, Kind::Float)).unwrap();

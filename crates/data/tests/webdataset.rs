@@ -3,6 +3,7 @@
 //! `scripts/webdataset_interop.py write`) is read here. Python prints what it decoded; the tests
 //! compare it with the tensors on this side.
 
+use flowscale_data::shards::SampleCaption;
 use flowscale_data::{read_latent_shard, LatentSample, LatentShardWriter};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -31,6 +32,10 @@ fn python_read(shard: &Path) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
+}
+
+fn primary_text(s: &LatentSample) -> Option<&str> {
+    s.caption("txt").and_then(|c| c.text.as_deref())
 }
 
 fn npy_matches(t: &Tensor, v: &Value, what: &str) {
@@ -66,12 +71,13 @@ fn a_shard_written_by_webdataset_is_read() {
     for (s, v) in ours.iter().zip(&theirs) {
         assert_eq!(v["key"], s.key.as_str());
         assert_eq!(v["cls"].as_i64(), s.label);
-        assert_eq!(v["txt"].as_str(), s.caption.as_deref(), "{}", s.key);
+        assert_eq!(v["txt"].as_str(), primary_text(s), "{}", s.key);
         npy_matches(&s.mean, &v["mean.npy"], &s.key);
         npy_matches(&s.std, &v["std.npy"], &s.key);
     }
-    assert_eq!(ours[1].caption.as_deref(), Some("une robe d'été"));
-    assert_eq!(ours[2].caption, None);
+    assert_eq!(primary_text(&ours[1]), Some("une robe d'été"));
+    assert_eq!(primary_text(&ours[2]), None);
+    assert!(ours[2].captions.is_empty());
 }
 
 #[test]
@@ -88,13 +94,34 @@ fn a_shard_written_here_is_read_by_webdataset() {
             std: f(Kind::Half).abs(),
             flip: (i % 2 == 0).then(|| (f(Kind::Half), f(Kind::Half).abs())),
             label: Some(i * 10 + 1),
-            caption: (i != 3).then(|| format!("a photo of a sneaker nº{i}")),
-            text: (i == 1).then(|| {
-                (
-                    Tensor::randn([77, 384], (Kind::Float, Device::Cpu)).to_kind(Kind::Half),
-                    Tensor::randn([384], (Kind::Float, Device::Cpu)).to_kind(Kind::Half),
-                )
-            }),
+            captions: {
+                let embedding = || {
+                    (i == 1).then(|| {
+                        (
+                            Tensor::randn([77, 384], (Kind::Float, Device::Cpu))
+                                .to_kind(Kind::Half),
+                            Tensor::randn([384], (Kind::Float, Device::Cpu)).to_kind(Kind::Half),
+                        )
+                    })
+                };
+                let mut c = Vec::new();
+                if i != 3 {
+                    c.push(SampleCaption {
+                        field: "txt".into(),
+                        text: Some(format!("a photo of a sneaker nº{i}")),
+                        embedding: embedding(),
+                    });
+                }
+                // A second caption field (the paper's synthetic captions) on some samples.
+                if i % 2 == 1 {
+                    c.push(SampleCaption {
+                        field: "syn".into(),
+                        text: Some(format!("a white sneaker on a grey floor, view {i}")),
+                        embedding: embedding(),
+                    });
+                }
+                c
+            },
         })
         .collect();
     for s in &samples {
@@ -107,7 +134,9 @@ fn a_shard_written_here_is_read_by_webdataset() {
     for (s, v) in samples.iter().zip(&theirs) {
         assert_eq!(v["key"], s.key.as_str());
         assert_eq!(v["cls"].as_i64(), s.label);
-        assert_eq!(v["txt"].as_str(), s.caption.as_deref());
+        assert_eq!(v["txt"].as_str(), primary_text(s));
+        let syn = s.caption("syn");
+        assert_eq!(v["syn.txt"].as_str(), syn.and_then(|c| c.text.as_deref()));
         npy_matches(&s.mean, &v["mean.npy"], &s.key);
         npy_matches(&s.std, &v["std.npy"], &s.key);
         match &s.flip {
@@ -117,16 +146,35 @@ fn a_shard_written_here_is_read_by_webdataset() {
             }
             None => assert!(v.get("flip_mean.npy").is_none()),
         }
-        if let Some((c, p)) = &s.text {
-            npy_matches(c, &v["context.npy"], &s.key);
-            npy_matches(p, &v["pooled.npy"], &s.key);
+        for c in &s.captions {
+            let prefix = if c.field == "txt" {
+                String::new()
+            } else {
+                format!("{}.", c.field)
+            };
+            match &c.embedding {
+                Some((ctx, p)) => {
+                    npy_matches(ctx, &v[format!("{prefix}context.npy")], &s.key);
+                    npy_matches(p, &v[format!("{prefix}pooled.npy")], &s.key);
+                }
+                None => assert!(v.get(format!("{prefix}context.npy")).is_none()),
+            }
         }
     }
     // And back through our reader, bit for bit.
     let back = read_latent_shard(&path).unwrap();
     for (a, b) in samples.iter().zip(&back) {
         assert!(a.mean.equal(&b.mean) && a.std.equal(&b.std));
-        assert_eq!((a.label, &a.caption), (b.label, &b.caption));
+        assert_eq!((a.label, primary_text(a)), (b.label, primary_text(b)));
+        assert_eq!(a.captions.len(), b.captions.len(), "{}", a.key);
+        for (x, y) in a.captions.iter().zip(&b.captions) {
+            assert_eq!((&x.field, &x.text), (&y.field, &y.text));
+            match (&x.embedding, &y.embedding) {
+                (Some((c1, p1)), Some((c2, p2))) => assert!(c1.equal(c2) && p1.equal(p2)),
+                (None, None) => {}
+                _ => panic!("{}: embedding lost", a.key),
+            }
+        }
     }
 }
 
@@ -143,8 +191,7 @@ fn an_unfinished_writer_leaves_nothing_and_bad_shards_are_named() {
             std: t.shallow_clone(),
             flip: None,
             label: None,
-            caption: None,
-            text: None,
+            captions: Vec::new(),
         })
         .unwrap();
         // Dropped without finish, as on an error or a panic.
@@ -170,8 +217,7 @@ fn an_unfinished_writer_leaves_nothing_and_bad_shards_are_named() {
             std: t,
             flip: None,
             label: None,
-            caption: None,
-            text: None,
+            captions: Vec::new(),
         })
         .unwrap_err()
         .to_string();

@@ -43,8 +43,7 @@ fn write_shards_seeded(dir: &Path, prefix: &str, counts: &[u64]) -> Vec<ShardEnt
                     mean: mean.to_kind(Kind::Half),
                     std: std.to_kind(Kind::Half),
                     label: Some(label),
-                    caption: None,
-                    text: None,
+                    captions: Vec::new(),
                 })
                 .unwrap();
                 n += 1;
@@ -80,6 +79,7 @@ fn write_set(dir: &Path, kind: &str, with_val: bool) {
         class_names: vec!["dark".into(), "grey".into(), "light".into()],
         has_captions: false,
         text: None,
+        caption_fields: Vec::new(),
         splits: Splits {
             train: write_shards(dir, "train", &[12, 12, 12, 12, 12], 1),
             val: if with_val {

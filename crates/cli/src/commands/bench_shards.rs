@@ -62,8 +62,7 @@ fn make_set(dir: &Path, samples: usize) -> anyhow::Result<()> {
                     std: half(r().abs() * 0.1),
                     flip: Some((half(r()), half(r().abs() * 0.1))),
                     label: Some((k % 1000) as i64),
-                    caption: None,
-                    text: None,
+                    captions: Vec::new(),
                 })?;
             }
             let bytes = w.finish()?;
@@ -94,6 +93,7 @@ fn make_set(dir: &Path, samples: usize) -> anyhow::Result<()> {
         class_names: (0..1000).map(|c| format!("class {c}")).collect(),
         has_captions: false,
         text: None,
+        caption_fields: Vec::new(),
         splits: Splits {
             train: entries,
             val: vec![],

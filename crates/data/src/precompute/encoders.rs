@@ -91,6 +91,7 @@ impl Encoders {
                 encoder: t.config_path.display().to_string(),
                 context_shape: [tokens, width],
                 pooled_shape: [pooled],
+                sources: t.encoder.source_spans(),
             }
         })
     }

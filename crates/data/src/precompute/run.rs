@@ -9,7 +9,9 @@ use super::record::ShardRecord;
 use super::unit_writer::{write_unit, UnitContext};
 use crate::bad_samples::BadSampleReport;
 use crate::error::{DataError, Result};
-use crate::shards::{ShardEntry, ShardManifest, ShardSplit, Splits, MANIFEST_VERSION};
+use crate::shards::{
+    ShardEntry, ShardManifest, ShardSplit, Splits, MANIFEST_VERSION, PRIMARY_CAPTION,
+};
 use crate::sources::CaptionPolicy;
 use flowscale_core::atomic::{tmp_prefix, write_atomic};
 use serde_json::{json, Value};
@@ -313,6 +315,11 @@ fn build_manifest(
         class_names: plan.class_names.clone(),
         has_captions: plan.has_captions,
         text: encoders.text_info(),
+        caption_fields: if plan.has_captions || encoders.text.is_some() {
+            vec![PRIMARY_CAPTION.to_owned()]
+        } else {
+            Vec::new()
+        },
         splits: Splits {
             train: entries(ShardSplit::Train),
             val: entries(ShardSplit::Val),

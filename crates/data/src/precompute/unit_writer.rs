@@ -7,7 +7,7 @@ use super::record::ShardRecord;
 use crate::bad_samples::{BadSample, BadSampleReport};
 use crate::error::Result;
 use crate::images::{preprocess_batch, stack_images, PreparedSample};
-use crate::shards::{LatentDtype, LatentSample, LatentShardWriter};
+use crate::shards::{LatentDtype, LatentSample, LatentShardWriter, SampleCaption, PRIMARY_CAPTION};
 use crate::sources::{CaptionPolicy, Sample};
 use crate::PreprocessConfig;
 use std::path::Path;
@@ -140,10 +140,16 @@ fn encode_and_append(
             std: std.f_get(i)?,
             flip,
             label: s.label,
-            caption: s.caption,
-            text: match &text {
-                Some((c, p)) => Some((c.f_get(i)?, p.f_get(i)?)),
-                None => None,
+            captions: match (s.caption, &text) {
+                (None, None) => Vec::new(),
+                (caption, text) => vec![SampleCaption {
+                    field: PRIMARY_CAPTION.to_owned(),
+                    text: caption,
+                    embedding: match text {
+                        Some((c, p)) => Some((c.f_get(i)?, p.f_get(i)?)),
+                        None => None,
+                    },
+                }],
             },
         })?;
         (ctx.after_append)();

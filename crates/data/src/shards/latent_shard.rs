@@ -4,7 +4,9 @@
 //!   resamples `mean + std * eps`); float16 or float32
 //! - `flip_mean.npy`, `flip_std.npy`: the same for the horizontally flipped image (optional)
 //! - `cls`: the class label as decimal text (optional); `txt`: the caption (optional)
-//! - `context.npy`, `pooled.npy`: text-encoder outputs in float16 (optional)
+//! - `context.npy`, `pooled.npy`: text-encoder outputs of `txt` in float16 (optional)
+//! - `<field>.txt`, `<field>.context.npy`, `<field>.pooled.npy`: a further caption of the image
+//!   (for example a synthetic one, the paper's caption study) and its encoding
 //!
 //! Python reads them with `webdataset.WebDataset(url).decode()`. [`LatentShardWriter`] writes to a
 //! temporary name and renames when complete, so a killed writer leaves no partial shard.
@@ -19,6 +21,43 @@ use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use tch::Tensor;
 
+/// The caption field stored at the plain extensions (`txt`, `context.npy`, `pooled.npy`).
+pub const PRIMARY_CAPTION: &str = "txt";
+
+/// One caption of a sample: its text and/or its text-encoder outputs.
+#[derive(Debug)]
+pub struct SampleCaption {
+    /// [`PRIMARY_CAPTION`] or the name of a further field (`[A-Za-z0-9_]`, no dots: webdataset
+    /// splits names at the first dot).
+    pub field: String,
+    pub text: Option<String>,
+    /// `context [T, D]`, `pooled [P]`.
+    pub embedding: Option<(Tensor, Tensor)>,
+}
+
+impl SampleCaption {
+    /// The shard extension of `what` (`txt`, `context.npy`, `pooled.npy`) for this field.
+    fn ext(&self, what: &str) -> String {
+        caption_ext(&self.field, what)
+    }
+}
+
+fn caption_ext(field: &str, what: &str) -> String {
+    if field == PRIMARY_CAPTION {
+        what.to_owned()
+    } else {
+        format!("{field}.{what}")
+    }
+}
+
+/// Whether `field` can name a caption field: 1-32 of `[A-Za-z0-9_]`.
+pub fn is_caption_field(field: &str) -> bool {
+    (1..=32).contains(&field.len())
+        && field
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
 /// One sample of a latent shard.
 #[derive(Debug)]
 pub struct LatentSample {
@@ -27,8 +66,15 @@ pub struct LatentSample {
     pub std: Tensor,
     pub flip: Option<(Tensor, Tensor)>,
     pub label: Option<i64>,
-    pub caption: Option<String>,
-    pub text: Option<(Tensor, Tensor)>,
+    /// Its captions, [`PRIMARY_CAPTION`] first when present.
+    pub captions: Vec<SampleCaption>,
+}
+
+impl LatentSample {
+    /// The caption of `field`.
+    pub fn caption(&self, field: &str) -> Option<&SampleCaption> {
+        self.captions.iter().find(|c| c.field == field)
+    }
 }
 
 /// Writes one shard; call [`LatentShardWriter::finish`] to make it visible.
@@ -70,12 +116,25 @@ impl LatentShardWriter {
         if let Some(l) = s.label {
             entries.push(("cls".into(), l.to_string().into_bytes()));
         }
-        if let Some(c) = &s.caption {
-            entries.push(("txt".into(), c.clone().into_bytes()));
-        }
-        if let Some((c, p)) = &s.text {
-            entries.push(("context.npy".into(), to_npy(c)?));
-            entries.push(("pooled.npy".into(), to_npy(p)?));
+        for c in &s.captions {
+            let once = s.captions.iter().filter(|o| o.field == c.field).count() == 1;
+            let empty = c.text.is_none() && c.embedding.is_none();
+            if !is_caption_field(&c.field) || !once || empty {
+                return Err(DataError::Invalid(format!(
+                    "{}: sample {}: caption field {:?} must be 1-32 of [A-Za-z0-9_], appear once \
+                     and hold a text or an embedding",
+                    self.path.display(),
+                    s.key,
+                    c.field
+                )));
+            }
+            if let Some(t) = &c.text {
+                entries.push((c.ext("txt"), t.clone().into_bytes()));
+            }
+            if let Some((ctx, p)) = &c.embedding {
+                entries.push((c.ext("context.npy"), to_npy(ctx)?));
+                entries.push((c.ext("pooled.npy"), to_npy(p)?));
+            }
         }
         let tar = self.tar.as_mut().expect("not finished");
         for (ext, bytes) in entries {
@@ -113,6 +172,21 @@ impl Drop for LatentShardWriter {
     }
 }
 
+/// The caption field an entry extension belongs to, if it is a caption entry.
+fn caption_field_of(ext: &str) -> Option<String> {
+    for what in ["txt", "context.npy", "pooled.npy"] {
+        if ext == what {
+            return Some(PRIMARY_CAPTION.to_owned());
+        }
+        if let Some(field) = ext.strip_suffix(what).and_then(|f| f.strip_suffix('.')) {
+            if is_caption_field(field) {
+                return Some(field.to_owned());
+            }
+        }
+    }
+    None
+}
+
 /// Reads every sample of a shard. Missing `mean.npy`/`std.npy` or a malformed entry is an error
 /// naming the shard and the sample.
 pub fn read_latent_shard(path: &Path) -> Result<Vec<LatentSample>> {
@@ -134,23 +208,19 @@ pub fn read_latent_shard(path: &Path) -> Result<Vec<LatentSample>> {
         .into_iter()
         .map(|(key, mut g)| {
             let what = |ext: &str| format!("{}: sample {key}: {ext}", path.display());
-            let mut npy = |ext: &str| -> Result<Option<Tensor>> {
+            let npy = |g: &mut BTreeMap<String, Vec<u8>>, ext: &str| -> Result<Option<Tensor>> {
                 g.remove(ext).map(|b| from_npy(&b, &what(ext))).transpose()
             };
-            let mean = npy("mean.npy")?;
-            let std = npy("std.npy")?;
+            let mean = npy(&mut g, "mean.npy")?;
+            let std = npy(&mut g, "std.npy")?;
             let (Some(mean), Some(std)) = (mean, std) else {
                 return Err(DataError::corrupt(
                     path,
                     format!("sample {key} has no mean.npy/std.npy"),
                 ));
             };
-            let flip = match (npy("flip_mean.npy")?, npy("flip_std.npy")?) {
+            let flip = match (npy(&mut g, "flip_mean.npy")?, npy(&mut g, "flip_std.npy")?) {
                 (Some(m), Some(s)) => Some((m, s)),
-                _ => None,
-            };
-            let text = match (npy("context.npy")?, npy("pooled.npy")?) {
-                (Some(c), Some(p)) => Some((c, p)),
                 _ => None,
             };
             let label = match g.remove("cls") {
@@ -159,17 +229,49 @@ pub fn read_latent_shard(path: &Path) -> Result<Vec<LatentSample>> {
                 )?),
                 None => None,
             };
-            let caption = g
-                .remove("txt")
-                .map(|b| String::from_utf8_lossy(&b).into_owned());
+            let mut fields: Vec<String> =
+                g.keys().filter_map(|ext| caption_field_of(ext)).collect();
+            fields.sort_by_key(|f| (f != PRIMARY_CAPTION, f.clone()));
+            fields.dedup();
+            let mut captions = Vec::with_capacity(fields.len());
+            for field in fields {
+                let text = match g.remove(&caption_ext(&field, "txt")) {
+                    Some(b) => Some(String::from_utf8(b).map_err(|_| {
+                        DataError::corrupt(
+                            path,
+                            format!("sample {key}: {} is not UTF-8", caption_ext(&field, "txt")),
+                        )
+                    })?),
+                    None => None,
+                };
+                let ctx = npy(&mut g, &caption_ext(&field, "context.npy"))?;
+                let pooled = npy(&mut g, &caption_ext(&field, "pooled.npy"))?;
+                let embedding = match (ctx, pooled) {
+                    (Some(c), Some(p)) => Some((c, p)),
+                    (None, None) => None,
+                    _ => {
+                        return Err(DataError::corrupt(
+                            path,
+                            format!(
+                                "sample {key}: caption {field} has only one of context.npy and \
+                                 pooled.npy"
+                            ),
+                        ))
+                    }
+                };
+                captions.push(SampleCaption {
+                    field,
+                    text,
+                    embedding,
+                });
+            }
             Ok(LatentSample {
                 key,
                 mean,
                 std,
                 flip,
                 label,
-                caption,
-                text,
+                captions,
             })
         })
         .collect()

@@ -5,6 +5,8 @@
 //! ([`ShardManifest::check_matches`]) rather than silently trained on.
 
 use crate::error::{DataError, Result};
+use crate::shards::latent_shard::{is_caption_field, PRIMARY_CAPTION};
+use flowscale_encoders::text::TextSourceSpan;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -50,6 +52,28 @@ pub struct TextEmbeddingInfo {
     pub context_shape: [i64; 2],
     /// `[width]`.
     pub pooled_shape: [i64; 1],
+    /// Where each independently droppable source sits in context and pooled vector (SD3:
+    /// clip_l, clip_g, t5). Empty in manifests written before sources were recorded: one source
+    /// named `text` covering everything.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<TextSourceSpan>,
+}
+
+impl TextEmbeddingInfo {
+    /// The sources, with the single whole-tensor `text` source when none are recorded.
+    pub fn spans(&self) -> Vec<TextSourceSpan> {
+        if self.sources.is_empty() {
+            let [tokens, width] = self.context_shape;
+            vec![TextSourceSpan::whole(
+                "text",
+                tokens,
+                width,
+                self.pooled_shape[0],
+            )]
+        } else {
+            self.sources.clone()
+        }
+    }
 }
 
 /// One shard file of a split.
@@ -105,6 +129,11 @@ pub struct ShardManifest {
     pub has_captions: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<TextEmbeddingInfo>,
+    /// The caption fields every sample carries, `txt` first (each with its text when
+    /// `has_captions`, and its embedding when `text` is set). Empty in manifests written before
+    /// further fields existed: `txt` alone when there are captions or embeddings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub caption_fields: Vec<String>,
     pub splits: Splits,
 }
 
@@ -149,6 +178,17 @@ impl ShardManifest {
             &path,
             format!("{text}\n").as_bytes(),
         )?)
+    }
+
+    /// The caption fields of every sample (see [`ShardManifest::caption_fields`]).
+    pub fn caption_fields(&self) -> Vec<String> {
+        if !self.caption_fields.is_empty() {
+            self.caption_fields.clone()
+        } else if self.has_captions || self.text.is_some() {
+            vec![PRIMARY_CAPTION.to_owned()]
+        } else {
+            Vec::new()
+        }
     }
 
     /// The shards of a split.
@@ -225,6 +265,16 @@ impl ShardManifest {
                 return Err(format!(
                     "field text: shapes must be positive, got context {:?}, pooled {:?}",
                     t.context_shape, t.pooled_shape
+                ));
+            }
+            let [tokens, width] = t.context_shape;
+            TextSourceSpan::check_all(&t.spans(), tokens, width, t.pooled_shape[0])
+                .map_err(|e| format!("field text.sources: {e}"))?;
+        }
+        for (i, f) in self.caption_fields.iter().enumerate() {
+            if !is_caption_field(f) || self.caption_fields[..i].contains(f) {
+                return Err(format!(
+                    "field caption_fields: {f:?} must be 1-32 of [A-Za-z0-9_] and listed once"
                 ));
             }
         }
@@ -345,7 +395,9 @@ mod tests {
                 encoder: "all-MiniLM-L6-v2".into(),
                 context_shape: [77, 384],
                 pooled_shape: [384],
+                sources: Vec::new(),
             }),
+            caption_fields: Vec::new(),
             splits: Splits {
                 train: vec![ShardEntry {
                     file: "train-000000.tar".into(),

@@ -7,7 +7,10 @@ pub mod manifest;
 pub mod npy;
 pub mod tar;
 
-pub use latent_shard::{read_latent_shard, LatentSample, LatentShardWriter};
+pub use latent_shard::{
+    is_caption_field, read_latent_shard, LatentSample, LatentShardWriter, SampleCaption,
+    PRIMARY_CAPTION,
+};
 pub use loader::{LatentBatch, LatentShardLoader, LoaderConfig, LoaderPosition, ShardSource};
 pub use manifest::{
     AutoencoderInfo, CacheExpectation, LatentDtype, ShardEntry, ShardManifest, ShardSplit, Splits,

@@ -7,6 +7,7 @@ use crate::text::conditioning::TextConditioning;
 use crate::text::config::{ClipSection, EncoderKind, Sd3Section, TextEncoderConfig};
 use crate::text::hf_tokenizer::HfTokenizer;
 use crate::text::sd3::{ClipSource, Sd3Dims, Sd3TextStack, T5Source};
+use crate::text::source_span::TextSourceSpan;
 use crate::text::t5::T5Encoder;
 use tch::{Device, Kind, Tensor};
 
@@ -155,6 +156,21 @@ impl TextEncoder {
             context: Tensor::f_cat(&ctx, 0)?,
             pooled: Tensor::f_cat(&pooled, 0)?,
         })
+    }
+
+    /// The independently droppable sources and where each sits in the combined output.
+    pub fn source_spans(&self) -> Vec<TextSourceSpan> {
+        match self {
+            TextEncoder::MiniLm(m) => {
+                vec![TextSourceSpan::whole(
+                    "minilm",
+                    m.tokens as i64,
+                    m.width(),
+                    m.width(),
+                )]
+            }
+            TextEncoder::Sd3(s) => TextSourceSpan::sd3(&s.dims),
+        }
     }
 
     /// `(context tokens, context width, pooled width)`.

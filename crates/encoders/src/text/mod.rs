@@ -8,6 +8,7 @@ pub mod encoder;
 pub mod frozen;
 pub mod hf_tokenizer;
 pub mod sd3;
+pub mod source_span;
 pub mod t5;
 
 pub use bert::{Bert, BertConfig, MiniLm, SentenceEmbeddings};
@@ -18,4 +19,5 @@ pub use encoder::{MiniLmText, TextEncoder};
 pub use frozen::Frozen;
 pub use hf_tokenizer::{HfTokenizer, Padding, TokenBatch};
 pub use sd3::{Sd3Dims, Sd3TextStack};
+pub use source_span::TextSourceSpan;
 pub use t5::{T5Config, T5Encoder};

@@ -18,11 +18,20 @@ pub struct LatentBatch {
     pub flip: Option<(Tensor, Tensor)>,
     /// i64 `[B]`, when the samples are labelled.
     pub labels: Option<Tensor>,
-    pub captions: Option<Vec<String>>,
-    /// `context [B, T, D]`, `pooled [B, P]`.
-    pub text: Option<(Tensor, Tensor)>,
+    /// One column per caption field of the samples (every sample has the same fields).
+    pub captions: Vec<CaptionColumn>,
     /// Shards skipped as bad while this batch was assembled: their errors, which name them.
     pub skipped: Vec<String>,
+}
+
+/// One caption field of a batch.
+#[derive(Debug)]
+pub struct CaptionColumn {
+    pub field: String,
+    /// The caption of each sample, when stored.
+    pub texts: Option<Vec<String>>,
+    /// `context [B, T, D]`, `pooled [B, P]` in their stored dtype, when stored.
+    pub embedding: Option<(Tensor, Tensor)>,
 }
 
 /// Present in all samples, absent in all, or an error naming the first sample that differs.
@@ -110,19 +119,53 @@ pub fn collate(
         }
         None => None,
     };
-    let captions = all_or_none(&samples, shard_path, "caption", |s| s.caption.clone())?;
-    let text = match all_or_none(&samples, shard_path, "text embedding", |s| {
-        s.text
-            .as_ref()
-            .map(|(c, p)| (c.shallow_clone(), p.shallow_clone()))
-    })? {
-        Some(pairs) => {
-            let kind = pairs[0].0.kind();
-            let (c, p): (Vec<Tensor>, Vec<Tensor>) = pairs.into_iter().unzip();
-            Some((stack(&c, kind, pin)?, stack(&p, kind, pin)?))
+    let fields: Vec<String> = samples[0]
+        .1
+        .captions
+        .iter()
+        .map(|c| c.field.clone())
+        .collect();
+    for (id, s) in &samples {
+        if s.captions.len() != fields.len() || s.captions.iter().any(|c| !fields.contains(&c.field))
+        {
+            let theirs: Vec<&str> = s.captions.iter().map(|c| c.field.as_str()).collect();
+            return Err(DataError::corrupt(
+                &shard_path(*id),
+                format!(
+                    "sample {}: caption fields {theirs:?}, other samples of the batch have {fields:?}",
+                    s.key
+                ),
+            ));
         }
-        None => None,
-    };
+    }
+    let mut captions = Vec::with_capacity(fields.len());
+    for field in fields {
+        let texts = all_or_none(&samples, shard_path, &format!("caption {field}"), |s| {
+            s.caption(&field).and_then(|c| c.text.clone())
+        })?;
+        let embedding = match all_or_none(
+            &samples,
+            shard_path,
+            &format!("text embedding of {field}"),
+            |s| {
+                s.caption(&field)
+                    .and_then(|c| c.embedding.as_ref())
+                    .map(|(c, p)| (c.shallow_clone(), p.shallow_clone()))
+            },
+        )? {
+            Some(pairs) => {
+                let kind = pairs[0].0.kind();
+                let (c, p): (Vec<Tensor>, Vec<Tensor>) = pairs.into_iter().unzip();
+                Some((stack(&c, kind, pin)?, stack(&p, kind, pin)?))
+            }
+            None => None,
+        };
+        captions.push(CaptionColumn {
+            field,
+            texts,
+            embedding,
+        });
+    }
     let (ids, keys) = samples.into_iter().map(|(id, s)| (id, s.key)).unzip();
     Ok(LatentBatch {
         keys,
@@ -132,7 +175,6 @@ pub fn collate(
         flip,
         labels,
         captions,
-        text,
         skipped: Vec::new(),
     })
 }

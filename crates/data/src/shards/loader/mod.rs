@@ -22,7 +22,7 @@ pub mod position;
 mod shuffle;
 mod stream;
 
-pub use collate::LatentBatch;
+pub use collate::{CaptionColumn, LatentBatch};
 pub use config::{LoaderConfig, ShardSource};
 pub use position::{LoaderPosition, SampleId, ShardCursor};
 
