@@ -23,6 +23,7 @@ use crate::results::{to_csv, write_text, ResultRow};
 use crate::stats::FeatureStats;
 use flowscale_data::{to_model_pixels, to_u8_pixels};
 use flowscale_formulations::SamplerMethod;
+use flowscale_train::cond_input::CondInput;
 use flowscale_train::export::StepChoice;
 use flowscale_train::image_grid::save_grid;
 use flowscale_train::sampling::{generate, SamplerSetting};
@@ -183,8 +184,13 @@ pub fn evaluate(req: &EvalRequest, log: &mut dyn FnMut(&str)) -> Result<EvalOutc
                 method: SamplerMethod::Euler,
             };
             let start = Instant::now();
-            let generated =
-                sample_all(&run, setting, &noise, &labels, c.sampling.batch_size as i64)?;
+            let generated = sample_all(
+                &run,
+                setting,
+                &noise,
+                &CondInput::Labels(labels.shallow_clone()),
+                c.sampling.batch_size as i64,
+            )?;
             // Latent runs: through the run's autoencoder.
             let images = run.data.to_pixels(&generated)?;
             let seconds = start.elapsed().as_secs_f64();
@@ -421,7 +427,7 @@ fn sample_all(
     run: &LoadedRun,
     setting: SamplerSetting,
     noise: &Tensor,
-    labels: &Tensor,
+    cond: &CondInput,
     batch: i64,
 ) -> Result<Tensor> {
     let n = noise.size()[0];
@@ -430,8 +436,8 @@ fn sample_all(
     while start < n {
         let len = batch.max(1).min(n - start);
         let z = noise.f_narrow(0, start, len)?.f_to_device(run.device)?;
-        let l = labels.f_narrow(0, start, len)?.f_to_device(run.device)?;
-        let cond = run.model.encode_all(&l)?;
+        let part = cond.narrow(start, len)?.to_device(run.device)?;
+        let cond = run.model.encode_all(&part)?;
         let x = generate(run.formulation, setting, &z, &cond, |x, t, c| {
             run.model.forward(x, t, c)
         })?;

@@ -51,8 +51,8 @@ impl LoadedRun {
                 e,
             )
         })?;
-        let data = RunData::open(&cfg.data, device, true)?;
-        let spec = RunModelSpec::for_run(&cfg, data.channels(), data.side(), data.class_names());
+        let data = RunData::open(&cfg.data, &cfg.conditioning, device, true)?;
+        let spec = RunModelSpec::for_run(&cfg, &data);
         check_backbone(&ck, &spec.backbone)?;
         let model = RunModel::build(&spec, device)?;
         let run = Self {

@@ -1,11 +1,12 @@
-//! Conditioning providers: what turns a batch's labels (later: captions) into the backbone's
-//! context tokens `[B, L, D]` and pooled vector `[B, P]`.
+//! Conditioning providers: what turns a batch's [`CondInput`] (labels or per-sample text) into
+//! the backbone's context tokens `[B, L, D]` and pooled vector `[B, P]`.
 //!
 //! The interface is the one text encoders plug into: a provider has independently droppable
 //! *sources* (SD3: CLIP-L, CLIP-G, T5), and classifier-free-guidance dropout replaces each
 //! source's contribution by zeros with its own probability. Dropped-to-zero is also what the
 //! sampler uses as the unconditional input, as in SD3.
 
+use crate::cond_input::CondInput;
 use crate::error::{Result, TrainError};
 use tch::nn::{Init, Path};
 use tch::{Kind, Tensor};
@@ -31,10 +32,27 @@ impl Conditioning {
 
 /// A conditioning provider.
 pub trait ConditioningProvider {
-    /// Independently droppable sources.
-    fn sources(&self) -> usize;
-    /// Encodes labels (i64 `[B]`); `keep` holds one float `[B]` mask per source (1 keep, 0 drop).
-    fn encode(&self, labels: &Tensor, keep: &[Tensor]) -> Result<Conditioning>;
+    /// Names of the independently droppable sources, in keep-mask order.
+    fn source_names(&self) -> Vec<String>;
+    /// Encodes a batch; `keep` holds one float `[B]` mask per source (1 keep, 0 drop).
+    fn encode(&self, input: &CondInput, keep: &[Tensor]) -> Result<Conditioning>;
+}
+
+/// The i64 `[B]` labels of a class-conditioned batch.
+pub fn labels_of(input: &CondInput) -> Result<&Tensor> {
+    match input {
+        CondInput::Labels(l) if l.kind() == Kind::Int64 && l.dim() == 1 => Ok(l),
+        CondInput::Labels(l) => Err(TrainError::Invalid(format!(
+            "labels must be i64 [B], got {:?} {:?}",
+            l.kind(),
+            l.size()
+        ))),
+        CondInput::Text(_) => Err(TrainError::Invalid(
+            "this run conditions on classes, the batch carries captions; set \
+             conditioning.provider = \"text\" to train on captions"
+                .into(),
+        )),
+    }
 }
 
 /// Learned class embeddings: class -> `tokens` context tokens of width `context_dim` and a pooled
@@ -76,25 +94,31 @@ impl ClassEmbedding {
 }
 
 impl ConditioningProvider for ClassEmbedding {
-    fn sources(&self) -> usize {
-        1
+    fn source_names(&self) -> Vec<String> {
+        vec!["class".into()]
     }
 
-    fn encode(&self, labels: &Tensor, keep: &[Tensor]) -> Result<Conditioning> {
+    fn encode(&self, input: &CondInput, keep: &[Tensor]) -> Result<Conditioning> {
         if keep.len() != 1 {
             return Err(TrainError::Invalid(format!(
                 "class conditioning has 1 source, got {} keep masks",
                 keep.len()
             )));
         }
-        if labels.kind() != Kind::Int64 || labels.dim() != 1 {
-            return Err(TrainError::Invalid(format!(
-                "labels must be i64 [B], got {:?} {:?}",
-                labels.kind(),
-                labels.size()
-            )));
-        }
+        let labels = labels_of(input)?;
         let b = labels.size()[0];
+        let classes = self.classes();
+        if b > 0 {
+            let (lo, hi) = (
+                labels.f_min()?.int64_value(&[]),
+                labels.f_max()?.int64_value(&[]),
+            );
+            if lo < 0 || hi >= classes {
+                return Err(TrainError::Invalid(format!(
+                    "labels must be in 0..{classes}, got {lo}..={hi}"
+                )));
+            }
+        }
         let keep = keep[0].f_to_kind(self.pooled.kind())?.f_view([b, 1])?;
         let context = self
             .context
@@ -118,9 +142,9 @@ mod tests {
         let emb = ClassEmbedding::new(&(vs.root() / "conditioner"), 3, 2, 4, 5).unwrap();
         let names: Vec<String> = vs.variables().into_keys().collect();
         assert!(names.contains(&"conditioner.context".to_string()));
-        let labels = Tensor::from_slice(&[2i64, 0, 2]);
+        let labels = CondInput::Labels(Tensor::from_slice(&[2i64, 0, 2]));
         let keep = Tensor::from_slice(&[1.0f32, 1.0, 0.0]);
-        let c = emb.encode(&labels, &[keep]).unwrap();
+        let c = emb.encode(&labels, &[keep.shallow_clone()]).unwrap();
         assert_eq!(c.context.size(), vec![3, 2, 4]);
         assert_eq!(c.pooled.size(), vec![3, 5]);
         // Same class, same embedding; the dropped sample is exactly zero.
@@ -136,5 +160,9 @@ mod tests {
         );
         assert!(c.pooled.get(1).equal(&emb.pooled.get(0)));
         assert!(emb.encode(&labels, &[]).is_err());
+        // A label outside the table is named, not an index error deep in torch.
+        let bad = CondInput::Labels(Tensor::from_slice(&[3i64, 0, 0]));
+        let e = emb.encode(&bad, &[keep]).unwrap_err().to_string();
+        assert!(e.contains("0..3"), "{e}");
     }
 }

@@ -3,6 +3,7 @@
 //! (conditioning, optimiser, EMA, checkpoints, logging, validation, sample grids).
 
 pub mod checkpoint;
+pub mod cond_input;
 pub mod conditioning;
 pub mod config;
 pub mod distributed;
@@ -16,6 +17,7 @@ pub mod optim;
 pub mod resume_compat;
 pub mod run;
 pub mod run_dir;
+pub mod sample_text;
 pub mod sampling;
 pub mod state;
 pub mod tensorboard;

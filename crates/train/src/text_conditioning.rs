@@ -3,9 +3,10 @@
 //! sources. MiniLM gives one source; the SD3 stack three (CLIP-L, CLIP-G, T5), dropped
 //! independently and combined as SD3 does (docs/protocol.md section 6).
 
-use crate::conditioning::{Conditioning, ConditioningProvider};
+use crate::cond_input::CondInput;
+use crate::conditioning::{labels_of, Conditioning, ConditioningProvider};
 use crate::error::{Result, TrainError};
-use flowscale_encoders::text::sd3::{combine, ClipPart, Sd3Dims, Sd3Parts};
+use flowscale_encoders::text::sd3::{combine, ClipPart, Sd3Dims, Sd3Parts, SOURCES};
 use flowscale_encoders::text::TextEncoder;
 use tch::{Device, Kind, Tensor};
 
@@ -110,28 +111,22 @@ fn select(t: &Tensor, labels: &Tensor) -> Result<Tensor> {
 }
 
 impl ConditioningProvider for CaptionConditioning {
-    fn sources(&self) -> usize {
+    fn source_names(&self) -> Vec<String> {
         match self.tables {
-            Tables::Single { .. } => 1,
-            Tables::Sd3 { .. } => 3,
+            Tables::Single { .. } => vec!["minilm".into()],
+            Tables::Sd3 { .. } => SOURCES.iter().map(|s| (*s).to_owned()).collect(),
         }
     }
 
-    fn encode(&self, labels: &Tensor, keep: &[Tensor]) -> Result<Conditioning> {
-        if keep.len() != self.sources() {
+    fn encode(&self, input: &CondInput, keep: &[Tensor]) -> Result<Conditioning> {
+        let sources = self.source_names().len();
+        if keep.len() != sources {
             return Err(TrainError::Invalid(format!(
-                "caption conditioning has {} source(s), got {} keep masks",
-                self.sources(),
+                "caption conditioning has {sources} source(s), got {} keep masks",
                 keep.len()
             )));
         }
-        if labels.kind() != Kind::Int64 || labels.dim() != 1 {
-            return Err(TrainError::Invalid(format!(
-                "labels must be i64 [B], got {:?} {:?}",
-                labels.kind(),
-                labels.size()
-            )));
-        }
+        let labels = labels_of(input)?;
         let b = labels.size()[0];
         if b > 0 {
             let (lo, hi) = (

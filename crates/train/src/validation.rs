@@ -10,18 +10,18 @@
 //! float64 in sample order, so the result does not depend on the evaluation batch size (up to the
 //! backbone's own floating-point batch dependence) or on how samples are split over processes.
 
-use crate::conditioning::Conditioning;
+use crate::cond_input::CondInput;
 use crate::error::{Result, TrainError};
 use flowscale_formulations::Formulation;
 use tch::{Kind, Tensor};
 
-/// Fixed validation inputs: samples, their conditioning labels and their noise.
+/// Fixed validation inputs: samples, what they are conditioned on and their noise.
 #[derive(Debug)]
 pub struct ValidationSet {
     /// Float data `[N, C, H, W]`.
     pub x0: Tensor,
-    /// i64 `[N]`.
-    pub labels: Tensor,
+    /// Labels or captions of the `N` samples.
+    pub cond: CondInput,
     /// Fixed noise `[N, C, H, W]`, the same at every level and every evaluation.
     pub noise: Tensor,
 }
@@ -29,11 +29,11 @@ pub struct ValidationSet {
 impl ValidationSet {
     /// Draws the fixed noise from `seed` (torch's generator is reseeded; callers reseed their own
     /// streams per batch anyway).
-    pub fn new(x0: Tensor, labels: Tensor, seed: u64) -> Result<Self> {
+    pub fn new(x0: Tensor, cond: CondInput, seed: u64) -> Result<Self> {
         let noise = flowscale_formulations::with_torch_seed((seed >> 1) as i64, || {
             Tensor::f_randn(x0.size().as_slice(), (x0.kind(), x0.device()))
         })?;
-        Ok(Self { x0, labels, noise })
+        Ok(Self { x0, cond, noise })
     }
 
     pub fn len(&self) -> usize {
@@ -60,7 +60,8 @@ pub fn level_grid(levels: u32) -> Vec<f64> {
     (0..n).map(|k| k as f64 / (n - 1) as f64).collect()
 }
 
-/// Evaluates `forward(net_input, time_input, labels) -> raw output` on the validation set.
+/// Evaluates `forward(net_input, time_input, conditioning input) -> raw output` on the
+/// validation set.
 pub fn validation_loss<F>(
     formulation: Formulation,
     set: &ValidationSet,
@@ -69,7 +70,7 @@ pub fn validation_loss<F>(
     forward: F,
 ) -> Result<ValidationLoss>
 where
-    F: Fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor>,
+    F: Fn(&Tensor, &Tensor, &CondInput) -> Result<Tensor>,
 {
     let sums = level_sums(formulation, set, levels, batch_size, 0..set.len(), forward)?;
     Ok(from_level_sums(&sums, set.len()))
@@ -86,7 +87,7 @@ pub fn level_sums<F>(
     forward: F,
 ) -> Result<Vec<(f64, f64)>>
 where
-    F: Fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor>,
+    F: Fn(&Tensor, &Tensor, &CondInput) -> Result<Tensor>,
 {
     if batch_size == 0 || set.is_empty() || range.end > set.len() {
         return Err(TrainError::Invalid(format!(
@@ -107,9 +108,9 @@ where
             let len = batch_size.min(range.end - start);
             let x0 = set.x0.f_narrow(0, start as i64, len as i64)?;
             let noise = set.noise.f_narrow(0, start as i64, len as i64)?;
-            let labels = set.labels.f_narrow(0, start as i64, len as i64)?;
+            let cond = set.cond.narrow(start as i64, len as i64)?;
             let batch = formulation.training_batch_with(&x0, &noise, &vec![native; len])?;
-            let pred = forward(&batch.net_input, &batch.time_input, &labels)?;
+            let pred = forward(&batch.net_input, &batch.time_input, &cond)?;
             let per = batch
                 .per_sample_loss(&pred.f_to_kind(batch.target.kind())?)?
                 .f_to_kind(Kind::Double)?;
@@ -134,21 +135,6 @@ pub fn from_level_sums(sums: &[(f64, f64)], n: usize) -> ValidationLoss {
     ValidationLoss { levels, mean }
 }
 
-/// Helper for callers that evaluate a conditioned backbone: wraps labels into conditioning.
-pub fn conditioned<'a, E, B>(
-    encode: E,
-    backbone: B,
-) -> impl Fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor> + 'a
-where
-    E: Fn(&Tensor) -> Result<Conditioning> + 'a,
-    B: Fn(&Tensor, &Tensor, &Conditioning) -> Result<Tensor> + 'a,
-{
-    move |x, t, labels| {
-        let cond = encode(labels)?;
-        backbone(x, t, &cond)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,7 +143,7 @@ mod tests {
         tch::manual_seed(3);
         let x0 = Tensor::randn([10, 2, 3, 3], (Kind::Float, tch::Device::Cpu)) * 0.5 + 0.2;
         let labels = Tensor::zeros([10], (Kind::Int64, tch::Device::Cpu));
-        ValidationSet::new(x0, labels, 11).unwrap()
+        ValidationSet::new(x0, CondInput::Labels(labels), 11).unwrap()
     }
 
     #[test]
@@ -174,7 +160,7 @@ mod tests {
         // computable directly from the fixed set.
         let s = set();
         let form = Formulation::parse("rf/lognorm(0.00, 1.00)").unwrap();
-        let zero = |x: &Tensor, _t: &Tensor, _l: &Tensor| Ok(x.zeros_like());
+        let zero = |x: &Tensor, _t: &Tensor, _l: &CondInput| Ok(x.zeros_like());
         let a = validation_loss(form, &s, 8, 3, zero).unwrap();
         let b = validation_loss(form, &s, 8, 10, zero).unwrap();
         assert_eq!(a, b);
@@ -193,7 +179,7 @@ mod tests {
         // EDM's weight is infinite at sigma = 0: an unclamped t = 0 level made the mean NaN,
         // which the checkpoint state cannot store.
         let s = set();
-        let zero = |x: &Tensor, _t: &Tensor, _l: &Tensor| Ok(x.zeros_like());
+        let zero = |x: &Tensor, _t: &Tensor, _l: &CondInput| Ok(x.zeros_like());
         let all = flowscale_formulations::registry::registry();
         assert_eq!(all.len(), 61);
         for form in all {
@@ -213,7 +199,7 @@ mod tests {
         let s = set();
         let form = Formulation::parse("rf").unwrap();
         let target = &s.noise - &s.x0;
-        let net = |x: &Tensor, t: &Tensor, _l: &Tensor| {
+        let net = |x: &Tensor, t: &Tensor, _l: &CondInput| {
             let at_one = t.double_value(&[0]) >= 999.999;
             let n = x.size()[0];
             let good = target.narrow(0, 0, n);

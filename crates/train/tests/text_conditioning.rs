@@ -7,6 +7,7 @@ use flowscale_encoders::text::{
     ClipPadding, ClipText, ClipTextConfig, ClipTokenizer, HfTokenizer, T5Config, T5Encoder,
     TextEncoder, TextEncoderConfig,
 };
+use flowscale_train::cond_input::CondInput;
 use flowscale_train::conditioning::ConditioningProvider;
 use flowscale_train::text_conditioning::CaptionConditioning;
 use std::path::{Path, PathBuf};
@@ -33,8 +34,8 @@ fn minilm_captions_per_label_with_dropout() {
     let cfg = TextEncoderConfig::from_toml(&text, Path::new("t.toml")).unwrap();
     let enc = TextEncoder::load(&cfg, Device::Cpu).unwrap();
     let cond = CaptionConditioning::new(&enc, &CAPTIONS, 2, Device::Cpu).unwrap();
-    assert_eq!((cond.sources(), cond.classes()), (1, 3));
-    let labels = Tensor::from_slice(&[2i64, 0, 2]);
+    assert_eq!((cond.source_names().len(), cond.classes()), (1, 3));
+    let labels = CondInput::Labels(Tensor::from_slice(&[2i64, 0, 2]));
     let keep = Tensor::from_slice(&[1.0f32, 1.0, 0.0]);
     let c = cond.encode(&labels, &[keep]).unwrap();
     assert_eq!(c.context.size(), vec![3, 8, 384]);
@@ -58,7 +59,7 @@ fn minilm_captions_per_label_with_dropout() {
     assert!(!zero(&c.context.get(1)));
     assert!(cond
         .encode(
-            &Tensor::from_slice(&[3i64]),
+            &CondInput::Labels(Tensor::from_slice(&[3i64])),
             &[Tensor::from_slice(&[1.0f32])]
         )
         .is_err());
@@ -128,8 +129,8 @@ fn tiny_stack() -> Sd3TextStack {
 fn sd3_captions_have_three_independently_dropped_sources() {
     let enc = TextEncoder::Sd3(Box::new(tiny_stack()));
     let cond = CaptionConditioning::new(&enc, &CAPTIONS, 2, Device::Cpu).unwrap();
-    assert_eq!(cond.sources(), 3);
-    let labels = Tensor::from_slice(&[1i64, 1]);
+    assert_eq!(cond.source_names(), ["clip_l", "clip_g", "t5"]);
+    let labels = CondInput::Labels(Tensor::from_slice(&[1i64, 1]));
     let ones = Tensor::from_slice(&[1.0f32, 1.0]);
     let drop_second = Tensor::from_slice(&[1.0f32, 0.0]);
     let c = cond

@@ -11,7 +11,9 @@ pub use latent_shard::{
     is_caption_field, read_latent_shard, LatentSample, LatentShardWriter, SampleCaption,
     PRIMARY_CAPTION,
 };
-pub use loader::{LatentBatch, LatentShardLoader, LoaderConfig, LoaderPosition, ShardSource};
+pub use loader::{
+    CaptionColumn, LatentBatch, LatentShardLoader, LoaderConfig, LoaderPosition, ShardSource,
+};
 pub use manifest::{
     AutoencoderInfo, CacheExpectation, LatentDtype, ShardEntry, ShardManifest, ShardSplit, Splits,
     TextEmbeddingInfo, MANIFEST_FILE, MANIFEST_VERSION,

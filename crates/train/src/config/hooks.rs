@@ -3,11 +3,11 @@
 //! plus once at the end of the run).
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 use super::{Validate, Validator};
 
-/// How labels (or, with the text-encoder issue, captions) become the model's context tokens and
-/// pooled vector.
+/// How labels or per-sample captions become the model's context tokens and pooled vector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConditioningConfig {
@@ -20,15 +20,32 @@ pub struct ConditioningConfig {
     /// Probability that each conditioning source is replaced by zeros during training, for
     /// classifier-free guidance (the paper: 0.464 per text encoder, ~10% fully unconditional).
     pub dropout: f64,
-    /// Where context and pooled vectors come from: `class_embedding` (learned per class) or
+    /// Per-source dropout probabilities overriding `dropout`, by source name (`clip_l`, `clip_g`,
+    /// `t5` for the SD3 stack, `minilm`, `class`); an unknown name is an error listing the
+    /// run's sources.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub source_dropout: BTreeMap<String, f64>,
+    /// Where context and pooled vectors come from: `class_embedding` (learned per class),
     /// `captions` (each class's caption encoded once by the frozen text encoder of
-    /// `text_encoder`; `context_tokens`, `context_dim` and `pooled_dim` must equal its shapes).
+    /// `text_encoder`) or `text` (each sample's own caption from the latent shards). With a text
+    /// encoder, `context_tokens`, `context_dim` and `pooled_dim` must equal its shapes.
     pub provider: ConditioningProviderKind,
-    /// Text-encoder config (for example `configs/text/minilm.toml`) for `provider = "captions"`.
+    /// For `provider = "text"`: the embeddings `flowscale precompute` stored (`embeddings`), the
+    /// captions encoded on the fly by `text_encoder` (`encoder`), or the first when the shards
+    /// have them (`auto`).
+    pub text_from: TextFrom,
+    /// Text-encoder config (for example `configs/text/minilm.toml`): required for
+    /// `provider = "captions"` and for captions encoded on the fly; `flowscale generate` encodes
+    /// prompts with it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text_encoder: Option<String>,
     /// Caption of each class: `{}` is replaced by the class name.
     pub caption_template: String,
+    /// For `provider = "text"` on shards with several caption fields: the probability of
+    /// training on each field, by field name (the paper's caption study: `{ txt = 0.5,
+    /// syn = 0.5 }`); drawn per sample from the run's generator. Empty: the `txt` field alone.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub caption_mix: BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -37,6 +54,16 @@ pub enum ConditioningProviderKind {
     #[default]
     ClassEmbedding,
     Captions,
+    Text,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TextFrom {
+    #[default]
+    Auto,
+    Embeddings,
+    Encoder,
 }
 
 impl Default for ConditioningConfig {
@@ -46,9 +73,12 @@ impl Default for ConditioningConfig {
             context_dim: 64,
             pooled_dim: 64,
             dropout: 0.1,
+            source_dropout: BTreeMap::new(),
             provider: ConditioningProviderKind::default(),
+            text_from: TextFrom::default(),
             text_encoder: None,
             caption_template: "a photo of a {}".into(),
+            caption_mix: BTreeMap::new(),
         }
     }
 }
@@ -62,6 +92,34 @@ impl Validate for ConditioningConfig {
         if self.provider == ConditioningProviderKind::Captions && self.text_encoder.is_none() {
             v.fail("text_encoder", "is required with provider = \"captions\"");
         }
+        if self.text_from == TextFrom::Encoder && self.text_encoder.is_none() {
+            v.fail("text_encoder", "is required with text_from = \"encoder\"");
+        }
+        for (name, p) in &self.source_dropout {
+            v.in_range(&format!("source_dropout.{name}"), *p, 0.0, 1.0, false);
+        }
+        for (name, w) in &self.caption_mix {
+            v.at_least(&format!("caption_mix.{name}"), *w, 0.0, true);
+        }
+        if !self.caption_mix.is_empty() {
+            if self.provider != ConditioningProviderKind::Text {
+                v.fail("caption_mix", "applies to provider = \"text\" only");
+            }
+            let total: f64 = self.caption_mix.values().sum();
+            if !(total > 0.0 && total.is_finite()) {
+                v.fail("caption_mix", "needs a positive total weight");
+            }
+        }
+    }
+}
+
+impl ConditioningConfig {
+    /// Dropout probability of source `name`.
+    pub fn dropout_of(&self, name: &str) -> f64 {
+        self.source_dropout
+            .get(name)
+            .copied()
+            .unwrap_or(self.dropout)
     }
 }
 
@@ -115,6 +173,13 @@ pub struct SamplesConfig {
     /// Shift of the SD3 sigma schedule (default: the formulation's training shift).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shift: Option<f64>,
+    /// Rows of a text run's grids: the first val captions, one row each (a caption file next
+    /// to each grid lists them). Class runs have one row per class.
+    pub text_rows: u32,
+    /// Conditioning sources left out of the grids' conditional input (the paper samples
+    /// without T5: `["t5"]`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drop_sources: Vec<String>,
 }
 
 impl Default for SamplesConfig {
@@ -125,6 +190,8 @@ impl Default for SamplesConfig {
             steps: vec![25],
             cfg: vec![1.0, 2.5],
             shift: None,
+            text_rows: 8,
+            drop_sources: Vec::new(),
         }
     }
 }
@@ -132,6 +199,7 @@ impl Default for SamplesConfig {
 impl Validate for SamplesConfig {
     fn validate(&self, v: &mut Validator) {
         v.count_at_least("per_class", u64::from(self.per_class), 1);
+        v.count_at_least("text_rows", u64::from(self.text_rows), 1);
         if self.steps.is_empty() || self.steps.contains(&0) {
             v.fail("steps", "must list at least one positive step count");
         }

@@ -13,7 +13,7 @@ pub use flowscale_core::config::{
 };
 pub use hooks::{
     CheckpointConfig, ConditioningConfig, ConditioningProviderKind, LoggingConfig, NonFinitePolicy,
-    SamplesConfig, ValidationConfig,
+    SamplesConfig, TextFrom, ValidationConfig,
 };
 pub use run::{
     DataConfig, DatasetKind, DeviceChoice, EmaConfig, FormulationConfig, LrSchedule, ModelConfig,

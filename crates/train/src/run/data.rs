@@ -6,10 +6,12 @@
 //! checked against the manifest). Their FID reference is the val split decoded from its posterior
 //! means, so FID measures the generator, not the autoencoder's reconstruction error.
 
+use super::cond_source::CondSource;
 use super::latent_data::LatentData;
 use super::pixel_data::PixelData;
-use crate::config::{DataConfig, DatasetKind};
-use crate::error::Result;
+use crate::cond_input::CondInput;
+use crate::config::{ConditioningConfig, ConditioningProviderKind, DataConfig, DatasetKind};
+use crate::error::{Result, TrainError};
 use flowscale_data::{to_model_pixels, to_u8_pixels, LabeledImages};
 use tch::{Device, Tensor};
 
@@ -25,13 +27,36 @@ const DECODE_CHUNK: i64 = 16;
 impl RunData {
     /// The data `[data]` names. A latent run's autoencoder is loaded on `device` only when
     /// `decodes` (the process that turns samples into pixels).
-    pub fn open(data: &DataConfig, device: Device, decodes: bool) -> Result<Self> {
+    pub fn open(
+        data: &DataConfig,
+        conditioning: &ConditioningConfig,
+        device: Device,
+        decodes: bool,
+    ) -> Result<Self> {
         Ok(match data.dataset {
-            DatasetKind::LatentShards => {
-                Self::Latents(Box::new(LatentData::open(data, device, decodes)?))
+            DatasetKind::LatentShards => Self::Latents(Box::new(LatentData::open(
+                data,
+                conditioning,
+                device,
+                decodes,
+            )?)),
+            _ if conditioning.provider == ConditioningProviderKind::Text => {
+                return Err(TrainError::Invalid(format!(
+                    "conditioning.provider = \"text\" needs captioned latent shards; {:?} has \
+                     class labels only",
+                    data.dataset
+                )))
             }
             _ => Self::Pixels(PixelData::load(data)?),
         })
+    }
+
+    /// What the data conditions on.
+    pub fn cond_source(&self) -> &CondSource {
+        match self {
+            Self::Pixels(_) => &CondSource::Labels,
+            Self::Latents(l) => &l.cond,
+        }
     }
 
     pub fn class_names(&self) -> &[String] {
@@ -82,11 +107,14 @@ impl RunData {
         }
     }
 
-    /// The fixed validation inputs (model space) and their labels: the first `n` held-out
-    /// samples.
-    pub fn held_out(&self, n: usize, device: Device) -> Result<(Tensor, Tensor)> {
+    /// The fixed validation inputs (model space) and their conditioning: the first `n`
+    /// held-out samples.
+    pub fn held_out(&self, n: usize, device: Device) -> Result<(Tensor, CondInput)> {
         match self {
-            Self::Pixels(d) => d.held_out(n, device),
+            Self::Pixels(d) => {
+                let (x, labels) = d.held_out(n, device)?;
+                Ok((x, CondInput::Labels(labels)))
+            }
             Self::Latents(l) => l.held_out(n, device),
         }
     }

@@ -1,8 +1,11 @@
 //! Training on latent shards (`data.dataset = "latent-shards"`): the manifest, the streaming
-//! loader of this rank, posterior sampling, and the fixed validation latents.
+//! loader of this rank, posterior sampling, what each sample is conditioned on (its label or its
+//! caption), and the fixed validation latents.
 
+use super::cond_source::CondSource;
 use super::decoder::PixelDecoder;
-use crate::config::DataConfig;
+use crate::cond_input::{CondInput, TextBatch};
+use crate::config::{ConditioningConfig, DataConfig};
 use crate::error::{Result, TrainError};
 use flowscale_core::FlowRng;
 use flowscale_data::shards::{read_latent_shard, ShardManifest, ShardSplit};
@@ -14,13 +17,19 @@ pub struct LatentData {
     pub dir: PathBuf,
     pub manifest: ShardManifest,
     pub decoder: PixelDecoder,
+    pub cond: CondSource,
     loader: Option<LatentShardLoader>,
 }
 
 impl LatentData {
     /// Reads and checks the manifest of `data.path` against the run; loads the autoencoder's
     /// decoder when `decodes` (the process that draws sample grids).
-    pub fn open(data: &DataConfig, device: Device, decodes: bool) -> Result<Self> {
+    pub fn open(
+        data: &DataConfig,
+        conditioning: &ConditioningConfig,
+        device: Device,
+        decodes: bool,
+    ) -> Result<Self> {
         let dir = PathBuf::from(data.path.as_deref().unwrap_or_default());
         let manifest = ShardManifest::load(&dir)?;
         let path = ShardManifest::path(&dir);
@@ -32,13 +41,7 @@ impl LatentData {
                 data.resolution
             )));
         }
-        if !manifest.has_labels {
-            return Err(TrainError::Invalid(format!(
-                "{}: the shards carry no class labels; the trainer conditions on classes \
-                 (class embeddings or class captions)",
-                path.display()
-            )));
-        }
+        let cond = CondSource::for_shards(conditioning, &manifest, &path)?;
         let folder = data.autoencoder_path.as_deref().map(Path::new);
         let decoder =
             PixelDecoder::for_autoencoder(&manifest.autoencoder, &path, folder, device, decodes)?;
@@ -46,6 +49,7 @@ impl LatentData {
             dir,
             manifest,
             decoder,
+            cond,
             loader: None,
         })
     }
@@ -101,9 +105,10 @@ impl LatentData {
     }
 
     /// The next batch of this rank: model-space latents sampled from the posterior
-    /// (`mean + std * eps`, the flipped image's moments for a random half when stored) and
-    /// labels, both on `device`. Every draw comes from `rng`.
-    pub fn next(&mut self, rng: &mut FlowRng, device: Device) -> Result<(Tensor, Tensor)> {
+    /// (`mean + std * eps`, the flipped image's moments for a random half when stored) and what
+    /// each sample is conditioned on (its label, or the caption of a field drawn by the caption
+    /// mix), on `device`. Every draw comes from `rng`.
+    pub fn next(&mut self, rng: &mut FlowRng, device: Device) -> Result<(Tensor, CondInput)> {
         let batch = self.loader().next_batch()?;
         let to = |t: &Tensor| t.f_to_device_(device, Kind::Float, true, false);
         let b = batch.keys.len();
@@ -120,13 +125,24 @@ impl LatentData {
             Tensor::f_randn(mean.size().as_slice(), (Kind::Float, device))
         })?;
         let z = mean.f_add(&std.f_mul(&eps)?)?;
-        let labels = batch.labels.as_ref().ok_or_else(|| {
-            TrainError::corrupt(
-                &self.dir,
-                format!("a batch without labels (sample {})", batch.keys[0]),
-            )
-        })?;
-        Ok((self.decoder.to_model(&z)?, labels.f_to_device(device)?))
+        let cond = match &self.cond {
+            CondSource::Labels => {
+                let labels = batch.labels.as_ref().ok_or_else(|| {
+                    TrainError::corrupt(
+                        &self.dir,
+                        format!("a batch without labels (sample {})", batch.keys[0]),
+                    )
+                })?;
+                CondInput::Labels(labels.f_to_device(device)?)
+            }
+            CondSource::Text(t) => {
+                let pick = t.draw_fields(b, rng);
+                t.pick(&batch.captions, &pick, device).map_err(|e| {
+                    TrainError::corrupt(&self.dir, format!("sample {}: {e}", batch.keys[0]))
+                })?
+            }
+        };
+        Ok((self.decoder.to_model(&z)?, cond))
     }
 
     /// The loader's position (after the last batch taken).
@@ -135,8 +151,9 @@ impl LatentData {
     }
 
     /// The first `n` samples of the val split in manifest order, as posterior means (fixed
-    /// data; the fixed noise comes with the validation set), model-space, and their labels.
-    pub fn held_out(&self, n: usize, device: Device) -> Result<(Tensor, Tensor)> {
+    /// data; the fixed noise comes with the validation set), model-space, and their labels or
+    /// captions (of the first field the caption mix draws).
+    pub fn held_out(&self, n: usize, device: Device) -> Result<(Tensor, CondInput)> {
         let shards = self.manifest.shards(ShardSplit::Val);
         let path = ShardManifest::path(&self.dir);
         if shards.is_empty() {
@@ -145,18 +162,34 @@ impl LatentData {
                 path.display()
             )));
         }
-        let (mut means, mut labels) = (Vec::new(), Vec::new());
+        let field = match &self.cond {
+            CondSource::Text(t) => Some(t.fields[t.fixed_field()].clone()),
+            CondSource::Labels => None,
+        };
+        let (mut means, mut labels, mut texts, mut embeddings) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for s in shards {
             if means.len() == n {
                 break;
             }
             let shard = self.dir.join(&s.file);
             for sample in read_latent_shard(&shard)?.into_iter().take(n - means.len()) {
-                let label = sample.label.ok_or_else(|| {
-                    TrainError::corrupt(&shard, format!("sample {} has no label", sample.key))
-                })?;
+                let missing = |what: &str| {
+                    TrainError::corrupt(&shard, format!("sample {} has no {what}", sample.key))
+                };
+                match &field {
+                    None => labels.push(sample.label.ok_or_else(|| missing("label"))?),
+                    Some(f) => {
+                        let c = sample
+                            .caption(f)
+                            .ok_or_else(|| missing(&format!("caption {f}")))?;
+                        texts.push(c.text.clone());
+                        if let Some((ctx, p)) = &c.embedding {
+                            embeddings.push((ctx.shallow_clone(), p.shallow_clone()));
+                        }
+                    }
+                }
                 means.push(sample.mean.f_to_kind(Kind::Float)?);
-                labels.push(label);
             }
         }
         if means.len() < n {
@@ -169,6 +202,39 @@ impl LatentData {
         let x = self
             .decoder
             .to_model(&Tensor::f_stack(&means, 0)?.f_to_device(device)?)?;
-        Ok((x, Tensor::f_from_slice(&labels)?.f_to_device(device)?))
+        let cond = match &self.cond {
+            CondSource::Labels => {
+                CondInput::Labels(Tensor::f_from_slice(&labels)?.f_to_device(device)?)
+            }
+            CondSource::Text(t) => {
+                let embedding = if t.embedded.is_some() {
+                    if embeddings.len() != means.len() {
+                        return Err(TrainError::corrupt(
+                            &path,
+                            "val samples without stored text embeddings",
+                        ));
+                    }
+                    let (c, p): (Vec<Tensor>, Vec<Tensor>) = embeddings.into_iter().unzip();
+                    Some((
+                        Tensor::f_stack(&c, 0)?.f_to_device(device)?,
+                        Tensor::f_stack(&p, 0)?.f_to_device(device)?,
+                    ))
+                } else {
+                    None
+                };
+                let captions: Option<Vec<String>> = texts.into_iter().collect();
+                if embedding.is_none() && captions.is_none() {
+                    return Err(TrainError::corrupt(
+                        &path,
+                        "val samples without caption text",
+                    ));
+                }
+                CondInput::Text(TextBatch {
+                    captions,
+                    embedding,
+                })
+            }
+        };
+        Ok((x, cond))
     }
 }

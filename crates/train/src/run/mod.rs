@@ -5,11 +5,13 @@
 //! - [`RunModel`]: backbone + conditioning provider from `[model]`/`[conditioning]`, trained
 //!   tensors under checkpoint names, weight loading with every key checked, the forward pass
 //!   under the run's precision.
-//! - [`RunData`]: pixel or latent data from `[data]`, its validation inputs, its decoder to
-//!   pixels and the FID reference.
+//! - [`RunData`]: pixel or latent data from `[data]`, what it conditions on ([`CondSource`]:
+//!   labels or per-sample captions), its validation inputs, its decoder to pixels and the FID
+//!   reference.
 //! - [`RunCheckpoint`]: a checkpoint folder chosen by step, its weight sets and the run config.
 
 mod checkpoint;
+mod cond_source;
 mod data;
 mod decoder;
 mod latent_data;
@@ -20,6 +22,7 @@ pub use checkpoint::{
     best_val_loss_step, ema_group_name, load_intact, resolve_checkpoint, RunCheckpoint, StepChoice,
     WeightChoice, WeightSet,
 };
+pub use cond_source::{CondSource, TextSource};
 pub use data::RunData;
 pub use decoder::PixelDecoder;
 pub use latent_data::LatentData;

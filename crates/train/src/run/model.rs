@@ -7,12 +7,17 @@
 //! evaluated and exported by the code that trained it.
 
 use super::checkpoint::RunCheckpoint;
+use super::cond_source::CondSource;
+use super::data::RunData;
+use crate::cond_input::CondInput;
 use crate::conditioning::{ClassEmbedding, Conditioning, ConditioningProvider};
 use crate::config::{
     ConditioningConfig, ConditioningProviderKind, ModelConfig, Precision, RunConfig,
 };
 use crate::error::{Result, TrainError};
+use crate::sample_text::SampleText;
 use crate::text_conditioning::CaptionConditioning;
+use flowscale_encoders::text::{TextEncoder, TextEncoderConfig, TextSourceSpan};
 use flowscale_models::{forward_cost, Mmdit, MmditConfig};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -29,17 +34,42 @@ pub enum ConditionerSpec {
     Classes(i64),
     /// Each class's caption through the frozen text encoder (`provider = "captions"`).
     ClassCaptions(Vec<String>),
+    /// Each sample's own caption (`provider = "text"`).
+    Text(TextSpec),
     /// No conditioner: for consumers of the backbone alone (export of a checkpoint without its
     /// run directory).
     None,
 }
 
+/// Per-sample text conditioning: where its sources sit and which encoder (if any) runs.
+#[derive(Debug, Clone)]
+pub struct TextSpec {
+    /// Sources and `(context tokens, width, pooled width)` of stored embeddings; `None` when the
+    /// encoder gives them.
+    pub embedded: Option<(Vec<TextSourceSpan>, (i64, i64, i64))>,
+    /// Text-encoder config loaded with the model: captions encoded on the fly, or prompts at
+    /// inference. `None` with stored embeddings at train time (no encoder is loaded).
+    pub encoder: Option<String>,
+}
+
 impl ConditionerSpec {
-    /// The provider `[conditioning]` asks for, over the classes of the data.
-    pub fn for_run(c: &ConditioningConfig, class_names: &[String]) -> Self {
-        match c.provider {
-            ConditioningProviderKind::ClassEmbedding => Self::Classes(class_names.len() as i64),
-            ConditioningProviderKind::Captions => Self::ClassCaptions(class_names.to_vec()),
+    /// The provider `[conditioning]` asks for, over what the data conditions on.
+    pub fn for_run(c: &ConditioningConfig, data: &RunData) -> Self {
+        match (c.provider, data.cond_source()) {
+            (_, CondSource::Text(t)) => Self::Text(TextSpec {
+                embedded: t.embedded.as_ref().map(|e| {
+                    let [tokens, width] = e.context_shape;
+                    (e.spans(), (tokens, width, e.pooled_shape[0]))
+                }),
+                encoder: match t.embedded {
+                    Some(_) => None,
+                    None => c.text_encoder.clone(),
+                },
+            }),
+            (ConditioningProviderKind::Captions, _) => {
+                Self::ClassCaptions(data.class_names().to_vec())
+            }
+            _ => Self::Classes(data.classes()),
         }
     }
 }
@@ -56,15 +86,28 @@ pub struct RunModelSpec {
 }
 
 impl RunModelSpec {
-    /// The model of run `cfg` on data with `channels` channels, `side` x `side` inputs and
-    /// `class_names`.
-    pub fn for_run(cfg: &RunConfig, channels: i64, side: i64, class_names: &[String]) -> Self {
+    /// The model of run `cfg` on `data`.
+    pub fn for_run(cfg: &RunConfig, data: &RunData) -> Self {
         Self {
-            backbone: mmdit_config(&cfg.model, &cfg.conditioning, channels, side),
+            backbone: mmdit_config(&cfg.model, &cfg.conditioning, data.channels(), data.side()),
             conditioning: cfg.conditioning.clone(),
-            conditioner: ConditionerSpec::for_run(&cfg.conditioning, class_names),
+            conditioner: ConditionerSpec::for_run(&cfg.conditioning, data),
             precision: cfg.train.precision,
             seed: cfg.run.seed,
+        }
+    }
+
+    /// Loads the text encoder of `config` with a text model (to encode prompts at inference,
+    /// where training used stored embeddings). An error for class-conditioned models.
+    pub fn with_text_encoder(mut self, config: &str) -> Result<Self> {
+        match &mut self.conditioner {
+            ConditionerSpec::Text(t) => {
+                t.encoder = Some(config.to_owned());
+                Ok(self)
+            }
+            _ => Err(TrainError::Invalid(
+                "a text encoder was given for a class-conditioned model".into(),
+            )),
         }
     }
 
@@ -177,6 +220,7 @@ impl RunModel {
                 ConditionerSpec::ClassCaptions(names) => {
                     Some(Box::new(caption_conditioning(c, names, device)?))
                 }
+                ConditionerSpec::Text(t) => Some(Box::new(sample_text(c, t, device)?)),
                 ConditionerSpec::None => None,
             };
             Ok(Self {
@@ -270,9 +314,12 @@ impl RunModel {
         Ok(())
     }
 
-    /// Independently droppable conditioning sources (0 without a conditioner).
-    pub fn conditioning_sources(&self) -> usize {
-        self.conditioner.as_ref().map_or(0, |c| c.sources())
+    /// Names of the independently droppable conditioning sources, in keep-mask order (none
+    /// without a conditioner).
+    pub fn conditioning_sources(&self) -> Vec<String> {
+        self.conditioner
+            .as_ref()
+            .map_or_else(Vec::new, |c| c.source_names())
     }
 
     fn conditioner(&self) -> Result<&dyn ConditioningProvider> {
@@ -281,18 +328,34 @@ impl RunModel {
         })
     }
 
-    /// Conditioning of `labels` with per-source keep masks (1 keep, 0 drop).
-    pub fn encode(&self, labels: &Tensor, keep: &[Tensor]) -> Result<Conditioning> {
-        self.conditioner()?.encode(labels, keep)
+    /// Conditioning of `input` with per-source keep masks (1 keep, 0 drop).
+    pub fn encode(&self, input: &CondInput, keep: &[Tensor]) -> Result<Conditioning> {
+        self.conditioner()?.encode(input, keep)
     }
 
-    /// Conditioning of `labels` with nothing dropped.
-    pub fn encode_all(&self, labels: &Tensor) -> Result<Conditioning> {
-        let b = labels.size().first().copied().unwrap_or(0);
-        let keep = (0..self.conditioning_sources())
-            .map(|_| Tensor::f_ones([b], (Kind::Float, labels.device())))
+    /// Conditioning of `input` with nothing dropped.
+    pub fn encode_all(&self, input: &CondInput) -> Result<Conditioning> {
+        self.encode_without(input, &[])
+    }
+
+    /// Conditioning of `input` with the sources named in `dropped` left out (zeros) for every
+    /// sample: the paper drops T5 at inference. An unknown name lists the model's sources.
+    pub fn encode_without(&self, input: &CondInput, dropped: &[String]) -> Result<Conditioning> {
+        let names = self.conditioning_sources();
+        if let Some(unknown) = dropped.iter().find(|d| !names.contains(d)) {
+            return Err(TrainError::Invalid(format!(
+                "no conditioning source {unknown:?}; this model has {names:?}"
+            )));
+        }
+        let b = input.len();
+        let keep = names
+            .iter()
+            .map(|n| {
+                let v = if dropped.contains(n) { 0.0 } else { 1.0 };
+                Tensor::f_full([b], v, (Kind::Float, self.device))
+            })
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        self.encode(labels, &keep)
+        self.encode(input, &keep)
     }
 
     /// The backbone under the run's precision: bf16 autocast on CUDA, fp32 otherwise; the output
@@ -315,6 +378,59 @@ impl RunModel {
     }
 }
 
+/// The text encoder of config file `path`.
+fn load_text_encoder(path: &str, device: Device) -> Result<TextEncoder> {
+    let enc_cfg = TextEncoderConfig::load(Path::new(path))?;
+    Ok(TextEncoder::load(&enc_cfg, device)?)
+}
+
+/// `conditioning: the text ... gives ...; set ...` when `got` differs from the configured shapes.
+fn check_text_shapes(c: &ConditioningConfig, got: (i64, i64, i64), what: &str) -> Result<()> {
+    let want = (
+        i64::from(c.context_tokens),
+        i64::from(c.context_dim),
+        i64::from(c.pooled_dim),
+    );
+    let (tokens, width, pooled) = got;
+    if got != want {
+        return Err(TrainError::Invalid(format!(
+            "conditioning: {what} gives {tokens} context tokens of {width} and a pooled vector of \
+             {pooled}; set conditioning.context_tokens = {tokens}, context_dim = {width}, \
+             pooled_dim = {pooled} (now {}, {}, {})",
+            want.0, want.1, want.2
+        )));
+    }
+    Ok(())
+}
+
+/// Per-sample text: stored embeddings (checked against the configured shapes) and/or the
+/// frozen encoder of `t.encoder`.
+fn sample_text(c: &ConditioningConfig, t: &TextSpec, device: Device) -> Result<SampleText> {
+    let encoder = t
+        .encoder
+        .as_deref()
+        .map(|p| load_text_encoder(p, device))
+        .transpose()?;
+    let (spans, shapes) = match (&t.embedded, &encoder) {
+        (Some((spans, shapes)), _) => {
+            check_text_shapes(c, *shapes, "the shards' stored text embeddings")?;
+            (spans.clone(), *shapes)
+        }
+        (None, Some(e)) => (e.source_spans(), e.shapes()),
+        (None, None) => {
+            return Err(TrainError::Invalid(
+                "conditioning.provider = \"text\" without stored embeddings needs \
+                 conditioning.text_encoder"
+                    .into(),
+            ))
+        }
+    };
+    if let (Some(e), Some(p)) = (&encoder, &t.encoder) {
+        check_text_shapes(c, e.shapes(), &format!("the text encoder of {p}"))?;
+    }
+    SampleText::new(spans, shapes, encoder, device)
+}
+
 /// The class captions of `conditioning.caption_template`, encoded by the frozen text encoder of
 /// `conditioning.text_encoder`, whose shapes must be the configured context and pooled shapes.
 fn caption_conditioning(
@@ -322,28 +438,13 @@ fn caption_conditioning(
     class_names: &[String],
     device: Device,
 ) -> Result<CaptionConditioning> {
-    use flowscale_encoders::text::{TextEncoder, TextEncoderConfig};
     let path = c.text_encoder.as_deref().ok_or_else(|| {
         TrainError::Invalid(
             "conditioning.text_encoder is required with provider = \"captions\"".into(),
         )
     })?;
-    let enc_cfg = TextEncoderConfig::load(Path::new(path))?;
-    let encoder = TextEncoder::load(&enc_cfg, device)?;
-    let (tokens, width, pooled) = encoder.shapes();
-    let want = (
-        i64::from(c.context_tokens),
-        i64::from(c.context_dim),
-        i64::from(c.pooled_dim),
-    );
-    if (tokens, width, pooled) != want {
-        return Err(TrainError::Invalid(format!(
-            "conditioning: the text encoder of {path} gives {tokens} context tokens of {width} and a \
-             pooled vector of {pooled}; set conditioning.context_tokens = {tokens}, context_dim = \
-             {width}, pooled_dim = {pooled} (now {}, {}, {})",
-            want.0, want.1, want.2
-        )));
-    }
+    let encoder = load_text_encoder(path, device)?;
+    check_text_shapes(c, encoder.shapes(), &format!("the text encoder of {path}"))?;
     let captions: Vec<String> = class_names
         .iter()
         .map(|n| c.caption_template.replace("{}", n))

@@ -5,6 +5,7 @@
 
 use super::{Running, TrainOptions, Trainer};
 use crate::checkpoint::{CheckpointStore, LoadedCheckpoint};
+use crate::cond_input::CondInput;
 use crate::config::{
     DataConfig, EmaConfig, GradReduceDtype, OptimConfig, RunConfig, RunSection, SamplesConfig,
 };
@@ -14,7 +15,7 @@ use crate::error::{Result, TrainError};
 use crate::metrics::MetricsWriter;
 use crate::optim::{AdamW, AdamWConfig, LrScheduler};
 use crate::resume_compat::{config_hash, incompatible_changes};
-use crate::run::{ema_group_name, load_intact, RunData, RunModel, RunModelSpec};
+use crate::run::{ema_group_name, load_intact, CondSource, RunData, RunModel, RunModelSpec};
 use crate::run_dir::{write_atomic, RunDir};
 use crate::state::TrainState;
 use crate::tensorboard::EventWriter;
@@ -81,8 +82,8 @@ impl Trainer {
         };
 
         // Model: rank 0 alone draws sample grids, so only it loads a latent run's decoder.
-        let mut data = RunData::open(&cfg.data, device, main)?;
-        let spec = RunModelSpec::for_run(&cfg, data.channels(), data.side(), data.class_names());
+        let mut data = RunData::open(&cfg.data, &cfg.conditioning, device, main)?;
+        let spec = RunModelSpec::for_run(&cfg, &data);
         let model = RunModel::build(&spec, device)?;
         let params = model.params();
         let mut optimizer = AdamW::new(&params, adamw_config(&cfg.optim))?;
@@ -162,7 +163,7 @@ impl Trainer {
         };
         let (vx, vl) = data.held_out(cfg.validation.samples as usize, device)?;
         let validation = ValidationSet::new(vx, vl, cfg.run.seed ^ 0x7a11_da7e)?;
-        let (grid_noise, grid_labels) = grid_inputs(&cfg.samples, cfg.run.seed, &data, device)?;
+        let (grid_noise, grid_cond) = grid_inputs(&cfg.samples, cfg.run.seed, &data, device)?;
         let running = Running::new(i64::from(cfg.logging.t_bins), device)?;
         let wall_at_start = state.wall_time_s;
         Ok(Self {
@@ -185,7 +186,7 @@ impl Trainer {
             metrics,
             validation,
             grid_noise,
-            grid_labels,
+            grid_cond,
             rng,
             state,
             flops_per_sample,
@@ -385,24 +386,35 @@ fn restore(
     Ok(())
 }
 
-/// Fixed noise and labels of the sample grids: one row per class.
+/// Fixed noise and conditioning of the sample grids: one row per class, or per val caption
+/// (the first `text_rows`) for text runs; `per_class` columns.
 fn grid_inputs(
     s: &SamplesConfig,
     seed: u64,
     data: &RunData,
     device: Device,
-) -> Result<(Tensor, Tensor)> {
+) -> Result<(Tensor, CondInput)> {
     let per = i64::from(s.per_class);
-    let classes = data.classes();
-    let labels: Vec<i64> = (0..classes)
-        .flat_map(|c| std::iter::repeat_n(c, per as usize))
+    let (rows, row_cond) = match data.cond_source() {
+        CondSource::Labels => {
+            let classes = data.classes();
+            let labels = Tensor::f_arange(classes, (Kind::Int64, device))?;
+            (classes, CondInput::Labels(labels))
+        }
+        CondSource::Text(_) => {
+            let (_, cond) = data.held_out(s.text_rows as usize, device)?;
+            (cond.len(), cond)
+        }
+    };
+    let index: Vec<i64> = (0..rows)
+        .flat_map(|r| std::iter::repeat_n(r, per as usize))
         .collect();
     let side = data.side();
     let noise = flowscale_core::with_torch_seed((seed ^ 0x9a1d_5eed) as i64 >> 1, || {
         Tensor::f_randn(
-            [classes * per, data.channels(), side, side].as_slice(),
+            [rows * per, data.channels(), side, side].as_slice(),
             (Kind::Float, device),
         )
     })?;
-    Ok((noise, Tensor::f_from_slice(&labels)?.f_to_device(device)?))
+    Ok((noise, row_cond.select(&index)?))
 }

@@ -1,6 +1,7 @@
 //! The loop's hooks: logging, validation, sample grids, checkpoints.
 
 use super::{Running, Trainer};
+use crate::cond_input::CondInput;
 use crate::config::NonFinitePolicy;
 use crate::distributed::shard;
 use crate::error::{Result, TrainError};
@@ -43,6 +44,21 @@ impl Trainer {
             return Err(self.nonfinite_stop(nonfinite));
         }
         let bins = bin_sum.len();
+        let drop_rates: Vec<(String, f64)> = if r.cond_samples > 0 {
+            let n = r.cond_samples as f64;
+            self.model
+                .conditioning_sources()
+                .into_iter()
+                .zip(&r.cond_dropped)
+                .map(|(name, d)| (format!("cond/drop_{name}"), *d as f64 / n))
+                .chain(std::iter::once((
+                    "cond/drop_all".to_owned(),
+                    r.cond_all_dropped as f64 / n,
+                )))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let message = format!("loss {loss:.4} | {it_s:.2} it/s | {img_s:.0} img/s");
         self.running = Running::new(bins as i64, self.device)?;
         let (Some(tb), Some(metrics)) = (self.tb.as_mut(), self.metrics.as_mut()) else {
@@ -62,6 +78,11 @@ impl Trainer {
         scalar("progress/train_flops", self.state.train_flops, tb)?;
         if self.state.skipped_steps > 0 {
             scalar("train/skipped_steps", self.state.skipped_steps as f64, tb)?;
+        }
+        // Realised dropout rates of this rank since the last log (the configured ones are
+        // probabilities; these are what the model saw).
+        for (tag, rate) in &drop_rates {
+            scalar(tag, *rate, tb)?;
         }
         for (i, (s, c)) in bin_sum.iter().zip(&bin_count).enumerate() {
             if *c > 0.0 {
@@ -143,8 +164,8 @@ impl Trainer {
                     levels,
                     batch,
                     shard(n, rank, world),
-                    |x, time, labels| {
-                        let cond = t.model.encode_all(labels)?;
+                    |x, time, input| {
+                        let cond = t.model.encode_all(input)?;
                         t.model.forward(x, time, &cond)
                     },
                 )?;
@@ -218,7 +239,9 @@ impl Trainer {
                         method: SamplerMethod::Euler,
                     };
                     let images = self.with_weights(w, |t| {
-                        let cond = t.model.encode_all(&t.grid_labels)?;
+                        let cond = t
+                            .model
+                            .encode_without(&t.grid_cond, &t.cfg.samples.drop_sources)?;
                         generate(
                             t.formulation,
                             setting,
@@ -232,6 +255,16 @@ impl Trainer {
                     let name = format!("step-{step:09}_{label}_s{steps}_cfg{cfg_scale}.png");
                     let path = self.dir.samples().join(&name);
                     let (png, h, wd, c) = save_grid(&images, ncol, &path)?;
+                    if let CondInput::Text(_) = &self.grid_cond {
+                        // The prompt of each row, for readers of the grid.
+                        let rows: Vec<String> = (0..self.grid_cond.len() / ncol)
+                            .map(|r| self.grid_cond.describe((r * ncol) as usize))
+                            .collect();
+                        flowscale_core::write_atomic(
+                            &path.with_extension("txt"),
+                            format!("{}\n", rows.join("\n")).as_bytes(),
+                        )?;
+                    }
                     let tag = format!("samples/{label}/s{steps}_cfg{cfg_scale}");
                     if let (Some(tb), Some(metrics)) = (self.tb.as_mut(), self.metrics.as_mut()) {
                         tb.image_png(&tag, &png, h, wd, c, step as i64)?;

@@ -17,6 +17,7 @@ mod hooks;
 mod step;
 
 use crate::checkpoint::CheckpointStore;
+use crate::cond_input::CondInput;
 use crate::config::RunConfig;
 use crate::distributed::DataParallel;
 use crate::ema::Ema;
@@ -85,7 +86,8 @@ pub struct Trainer {
     metrics: Option<MetricsWriter>,
     validation: ValidationSet,
     grid_noise: Tensor,
-    grid_labels: Tensor,
+    /// Labels or captions of the grids, one per grid cell.
+    grid_cond: CondInput,
     rng: FlowRng,
     state: TrainState,
     flops_per_sample: f64,

@@ -3,6 +3,7 @@
 //! the resumable state before a checkpoint.
 
 use super::Trainer;
+use crate::cond_input::CondInput;
 use crate::config::NonFinitePolicy;
 use crate::error::Result;
 use crate::optim::{clip_grad_norm, grad_norm};
@@ -22,6 +23,11 @@ pub struct Running {
     pub nonfinite: Tensor,
     pub steps: u64,
     pub since: Instant,
+    /// This rank's realised conditioning dropout: samples, and how many dropped each source
+    /// and every source at once (host counts: the masks are drawn on the host).
+    pub cond_samples: u64,
+    pub cond_dropped: Vec<u64>,
+    pub cond_all_dropped: u64,
 }
 
 impl Running {
@@ -36,6 +42,9 @@ impl Running {
             nonfinite: z(&[])?,
             steps: 0,
             since: Instant::now(),
+            cond_samples: 0,
+            cond_dropped: Vec::new(),
+            cond_all_dropped: 0,
         })
     }
 }
@@ -43,30 +52,56 @@ impl Running {
 /// This rank's part of one micro-batch.
 struct MicroBatch {
     batch: TrainingBatch,
-    labels: Tensor,
+    cond: CondInput,
     /// One keep mask per conditioning source (CFG dropout).
     keep: Vec<Tensor>,
     /// Samples all ranks process together.
     global: i64,
 }
 
-/// CFG dropout masks, one `[B]` float mask per conditioning source, each sample dropped with
-/// probability `p`, drawn from `rng`.
-fn keep_masks(
+/// CFG dropout masks, one `[B]` float mask per conditioning source, each sample dropping
+/// source `i` with probability `p[i]` independently, drawn from `rng` (source by source, sample
+/// by sample). Also returns the host masks, for the realised rates.
+pub fn keep_masks(
     rng: &mut FlowRng,
-    sources: usize,
-    p: f64,
+    p: &[f64],
     batch: i64,
     device: Device,
-) -> Result<Vec<Tensor>> {
-    (0..sources)
-        .map(|_| {
-            let keep: Vec<f32> = (0..batch)
-                .map(|_| if rng.uniform() < p { 0.0 } else { 1.0 })
-                .collect();
-            Ok(Tensor::f_from_slice(&keep)?.f_to_device(device)?)
+) -> Result<(Vec<Tensor>, Vec<Vec<bool>>)> {
+    let host: Vec<Vec<bool>> = p
+        .iter()
+        .map(|&p| (0..batch).map(|_| rng.uniform() >= p).collect())
+        .collect();
+    let masks = host
+        .iter()
+        .map(|keep| {
+            let f: Vec<f32> = keep.iter().map(|&k| if k { 1.0 } else { 0.0 }).collect();
+            Ok(Tensor::f_from_slice(&f)?.f_to_device(device)?)
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    Ok((masks, host))
+}
+
+impl Running {
+    /// Adds the host masks of [`keep_masks`] (or this rank's rows of them) to the counts.
+    fn count_dropout(&mut self, host: &[Vec<bool>], rows: std::ops::Range<usize>) {
+        if host.is_empty() {
+            return;
+        }
+        self.cond_dropped.resize(host.len(), 0);
+        for i in rows {
+            let mut all = true;
+            for (s, keep) in host.iter().enumerate() {
+                if !keep[i] {
+                    self.cond_dropped[s] += 1;
+                } else {
+                    all = false;
+                }
+            }
+            self.cond_all_dropped += u64::from(all);
+            self.cond_samples += 1;
+        }
+    }
 }
 
 impl Trainer {
@@ -74,8 +109,12 @@ impl Trainer {
     fn micro_batch(&mut self, rank: usize, world: usize) -> Result<MicroBatch> {
         let device = self.device;
         let (shift, formulation) = (self.shift, self.formulation);
-        let sources = self.model.conditioning_sources();
-        let p = self.cfg.conditioning.dropout;
+        let p: Vec<f64> = self
+            .model
+            .conditioning_sources()
+            .iter()
+            .map(|name| self.cfg.conditioning.dropout_of(name))
+            .collect();
         match &mut self.data {
             RunData::Pixels(data) => {
                 // Every rank draws the same global batch and trains on its share of it.
@@ -83,21 +122,25 @@ impl Trainer {
                 let (x0, labels) = data.batch(&idx, device)?;
                 let global = x0.size()[0];
                 let rng = &mut self.rng;
-                let keep = keep_masks(rng, sources, p, global, device)?;
+                let (keep, host) = keep_masks(rng, &p, global, device)?;
                 let batch = formulation.training_batch(&x0, rng, shift)?;
+                let cond = CondInput::Labels(labels);
                 if world == 1 {
+                    self.running.count_dropout(&host, 0..global as usize);
                     return Ok(MicroBatch {
                         batch,
-                        labels,
+                        cond,
                         keep,
                         global,
                     });
                 }
                 let b = global / world as i64;
                 let first = rank as i64 * b;
+                self.running
+                    .count_dropout(&host, first as usize..(first + b) as usize);
                 Ok(MicroBatch {
                     batch: batch.rows(first as usize, b as usize)?,
-                    labels: labels.f_narrow(0, first, b)?,
+                    cond: cond.narrow(first, b)?,
                     keep: keep
                         .iter()
                         .map(|k| k.f_narrow(0, first, b))
@@ -111,13 +154,14 @@ impl Trainer {
                 let mut local = FlowRng::new(
                     self.rng.next_u64() ^ (rank as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
                 );
-                let (x0, labels) = l.next(&mut local, device)?;
+                let (x0, cond) = l.next(&mut local, device)?;
                 let b = x0.size()[0];
-                let keep = keep_masks(&mut local, sources, p, b, device)?;
+                let (keep, host) = keep_masks(&mut local, &p, b, device)?;
+                self.running.count_dropout(&host, 0..b as usize);
                 let batch = formulation.training_batch(&x0, &mut local, shift)?;
                 Ok(MicroBatch {
                     batch,
-                    labels,
+                    cond,
                     keep,
                     global: b * world as i64,
                 })
@@ -135,11 +179,11 @@ impl Trainer {
         for _ in 0..accum {
             let MicroBatch {
                 batch,
-                labels,
+                cond,
                 keep,
                 global,
             } = self.micro_batch(rank, world)?;
-            let cond = self.model.encode(&labels, &keep)?;
+            let cond = self.model.encode(&cond, &keep)?;
             let out = self
                 .model
                 .forward(&batch.net_input, &batch.time_input, &cond)?;
@@ -239,5 +283,45 @@ impl Trainer {
         }
         self.state.wall_time_s = self.wall_at_start + self.session_start.elapsed().as_secs_f64();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `k` successes in `n` draws are within 5 standard deviations of probability `p`.
+    fn binomial_ok(k: u64, n: u64, p: f64) -> bool {
+        let sd = (n as f64 * p * (1.0 - p)).sqrt();
+        (k as f64 - n as f64 * p).abs() <= 5.0 * sd
+    }
+
+    #[test]
+    fn realised_dropout_matches_the_per_source_probabilities() {
+        // The paper's 46.4% per text encoder, and one source kept more often, over 10k samples.
+        let p = [0.464, 0.464, 0.2];
+        let mut rng = FlowRng::new(5);
+        let mut running = Running::new(1, Device::Cpu).unwrap();
+        for _ in 0..10 {
+            let (masks, host) = keep_masks(&mut rng, &p, 1000, Device::Cpu).unwrap();
+            running.count_dropout(&host, 0..1000);
+            // The device masks are the host draws: 0 where dropped.
+            for (m, h) in masks.iter().zip(&host) {
+                let m: Vec<f32> = Vec::try_from(m).unwrap();
+                assert!(m.iter().zip(h).all(|(v, k)| (*v == 1.0) == *k));
+            }
+        }
+        let n = running.cond_samples;
+        assert_eq!(n, 10_000);
+        for (s, &q) in p.iter().enumerate() {
+            let k = running.cond_dropped[s];
+            assert!(binomial_ok(k, n, q), "source {s}: {k}/{n} dropped, p = {q}");
+        }
+        // Independent sources: all three dropped with the product (about 4.3%).
+        let all = p.iter().product::<f64>();
+        let k = running.cond_all_dropped;
+        assert!(binomial_ok(k, n, all), "all dropped {k}/{n}, p = {all}");
+        // A rate far off is caught by the same check (the test can fail).
+        assert!(!binomial_ok(k, n, 0.1));
     }
 }

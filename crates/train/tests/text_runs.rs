@@ -1,0 +1,487 @@
+//! Text-to-image runs (`conditioning.provider = "text"`) on a synthetic captioned set whose
+//! captions decide the image's colour: caption-only shards (encoded on the fly by MiniLM),
+//! stored embeddings, shards with labels and captions trained either way, a caption mix with
+//! per-source dropout resuming bit for bit, and a model whose samples follow held-out prompts.
+//! Identity "autoencoder": the latents are 3 x 8 x 8 pixels. Needs the MiniLM weights that
+//! scripts/setup fetches into .assets.
+
+mod common;
+
+use common::{differing_tensors, final_checkpoint, quiet, tiny_config};
+use flowscale_data::shards::{
+    AutoencoderInfo, LatentDtype, SampleCaption, ShardEntry, ShardManifest, Splits,
+    TextEmbeddingInfo,
+};
+use flowscale_data::{LatentSample, LatentShardWriter};
+use flowscale_encoders::text::{TextEncoder, TextEncoderConfig};
+use flowscale_train::cond_input::{CondInput, TextBatch};
+use flowscale_train::config::RunConfig;
+use flowscale_train::run::{RunCheckpoint, RunData, RunModel, RunModelSpec, StepChoice, WeightSet};
+use flowscale_train::sampling::{generate, SamplerSetting};
+use flowscale_train::{train, TrainOptions};
+use std::path::{Path, PathBuf};
+use tch::{Device, Kind, Tensor};
+
+const SIDE: i64 = 8;
+const TOKENS: i64 = 8;
+const COLOURS: [&str; 3] = ["red", "green", "blue"];
+/// Training captions; the held-out prompts below use none of these phrasings.
+const TEMPLATES: [&str; 4] = [
+    "a {} square",
+    "a picture that is entirely {}",
+    "{} paint",
+    "the colour {}",
+];
+const SYNTHETIC: &str = "a flat image filled with the colour {}";
+
+fn assets() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.assets")
+}
+
+/// A MiniLM text config with 8 context tokens (written once per test directory).
+fn text_config(dir: &Path) -> PathBuf {
+    let minilm = assets().join("all-minilm-l6-v2");
+    assert!(
+        minilm.is_dir(),
+        "{} missing: run scripts/setup",
+        minilm.display()
+    );
+    let path = dir.join("minilm.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "encoder = \"minilm\"\n[minilm]\npath = \"{}\"\ntokens = {TOKENS}\n",
+            minilm.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn encoder(config: &Path) -> TextEncoder {
+    TextEncoder::load(&TextEncoderConfig::load(config).unwrap(), Device::Cpu).unwrap()
+}
+
+#[derive(Clone, Copy)]
+struct SetKind {
+    labels: bool,
+    captions: bool,
+    embeddings: bool,
+    synthetic: bool,
+}
+
+/// Sample `n`: colour `n % 3`, caption template `n / 3 % 4`.
+fn caption(n: usize, template: &str) -> String {
+    template.replace("{}", COLOURS[n % 3])
+}
+
+/// An image of colour `c`: that channel high, the others low, a little noise.
+fn image(c: usize) -> Tensor {
+    let mut levels = [-0.7f32; 3];
+    levels[c] = 0.7;
+    let base = Tensor::from_slice(&levels)
+        .view([3, 1, 1])
+        .expand([3, SIDE, SIDE], true);
+    (base + Tensor::randn([3, SIDE, SIDE], (Kind::Float, Device::Cpu)) * 0.1).clamp(-1.0, 1.0)
+}
+
+fn write_shards(
+    dir: &Path,
+    prefix: &str,
+    counts: &[usize],
+    kind: SetKind,
+    enc: Option<&TextEncoder>,
+    first: usize,
+) -> Vec<ShardEntry> {
+    let mut n = first;
+    counts
+        .iter()
+        .enumerate()
+        .map(|(i, &count)| {
+            let file = format!("{prefix}-{i:06}.tar");
+            let mut w = LatentShardWriter::create(&dir.join(&file)).unwrap();
+            for _ in 0..count {
+                let mean = image(n % 3);
+                let std = Tensor::full([3, SIDE, SIDE], 0.02, (Kind::Float, Device::Cpu));
+                let mut fields = vec![("txt", caption(n, TEMPLATES[n / 3 % 4]))];
+                if kind.synthetic {
+                    fields.push(("syn", caption(n, SYNTHETIC)));
+                }
+                let captions = if kind.captions || kind.embeddings {
+                    fields
+                        .into_iter()
+                        .map(|(field, text)| SampleCaption {
+                            field: field.into(),
+                            embedding: kind.embeddings.then(|| {
+                                let e = enc.unwrap().encode(&[text.as_str()]).unwrap();
+                                (
+                                    e.context.get(0).to_kind(Kind::Half),
+                                    e.pooled.get(0).to_kind(Kind::Half),
+                                )
+                            }),
+                            text: kind.captions.then_some(text),
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                w.append(&LatentSample {
+                    key: format!("{prefix}{n:05}"),
+                    flip: None,
+                    mean: mean.to_kind(Kind::Half),
+                    std: std.to_kind(Kind::Half),
+                    label: kind.labels.then_some((n % 3) as i64),
+                    captions,
+                })
+                .unwrap();
+                n += 1;
+            }
+            ShardEntry {
+                file,
+                samples: count as u64,
+                bytes: w.finish().unwrap(),
+            }
+        })
+        .collect()
+}
+
+/// A shard set of 96 training and 12 val samples.
+fn write_set(dir: &Path, kind: SetKind, text_config: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let enc = kind.embeddings.then(|| encoder(text_config));
+    let (train, val) = flowscale_formulations::with_torch_seed(3, || {
+        (
+            write_shards(dir, "train", &[32, 32, 32], kind, enc.as_ref(), 0),
+            write_shards(dir, "val", &[12], kind, enc.as_ref(), 1008),
+        )
+    });
+    let text = enc.as_ref().map(|e| {
+        let (tokens, width, pooled) = e.shapes();
+        TextEmbeddingInfo {
+            encoder: text_config.display().to_string(),
+            context_shape: [tokens, width],
+            pooled_shape: [pooled],
+            sources: e.source_spans(),
+        }
+    });
+    let mut fields = vec!["txt".to_owned()];
+    if kind.synthetic {
+        fields.push("syn".into());
+    }
+    ShardManifest {
+        format_version: 1,
+        autoencoder: AutoencoderInfo {
+            kind: "identity".into(),
+            name: "pixels".into(),
+            weights_sha256: None,
+            latent_channels: 3,
+            downsample_factor: 1,
+            scaling_factor: 1.0,
+            shift_factor: 0.0,
+        },
+        resolution: SIDE as u32,
+        latent_shape: [3, SIDE, SIDE],
+        latent_dtype: LatentDtype::Float16,
+        has_flip: false,
+        has_labels: kind.labels,
+        class_names: if kind.labels {
+            COLOURS.iter().map(|c| c.to_string()).collect()
+        } else {
+            Vec::new()
+        },
+        has_captions: kind.captions,
+        text,
+        caption_fields: if kind.captions || kind.embeddings {
+            fields
+        } else {
+            Vec::new()
+        },
+        splits: Splits { train, val },
+    }
+    .save(dir)
+    .unwrap();
+}
+
+fn config(out: &Path, name: &str, shards: &Path, text: &Path, extra: &[&str]) -> RunConfig {
+    let path = format!("data.path={:?}", shards.display().to_string());
+    let enc = format!("conditioning.text_encoder={:?}", text.display().to_string());
+    let mut o = vec![
+        "data.dataset=latent-shards",
+        path.as_str(),
+        "data.resolution=8",
+        "data.shuffle_buffer=16",
+        "data.workers=1",
+        "model.patch_size=2",
+        "conditioning.provider=text",
+        enc.as_str(),
+        "conditioning.context_tokens=8",
+        "conditioning.context_dim=384",
+        "conditioning.pooled_dim=384",
+        "samples.text_rows=3",
+    ];
+    o.extend_from_slice(extra);
+    tiny_config(out, name, &o)
+}
+
+const BOTH: SetKind = SetKind {
+    labels: true,
+    captions: true,
+    embeddings: true,
+    synthetic: false,
+};
+
+#[test]
+fn caption_only_shards_train_with_captions_encoded_on_the_fly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = text_config(tmp.path());
+    let shards = tmp.path().join("captions-only");
+    let kind = SetKind {
+        labels: false,
+        captions: true,
+        embeddings: false,
+        synthetic: false,
+    };
+    write_set(&shards, kind, &text);
+    let state = train(config(tmp.path(), "otf", &shards, &text, &[]), quiet()).unwrap();
+    assert_eq!(state.step, 6);
+    assert!(state.best_val_loss.is_some_and(|(v, _)| v.is_finite()));
+    // The grids name their prompts.
+    let grids = tmp.path().join("otf/samples");
+    let caption_files: Vec<_> = std::fs::read_dir(&grids)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "txt"))
+        .collect();
+    assert!(!caption_files.is_empty());
+    let rows = std::fs::read_to_string(caption_files[0].path()).unwrap();
+    assert_eq!(rows.lines().count(), 3, "{rows}");
+    assert_eq!(rows.lines().next(), Some("a red square"), "{rows}");
+
+    // The same shards for a class-conditional run: no labels, a clear error.
+    let mut cfg = config(tmp.path(), "class", &shards, &text, &[]);
+    cfg.conditioning.provider = flowscale_train::config::ConditioningProviderKind::ClassEmbedding;
+    let e = train(cfg, quiet()).unwrap_err().to_string();
+    assert!(
+        e.contains("no class labels") && e.contains("provider = \"text\""),
+        "{e}"
+    );
+    // Without a text encoder there is nothing to turn the captions into conditioning.
+    let mut cfg = config(tmp.path(), "noenc", &shards, &text, &[]);
+    cfg.conditioning.text_encoder = None;
+    let e = train(cfg, quiet()).unwrap_err().to_string();
+    assert!(e.contains("text_encoder"), "{e}");
+}
+
+#[test]
+fn shards_with_labels_and_captions_train_either_way_and_label_only_shards_refuse_text() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = text_config(tmp.path());
+    let shards = tmp.path().join("both");
+    write_set(&shards, BOTH, &text);
+    let as_text = train(config(tmp.path(), "text", &shards, &text, &[]), quiet()).unwrap();
+    let mut cfg = config(tmp.path(), "class", &shards, &text, &[]);
+    cfg.conditioning.provider = flowscale_train::config::ConditioningProviderKind::ClassEmbedding;
+    cfg.conditioning.context_dim = 16;
+    cfg.conditioning.pooled_dim = 16;
+    let as_class = train(cfg, quiet()).unwrap();
+    assert_eq!((as_text.step, as_class.step), (6, 6));
+    // Class runs learn embeddings; text runs have no trained conditioner.
+    let has_conditioner = |run: &str| {
+        final_checkpoint(&tmp.path().join(run)).groups["model"]
+            .keys()
+            .any(|k| k.starts_with("conditioner."))
+    };
+    assert!(has_conditioner("class") && !has_conditioner("text"));
+    // Stored embeddings whose width is not the configured one are named.
+    let mut cfg = config(tmp.path(), "wide", &shards, &text, &[]);
+    cfg.conditioning.context_dim = 16;
+    let e = train(cfg, quiet()).unwrap_err().to_string();
+    assert!(e.contains("context_dim = 384"), "{e}");
+
+    let labels_only = tmp.path().join("labels-only");
+    let kind = SetKind {
+        labels: true,
+        captions: false,
+        embeddings: false,
+        synthetic: false,
+    };
+    write_set(&labels_only, kind, &text);
+    let e = train(config(tmp.path(), "t2", &labels_only, &text, &[]), quiet())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no captions"), "{e}");
+}
+
+#[test]
+fn a_text_run_with_a_caption_mix_and_dropout_resumes_bit_for_bit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = text_config(tmp.path());
+    let shards = tmp.path().join("mix");
+    let kind = SetKind {
+        synthetic: true,
+        ..BOTH
+    };
+    write_set(&shards, kind, &text);
+    let extra = [
+        "conditioning.caption_mix={ txt = 0.5, syn = 0.5 }",
+        "conditioning.source_dropout={ minilm = 0.4 }",
+    ];
+    let straight = train(
+        config(tmp.path(), "straight", &shards, &text, &extra),
+        quiet(),
+    )
+    .unwrap();
+    let cfg = config(tmp.path(), "split", &shards, &text, &extra);
+    train(
+        cfg.clone(),
+        TrainOptions {
+            stop_at: Some(3),
+            ..quiet()
+        },
+    )
+    .unwrap();
+    let resumed = train(
+        cfg,
+        TrainOptions {
+            resume: true,
+            ..quiet()
+        },
+    )
+    .unwrap();
+    assert_eq!(resumed.rng_state, straight.rng_state);
+    let a = final_checkpoint(&tmp.path().join("straight"));
+    let b = final_checkpoint(&tmp.path().join("split"));
+    let (differing, compared) = differing_tensors(&a, &b);
+    assert!(compared > 10);
+    assert!(differing.is_empty(), "{differing:?}");
+
+    // The caption mix changes what is trained on: a txt-only run ends elsewhere.
+    let txt_only = [extra[1]];
+    train(
+        config(tmp.path(), "txt", &shards, &text, &txt_only),
+        quiet(),
+    )
+    .unwrap();
+    let c = final_checkpoint(&tmp.path().join("txt"));
+    assert!(!differing_tensors(&a, &c).0.is_empty());
+
+    // The realised dropout rate is logged per source and for all sources.
+    let metrics = std::fs::read_to_string(tmp.path().join("straight/metrics.jsonl")).unwrap();
+    let line = metrics
+        .lines()
+        .find(|l| l.contains("cond_drop_minilm"))
+        .expect("a train line with the dropout rate");
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    let rate = v["cond_drop_minilm"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&rate));
+    assert_eq!(
+        v["cond_drop_all"].as_f64(),
+        Some(rate),
+        "one source: all = it"
+    );
+
+    // A mix naming a field the shards lack lists the ones they have.
+    let bad = ["conditioning.caption_mix={ txt = 0.5, cogvlm = 0.5 }"];
+    let e = train(config(tmp.path(), "bad", &shards, &text, &bad), quiet())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("cogvlm") && e.contains("syn"), "{e}");
+}
+
+/// Mean colour of each sample: `[N, 3]`.
+fn colours(images: &Tensor) -> Vec<usize> {
+    let means = images.mean_dim(&[2i64, 3][..], false, Kind::Float);
+    Vec::<i64>::try_from(means.argmax(1, false))
+        .unwrap()
+        .into_iter()
+        .map(|c| c as usize)
+        .collect()
+}
+
+#[test]
+fn samples_follow_held_out_prompts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = text_config(tmp.path());
+    let shards = tmp.path().join("colours");
+    let kind = SetKind {
+        labels: false,
+        ..BOTH
+    };
+    write_set(&shards, kind, &text);
+    let cfg = config(
+        tmp.path(),
+        "adherence",
+        &shards,
+        &text,
+        &[
+            "model.depth=2",
+            "train.steps=150",
+            "train.batch_size=32",
+            "train.grad_accum=1",
+            "optim.lr=2e-3",
+            "optim.warmup_steps=10",
+            "conditioning.dropout=0.1",
+            "validation.every=0",
+            "samples.every=0",
+            "checkpoint.every=150",
+            "logging.every=50",
+        ],
+    );
+    train(cfg, quiet()).unwrap();
+
+    // Prompts in phrasings the run never saw, encoded by the run's text encoder.
+    let held_out = [
+        "an image that is {}",
+        "{} colour everywhere",
+        "something {}",
+    ];
+    let prompts: Vec<String> = held_out
+        .iter()
+        .flat_map(|t| COLOURS.iter().map(move |c| t.replace("{}", c)))
+        .collect();
+    let want: Vec<usize> = (0..prompts.len()).map(|i| i % 3).collect();
+    let ck = RunCheckpoint::open(&tmp.path().join("adherence"), StepChoice::Latest).unwrap();
+    let run = ck.run_config().unwrap();
+    let data = RunData::open(&run.data, &run.conditioning, Device::Cpu, true).unwrap();
+    let spec = RunModelSpec::for_run(&run, &data)
+        .with_text_encoder(&text.display().to_string())
+        .unwrap();
+    let model = RunModel::build(&spec, Device::Cpu).unwrap();
+    ck.load_weights(&model, WeightSet::Raw).unwrap();
+    let input = CondInput::Text(TextBatch {
+        captions: Some(prompts.clone()),
+        embedding: None,
+    });
+    let cond = model.encode_all(&input).unwrap();
+    let formulation = flowscale_formulations::Formulation::parse(&run.formulation.name).unwrap();
+    let noise = flowscale_formulations::with_torch_seed(11, || {
+        Tensor::randn(
+            [prompts.len() as i64, 3, SIDE, SIDE],
+            (Kind::Float, Device::Cpu),
+        )
+    });
+    let setting = SamplerSetting {
+        steps: 10,
+        cfg: 2.0,
+        shift: 1.0,
+        method: flowscale_formulations::SamplerMethod::Euler,
+    };
+    let x = generate(formulation, setting, &noise, &cond, |x, t, c| {
+        model.forward(x, t, c)
+    })
+    .unwrap();
+    let got = colours(&x);
+    let hits = got.iter().zip(&want).filter(|(a, b)| a == b).count();
+    eprintln!("adherence: {hits}/9 (chance 3/9): {got:?} vs {want:?}");
+    // Chance is 1/3 (3 of 9).
+    assert!(
+        hits >= 8,
+        "{hits}/9 samples match their prompt's colour: {got:?} vs {want:?}"
+    );
+    // And without the text (all sources dropped) the colour no longer follows the prompt.
+    let uncond = model
+        .encode_without(&input, &["minilm".to_owned()])
+        .unwrap();
+    assert_eq!(uncond.context.abs().sum(Kind::Float).double_value(&[]), 0.0);
+    assert!(model.encode_without(&input, &["t5".to_owned()]).is_err());
+}
