@@ -5,6 +5,8 @@
 
 #[path = "common/tar_damage.rs"]
 mod tar_damage;
+#[path = "common/test_images.rs"]
+mod test_images;
 
 use flowscale_data::images::{preprocess_bytes, PreprocessConfig};
 use flowscale_data::precompute::{
@@ -13,43 +15,12 @@ use flowscale_data::precompute::{
 };
 use flowscale_data::shards::tar::TarWriter;
 use flowscale_data::{read_latent_shard, ShardManifest};
-use image::ImageEncoder;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use test_images::{image_bytes, write};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// A small RGB image whose content depends on `seed`, as PNG or JPEG.
-fn image_bytes(seed: u32, jpeg: bool) -> Vec<u8> {
-    let (w, h) = (20 + seed % 7, 14 + seed % 5);
-    let data: Vec<u8> = (0..w * h)
-        .flat_map(|i| {
-            let (x, y) = (i % w, i / w);
-            [
-                (x * 11 + seed * 37) as u8,
-                (y * 17) as u8,
-                (seed * 53 + x * y) as u8,
-            ]
-        })
-        .collect();
-    let mut out = Vec::new();
-    if jpeg {
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
-            .write_image(&data, w, h, image::ExtendedColorType::Rgb8)
-            .unwrap();
-    } else {
-        image::codecs::png::PngEncoder::new(&mut out)
-            .write_image(&data, w, h, image::ExtendedColorType::Rgb8)
-            .unwrap();
-    }
-    out
-}
-
-fn write(path: &Path, bytes: &[u8]) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, bytes).unwrap();
 }
 
 /// `cats/` and `dogs/` with 7 good images each, plus a truncated JPEG, a zero-byte PNG and a

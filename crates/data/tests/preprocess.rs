@@ -328,6 +328,7 @@ fn sample(key: &str, image: ImageSource) -> Sample {
         image,
         label: None,
         caption: None,
+        further_captions: Vec::new(),
     }
 }
 

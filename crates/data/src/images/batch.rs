@@ -3,7 +3,7 @@
 
 use super::preprocess::{preprocess_rgb, PreprocessConfig, Preprocessed};
 use crate::bad_samples::{BadSample, BadSampleReport};
-use crate::sources::Sample;
+use crate::sources::{caption_of, FieldCaption, Sample};
 use rayon::prelude::*;
 use tch::Tensor;
 
@@ -13,7 +13,15 @@ pub struct PreparedSample {
     pub key: String,
     pub label: Option<i64>,
     pub caption: Option<String>,
+    pub further_captions: Vec<FieldCaption>,
     pub image: Preprocessed,
+}
+
+impl PreparedSample {
+    /// The caption of `field` (`txt` or a further one), when the sample has it.
+    pub fn caption_of(&self, field: &str) -> Option<&str> {
+        caption_of(&self.caption, &self.further_captions, field)
+    }
 }
 
 /// Reads (for file sources), decodes and preprocesses `samples` on rayon's current pool.
@@ -34,6 +42,7 @@ pub fn preprocess_batch(
                 key: s.key,
                 label: s.label,
                 caption: s.caption,
+                further_captions: s.further_captions,
                 image,
             })
         })

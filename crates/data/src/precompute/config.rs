@@ -8,6 +8,7 @@
 //! [source]
 //! kind = "emoji"                     # imagenet | webdataset | folder | emoji | fashion-mnist
 //! path = ".assets/emoji-datasource-google"
+//! caption_fields = ["txt"]           # webdataset/folder: ["txt", "syn"] also reads <key>.syn.txt
 //!
 //! [preprocess]
 //! resolution = 64
@@ -23,6 +24,7 @@
 //! val_samples = 64
 //! ```
 
+use super::caption_fields;
 use crate::error::Result;
 use crate::images::decode::MAX_SIDE;
 use crate::images::resample::Filter;
@@ -55,6 +57,13 @@ pub enum SourceConfig {
         /// Seed of the synonym drawn for each caption ("a photo of a <name>").
         #[serde(default)]
         caption_seed: u64,
+        /// Caption fields read, `txt` first ([`caption_fields`]); the default `["txt"]` is left
+        /// out of the fingerprint.
+        #[serde(
+            default = "caption_fields::primary_only",
+            skip_serializing_if = "caption_fields::is_primary_only"
+        )]
+        caption_fields: Vec<String>,
     },
     /// img2dataset/WebDataset tar shards (CC12M): `<key>.jpg` + `<key>.txt`. One latent shard is
     /// written per input shard; the last `val_shards` input shards become the val split.
@@ -65,19 +74,51 @@ pub enum SourceConfig {
         captions_optional: bool,
         #[serde(default)]
         val_shards: usize,
+        /// Caption fields read, `txt` first ([`caption_fields`]); further fields come from
+        /// `<key>.<field>.txt` (`000123.syn.txt`). The default `["txt"]` is left out of the
+        /// fingerprint.
+        #[serde(
+            default = "caption_fields::primary_only",
+            skip_serializing_if = "caption_fields::is_primary_only"
+        )]
+        caption_fields: Vec<String>,
     },
     /// Every image under `path`; labels from the first-level subfolders when asked.
     Folder {
         path: PathBuf,
         #[serde(default)]
         labels_from_subfolders: bool,
+        /// Caption fields read, `txt` first ([`caption_fields`]); further fields come from
+        /// sidecars `<stem>.<field>.txt` (`cat.syn.txt`). The default `["txt"]` is left out of
+        /// the fingerprint.
+        #[serde(
+            default = "caption_fields::primary_only",
+            skip_serializing_if = "caption_fields::is_primary_only"
+        )]
+        caption_fields: Vec<String>,
     },
     /// The npm package `emoji-datasource-google` (captioned, no labels).
-    Emoji { path: PathBuf },
+    Emoji {
+        path: PathBuf,
+        /// Caption fields read, `txt` first ([`caption_fields`]); the default `["txt"]` is left
+        /// out of the fingerprint.
+        #[serde(
+            default = "caption_fields::primary_only",
+            skip_serializing_if = "caption_fields::is_primary_only"
+        )]
+        caption_fields: Vec<String>,
+    },
     /// Fashion-MNIST's IDX files (or MNIST's, same names): train, and t10k as the val split.
     FashionMnist {
         #[serde(default = "default_fashion_dir")]
         path: PathBuf,
+        /// Caption fields read, `txt` first ([`caption_fields`]); the default `["txt"]` is left
+        /// out of the fingerprint.
+        #[serde(
+            default = "caption_fields::primary_only",
+            skip_serializing_if = "caption_fields::is_primary_only"
+        )]
+        caption_fields: Vec<String>,
     },
 }
 
@@ -109,6 +150,22 @@ impl SourceConfig {
         )
     }
 
+    /// The caption fields read from the source, `txt` first.
+    pub fn caption_fields(&self) -> &[String] {
+        match self {
+            SourceConfig::Imagenet { caption_fields, .. }
+            | SourceConfig::Webdataset { caption_fields, .. }
+            | SourceConfig::Folder { caption_fields, .. }
+            | SourceConfig::Emoji { caption_fields, .. }
+            | SourceConfig::FashionMnist { caption_fields, .. } => caption_fields,
+        }
+    }
+
+    /// The caption fields after `txt`.
+    pub fn further_caption_fields(&self) -> &[String] {
+        caption_fields::further(self.caption_fields())
+    }
+
     pub fn kind_name(&self) -> &'static str {
         match self {
             SourceConfig::Imagenet { .. } => "imagenet",
@@ -122,6 +179,24 @@ impl SourceConfig {
 
 impl Validate for SourceConfig {
     fn validate(&self, v: &mut Validator) {
+        let has_further = matches!(
+            self,
+            SourceConfig::Webdataset { .. } | SourceConfig::Folder { .. }
+        );
+        caption_fields::validate(self.caption_fields(), self.kind_name(), has_further, v);
+        if let SourceConfig::Webdataset {
+            captions_optional: true,
+            ..
+        } = self
+        {
+            if !self.further_caption_fields().is_empty() {
+                v.fail(
+                    "captions_optional",
+                    "further caption fields need every sample captioned (they are compared on \
+                     the same images)",
+                );
+            }
+        }
         if let SourceConfig::Imagenet {
             val_dir,
             val_labels,

@@ -8,8 +8,8 @@ use crate::error::{DataError, Result};
 use crate::images::RgbImage;
 use crate::shards::ShardSplit;
 use crate::sources::{
-    read_emoji, read_image_folder, CaptionPolicy, FolderOptions, ImageNet, ImageSource, Sample,
-    SourceItem, ValLabels, WebDatasetImages,
+    read_emoji, read_image_folder, with_sidecar_captions, CaptionPolicy, FolderOptions, ImageNet,
+    ImageSource, Sample, SourceItem, ValLabels, WebDatasetImages,
 };
 use flowscale_core::FlowRng;
 use std::path::PathBuf;
@@ -41,11 +41,19 @@ impl Unit {
         }
     }
 
-    /// The unit's samples in order.
-    pub fn iter(&self, policy: CaptionPolicy) -> Box<dyn Iterator<Item = SourceItem> + '_> {
+    /// The unit's samples in order; a streamed tar is read for the `further` caption fields
+    /// (listed samples were read for them when listed).
+    pub fn iter(
+        &self,
+        policy: CaptionPolicy,
+        further: &[String],
+    ) -> Box<dyn Iterator<Item = SourceItem> + '_> {
         match &self.items {
             UnitItems::Listed(items) => Box::new(items.iter().cloned()),
-            UnitItems::Tar(path) => Box::new(WebDatasetImages::new(vec![path.clone()], policy)),
+            UnitItems::Tar(path) => Box::new(
+                WebDatasetImages::new(vec![path.clone()], policy)
+                    .with_caption_fields(further.to_vec()),
+            ),
         }
     }
 }
@@ -93,6 +101,7 @@ impl Plan {
                 val_labels_format,
                 val_synsets,
                 caption_seed,
+                ..
             } => {
                 let imagenet = ImageNet::from_mapping(mapping)?.with_caption_seed(*caption_seed);
                 let train: Vec<SourceItem> = imagenet.train(train_dir)?.collect();
@@ -119,6 +128,7 @@ impl Plan {
                 path,
                 captions_optional,
                 val_shards,
+                ..
             } => {
                 let mut tars = WebDatasetImages::shards_in(path)?;
                 if *val_shards >= tars.len() {
@@ -136,22 +146,29 @@ impl Plan {
             SourceConfig::Folder {
                 path,
                 labels_from_subfolders,
+                ..
             } => {
                 let options = FolderOptions {
                     labels_from_subfolders: *labels_from_subfolders,
                 };
                 let (samples, classes) = read_image_folder(path, options)?;
-                // Captioned when every image has a sidecar `.txt`.
-                let captioned = samples.iter().all(|s| s.caption.is_some());
-                let (train, val) = hold_out(ok_items(samples), seed, cfg.output.val_samples)?;
+                // Captioned when every image has a sidecar `.txt`, or when further fields are
+                // read: then an image without its `.txt` is a bad sample.
+                let further = cfg.source.further_caption_fields();
+                let captioned = !further.is_empty() || samples.iter().all(|s| s.caption.is_some());
+                let items = samples
+                    .into_iter()
+                    .map(|s| with_sidecar_captions(s, further))
+                    .collect();
+                let (train, val) = hold_out(items, seed, cfg.output.val_samples)?;
                 (train, val, classes, captioned)
             }
-            SourceConfig::Emoji { path } => {
+            SourceConfig::Emoji { path, .. } => {
                 let samples = read_emoji(path)?;
                 let (train, val) = hold_out(ok_items(samples), seed, cfg.output.val_samples)?;
                 (train, val, Vec::new(), true)
             }
-            SourceConfig::FashionMnist { path } => {
+            SourceConfig::FashionMnist { path, .. } => {
                 use crate::fashion_mnist::{load, Split};
                 let train_set = load(path, Split::Train)?;
                 let names = train_set.class_names.clone();
@@ -271,6 +288,7 @@ fn idx_samples(data: &crate::LabeledImages, prefix: &str) -> Result<Vec<SourceIt
                 image: ImageSource::Pixels(image),
                 label: Some(label),
                 caption: None,
+                further_captions: Vec::new(),
             }))
         })
         .collect()

@@ -9,9 +9,7 @@ use super::record::ShardRecord;
 use super::unit_writer::{write_unit, UnitContext};
 use crate::bad_samples::BadSampleReport;
 use crate::error::{DataError, Result};
-use crate::shards::{
-    ShardEntry, ShardManifest, ShardSplit, Splits, MANIFEST_VERSION, PRIMARY_CAPTION,
-};
+use crate::shards::{ShardEntry, ShardManifest, ShardSplit, Splits, MANIFEST_VERSION};
 use crate::sources::CaptionPolicy;
 use flowscale_core::atomic::{tmp_prefix, write_atomic};
 use serde_json::{json, Value};
@@ -184,6 +182,7 @@ pub fn precompute(
         dir: &dir,
         preprocess: cfg.preprocess_config(),
         captions,
+        caption_fields: cfg.source.caption_fields(),
         latent_dtype: cfg.output.latent_dtype,
         encoders: &encoders,
         on_samples: &on_samples,
@@ -316,7 +315,7 @@ fn build_manifest(
         has_captions: plan.has_captions,
         text: encoders.text_info(),
         caption_fields: if plan.has_captions || encoders.text.is_some() {
-            vec![PRIMARY_CAPTION.to_owned()]
+            cfg.source.caption_fields().to_vec()
         } else {
             Vec::new()
         },
@@ -334,8 +333,8 @@ fn build_manifest(
     Ok(manifest)
 }
 
-/// What decides the shards: the config's content, the autoencoder (with its weights' hash) and
-/// the text encoder's config.
+/// What decides the shards: the config's content (`source.caption_fields` included when not the
+/// default), the autoencoder (with its weights' hash) and the text encoder's config.
 fn fingerprint(cfg: &PrecomputeConfig, encoders: &Encoders) -> Value {
     json!({
         "config": cfg.content_fingerprint(),

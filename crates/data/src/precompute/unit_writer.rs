@@ -1,13 +1,15 @@
 //! One unit to one shard: read and preprocess batches on a producer thread (rayon inside) while
-//! this thread encodes the previous batch and appends it to the shard.
+//! this thread encodes the previous batch and appends it to the shard. Every caption field read
+//! (`txt`, then further ones such as a synthetic `syn`) is stored with its text and, with a text
+//! encoder, its fp16 embedding.
 
 use super::encoders::Encoders;
 use super::plan::Unit;
 use super::record::ShardRecord;
 use crate::bad_samples::{BadSample, BadSampleReport};
-use crate::error::Result;
+use crate::error::{DataError, Result};
 use crate::images::{preprocess_batch, stack_images, PreparedSample};
-use crate::shards::{LatentDtype, LatentSample, LatentShardWriter, SampleCaption, PRIMARY_CAPTION};
+use crate::shards::{LatentDtype, LatentSample, LatentShardWriter, SampleCaption};
 use crate::sources::{CaptionPolicy, Sample};
 use crate::PreprocessConfig;
 use std::path::Path;
@@ -19,6 +21,8 @@ pub struct UnitContext<'a> {
     pub dir: &'a Path,
     pub preprocess: PreprocessConfig,
     pub captions: CaptionPolicy,
+    /// The caption fields read and stored, `txt` first.
+    pub caption_fields: &'a [String],
     pub latent_dtype: LatentDtype,
     pub encoders: &'a Encoders,
     /// Called with the number of source entries consumed (good or bad).
@@ -40,8 +44,9 @@ pub fn write_unit(unit: &Unit, ctx: &UnitContext) -> Result<ShardRecord> {
     std::thread::scope(|scope| -> Result<()> {
         let (tx, rx) = sync_channel::<Prepared>(2);
         let (preprocess, captions) = (&ctx.preprocess, ctx.captions);
+        let further = super::caption_fields::further(ctx.caption_fields);
         scope.spawn(move || {
-            let mut items = unit.iter(captions);
+            let mut items = unit.iter(captions, further);
             loop {
                 let chunk: Vec<_> = items.by_ref().take(batch).collect();
                 if chunk.is_empty() {
@@ -111,23 +116,11 @@ fn encode_and_append(
     // Converted before the copy to the host: half the bytes to move in fp16.
     let store = |t: &Tensor| t.f_to_kind(kind)?.f_to_device(tch::Device::Cpu);
     let (mean, std) = (store(&posterior.mean)?, store(&posterior.std)?);
-    let text = match &enc.text {
-        Some(t) => {
-            let captions: Vec<&str> = batch
-                .iter()
-                .map(|s| s.caption.as_deref().unwrap_or_default())
-                .collect();
-            let c = t
-                .encoder
-                .encode_batched(&captions, t.batch_size)?
-                .to_kind(Kind::Half)?;
-            Some((
-                c.context.f_to_device(tch::Device::Cpu)?,
-                c.pooled.f_to_device(tch::Device::Cpu)?,
-            ))
-        }
-        None => None,
-    };
+    let mut columns = ctx
+        .caption_fields
+        .iter()
+        .map(|field| caption_column(&batch, field, enc))
+        .collect::<Result<Vec<_>>>()?;
     for (i, s) in batch.into_iter().enumerate() {
         let i = i as i64;
         let flip = match flipped {
@@ -140,19 +133,84 @@ fn encode_and_append(
             std: std.f_get(i)?,
             flip,
             label: s.label,
-            captions: match (s.caption, &text) {
-                (None, None) => Vec::new(),
-                (caption, text) => vec![SampleCaption {
-                    field: PRIMARY_CAPTION.to_owned(),
-                    text: caption,
-                    embedding: match text {
-                        Some((c, p)) => Some((c.f_get(i)?, p.f_get(i)?)),
-                        None => None,
-                    },
-                }],
-            },
+            captions: columns
+                .iter_mut()
+                .map(|column| column.take(i))
+                .filter_map(Result::transpose)
+                .collect::<Result<_>>()?,
         })?;
         (ctx.after_append)();
     }
     Ok(())
+}
+
+/// One caption field of a batch: each sample's text and, with a text encoder, the fp16
+/// embeddings of the batch on the host.
+struct EncodedField<'a> {
+    field: &'a str,
+    texts: Vec<Option<String>>,
+    embedding: Option<(Tensor, Tensor)>,
+}
+
+impl EncodedField<'_> {
+    /// Sample `i`'s caption; `None` when it has neither text nor embedding (an unconditioned
+    /// sample of a source whose captions are optional).
+    fn take(&mut self, i: i64) -> Result<Option<SampleCaption>> {
+        let text = self.texts[i as usize].take();
+        let embedding = match &self.embedding {
+            Some((c, p)) => Some((c.f_get(i)?, p.f_get(i)?)),
+            None => None,
+        };
+        Ok(
+            (text.is_some() || embedding.is_some()).then(|| SampleCaption {
+                field: self.field.to_owned(),
+                text,
+                embedding,
+            }),
+        )
+    }
+}
+
+/// The `field` captions of `batch`, encoded when there is a text encoder.
+fn caption_column<'a>(
+    batch: &[PreparedSample],
+    field: &'a str,
+    enc: &Encoders,
+) -> Result<EncodedField<'a>> {
+    let texts: Vec<Option<String>> = batch
+        .iter()
+        .map(|s| s.caption_of(field).map(str::to_owned))
+        .collect();
+    let embedding = match &enc.text {
+        Some(t) => {
+            // The producer skips samples without `txt` and the sources samples without a
+            // further field, so a gap here is a bug; it is reported, not encoded as "".
+            let prompts: Vec<&str> = batch
+                .iter()
+                .zip(&texts)
+                .map(|(s, text)| {
+                    text.as_deref().ok_or_else(|| {
+                        DataError::Invalid(format!(
+                            "sample {}: no {field} caption for the text encoder",
+                            s.key
+                        ))
+                    })
+                })
+                .collect::<Result<_>>()?;
+            let c = t
+                .encoder
+                .encode_batched(&prompts, t.batch_size)?
+                .to_kind(Kind::Half)?;
+            Some((
+                c.context.f_to_device(tch::Device::Cpu)?,
+                c.pooled.f_to_device(tch::Device::Cpu)?,
+            ))
+        }
+        None => None,
+    };
+    Ok(EncodedField {
+        field,
+        texts,
+        embedding,
+    })
 }

@@ -36,6 +36,7 @@ pub fn read_emoji(package_dir: &Path) -> Result<Vec<Sample>> {
             image: ImageSource::File(images.join(image)),
             label: None,
             caption: Some(caption),
+            further_captions: Vec::new(),
         });
     }
     samples.sort_by(|a, b| a.key.cmp(&b.key));

@@ -1,10 +1,12 @@
 //! Any folder of images, recursively, in sorted path order, each folder and file once (symlinks:
 //! see [`read_image_folder`]). Optionally the label is the index of
 //! the first-level subfolder (sorted); a caption comes from a sidecar `<name>.txt` next to the
-//! image when there is one.
+//! image when there is one (further caption fields: [`super::sidecar`]).
 
+use super::sidecar::sidecar_path;
 use super::{safe_key, ImageSource, Sample};
 use crate::error::{DataError, Result};
+use crate::shards::PRIMARY_CAPTION;
 use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -192,7 +194,7 @@ pub fn read_image_folder(
         } else {
             None
         };
-        let sidecar = path.with_extension("txt");
+        let sidecar = sidecar_path(&path, PRIMARY_CAPTION);
         let caption = if sidecar.is_file() {
             let text = std::fs::read_to_string(&sidecar).map_err(|e| DataError::io(&sidecar, e))?;
             Some(text.trim().to_string())
@@ -204,6 +206,7 @@ pub fn read_image_folder(
             image: ImageSource::File(path),
             label,
             caption,
+            further_captions: Vec::new(),
         });
     }
     Ok((samples, classes))

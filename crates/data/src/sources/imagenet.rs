@@ -122,6 +122,7 @@ impl ImageNet {
             key,
             image: ImageSource::File(path),
             label: Some(label),
+            further_captions: Vec::new(),
         }
     }
 

@@ -7,10 +7,12 @@ pub mod emoji;
 pub mod folder;
 pub mod imagenet;
 pub mod keys;
+pub mod sidecar;
 pub mod webdataset;
 
 use crate::bad_samples::BadSample;
 use crate::images::{decode_rgb, RgbImage};
+use crate::shards::PRIMARY_CAPTION;
 use std::borrow::Cow;
 use std::path::PathBuf;
 
@@ -18,6 +20,7 @@ pub use emoji::read_emoji;
 pub use folder::{read_image_folder, FolderOptions};
 pub use imagenet::{ImageNet, ValLabels};
 pub use keys::safe_key;
+pub use sidecar::with_sidecar_captions;
 pub use webdataset::{CaptionPolicy, WebDatasetImages};
 
 /// Where a sample's encoded image is.
@@ -59,7 +62,41 @@ pub struct Sample {
     pub key: String,
     pub image: ImageSource,
     pub label: Option<i64>,
+    /// The caption of field `txt`.
     pub caption: Option<String>,
+    /// Captions of further fields (a synthetic caption beside the original one, for the caption
+    /// study), in the order the source was asked for them.
+    pub further_captions: Vec<FieldCaption>,
+}
+
+/// A caption of a field other than `txt`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldCaption {
+    pub field: String,
+    pub text: String,
+}
+
+impl Sample {
+    /// The caption of `field` (`txt` or a further one), when the sample has it.
+    pub fn caption_of(&self, field: &str) -> Option<&str> {
+        caption_of(&self.caption, &self.further_captions, field)
+    }
+}
+
+/// The caption of `field` among a sample's `txt` caption and further captions.
+pub(crate) fn caption_of<'a>(
+    txt: &'a Option<String>,
+    further: &'a [FieldCaption],
+    field: &str,
+) -> Option<&'a str> {
+    if field == PRIMARY_CAPTION {
+        txt.as_deref()
+    } else {
+        further
+            .iter()
+            .find(|c| c.field == field)
+            .map(|c| c.text.as_str())
+    }
 }
 
 /// What a reader yields: a sample, or one it skipped and why.

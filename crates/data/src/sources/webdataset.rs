@@ -2,11 +2,14 @@
 //! `<key>.jpg` + `<key>.txt`, optionally `<key>.json` (ignored) and `<key>.cls` (an integer
 //! label). Shards are streamed entry by entry. A damaged shard keeps the samples before the
 //! damage and is reported by path; a sample without a caption is reported by key, or kept
-//! unconditioned when captions are optional.
+//! unconditioned when captions are optional. Further caption fields asked for
+//! ([`WebDatasetImages::with_caption_fields`]) are read from `<key>.<field>.txt`
+//! (`000123.syn.txt`); a sample without one of them is reported whatever the policy, since the
+//! fields are there to be compared on the same images.
 
 use super::folder::{sorted_dir, IMAGE_EXTENSIONS};
 use super::keys::split_member;
-use super::{safe_key, ImageSource, Sample, SourceItem};
+use super::{safe_key, FieldCaption, ImageSource, Sample, SourceItem};
 use crate::bad_samples::BadSample;
 use crate::shards::tar::TarEntries;
 use std::collections::VecDeque;
@@ -28,6 +31,8 @@ struct Group {
     key: String,
     image: Option<Vec<u8>>,
     caption: Option<Vec<u8>>,
+    /// `(field, bytes)` of the further caption fields asked for.
+    further: Vec<(String, Vec<u8>)>,
     label: Option<Vec<u8>>,
 }
 
@@ -38,6 +43,8 @@ pub struct WebDatasetImages {
     group: Option<Group>,
     ready: VecDeque<SourceItem>,
     policy: CaptionPolicy,
+    /// Further caption fields to read (not `txt`).
+    further: Vec<String>,
 }
 
 impl WebDatasetImages {
@@ -48,7 +55,15 @@ impl WebDatasetImages {
             group: None,
             ready: VecDeque::new(),
             policy,
+            further: Vec::new(),
         }
+    }
+
+    /// Also reads the caption of each of the `further` fields (not `txt`), from
+    /// `<key>.<field>.txt`; every sample must have all of them.
+    pub fn with_caption_fields(mut self, further: Vec<String>) -> Self {
+        self.further = further;
+        self
     }
 
     /// The `*.tar` files of `dir`, sorted by name.
@@ -89,6 +104,19 @@ impl WebDatasetImages {
                 None if self.policy == CaptionPolicy::Optional => None,
                 None => return Err(format!("no caption (.txt) in {shard}")),
             };
+            let mut further_captions = Vec::with_capacity(self.further.len());
+            for field in &self.further {
+                let Some((_, bytes)) = g.further.iter().find(|(f, _)| f == field) else {
+                    return Err(format!("no {field} caption (.{field}.txt) in {shard}"));
+                };
+                let text = std::str::from_utf8(bytes).map_err(|_| {
+                    format!("caption {field} (.{field}.txt) is not UTF-8 in {shard}")
+                })?;
+                further_captions.push(FieldCaption {
+                    field: field.clone(),
+                    text: text.trim().to_string(),
+                });
+            }
             let label = match g.label {
                 Some(bytes) => Some(
                     std::str::from_utf8(&bytes)
@@ -103,6 +131,7 @@ impl WebDatasetImages {
                 image: ImageSource::Bytes(image),
                 label,
                 caption,
+                further_captions,
             })
         })()
         .map_err(|reason| BadSample::new(key.clone(), reason));
@@ -135,8 +164,10 @@ impl WebDatasetImages {
                         key: key.to_string(),
                         image: None,
                         caption: None,
+                        further: Vec::new(),
                         label: None,
                     });
+                    let field = further_field(ext, &self.further);
                     let ext = ext.to_ascii_lowercase();
                     if IMAGE_EXTENSIONS.contains(&ext.as_str()) {
                         g.image.get_or_insert(data);
@@ -144,6 +175,10 @@ impl WebDatasetImages {
                         g.caption = Some(data);
                     } else if ext == "cls" {
                         g.label = Some(data);
+                    } else if let Some(field) = field {
+                        // A repeated member replaces the earlier one, as for `.txt`.
+                        g.further.retain(|(f, _)| f != field);
+                        g.further.push((field.to_owned(), data));
                     }
                 }
                 Some(Err(e)) => {
@@ -164,6 +199,16 @@ impl WebDatasetImages {
             }
         }
     }
+}
+
+/// The further field among `fields` whose caption member has extension `ext` (`syn.txt`): the
+/// field name is matched exactly (fields are case-sensitive), `txt` in any case like `.txt`.
+fn further_field<'f>(ext: &str, fields: &'f [String]) -> Option<&'f str> {
+    let (field, last) = ext.rsplit_once('.')?;
+    if !last.eq_ignore_ascii_case("txt") {
+        return None;
+    }
+    fields.iter().find(|f| *f == field).map(String::as_str)
 }
 
 /// An error's reason without the shard's path: the bad-sample entry names the shard already.
