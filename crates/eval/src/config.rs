@@ -20,6 +20,69 @@ pub struct EvalConfig {
     pub classifier: ClassifierSection,
     #[serde(default)]
     pub clip: ClipSection,
+    #[serde(default)]
+    pub prompts: PromptsSection,
+}
+
+/// What the samples are conditioned on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromptsSection {
+    /// `auto`: classes for class-conditional runs; for text runs the COCO set when
+    /// `coco_captions` is given, else the val split's captions. `classes`, `val` or `coco`
+    /// choose explicitly.
+    #[serde(default = "default_prompt_source")]
+    pub source: String,
+    /// A COCO-2014-style caption file (`captions_val2014.json`: `images` with `id` and
+    /// `file_name`, `annotations` with `image_id` and `caption`); sample `i` uses the first
+    /// caption of the `i`-th image by id.
+    #[serde(default)]
+    pub coco_captions: String,
+    /// The folder of the COCO images (the FID reference of a COCO evaluation).
+    #[serde(default)]
+    pub coco_images: String,
+    /// Text-encoder config that encodes the prompts; empty: the run's
+    /// `conditioning.text_encoder`. Runs trained on stored embeddings need one for COCO.
+    #[serde(default)]
+    pub text_encoder: String,
+}
+
+impl Default for PromptsSection {
+    fn default() -> Self {
+        Self {
+            source: default_prompt_source(),
+            coco_captions: String::new(),
+            coco_images: String::new(),
+            text_encoder: String::new(),
+        }
+    }
+}
+
+fn default_prompt_source() -> String {
+    "auto".into()
+}
+
+impl Validate for PromptsSection {
+    fn validate(&self, v: &mut Validator) {
+        if !["auto", "classes", "val", "coco"].contains(&self.source.as_str()) {
+            v.fail(
+                "source",
+                format!(
+                    "`{}` is not \"auto\", \"classes\", \"val\" or \"coco\"",
+                    self.source
+                ),
+            );
+        }
+        if self.source == "coco" && self.coco_captions.is_empty() {
+            v.fail("coco_captions", "is required with source = \"coco\"");
+        }
+        if !self.coco_captions.is_empty() && self.coco_images.is_empty() {
+            v.fail(
+                "coco_images",
+                "is required with coco_captions (the FID reference images)",
+            );
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,6 +100,10 @@ pub struct EvalSection {
     /// Seed of the fixed sampling noise.
     #[serde(default)]
     pub seed: u64,
+    /// The `dataset` column of every result row (Table 1 ranks per dataset); empty: the run's
+    /// dataset (the shard folder's name for latent shards).
+    #[serde(default)]
+    pub dataset: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -138,6 +205,14 @@ pub struct ClassifierSection {
     pub batch_size: u64,
     #[serde(default = "default_classifier_lr")]
     pub lr: f64,
+    /// Labelled latent shards: at most this many images of each split are decoded to fit the
+    /// classifier on.
+    #[serde(default = "default_classifier_images")]
+    pub max_images: u64,
+}
+
+fn default_classifier_images() -> u64 {
+    10_000
 }
 
 fn yes() -> bool {
@@ -222,6 +297,7 @@ impl Default for EvalSection {
             device: default_device(),
             out_dir: String::new(),
             seed: 0,
+            dataset: String::new(),
         }
     }
 }
@@ -282,6 +358,7 @@ impl Default for ClassifierSection {
             train_steps: default_classifier_steps(),
             batch_size: default_classifier_batch(),
             lr: default_classifier_lr(),
+            max_images: default_classifier_images(),
         }
     }
 }
@@ -293,6 +370,7 @@ impl Validate for EvalConfig {
         v.section("fid", &self.fid);
         v.section("classifier", &self.classifier);
         v.section("clip", &self.clip);
+        v.section("prompts", &self.prompts);
         if self.fid.enabled && self.fid.feature_network == "clip" && self.clip.model.is_empty() {
             v.fail(
                 "fid.feature_network",

@@ -4,14 +4,17 @@
 //! a CLIP model) and classifier accuracy. Pixel-space runs decode as the identity, latent-shard
 //! runs through their autoencoder (`flowscale_train::run::RunData`).
 //!
-//! Fixed inputs: sample `i` has label `i mod classes` and noise row `i` of one `[N, C, H, W]`
-//! normal draw seeded by `eval.seed` on the CPU, so every weight set, setting and device sees
-//! the same starting points. Samples are quantised to u8 as images are saved, then scored. The
-//! CLIP score pairs sample `i` with the caption of its class (`clip.caption`, default
-//! "a photo of a <class name>").
+//! Fixed inputs: sample `i` has the conditioning of [`crate::conditions`] (label `i mod
+//! classes`, or the caption of a val sample or of a COCO image for text runs) and noise row `i`
+//! of one `[N, C, H, W]` normal draw seeded by `eval.seed` on the CPU, so every weight set,
+//! setting and device sees the same starting points. Samples are quantised to u8 as images are
+//! saved, then scored. The CLIP score pairs sample `i` with its prompt (class runs: the caption
+//! of its class, `clip.caption`, default "a photo of a <class name>"). Every row carries the
+//! training data's name in its `dataset` column, so `flowscale rank` ranks per dataset.
 
 use crate::classifier::{self, Classifier, ClassifierInfo, TrainSpec};
 use crate::clip_metric::ClipMetric;
+use crate::conditions::{eval_conditions, PromptSource};
 use crate::config::EvalConfig;
 use crate::error::{EvalError, Result};
 use crate::feature_net::FeatureNet;
@@ -69,7 +72,7 @@ pub fn default_out_dir(run_dir: &Path, step: u64) -> PathBuf {
 pub fn evaluate(req: &EvalRequest, log: &mut dyn FnMut(&str)) -> Result<EvalOutcome> {
     let c = &req.config;
     let dev = device(&c.eval.device)?;
-    let run = LoadedRun::load(&req.source, req.step, dev)?;
+    let run = LoadedRun::load(&req.source, req.step, dev, &c.prompts)?;
     let labels_w = run.weight_labels(&c.eval.weights)?;
     let out_dir = if c.eval.out_dir.is_empty() {
         default_out_dir(&run.run_dir, run.step)
@@ -79,6 +82,11 @@ pub fn evaluate(req: &EvalRequest, log: &mut dyn FnMut(&str)) -> Result<EvalOutc
     std::fs::create_dir_all(&out_dir).map_err(|e| EvalError::io(&out_dir, e))?;
     let base = ResultRow {
         run: run.cfg.run.name.clone(),
+        dataset: if c.eval.dataset.is_empty() {
+            run.dataset_name()
+        } else {
+            c.eval.dataset.clone()
+        },
         formulation: run.cfg.formulation.name.clone(),
         depth: run.cfg.model.depth,
         step: run.step,
@@ -96,8 +104,8 @@ pub fn evaluate(req: &EvalRequest, log: &mut dyn FnMut(&str)) -> Result<EvalOutc
 
     // Fixed inputs.
     let n = c.sampling.n as i64;
-    let classes = run.data.classes();
-    let labels = Tensor::f_arange(n, (Kind::Int64, Device::Cpu))?.f_remainder(classes)?;
+    let conditions = eval_conditions(&run, c, n)?;
+    log(&format!("prompts: {}", conditions.description));
     tch::manual_seed(c.eval.seed as i64);
     let [ch, h, w] = run.data.model_shape();
     let noise = Tensor::f_randn([n, ch, h, w], (Kind::Float, Device::Cpu))?;
@@ -113,13 +121,14 @@ pub fn evaluate(req: &EvalRequest, log: &mut dyn FnMut(&str)) -> Result<EvalOutc
         ));
         Some(m)
     };
-    let captions: Vec<String> = {
-        let names = run.data.class_names();
-        Vec::<i64>::try_from(&labels)?
-            .iter()
-            .map(|&l| c.clip.caption_for(&names[l as usize]))
-            .collect()
-    };
+    let captions: Option<&Vec<String>> = conditions.captions.as_ref();
+    if clip.is_some() && captions.is_none() {
+        return Err(EvalError::Invalid(
+            "CLIP score needs the prompts' text, but the val split stores text embeddings only \
+             (precompute keeps captions when the source has them)"
+                .into(),
+        ));
+    }
     let inception = if c.fid.enabled && c.fid.feature_network == "inception" {
         Some(FidInception::load(Path::new(&c.fid.weights), dev)?)
     } else {
@@ -136,7 +145,7 @@ pub fn evaluate(req: &EvalRequest, log: &mut dyn FnMut(&str)) -> Result<EvalOutc
         _ => None,
     };
     let fid = if let Some(net) = fid_net {
-        let reference = reference_stats(&run, net, c)?;
+        let reference = reference_stats(&run, net, c, conditions.reference.as_ref())?;
         log(&format!(
             "FID reference: {} ({} images, stats {})",
             reference.provenance.source,
@@ -147,11 +156,15 @@ pub fn evaluate(req: &EvalRequest, log: &mut dyn FnMut(&str)) -> Result<EvalOutc
     } else {
         None
     };
-    let classifier = if c.classifier.enabled {
-        let cl = classifier_for(&run, c, dev, log)?;
-        Some(cl)
-    } else {
-        None
+    // Class adherence needs the class of each prompt: the labels of class runs, or of the
+    // val samples whose captions are the prompts.
+    let classifier = match (&conditions.labels, c.classifier.enabled) {
+        (Some(_), true) => Some(classifier_for(&run, c, dev, log)?),
+        (None, true) if conditions.source != PromptSource::Classes => {
+            log("no class labels for the prompts: class adherence is not scored");
+            None
+        }
+        _ => None,
     };
 
     let mut rows = Vec::new();
@@ -188,7 +201,7 @@ pub fn evaluate(req: &EvalRequest, log: &mut dyn FnMut(&str)) -> Result<EvalOutc
                 &run,
                 setting,
                 &noise,
-                &CondInput::Labels(labels.shallow_clone()),
+                &conditions.cond,
                 c.sampling.batch_size as i64,
             )?;
             // Latent runs: through the run's autoencoder.
@@ -223,7 +236,7 @@ pub fn evaluate(req: &EvalRequest, log: &mut dyn FnMut(&str)) -> Result<EvalOutc
                 });
                 line.push_str(&format!(", FID {value:.2}"));
             }
-            if let Some(m) = &clip {
+            if let (Some(m), Some(captions)) = (&clip, captions) {
                 let caps: Vec<&str> = captions.iter().map(String::as_str).collect();
                 let s = m.score(&u8s, &caps, c.clip.batch_size as usize)?;
                 for (metric, value) in [(CLIP_SCORE_RAW, s.raw), (CLIP_SCORE_X100, s.x100)] {
@@ -239,15 +252,25 @@ pub fn evaluate(req: &EvalRequest, log: &mut dyn FnMut(&str)) -> Result<EvalOutc
                     s.raw, s.x100
                 ));
             }
-            if let Some(cl) = &classifier {
+            if let (Some(cl), Some(labels)) = (&classifier, &conditions.labels) {
                 let x = to_model_pixels(&u8s, (res, res))?;
-                let acc = cl.accuracy(&x, &labels, 500)?;
-                rows.push(ResultRow {
+                let predicted = cl.predict(&x, 500)?;
+                let (acc, chance) = adherence(&predicted, labels)?;
+                let row = |metric: &str, value: f64| ResultRow {
                     feature_network: classifier::NAME.into(),
                     feature_weights_sha256: cl.info.sha256.clone(),
-                    ..row("class_accuracy", acc)
-                });
-                line.push_str(&format!(", class accuracy {acc:.3}"));
+                    ..row(metric, value)
+                };
+                if conditions.source == PromptSource::Classes {
+                    rows.push(row("class_accuracy", acc));
+                    line.push_str(&format!(", class accuracy {acc:.3}"));
+                } else {
+                    rows.push(row("prompt_class_accuracy", acc));
+                    rows.push(row("prompt_class_chance", chance));
+                    line.push_str(&format!(
+                        ", prompt class accuracy {acc:.3} (chance {chance:.3})"
+                    ));
+                }
             }
             log(&line);
         }
@@ -258,6 +281,7 @@ pub fn evaluate(req: &EvalRequest, log: &mut dyn FnMut(&str)) -> Result<EvalOutc
         "step": run.step,
         "device": format!("{dev:?}"),
         "config": c,
+        "prompts": conditions.description,
         "fid_reference": fid.as_ref().map(|(_, r)| &r.provenance),
         "clip_model": clip.as_ref().map(|m| json!({
             "dir": m.dir.display().to_string(),
@@ -286,13 +310,39 @@ pub const CLIP_SCORE_RAW: &str = "clip_score";
 /// torchmetrics' scale: mean of `max(100 cos, 0)`.
 pub const CLIP_SCORE_X100: &str = "clip_score_x100";
 
+/// Share of samples whose predicted class is their prompt's, and the share expected by chance
+/// when predictions ignore the prompts (`sum_k p_k q_k` over the prompt classes' frequencies
+/// `p` and the predicted classes' `q`).
+fn adherence(predicted: &Tensor, labels: &Tensor) -> Result<(f64, f64)> {
+    let p: Vec<i64> = Vec::try_from(predicted)?;
+    let l: Vec<i64> = Vec::try_from(labels)?;
+    let n = l.len().max(1) as f64;
+    let hits = p.iter().zip(&l).filter(|(a, b)| a == b).count() as f64;
+    let mut freq_p = std::collections::HashMap::<i64, f64>::new();
+    let mut freq_l = std::collections::HashMap::<i64, f64>::new();
+    for (a, b) in p.iter().zip(&l) {
+        *freq_p.entry(*a).or_default() += 1.0 / n;
+        *freq_l.entry(*b).or_default() += 1.0 / n;
+    }
+    let chance = freq_l
+        .iter()
+        .map(|(k, v)| v * freq_p.get(k).copied().unwrap_or(0.0))
+        .sum();
+    Ok((hits / n, chance))
+}
+
 fn reference_stats(
     run: &LoadedRun,
     net: &dyn FeatureNet,
     c: &EvalConfig,
+    prompt_images: Option<&(Tensor, String)>,
 ) -> Result<ReferenceStats> {
     let cache = Path::new(&c.fid.cache_dir);
     let batch = c.fid.batch_size as usize;
+    // A COCO evaluation compares with the images its prompts describe.
+    if let (Some((u8s, source)), "held-out") = (prompt_images, c.fid.reference.as_str()) {
+        return tensor_reference_stats(net, u8s, source, cache, batch);
+    }
     if c.fid.reference != "held-out" {
         return folder_reference_stats(net, Path::new(&c.fid.reference), cache, batch);
     }
@@ -313,7 +363,10 @@ fn classifier_for(
     let res = run.data.resolution();
     let cl = if path.is_file() {
         Classifier::load(path, dev)?
-    } else if let Some((train, held_out)) = run.data.classifier_images() {
+    } else if let Some((train, held_out)) = run
+        .data
+        .classifier_images(c.classifier.max_images as usize, run.device)?
+    {
         log(&format!(
             "training the class-accuracy classifier ({} steps) into {}",
             c.classifier.train_steps,
@@ -337,9 +390,9 @@ fn classifier_for(
         )?
     } else {
         return Err(EvalError::Invalid(format!(
-            "classifier.path {}: not found; a latent-shard run has no images to fit the \
-             class-accuracy classifier on, so give a classifier trained on the dataset's images \
-             (or set classifier.enabled = false)",
+            "classifier.path {}: not found, and the run's data has no class labels to fit a \
+             classifier on; give a classifier trained on the dataset's images (or set \
+             classifier.enabled = false)",
             path.display()
         )));
     };

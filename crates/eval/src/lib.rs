@@ -11,6 +11,8 @@
 
 pub mod classifier;
 pub mod clip_metric;
+pub mod coco;
+pub mod conditions;
 pub mod config;
 pub mod csv;
 pub mod error;

@@ -4,6 +4,8 @@
 //! `model.safetensors`, EMAs = `ema-<decay>.safetensors`), any of which can be loaded into the
 //! model.
 
+use crate::conditions::PromptSource;
+use crate::config::PromptsSection;
 use crate::error::{EvalError, Result};
 use flowscale_formulations::Formulation;
 use flowscale_models::MmditConfig;
@@ -29,8 +31,15 @@ fn invalid(what: impl std::fmt::Display, e: impl std::fmt::Display) -> EvalError
 }
 
 impl LoadedRun {
-    /// Loads `source` (a run directory or one of its checkpoint folders) at `step`.
-    pub fn load(source: &Path, step: StepChoice, device: Device) -> Result<Self> {
+    /// Loads `source` (a run directory or one of its checkpoint folders) at `step`. A text run
+    /// whose evaluation encodes prompts (`prompts`) gets its text encoder loaded: the one
+    /// `prompts.text_encoder` names, else the run's `conditioning.text_encoder`.
+    pub fn load(
+        source: &Path,
+        step: StepChoice,
+        device: Device,
+        prompts: &PromptsSection,
+    ) -> Result<Self> {
         let ck = RunCheckpoint::open(source, step)?;
         let run_dir = ck
             .run_dir
@@ -52,7 +61,20 @@ impl LoadedRun {
             )
         })?;
         let data = RunData::open(&cfg.data, &cfg.conditioning, device, true)?;
-        let spec = RunModelSpec::for_run(&cfg, &data);
+        let mut spec = RunModelSpec::for_run(&cfg, &data);
+        if PromptSource::resolve(prompts, data.cond_source())?.encodes_text() {
+            let path = Some(prompts.text_encoder.clone())
+                .filter(|p| !p.is_empty())
+                .or_else(|| cfg.conditioning.text_encoder.clone())
+                .ok_or_else(|| {
+                    EvalError::Invalid(
+                        "the prompts must be encoded, but neither prompts.text_encoder nor the \
+                         run's conditioning.text_encoder names a text-encoder config"
+                            .into(),
+                    )
+                })?;
+            spec = spec.with_text_encoder(&path)?;
+        }
         check_backbone(&ck, &spec.backbone)?;
         let model = RunModel::build(&spec, device)?;
         let run = Self {
@@ -68,6 +90,22 @@ impl LoadedRun {
         };
         run.use_weights("raw")?;
         Ok(run)
+    }
+
+    /// The training data's name for the `dataset` column: the shard folder's name for latent
+    /// shards, the dataset kind otherwise.
+    pub fn dataset_name(&self) -> String {
+        use flowscale_train::config::DatasetKind;
+        match (self.cfg.data.dataset, &self.cfg.data.path) {
+            (DatasetKind::LatentShards, Some(p)) => Path::new(p)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| p.clone()),
+            (kind, _) => serde_json::to_value(kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_else(|| format!("{kind:?}")),
+        }
     }
 
     /// Decays of the checkpoint's EMAs, ascending.

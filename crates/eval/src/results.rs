@@ -10,6 +10,8 @@ use std::path::Path;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResultRow {
     pub run: String,
+    /// The training data (Table 1 ranks per dataset): `eval.dataset`, or the run's.
+    pub dataset: String,
     pub formulation: String,
     pub depth: u32,
     pub step: u64,
@@ -27,8 +29,9 @@ pub struct ResultRow {
     pub resize_mode: String,
 }
 
-pub const CSV_COLUMNS: [&str; 13] = [
+pub const CSV_COLUMNS: [&str; 14] = [
     "run",
+    "dataset",
     "formulation",
     "depth",
     "step",
@@ -44,9 +47,10 @@ pub const CSV_COLUMNS: [&str; 13] = [
 ];
 
 impl ResultRow {
-    fn fields(&self) -> [String; 13] {
+    fn fields(&self) -> [String; 14] {
         [
             self.run.clone(),
+            self.dataset.clone(),
             self.formulation.clone(),
             self.depth.to_string(),
             self.step.to_string(),
@@ -85,6 +89,7 @@ mod tests {
     fn csv_rows_parse_back_with_every_column() {
         let row = ResultRow {
             run: "demo".into(),
+            dataset: "fashion-mnist".into(),
             formulation: "rf/lognorm(0.00, 1.00)".into(),
             depth: 3,
             step: 400,
@@ -102,6 +107,7 @@ mod tests {
         assert_eq!(parsed[0].len(), CSV_COLUMNS.len());
         assert_eq!(parsed[0]["formulation"], "rf/lognorm(0.00, 1.00)");
         assert_eq!(parsed[0]["value"], "12.5");
+        assert_eq!(parsed[0]["dataset"], "fashion-mnist");
         assert_eq!(parsed[0]["setting"], "s50_cfg2.5");
     }
 }

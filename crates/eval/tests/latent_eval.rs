@@ -1,6 +1,7 @@
 //! `evaluate` on a latent-shard run: shards precomputed with the real TAEF2 autoencoder, a tiny
 //! run trained on them, then validation loss and FID with the samples decoded by TAEF2 and the
-//! reference decoded from the val split. Skipped when `../shared/assets/taef2` is missing; needs
+//! reference decoded from the val split, and class accuracy from a classifier fitted on the
+//! decoded shards. Skipped when `../shared/assets/taef2` is missing; needs
 //! `.assets/fid-inception/default_1.pt` (scripts/setup).
 
 #[path = "../../train/tests/common/class_pngs.rs"]
@@ -121,14 +122,29 @@ fn a_taef2_latent_run_is_evaluated_through_its_autoencoder() {
         "{results}"
     );
 
-    // Class accuracy needs a classifier trained on images, which a latent run cannot fit.
+    // Class accuracy: the classifier is fitted on the labelled shards' images, decoded by the
+    // run's autoencoder (latent shards hold no images of their own).
     c.classifier.enabled = true;
-    c.classifier.path = tmp.path().join("none.safetensors").display().to_string();
-    let err = evaluate(&EvalRequest { config: c, ..req }, &mut |_| {})
-        .unwrap_err()
-        .to_string();
+    c.classifier.path = tmp.path().join("decoded.safetensors").display().to_string();
+    c.classifier.train_steps = 30;
+    c.classifier.max_images = 6;
+    let mut lines = Vec::new();
+    let out = evaluate(&EvalRequest { config: c, ..req }, &mut |l| {
+        lines.push(l.to_owned())
+    })
+    .unwrap();
+    let acc = out
+        .rows
+        .iter()
+        .find(|r| r.metric == "class_accuracy")
+        .expect("a class accuracy row")
+        .value;
+    assert!((0.0..=1.0).contains(&acc), "{acc}");
     assert!(
-        err.contains("classifier.path") && err.contains("latent-shard"),
-        "{err}"
+        lines
+            .iter()
+            .any(|l| l.contains("training the class-accuracy classifier")),
+        "{lines:?}"
     );
+    assert!(tmp.path().join("decoded.safetensors").is_file());
 }

@@ -31,7 +31,12 @@ fn a_missing_ema_file_is_named() {
     let run = tmp.path().join("tiny");
     let ck = run.join("checkpoints/step-000000004");
     std::fs::remove_file(ck.join("ema-0.99.safetensors")).unwrap();
-    let load = || match LoadedRun::load(&run, StepChoice::Latest, tch::Device::Cpu) {
+    let load = || match LoadedRun::load(
+        &run,
+        StepChoice::Latest,
+        tch::Device::Cpu,
+        &Default::default(),
+    ) {
         Ok(_) => panic!("a checkpoint without its EMA 0.99 loaded"),
         Err(e) => e.to_string(),
     };

@@ -12,6 +12,7 @@ use super::pixel_data::PixelData;
 use crate::cond_input::CondInput;
 use crate::config::{ConditioningConfig, ConditioningProviderKind, DataConfig, DatasetKind};
 use crate::error::{Result, TrainError};
+use flowscale_data::shards::ShardSplit;
 use flowscale_data::{to_model_pixels, to_u8_pixels, LabeledImages};
 use tch::{Device, Tensor};
 
@@ -166,11 +167,62 @@ impl RunData {
         }
     }
 
-    /// Train and held-out images to fit a classifier on (pixel runs only).
-    pub fn classifier_images(&self) -> Option<(&LabeledImages, &LabeledImages)> {
+    /// Train and held-out images with their class labels to fit a classifier on: the pixel
+    /// data itself, or for labelled latent shards the first `max` samples of each split decoded
+    /// by the run's autoencoder. `None` when the data has no labels.
+    pub fn classifier_images(
+        &self,
+        max: usize,
+        device: Device,
+    ) -> Result<Option<(LabeledImages, LabeledImages)>> {
+        let copy = |l: &LabeledImages| -> Result<LabeledImages> {
+            let n = l.images.size()[0].min(max as i64);
+            Ok(LabeledImages::new(
+                l.images.f_narrow(0, 0, n)?,
+                l.labels.f_narrow(0, 0, n)?,
+                l.class_names.clone(),
+            )?)
+        };
+        let decoded = |split: ShardSplit, l: &LatentData| -> Result<Option<LabeledImages>> {
+            let Some((x, labels)) = l.labeled_latents(split, max, device)? else {
+                return Ok(None);
+            };
+            let u8s = to_u8_pixels(&self.to_pixels(&x)?)?;
+            Ok(Some(LabeledImages::new(
+                u8s,
+                labels,
+                l.class_names().to_vec(),
+            )?))
+        };
+        Ok(match self {
+            Self::Pixels(d) => Some((copy(&d.train)?, copy(&d.held_out)?)),
+            Self::Latents(l) => {
+                match (decoded(ShardSplit::Train, l)?, decoded(ShardSplit::Val, l)?) {
+                    (Some(t), Some(v)) => Some((t, v)),
+                    _ => None,
+                }
+            }
+        })
+    }
+
+    /// Labels of the first `n` held-out samples, when the data has labels.
+    pub fn held_out_labels(&self, n: usize) -> Result<Option<Vec<i64>>> {
         match self {
-            Self::Pixels(d) => Some((&d.train, &d.held_out)),
-            Self::Latents(_) => None,
+            Self::Pixels(d) => {
+                let n = d.held_out.labels.size()[0].min(n as i64);
+                Ok(Some(Vec::<i64>::try_from(
+                    &d.held_out.labels.f_narrow(0, 0, n)?,
+                )?))
+            }
+            Self::Latents(l) => l.split_labels(ShardSplit::Val, n),
+        }
+    }
+
+    /// Samples in the held-out split.
+    pub fn held_out_len(&self) -> usize {
+        match self {
+            Self::Pixels(d) => d.held_out.labels.size()[0] as usize,
+            Self::Latents(l) => l.manifest.samples(ShardSplit::Val) as usize,
         }
     }
 }

@@ -150,6 +150,63 @@ impl LatentData {
         self.loader.as_ref().map(|l| l.position().clone())
     }
 
+    /// The labels of the first `n` samples of `split` in manifest order (`None` when the shards
+    /// carry none), with how many samples the split holds.
+    pub fn split_labels(&self, split: ShardSplit, n: usize) -> Result<Option<Vec<i64>>> {
+        if !self.manifest.has_labels {
+            return Ok(None);
+        }
+        let mut labels = Vec::new();
+        for s in self.manifest.shards(split) {
+            if labels.len() >= n {
+                break;
+            }
+            let shard = self.dir.join(&s.file);
+            for sample in read_latent_shard(&shard)?
+                .into_iter()
+                .take(n - labels.len())
+            {
+                labels.push(sample.label.ok_or_else(|| {
+                    TrainError::corrupt(&shard, format!("sample {} has no label", sample.key))
+                })?);
+            }
+        }
+        Ok(Some(labels))
+    }
+
+    /// The posterior means (model space, on `device`) and labels of the first `n` samples of
+    /// `split`: images of known class to fit a classifier on once decoded.
+    pub fn labeled_latents(
+        &self,
+        split: ShardSplit,
+        n: usize,
+        device: Device,
+    ) -> Result<Option<(Tensor, Tensor)>> {
+        if !self.manifest.has_labels {
+            return Ok(None);
+        }
+        let (mut means, mut labels) = (Vec::new(), Vec::new());
+        for s in self.manifest.shards(split) {
+            if means.len() >= n {
+                break;
+            }
+            let shard = self.dir.join(&s.file);
+            for sample in read_latent_shard(&shard)?.into_iter().take(n - means.len()) {
+                labels.push(sample.label.ok_or_else(|| {
+                    TrainError::corrupt(&shard, format!("sample {} has no label", sample.key))
+                })?);
+                means.push(sample.mean.f_to_kind(Kind::Float)?);
+            }
+        }
+        if means.is_empty() {
+            return Ok(None);
+        }
+        let x = self
+            .decoder
+            .to_model(&Tensor::f_stack(&means, 0)?.f_to_device(device)?)?;
+        Ok(Some((x, Tensor::f_from_slice(&labels)?)))
+    }
+
     /// The first `n` samples of the val split in manifest order, as posterior means (fixed
     /// data; the fixed noise comes with the validation set), model-space, and their labels or
     /// captions (of the first field the caption mix draws).
