@@ -362,7 +362,7 @@ fn image_folders_give_labels_from_subfolders_and_sidecar_captions() {
 }
 
 #[test]
-fn the_emoji_set_is_captioned_by_name() {
+fn the_emoji_set_is_captioned_by_name_and_labelled_by_category() {
     let dir = root().join(".assets/emoji-datasource-google");
     if !dir.join("emoji.json").exists() {
         eprintln!(
@@ -371,10 +371,18 @@ fn the_emoji_set_is_captioned_by_name() {
         );
         return;
     }
-    let samples = read_emoji(&dir).unwrap();
+    let (samples, categories) = read_emoji(&dir).unwrap();
     assert_eq!(samples.len(), 1911, "emoji-datasource-google 16.0.0");
+    assert_eq!(categories.len(), 10, "{categories:?}");
     let grin = samples.iter().find(|s| s.key == "emoji_1f600").unwrap();
     assert_eq!(grin.caption.as_deref(), Some("grinning face"));
+    let category = |key: &str| {
+        let s = samples.iter().find(|s| s.key == key).unwrap();
+        categories[s.label.unwrap() as usize].as_str()
+    };
+    assert_eq!(category("emoji_1f600"), "Smileys & Emotion");
+    assert_eq!(category("emoji_1f436"), "Animals & Nature", "dog face");
+    assert_eq!(category("emoji_1f355"), "Food & Drink", "pizza");
     let keys: Vec<&str> = samples.iter().map(|s| s.key.as_str()).collect();
     assert!(keys.windows(2).all(|w| w[0] < w[1]), "sorted, unique");
     let grin = grin.clone();

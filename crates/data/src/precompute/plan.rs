@@ -164,9 +164,9 @@ impl Plan {
                 (train, val, classes, captioned)
             }
             SourceConfig::Emoji { path, .. } => {
-                let samples = read_emoji(path)?;
+                let (samples, categories) = read_emoji(path)?;
                 let (train, val) = hold_out(ok_items(samples), seed, cfg.output.val_samples)?;
-                (train, val, Vec::new(), true)
+                (train, val, categories, true)
             }
             SourceConfig::FashionMnist { path, .. } => {
                 use crate::fashion_mnist::{load, Split};
