@@ -36,6 +36,11 @@ pub trait ConditioningProvider {
     fn source_names(&self) -> Vec<String>;
     /// Encodes a batch; `keep` holds one float `[B]` mask per source (1 keep, 0 drop).
     fn encode(&self, input: &CondInput, keep: &[Tensor]) -> Result<Conditioning>;
+    /// The frozen text encoder that turns per-sample text into conditioning, when one is loaded:
+    /// inference reads its tokenizers to say which prompts it cuts.
+    fn text_encoder(&self) -> Option<&flowscale_encoders::text::TextEncoder> {
+        None
+    }
 }
 
 /// The i64 `[B]` labels of a class-conditioned batch.

@@ -1,6 +1,7 @@
 //! `flowscale-train`: run configuration, the run layer (a run's model, data and checkpoints, as
 //! the trainer, evaluation and export share them), the training loop and its parts
-//! (conditioning, optimiser, EMA, checkpoints, logging, validation, sample grids).
+//! (conditioning, optimiser, EMA, checkpoints, logging, validation, sample grids), and
+//! generation from a trained run (prompts or classes to images).
 
 pub mod checkpoint;
 pub mod cond_input;
@@ -10,6 +11,7 @@ pub mod distributed;
 pub mod ema;
 pub mod error;
 pub mod export;
+pub mod generation;
 pub mod image_grid;
 pub mod interrupt;
 pub mod metrics;

@@ -158,6 +158,10 @@ impl ConditioningProvider for SampleText {
         }
         Ok(Conditioning { context, pooled })
     }
+
+    fn text_encoder(&self) -> Option<&TextEncoder> {
+        self.encoder.as_ref()
+    }
 }
 
 #[cfg(test)]

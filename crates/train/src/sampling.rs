@@ -1,5 +1,6 @@
-//! Class-conditional sampling for sample grids: the formulation's ODE sampler on the SD3 sigma
-//! schedule, with classifier-free guidance against the all-zero (dropped) conditioning. The first
+//! Sampling for sample grids, evaluation and `flowscale generate`: the formulation's ODE sampler
+//! on the SD3 sigma schedule, with classifier-free guidance against the all-zero (dropped)
+//! conditioning, or against an explicit unconditional input (a negative prompt's). The first
 //! backbone error stops sampling and comes back as is.
 
 use crate::conditioning::Conditioning;
@@ -28,14 +29,30 @@ pub fn generate<B>(
 where
     B: Fn(&Tensor, &Tensor, &Conditioning) -> Result<Tensor>,
 {
-    let schedule = sd3_sigmas(setting.steps, setting.shift)?;
     let uncond = cond.zeros_like()?;
+    generate_guided(formulation, setting, noise, cond, &uncond, backbone)
+}
+
+/// [`generate`] with `uncond` as guidance's unconditional input instead of zeros: a negative
+/// prompt's conditioning, which guidance then steers away from. Unused when `setting.cfg` is 1.
+pub fn generate_guided<B>(
+    formulation: Formulation,
+    setting: SamplerSetting,
+    noise: &Tensor,
+    cond: &Conditioning,
+    uncond: &Conditioning,
+    backbone: B,
+) -> Result<Tensor>
+where
+    B: Fn(&Tensor, &Tensor, &Conditioning) -> Result<Tensor>,
+{
+    let schedule = sd3_sigmas(setting.steps, setting.shift)?;
     let _guard = tch::no_grad_guard();
     let conditional = |x: &Tensor, t: &Tensor| backbone(x, t, cond);
     if setting.cfg == 1.0 {
         return sample(formulation, &conditional, noise, &schedule, setting.method);
     }
-    let unconditional = |x: &Tensor, t: &Tensor| backbone(x, t, &uncond);
+    let unconditional = |x: &Tensor, t: &Tensor| backbone(x, t, uncond);
     let model = guided(unconditional, conditional, setting.cfg);
     sample(formulation, &model, noise, &schedule, setting.method)
 }
@@ -53,31 +70,58 @@ mod tests {
         }
     }
 
+    /// An RF "network" whose x0 prediction is 1 for positive conditioning, -0.5 for zero
+    /// conditioning and 0.25 for negative conditioning, i.e. velocity eps_hat - x0 with eps_hat
+    /// derived from z. With exact x0 predictions the Euler sampler lands on the guided x0
+    /// m_u + w (m_c - m_u).
+    fn net(x: &Tensor, t: &Tensor, c: &Conditioning) -> Result<Tensor> {
+        let s = t.double_value(&[0]) / 1000.0;
+        let sum = c.pooled.sum(Kind::Float).double_value(&[]);
+        let m = match sum {
+            v if v > 0.0 => 1.0,
+            v if v < 0.0 => 0.25,
+            _ => -0.5,
+        };
+        let x0 = x.full_like(m);
+        // v = eps - x0 with eps = (z - (1-s) x0)/s.
+        Ok((x - &x0 * (1.0 - s)) / s - &x0)
+    }
+
+    const GUIDED: SamplerSetting = SamplerSetting {
+        steps: 10,
+        cfg: 3.0,
+        shift: 1.0,
+        method: SamplerMethod::Euler,
+    };
+
     #[test]
     fn guidance_extrapolates_from_the_unconditional_branch() {
-        // An RF "network" whose x0 prediction is m_c for conditioned inputs and m_u for zero
-        // conditioning, i.e. velocity eps_hat - x0 with eps_hat derived from z. With exact
-        // x0 predictions the Euler sampler lands on the guided x0 m_u + w (m_c - m_u).
         let form = Formulation::parse("rf").unwrap();
-        let net = |x: &Tensor, t: &Tensor, c: &Conditioning| -> Result<Tensor> {
-            let s = t.double_value(&[0]) / 1000.0;
-            let is_cond = c.pooled.abs().sum(Kind::Float).double_value(&[]) > 0.0;
-            let m = if is_cond { 1.0 } else { -0.5 };
-            let x0 = x.full_like(m);
-            // v = eps - x0 with eps = (z - (1-s) x0)/s.
-            Ok((x - &x0 * (1.0 - s)) / s - &x0)
-        };
         let noise = Tensor::randn([3, 1, 2, 2], (Kind::Float, Device::Cpu));
-        let setting = SamplerSetting {
-            steps: 10,
-            cfg: 3.0,
-            shift: 1.0,
-            method: SamplerMethod::Euler,
-        };
-        let out = generate(form, setting, &noise, &cond(3), net).unwrap();
+        let out = generate(form, GUIDED, &noise, &cond(3), net).unwrap();
         let expect = -0.5 + 3.0 * (1.0 + 0.5);
         let err = (out - expect).abs().max().double_value(&[]);
         assert!(err < 1e-4, "{err}");
+    }
+
+    #[test]
+    fn an_explicit_unconditional_input_replaces_the_zeros() {
+        let form = Formulation::parse("rf").unwrap();
+        let noise = Tensor::randn([3, 1, 2, 2], (Kind::Float, Device::Cpu));
+        let c = cond(3);
+        let negative = Conditioning {
+            context: -c.context.ones_like(),
+            pooled: -c.pooled.ones_like(),
+        };
+        let out = generate_guided(form, GUIDED, &noise, &c, &negative, net).unwrap();
+        let expect = 0.25 + 3.0 * (1.0 - 0.25);
+        let err = (out - expect).abs().max().double_value(&[]);
+        assert!(err < 1e-4, "{err}");
+        // With zeros given explicitly it is `generate`.
+        let zeros = c.zeros_like().unwrap();
+        let a = generate_guided(form, GUIDED, &noise, &c, &zeros, net).unwrap();
+        let b = generate(form, GUIDED, &noise, &c, net).unwrap();
+        assert!(a.equal(&b));
     }
 
     #[test]

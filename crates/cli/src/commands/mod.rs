@@ -12,6 +12,7 @@ mod embed_text;
 mod eval;
 mod export;
 mod formulations;
+mod generate;
 mod info;
 mod launch;
 mod precompute;
@@ -49,6 +50,8 @@ enum Command {
     EmbedText(embed_text::EmbedTextArgs),
     /// Sample latents from an MMDiT checkpoint (RF Euler, SD3 scheduler sigmas, CFG).
     Sample(sample::SampleArgs),
+    /// Images from a trained run: prompts (text runs) or classes (class runs) to PNGs.
+    Generate(generate::GenerateArgs),
     /// Evaluate a run: validation loss, and per sampler setting FID and class accuracy.
     Eval(eval::EvalArgs),
     /// Rank runs: Pareto fronts per setting (e.g. CLIP up, FID down), mean rank over settings.
@@ -76,6 +79,7 @@ impl Cli {
             Command::Precompute(args) => precompute::run(&args),
             Command::EmbedText(args) => embed_text::run(&args),
             Command::Sample(args) => sample::run(&args),
+            Command::Generate(args) => generate::run(&args),
             Command::Eval(args) => eval::run(&args),
             Command::Rank(args) => rank::run(&args),
             Command::Plot(args) => report::plot(&args),

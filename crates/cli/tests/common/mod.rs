@@ -48,3 +48,5 @@ pub fn sigterm(pid: u32) {
         .unwrap();
     assert!(sent.success());
 }
+
+pub mod captioned_shards;

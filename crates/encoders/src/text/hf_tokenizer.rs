@@ -36,8 +36,12 @@ impl TokenBatch {
 /// post-processor's special tokens are kept when truncating) and padded with `pad_id`.
 pub struct HfTokenizer {
     inner: Tokenizer,
+    /// The same pipeline without truncation: counts how long a text really is, so a caller can
+    /// say that a prompt was cut (the truncated ids cannot tell).
+    untruncated: Tokenizer,
     path: PathBuf,
     pad_id: i64,
+    max_len: usize,
 }
 
 impl std::fmt::Debug for HfTokenizer {
@@ -58,6 +62,10 @@ impl HfTokenizer {
         }
         let mut inner = Tokenizer::from_file(path).map_err(|e| err(e.to_string()))?;
         inner.with_padding(None);
+        let mut untruncated = inner.clone();
+        untruncated
+            .with_truncation(None)
+            .map_err(|e| err(e.to_string()))?;
         inner
             .with_truncation(Some(TruncationParams {
                 max_length: max_len,
@@ -72,8 +80,10 @@ impl HfTokenizer {
             .unwrap_or(0) as i64;
         Ok(HfTokenizer {
             inner,
+            untruncated,
             path: path.to_owned(),
             pad_id,
+            max_len,
         })
     }
 
@@ -83,6 +93,24 @@ impl HfTokenizer {
 
     pub fn pad_id(&self) -> i64 {
         self.pad_id
+    }
+
+    /// The most tokens (special tokens included) an encoded text keeps.
+    pub fn max_len(&self) -> usize {
+        self.max_len
+    }
+
+    /// Tokens of `text` with special tokens and without truncation: more than [`Self::max_len`]
+    /// means [`Self::encode`] cuts it.
+    pub fn count(&self, text: &str) -> Result<usize> {
+        let enc = self
+            .untruncated
+            .encode(text, true)
+            .map_err(|e| EncoderError::Tokenizer {
+                path: self.path.clone(),
+                message: format!("counting the tokens of {text:?}: {e}"),
+            })?;
+        Ok(enc.len())
     }
 
     /// Ids of one text with special tokens.

@@ -10,6 +10,7 @@ pub mod hf_tokenizer;
 pub mod sd3;
 pub mod source_span;
 pub mod t5;
+pub mod token_count;
 
 pub use bert::{Bert, BertConfig, MiniLm, SentenceEmbeddings};
 pub use clip::{ClipPadding, ClipText, ClipTextConfig, ClipTextOutput, ClipTokenizer};
@@ -21,3 +22,4 @@ pub use hf_tokenizer::{HfTokenizer, Padding, TokenBatch};
 pub use sd3::{Sd3Dims, Sd3TextStack};
 pub use source_span::TextSourceSpan;
 pub use t5::{T5Config, T5Encoder};
+pub use token_count::TokenCount;

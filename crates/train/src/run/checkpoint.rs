@@ -218,6 +218,12 @@ impl RunCheckpoint {
                 let d = match (decay, emas.as_slice()) {
                     (Some(d), _) => *d,
                     (None, [only]) => *only,
+                    (None, []) => {
+                        return Err(TrainError::Invalid(format!(
+                            "{}: the run keeps no EMA; use --weights raw",
+                            self.dir().display()
+                        )))
+                    }
                     (None, _) => {
                         return Err(TrainError::Invalid(format!(
                             "{}: the run keeps EMAs {emas:?}; choose one with --weights ema:DECAY",

@@ -1,6 +1,7 @@
 //! The run layer: what a run *is*, independent of what is done with it. The trainer, `flowscale
-//! eval` and `flowscale export` build a run's model and data here, so evaluation and export use
-//! the code that trained it (no second copy of model set-up, checkpoint restore or forward).
+//! eval`, `flowscale generate` and `flowscale export` build a run's model and data here, so
+//! evaluation, generation and export use the code that trained it (no second copy of model
+//! set-up, checkpoint restore or forward).
 //!
 //! - [`RunModel`]: backbone + conditioning provider from `[model]`/`[conditioning]`, trained
 //!   tensors under checkpoint names, weight loading with every key checked, the forward pass

@@ -322,6 +322,12 @@ impl RunModel {
             .map_or_else(Vec::new, |c| c.source_names())
     }
 
+    /// The frozen text encoder of a text model built with one (see
+    /// [`RunModelSpec::with_text_encoder`]); `None` for class models and stored embeddings.
+    pub fn text_encoder(&self) -> Option<&TextEncoder> {
+        self.conditioner.as_ref().and_then(|c| c.text_encoder())
+    }
+
     fn conditioner(&self) -> Result<&dyn ConditioningProvider> {
         self.conditioner.as_deref().ok_or_else(|| {
             TrainError::Invalid("this model was built without its conditioner".into())

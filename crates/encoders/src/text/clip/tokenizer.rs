@@ -59,6 +59,12 @@ impl ClipTokenizer {
         (ids, len)
     }
 
+    /// Tokens of `text` before truncation, start and end included: more than `context_length`
+    /// means [`Self::encode`] cuts it.
+    pub fn count(&self, text: &str) -> usize {
+        self.bpe.encode(text).len() + 2
+    }
+
     /// A batch `[B, context_length]` with its mask (1 for start, text and end tokens).
     pub fn encode_batch(&self, texts: &[&str]) -> TokenBatch {
         let n = self.context_length;

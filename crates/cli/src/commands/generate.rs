@@ -1,0 +1,212 @@
+//! `flowscale generate RUN [--prompt TEXT]... [--prompts FILE] [--class NAME|INDEX]... --out DIR
+//! [sampler and weight options]`: images from a trained run, one row per prompt or class
+//! (crates/train/src/generation). Writes `DIR/<index:04>.png` per image, `DIR/grid.png` (rows =
+//! prompts, columns = images per prompt), `DIR/prompts.txt` (line i = row i) and
+//! `DIR/generate.json` (everything that decided the images), each atomically.
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use flowscale_formulations::SamplerMethod;
+use flowscale_train::config::DeviceChoice;
+use flowscale_train::generation::{
+    row_inputs, Generator, GeneratorRequest, RowInputs, RowRequest, SampleRequest,
+};
+use flowscale_train::image_grid::save_grid;
+use flowscale_train::run::{StepChoice, WeightChoice};
+use flowscale_train::sampling::SamplerSetting;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use tch::Tensor;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum DeviceArg {
+    /// The first CUDA device when there is one, else the CPU.
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// A run directory or one of its checkpoint folders (checkpoints/step-NNNNNNNNN).
+    run: PathBuf,
+    /// A prompt (text runs; repeatable). "" is the unconditional sample (all-zero conditioning).
+    #[arg(long, value_name = "TEXT")]
+    prompt: Vec<String>,
+    /// A file of prompts, one per line (blank lines skipped), after any --prompt.
+    #[arg(long, value_name = "FILE")]
+    prompts: Option<PathBuf>,
+    /// A class name (any case) or index (class runs; repeatable).
+    #[arg(long, value_name = "NAME|INDEX")]
+    class: Vec<String>,
+    /// Output folder (created).
+    #[arg(long)]
+    out: PathBuf,
+    /// Euler steps.
+    #[arg(long, default_value_t = 28)]
+    steps: usize,
+    /// Classifier-free guidance scale (1 = no guidance).
+    #[arg(long, default_value_t = 5.0)]
+    cfg: f64,
+    /// Schedule shift (default: the run's samples.shift, else its formulation.shift).
+    #[arg(long)]
+    shift: Option<f64>,
+    /// Seed of the initial noise: the same seed gives the same images.
+    #[arg(long, default_value_t = 0)]
+    seed: i64,
+    /// raw, ema (the run's only EMA) or ema:DECAY.
+    #[arg(long, default_value = "ema")]
+    weights: WeightChoice,
+    /// Generate from the checkpoint of this step (default: the newest).
+    #[arg(long, conflicts_with = "best_val_loss")]
+    step: Option<u64>,
+    /// Generate from the checkpoint with the lowest EMA validation loss.
+    #[arg(long)]
+    best_val_loss: bool,
+    /// Guidance steers away from this prompt instead of from the all-zero conditioning.
+    #[arg(long, value_name = "TEXT")]
+    negative_prompt: Option<String>,
+    /// Leave a conditioning source out (zeros), e.g. t5 as the paper does (repeatable).
+    #[arg(long = "drop-source", value_name = "NAME")]
+    drop_source: Vec<String>,
+    /// Text-encoder config for prompts (default: the run's conditioning.text_encoder; needed
+    /// for runs trained on stored embeddings without one).
+    #[arg(long, value_name = "PATH")]
+    text_config: Option<PathBuf>,
+    /// Images per prompt (columns of the grid).
+    #[arg(long, default_value_t = 1)]
+    per_prompt: usize,
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceArg,
+    /// Images sampled at once.
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+}
+
+impl GenerateArgs {
+    /// The rows asked for: prompts (--prompt, then --prompts FILE) or classes, not both.
+    fn rows(&self) -> anyhow::Result<RowRequest> {
+        let mut prompts = self.prompt.clone();
+        if let Some(file) = &self.prompts {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading prompts from {}", file.display()))?;
+            prompts.extend(
+                text.lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(str::to_owned),
+            );
+        }
+        match (prompts.is_empty(), self.class.is_empty()) {
+            (false, false) => anyhow::bail!("give prompts or classes, not both"),
+            (true, false) => Ok(RowRequest::Classes(self.class.clone())),
+            _ => Ok(RowRequest::Prompts(prompts)),
+        }
+    }
+
+    fn device(&self) -> anyhow::Result<tch::Device> {
+        let choice = match self.device {
+            DeviceArg::Auto => DeviceChoice::Auto,
+            DeviceArg::Cpu => DeviceChoice::Cpu,
+            DeviceArg::Cuda => DeviceChoice::Cuda,
+        };
+        let cuda = tch::Cuda::device_count().max(0) as usize;
+        Ok(flowscale_train::distributed::rank_device(
+            choice, None, cuda,
+        )?)
+    }
+}
+
+pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
+    let rows_wanted = args.rows()?;
+    let text_config = args.text_config.as_ref().map(|p| p.display().to_string());
+    let generator = Generator::open(&GeneratorRequest {
+        source: &args.run,
+        step: match (args.step, args.best_val_loss) {
+            (Some(n), _) => StepChoice::Step(n),
+            (None, true) => StepChoice::BestValLoss,
+            (None, false) => StepChoice::Latest,
+        },
+        weights: args.weights.clone(),
+        text_config: text_config.as_deref(),
+        device: args.device()?,
+    })?;
+    let rows = row_inputs(
+        &generator.data,
+        &generator.model,
+        &rows_wanted,
+        args.negative_prompt.as_deref(),
+        &mut |line| eprintln!("warning: {line}"),
+    )?;
+    let setting = SamplerSetting {
+        steps: args.steps,
+        cfg: args.cfg,
+        shift: args.shift.unwrap_or_else(|| generator.default_shift()),
+        method: SamplerMethod::Euler,
+    };
+    let images = generator.sample(
+        &rows,
+        &SampleRequest {
+            setting,
+            seed: args.seed,
+            per_row: args.per_prompt,
+            batch_size: args.batch_size,
+            drop_sources: &args.drop_source,
+        },
+    )?;
+    write_outputs(args, &generator, &rows, setting, &images)?;
+    eprintln!(
+        "wrote {} images of {} rows from {} (step {}, {} weights) to {}",
+        images.size()[0],
+        rows.len(),
+        generator.run_dir.display(),
+        generator.step,
+        generator.weights.label(),
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// The images, the grid, the row file and the record of the request.
+fn write_outputs(
+    args: &GenerateArgs,
+    g: &Generator,
+    rows: &RowInputs,
+    setting: SamplerSetting,
+    images: &Tensor,
+) -> anyhow::Result<()> {
+    let out: &Path = &args.out;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let u8s = flowscale_data::to_u8_pixels(images)?;
+    for i in 0..u8s.size()[0] {
+        flowscale_eval::image_io::write_png(&out.join(format!("{i:04}.png")), &u8s.get(i))?;
+    }
+    save_grid(images, args.per_prompt as i64, &out.join("grid.png"))?;
+    // One line per row: a prompt written over several lines would shift every later row.
+    let lines: Vec<String> = rows.labels.iter().map(|l| l.replace('\n', " ")).collect();
+    flowscale_core::write_atomic(
+        &out.join("prompts.txt"),
+        format!("{}\n", lines.join("\n")).as_bytes(),
+    )?;
+    let record = json!({
+        "run": g.run_dir.display().to_string(),
+        "checkpoint": g.checkpoint.display().to_string(),
+        "step": g.step,
+        "weights": g.weights.label(),
+        "formulation": g.cfg.formulation.name,
+        "seed": args.seed,
+        "sampler": "euler",
+        "steps": setting.steps,
+        "cfg": setting.cfg,
+        "shift": setting.shift,
+        "drop_sources": args.drop_source,
+        "negative_prompt": args.negative_prompt,
+        "text_config": g.text_config,
+        "per_prompt": args.per_prompt,
+        "rows": rows.labels,
+    });
+    flowscale_core::write_atomic(
+        &out.join("generate.json"),
+        format!("{}\n", serde_json::to_string_pretty(&record)?).as_bytes(),
+    )?;
+    Ok(())
+}
