@@ -9,6 +9,7 @@
         torch.optim.AdamW (default implementation, and fused=True).
 
     python scripts/bench/vs_diffusers.py fwd-bwd [--batch 4] [--latent 32 32] [--context 77]
+                                             [--joint-dim 384] [--pooled-dim 384]
         MMDiT forward + backward on random inputs: flowscale's `bench fwd-bwd` against
         SD3Transformer2DModel, both built from one config.json written here.
 
@@ -183,14 +184,18 @@ FWD_BWD_MODEL = dict(
 
 def fwd_bwd(args):
     torch.manual_seed(0)
-    model = SD3Transformer2DModel(**FWD_BWD_MODEL)
+    # Text widths of the conditioning (MiniLM: 384/384; SD3's stack at reduced width, e.g.
+    # 1024/512 for a quarter of 4096/2048): flowscale reads the same config.json.
+    model_cfg = dict(FWD_BWD_MODEL, joint_attention_dim=args.joint_dim,
+                     pooled_projection_dim=args.pooled_dim)
+    model = SD3Transformer2DModel(**model_cfg)
     model.train()
     h, w = args.latent
     b = args.batch
     x = torch.randn(b, FWD_BWD_MODEL["in_channels"], h, w)
     t = torch.rand(b) * 1000
-    ctx = torch.randn(b, args.context, FWD_BWD_MODEL["joint_attention_dim"])
-    pooled = torch.randn(b, FWD_BWD_MODEL["pooled_projection_dim"])
+    ctx = torch.randn(b, args.context, args.joint_dim)
+    pooled = torch.randn(b, args.pooled_dim)
 
     def step():
         out = model(x, encoder_hidden_states=ctx, pooled_projections=pooled, timestep=t,
@@ -213,7 +218,7 @@ def fwd_bwd(args):
                 "flowscale ms/iter": ours["ms_per_iter"],
                 "diffusers ms/iter": time_torch(step, args.warmup, args.steps),
             })
-    print(f"MMDiT {FWD_BWD_MODEL}, batch {b}, latent {h}x{w}, context {args.context}, "
+    print(f"MMDiT {model_cfg}, batch {b}, latent {h}x{w}, context {args.context}, "
           f"flowscale threads {ours['threads']}, torch threads {torch.get_num_threads()}, "
           f"torch {torch.__version__}")
     report(rows, "flowscale ms/iter", ["diffusers ms/iter"])
@@ -231,6 +236,8 @@ def main():
     fb.add_argument("--batch", type=int, default=4)
     fb.add_argument("--latent", type=int, nargs=2, default=[32, 32])
     fb.add_argument("--context", type=int, default=77)
+    fb.add_argument("--joint-dim", type=int, default=384)
+    fb.add_argument("--pooled-dim", type=int, default=384)
     fb.add_argument("--warmup", type=int, default=3)
     fb.add_argument("--steps", type=int, default=10)
     fb.add_argument("--rounds", type=int, default=3)

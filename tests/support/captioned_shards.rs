@@ -212,3 +212,28 @@ pub fn colours(images: &Tensor) -> Vec<usize> {
         .map(|c| c as usize)
         .collect()
 }
+
+/// `--set` overrides that train a run on the set in `shards` with the MiniLM shapes of
+/// [`text_config`]; the run records `text_config` as its text encoder (training reads the stored
+/// embeddings when the set has them).
+pub fn text_run_overrides(shards: &Path, text_config: &Path) -> Vec<String> {
+    let mut o: Vec<String> = [
+        "data.dataset=latent-shards",
+        "data.resolution=8",
+        "data.shuffle_buffer=16",
+        "data.workers=1",
+        "model.patch_size=2",
+        "conditioning.provider=text",
+        "conditioning.context_tokens=8",
+        "conditioning.context_dim=384",
+        "conditioning.pooled_dim=384",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    o.push(format!("data.path={:?}", shards.display().to_string()));
+    o.push(format!(
+        "conditioning.text_encoder={:?}",
+        text_config.display().to_string()
+    ));
+    o
+}

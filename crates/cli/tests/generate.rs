@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::captioned_shards::{minilm_config, text_run_overrides, write_captioned_set};
+use common::captioned_shards::{text_config, text_run_overrides, write_set, BOTH};
 use common::tiny_run_config;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -69,9 +69,9 @@ fn text_run() -> &'static Path {
     static RUN: OnceLock<PathBuf> = OnceLock::new();
     RUN.get_or_init(|| {
         let dir = scratch("text-run");
-        let text = minilm_config(&dir);
+        let text = text_config(&dir);
         let shards = dir.join("shards");
-        write_captioned_set(&shards, &text);
+        write_set(&shards, BOTH, &text);
         let mut o = text_run_overrides(&shards, &text);
         o.extend(
             [

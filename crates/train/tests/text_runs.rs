@@ -9,7 +9,9 @@
 mod captioned_shards;
 mod common;
 
-use captioned_shards::{colours, text_config, write_set, SetKind, BOTH, COLOURS, SIDE};
+use captioned_shards::{
+    colours, text_config, text_run_overrides, write_set, SetKind, BOTH, COLOURS, SIDE,
+};
 use common::{differing_tensors, final_checkpoint, quiet, tiny_config};
 use flowscale_train::cond_input::{CondInput, TextBatch};
 use flowscale_train::config::RunConfig;
@@ -20,23 +22,10 @@ use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
 fn config(out: &Path, name: &str, shards: &Path, text: &Path, extra: &[&str]) -> RunConfig {
-    let path = format!("data.path={:?}", shards.display().to_string());
-    let enc = format!("conditioning.text_encoder={:?}", text.display().to_string());
-    let mut o = vec![
-        "data.dataset=latent-shards",
-        path.as_str(),
-        "data.resolution=8",
-        "data.shuffle_buffer=16",
-        "data.workers=1",
-        "model.patch_size=2",
-        "conditioning.provider=text",
-        enc.as_str(),
-        "conditioning.context_tokens=8",
-        "conditioning.context_dim=384",
-        "conditioning.pooled_dim=384",
-        "samples.text_rows=3",
-    ];
-    o.extend_from_slice(extra);
+    let mut o = text_run_overrides(shards, text);
+    o.push("samples.text_rows=3".into());
+    o.extend(extra.iter().map(|s| s.to_string()));
+    let o: Vec<&str> = o.iter().map(String::as_str).collect();
     tiny_config(out, name, &o)
 }
 

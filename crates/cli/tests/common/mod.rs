@@ -49,4 +49,5 @@ pub fn sigterm(pid: u32) {
     assert!(sent.success());
 }
 
+#[path = "../../../../tests/support/captioned_shards.rs"]
 pub mod captioned_shards;
