@@ -162,10 +162,19 @@ fn a_prompt_longer_than_the_tokenizer_reads_warns_and_still_generates() {
     let out = scratch("long");
     // 300 words, each one WordPiece token, plus [CLS] and [SEP]; MiniLM reads 256.
     let long = vec!["red"; 300].join(" ");
+    // 10 words: read in full, but the run's 8-token context keeps only the first 8 states.
+    let medium = "a red square on a red square on red paper";
     let log = ok(&generate(
         run,
         &out,
-        &["--prompt", &long, "--prompt", "a red square"],
+        &[
+            "--prompt",
+            &long,
+            "--prompt",
+            "a red square",
+            "--prompt",
+            medium,
+        ],
     ));
     let head: String = long.chars().take(40).collect();
     assert!(
@@ -173,8 +182,13 @@ fn a_prompt_longer_than_the_tokenizer_reads_warns_and_still_generates() {
         "{log}"
     );
     assert!(log.contains("256"), "{log}");
-    // Only the long prompt is named.
+    // Only the long prompt is truncated; the medium one loses context states only.
     assert_eq!(log.matches("truncated").count(), 1, "{log}");
+    assert!(
+        log.contains("12 minilm tokens; the context keeps the first 8"),
+        "{log}"
+    );
+    assert!(!log.contains("\"a red square\""), "{log}");
     assert!(out.join("0000.png").is_file() && out.join("0001.png").is_file());
 }
 

@@ -113,7 +113,9 @@ impl ConditioningProvider for ClassEmbedding {
         let labels = labels_of(input)?;
         let b = labels.size()[0];
         let classes = self.classes();
-        if b > 0 {
+        // Checked here only for host labels: reading device labels back would stall every
+        // step, and the data layer has checked them on the host already.
+        if b > 0 && labels.device() == tch::Device::Cpu {
             let (lo, hi) = (
                 labels.f_min()?.int64_value(&[]),
                 labels.f_max()?.int64_value(&[]),

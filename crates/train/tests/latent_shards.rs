@@ -278,3 +278,21 @@ fn latent_dp_rank() {
     );
     train(cfg, options).unwrap();
 }
+
+#[test]
+fn a_label_outside_the_manifests_classes_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let shards = tmp.path().join("shards");
+    write_set(&shards, "identity", true);
+    // The shards hold labels 0, 1 and 2; a manifest that names two classes lies about them.
+    let mut manifest = ShardManifest::load(&shards).unwrap();
+    manifest.class_names.truncate(2);
+    manifest.save(&shards).unwrap();
+    let e = train(config(tmp.path(), "lying", &shards, &[]), quiet())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("manifest.json") && e.contains("label 2 is not one of the manifest's 2 classes"),
+        "{e}"
+    );
+}

@@ -17,14 +17,23 @@ pub struct TokenCount {
     pub source: String,
     /// Tokens of the whole prompt, special tokens included.
     pub tokens: usize,
-    /// Tokens the source keeps; the rest is cut.
+    /// Tokens the source reads; the rest is cut.
     pub limit: usize,
+    /// Token states the source puts into the context (MiniLM: its `tokens`, which may be fewer
+    /// than it reads; CLIP and T5: the same as `limit`).
+    pub context: usize,
 }
 
 impl TokenCount {
     /// The prompt is longer than the source reads.
     pub fn truncated(&self) -> bool {
         self.tokens > self.limit
+    }
+
+    /// Some of the prompt's token states do not reach the context (a MiniLM context shorter
+    /// than the prompt, while the pooled embedding still reads it all), or it is truncated.
+    pub fn context_cut(&self) -> bool {
+        self.tokens > self.context.min(self.limit)
     }
 }
 
@@ -36,11 +45,15 @@ impl TextEncoder {
             source: source.to_owned(),
             tokens,
             limit,
+            context: limit,
         };
         Ok(match self {
             TextEncoder::MiniLm(m) => {
                 let t = &m.model.tokenizer;
-                vec![count("minilm", t.count(prompt)?, t.max_len())]
+                vec![TokenCount {
+                    context: m.tokens,
+                    ..count("minilm", t.count(prompt)?, t.max_len())
+                }]
             }
             TextEncoder::Sd3(s) => {
                 let mut out = Vec::new();

@@ -158,12 +158,18 @@ fn warn_if_cut(model: &RunModel, prompt: &str, warn: &mut dyn FnMut(&str)) -> Re
         return Ok(());
     }
     for c in encoder.token_counts(prompt)? {
+        let head: String = prompt.chars().take(40).collect();
+        let more = if head.len() < prompt.len() { "..." } else { "" };
         if c.truncated() {
-            let head: String = prompt.chars().take(40).collect();
-            let more = if head.len() < prompt.len() { "..." } else { "" };
             warn(&format!(
                 "prompt \"{head}{more}\" has {} {} tokens, more than the {} it reads: truncated",
                 c.tokens, c.source, c.limit
+            ));
+        } else if c.context_cut() {
+            warn(&format!(
+                "prompt \"{head}{more}\" has {} {} tokens; the context keeps the first {} (the \
+                 pooled embedding reads them all)",
+                c.tokens, c.source, c.context
             ));
         }
     }

@@ -133,6 +133,7 @@ impl LatentData {
                         format!("a batch without labels (sample {})", batch.keys[0]),
                     )
                 })?;
+                self.check_labels(&Vec::<i64>::try_from(labels)?, &batch.keys)?;
                 CondInput::Labels(labels.f_to_device(device)?)
             }
             CondSource::Text(t) => {
@@ -143,6 +144,27 @@ impl LatentData {
             }
         };
         Ok((self.decoder.to_model(&z)?, cond))
+    }
+
+    /// Labels must index the manifest's class names: checked here, on the host copy, so the
+    /// device never waits for it and a bad shard is named instead of failing in an index.
+    fn check_labels(&self, values: &[i64], keys: &[String]) -> Result<()> {
+        let classes = self.manifest.class_names.len() as i64;
+        if let Some((i, l)) = values
+            .iter()
+            .enumerate()
+            .find(|(_, &l)| l < 0 || l >= classes)
+        {
+            return Err(TrainError::corrupt(
+                ShardManifest::path(&self.dir),
+                format!(
+                    "sample {}: label {l} is not one of the manifest's {classes} classes (0..{})",
+                    keys[i],
+                    classes - 1
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The loader's position (after the last batch taken).
@@ -223,8 +245,8 @@ impl LatentData {
             CondSource::Text(t) => Some(t.fields[t.fixed_field()].clone()),
             CondSource::Labels => None,
         };
-        let (mut means, mut labels, mut texts, mut embeddings) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut means, mut labels, mut texts, mut embeddings, mut keys) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for s in shards {
             if means.len() == n {
                 break;
@@ -247,7 +269,11 @@ impl LatentData {
                     }
                 }
                 means.push(sample.mean.f_to_kind(Kind::Float)?);
+                keys.push(sample.key);
             }
+        }
+        if field.is_none() {
+            self.check_labels(&labels, &keys)?;
         }
         if means.len() < n {
             return Err(TrainError::Invalid(format!(
