@@ -5,86 +5,20 @@
 
 mod common;
 
-use common::captioned_shards::{text_config, text_run_overrides, write_set, BOTH};
-use common::tiny_run_config;
+use common::binary::{fails, flowscale, ok, train, train_text_run};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::OnceLock;
-
-fn flowscale(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_flowscale"))
-        .args(args)
-        .env_remove("LD_LIBRARY_PATH")
-        .output()
-        .expect("flowscale runs")
-}
-
-fn text_of(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn ok(out: &Output) -> String {
-    let t = text_of(out);
-    assert!(out.status.success(), "{t}");
-    t
-}
-
-fn fails(out: &Output) -> String {
-    let t = text_of(out);
-    assert!(!out.status.success(), "succeeded:\n{t}");
-    t
-}
 
 /// A fresh folder for one test's outputs.
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("generate-tests")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::binary::scratch("generate-tests", name)
 }
 
-/// Trains the fixture's tiny run with `overrides` into `dir` through the binary; returns the run
-/// directory.
-fn train(dir: &Path, overrides: &[String]) -> PathBuf {
-    let cfg = dir.join("run.toml");
-    std::fs::write(&cfg, tiny_run_config(overrides)).unwrap();
-    let out_dir = format!("run.out_dir={:?}", dir.join("runs").display().to_string());
-    ok(&flowscale(&[
-        "train",
-        cfg.to_str().unwrap(),
-        "--set",
-        &out_dir,
-    ]));
-    dir.join("runs/tiny")
-}
-
-/// Six steps on the captioned shards, with an EMA updated every step.
+/// The captioned text run (common::binary::train_text_run).
 fn text_run() -> &'static Path {
     static RUN: OnceLock<PathBuf> = OnceLock::new();
-    RUN.get_or_init(|| {
-        let dir = scratch("text-run");
-        let text = text_config(&dir);
-        let shards = dir.join("shards");
-        write_set(&shards, BOTH, &text);
-        let mut o = text_run_overrides(&shards, &text);
-        o.extend(
-            [
-                "train.steps=6",
-                "optim.lr=2e-3",
-                "optim.warmup_steps=1",
-                "ema.decays=[0.9]",
-                "ema.every=1",
-            ]
-            .map(str::to_owned),
-        );
-        train(&dir, &o)
-    })
+    RUN.get_or_init(|| train_text_run(&scratch("text-run")))
 }
 
 /// The fixture's class-conditional Fashion-MNIST run.

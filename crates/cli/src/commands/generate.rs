@@ -1,6 +1,8 @@
 //! `flowscale generate RUN [--prompt TEXT]... [--prompts FILE] [--class NAME|INDEX]... --out DIR
 //! [sampler and weight options]`: images from a trained run, one row per prompt or class
-//! (crates/train/src/generation). Writes `DIR/<index:04>.png` per image, `DIR/grid.png` (rows =
+//! (crates/train/src/generation). `flowscale generate --checkpoint EXPORT --text-config T
+//! --autoencoder KIND[:PATH] [--formulation F] --prompt ...`: the same from an exported backbone
+//! (prompts only; it carries no class embedding). Writes `DIR/<index:04>.png` per image, `DIR/grid.png` (rows =
 //! prompts, columns = images per prompt), `DIR/prompts.txt` (line i = row i) and
 //! `DIR/generate.json` (everything that decided the images), each atomically.
 
@@ -9,7 +11,8 @@ use clap::{Args, ValueEnum};
 use flowscale_formulations::SamplerMethod;
 use flowscale_train::config::DeviceChoice;
 use flowscale_train::generation::{
-    row_inputs, Generator, GeneratorRequest, RowInputs, RowRequest, SampleRequest,
+    parse_autoencoder, row_inputs, FromExport, FromRun, Generator, Origin, RowInputs, RowRequest,
+    SampleRequest, DEFAULT_FORMULATION,
 };
 use flowscale_train::image_grid::save_grid;
 use flowscale_train::run::{StepChoice, WeightChoice};
@@ -29,7 +32,27 @@ enum DeviceArg {
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
     /// A run directory or one of its checkpoint folders (checkpoints/step-NNNNNNNNN).
-    run: PathBuf,
+    #[arg(required_unless_present = "checkpoint")]
+    run: Option<PathBuf>,
+    /// Generate from an exported backbone instead of a run: a diffusers folder or an SD3 single
+    /// .safetensors file (`flowscale export`). Needs --text-config and --autoencoder; prompts
+    /// only.
+    #[arg(long, value_name = "PATH", conflicts_with = "run")]
+    checkpoint: Option<PathBuf>,
+    // The options below that only an export takes conflict with RUN rather than require
+    // --checkpoint: clap drops a requirement on an argument that conflicts with one given.
+    /// With --checkpoint: what decodes its samples: identity (pixel space), kl:DIR (a diffusers
+    /// AutoencoderKL folder) or taef2:DIR, the kinds of a precompute config's [autoencoder].
+    #[arg(long, value_name = "KIND[:PATH]", conflicts_with = "run")]
+    autoencoder: Option<String>,
+    /// With --checkpoint: the formulation it was trained with (its model card's); its path and
+    /// parameterisation decide the sampler.
+    #[arg(long, value_name = "NAME", conflicts_with = "run", default_value = DEFAULT_FORMULATION)]
+    formulation: String,
+    /// With --checkpoint: latent height and width (default: the backbone's sample_size, the
+    /// training grid in flowscale's exports).
+    #[arg(long, num_args = 2, value_names = ["H", "W"], conflicts_with = "run")]
+    latent_size: Option<Vec<i64>>,
     /// A prompt (text runs; repeatable). "" is the unconditional sample (all-zero conditioning).
     #[arg(long, value_name = "TEXT")]
     prompt: Vec<String>,
@@ -48,20 +71,21 @@ pub struct GenerateArgs {
     /// Classifier-free guidance scale (1 = no guidance).
     #[arg(long, default_value_t = 5.0)]
     cfg: f64,
-    /// Schedule shift (default: the run's samples.shift, else its formulation.shift).
+    /// Schedule shift (default: the run's samples.shift, else its formulation.shift; with
+    /// --checkpoint 1.0, the default run's).
     #[arg(long)]
     shift: Option<f64>,
     /// Seed of the initial noise: the same seed gives the same images.
     #[arg(long, default_value_t = 0)]
     seed: i64,
     /// raw, ema (the run's only EMA) or ema:DECAY.
-    #[arg(long, default_value = "ema")]
+    #[arg(long, default_value = "ema", conflicts_with = "checkpoint")]
     weights: WeightChoice,
     /// Generate from the checkpoint of this step (default: the newest).
-    #[arg(long, conflicts_with = "best_val_loss")]
+    #[arg(long, conflicts_with_all = ["best_val_loss", "checkpoint"])]
     step: Option<u64>,
     /// Generate from the checkpoint with the lowest EMA validation loss.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "checkpoint")]
     best_val_loss: bool,
     /// Guidance steers away from this prompt instead of from the all-zero conditioning.
     #[arg(long, value_name = "TEXT")]
@@ -70,7 +94,8 @@ pub struct GenerateArgs {
     #[arg(long = "drop-source", value_name = "NAME")]
     drop_source: Vec<String>,
     /// Text-encoder config for prompts (default: the run's conditioning.text_encoder; needed
-    /// for runs trained on stored embeddings without one).
+    /// for runs trained on stored embeddings without one, and with --checkpoint, whose context
+    /// and pooled widths it must give).
     #[arg(long, value_name = "PATH")]
     text_config: Option<PathBuf>,
     /// Images per prompt (columns of the grid).
@@ -116,23 +141,62 @@ impl GenerateArgs {
     }
 }
 
+/// The generator of a run, or of an exported backbone with its configs.
+fn open(args: &GenerateArgs) -> anyhow::Result<Generator> {
+    let text_config = args.text_config.as_ref().map(|p| p.display().to_string());
+    let device = args.device()?;
+    let Some(checkpoint) = &args.checkpoint else {
+        let run = args
+            .run
+            .as_ref()
+            .context("give a run directory or --checkpoint")?;
+        return Ok(Generator::from_run(&FromRun {
+            source: run,
+            step: match (args.step, args.best_val_loss) {
+                (Some(n), _) => StepChoice::Step(n),
+                (None, true) => StepChoice::BestValLoss,
+                (None, false) => StepChoice::Latest,
+            },
+            weights: args.weights.clone(),
+            text_config: text_config.as_deref(),
+            device,
+        })?);
+    };
+    if !args.class.is_empty() {
+        anyhow::bail!(
+            "--class with --checkpoint: an exported backbone carries no class embedding; \
+             generate classes from the run directory (flowscale generate RUN --class ...)"
+        );
+    }
+    let text_config = text_config.with_context(|| {
+        format!(
+            "--checkpoint {} needs --text-config PATH: the text-encoder config its prompts were \
+             trained with (an export names none)",
+            checkpoint.display()
+        )
+    })?;
+    let autoencoder = args.autoencoder.as_deref().with_context(|| {
+        format!(
+            "--checkpoint {} needs --autoencoder: identity for a pixel-space model, else \
+             kl:DIR or taef2:DIR (what its training latents were encoded with)",
+            checkpoint.display()
+        )
+    })?;
+    Ok(Generator::from_export(&FromExport {
+        checkpoint,
+        text_config: &text_config,
+        autoencoder: parse_autoencoder(autoencoder)?,
+        formulation: &args.formulation,
+        latent_size: args.latent_size.as_deref().map(|s| [s[0], s[1]]),
+        device,
+    })?)
+}
+
 pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
     let rows_wanted = args.rows()?;
-    let text_config = args.text_config.as_ref().map(|p| p.display().to_string());
-    let generator = Generator::open(&GeneratorRequest {
-        source: &args.run,
-        step: match (args.step, args.best_val_loss) {
-            (Some(n), _) => StepChoice::Step(n),
-            (None, true) => StepChoice::BestValLoss,
-            (None, false) => StepChoice::Latest,
-        },
-        weights: args.weights.clone(),
-        text_config: text_config.as_deref(),
-        device: args.device()?,
-    })?;
+    let generator = open(args)?;
     let rows = row_inputs(
-        &generator.data,
-        &generator.model,
+        &generator,
         &rows_wanted,
         args.negative_prompt.as_deref(),
         &mut |line| eprintln!("warning: {line}"),
@@ -140,7 +204,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
     let setting = SamplerSetting {
         steps: args.steps,
         cfg: args.cfg,
-        shift: args.shift.unwrap_or_else(|| generator.default_shift()),
+        shift: args.shift.unwrap_or(generator.default_shift),
         method: SamplerMethod::Euler,
     };
     let images = generator.sample(
@@ -155,15 +219,40 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
     )?;
     write_outputs(args, &generator, &rows, setting, &images)?;
     eprintln!(
-        "wrote {} images of {} rows from {} (step {}, {} weights) to {}",
+        "wrote {} images of {} rows from {} to {}",
         images.size()[0],
         rows.len(),
-        generator.run_dir.display(),
-        generator.step,
-        generator.weights.label(),
+        generator.origin.describe(),
         args.out.display()
     );
     Ok(())
+}
+
+/// What `generate.json` records of where the weights came from.
+fn origin_record(origin: &Origin) -> serde_json::Value {
+    match origin {
+        Origin::Run {
+            run_dir,
+            checkpoint,
+            step,
+            weights,
+        } => json!({
+            "run": run_dir.display().to_string(),
+            "checkpoint": checkpoint.display().to_string(),
+            "step": step,
+            "weights": weights.label(),
+        }),
+        Origin::Export {
+            checkpoint,
+            layout,
+            autoencoder,
+        } => json!({
+            "checkpoint": checkpoint.display().to_string(),
+            "layout": flowscale_train::generation::origin::layout_name(*layout),
+            "autoencoder": autoencoder.kind_name(),
+            "autoencoder_path": autoencoder.path().map(|p| p.display().to_string()),
+        }),
+    }
 }
 
 /// The images, the grid, the row file and the record of the request.
@@ -187,12 +276,10 @@ fn write_outputs(
         &out.join("prompts.txt"),
         format!("{}\n", lines.join("\n")).as_bytes(),
     )?;
-    let record = json!({
-        "run": g.run_dir.display().to_string(),
-        "checkpoint": g.checkpoint.display().to_string(),
-        "step": g.step,
-        "weights": g.weights.label(),
-        "formulation": g.cfg.formulation.name,
+    let mut record = origin_record(&g.origin);
+    let shared = json!({
+        "formulation": g.formulation_name,
+        "latent_size": [g.model_shape[1], g.model_shape[2]],
         "seed": args.seed,
         "sampler": "euler",
         "steps": setting.steps,
@@ -204,6 +291,9 @@ fn write_outputs(
         "per_prompt": args.per_prompt,
         "rows": rows.labels,
     });
+    if let (serde_json::Value::Object(r), serde_json::Value::Object(s)) = (&mut record, shared) {
+        r.extend(s);
+    }
     flowscale_core::write_atomic(
         &out.join("generate.json"),
         format!("{}\n", serde_json::to_string_pretty(&record)?).as_bytes(),

@@ -50,8 +50,9 @@ enum Command {
     EmbedText(embed_text::EmbedTextArgs),
     /// Sample latents from an MMDiT checkpoint (RF Euler, SD3 scheduler sigmas, CFG).
     Sample(sample::SampleArgs),
-    /// Images from a trained run: prompts (text runs) or classes (class runs) to PNGs.
-    Generate(generate::GenerateArgs),
+    /// Images from a trained run (prompts or classes) or an exported backbone (prompts) to PNGs.
+    // Boxed: its options make it by far the largest variant.
+    Generate(Box<generate::GenerateArgs>),
     /// Evaluate a run: validation loss, and per sampler setting FID and class accuracy.
     Eval(eval::EvalArgs),
     /// Rank runs: Pareto fronts per setting (e.g. CLIP up, FID down), mean rank over settings.

@@ -1,5 +1,5 @@
 //! What the `flowscale` binary tests share: the tiny run as a config file, waiting for a run to
-//! log, and reading the step an interrupted run stopped at.
+//! log, reading the step an interrupted run stopped at, and running the binary ([`binary`]).
 // Each test binary compiles this module and uses only part of it.
 #![allow(dead_code)]
 
@@ -51,3 +51,5 @@ pub fn sigterm(pid: u32) {
 
 #[path = "../../../../tests/support/captioned_shards.rs"]
 pub mod captioned_shards;
+
+pub mod binary;

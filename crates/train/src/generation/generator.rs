@@ -1,33 +1,17 @@
-//! A run opened for generation: its checkpoint at a step choice with a weight choice, its data
-//! (for the decoder and what it conditions on) and its model built by the run layer, with a text
-//! encoder for prompts when the run conditions on text. Sampling draws its noise from a seed
-//! alone, on the CPU, so the same request gives the same images on any device and whatever else
-//! the process draws.
+//! The opened generator (model, conditioner, decoder, formulation) and seeded sampling with it.
+//! Sampling draws its noise from a seed alone, on the CPU, so the same request gives the same
+//! images on any device and whatever else the process draws, and from either source.
 
+use super::data::GenerationData;
+use super::origin::Origin;
 use super::rows::{is_blank, RowInputs};
 use crate::cond_input::{CondInput, TextBatch};
 use crate::conditioning::Conditioning;
-use crate::config::RunConfig;
 use crate::error::{Result, TrainError};
-use crate::run::{
-    CondSource, RunCheckpoint, RunData, RunModel, RunModelSpec, StepChoice, WeightChoice, WeightSet,
-};
+use crate::run::RunModel;
 use crate::sampling::{generate, generate_guided, SamplerSetting};
 use flowscale_formulations::Formulation;
-use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
-
-/// Which run, checkpoint and weights to generate from.
-#[derive(Debug, Clone)]
-pub struct GeneratorRequest<'a> {
-    /// A run directory or one of its checkpoint folders.
-    pub source: &'a Path,
-    pub step: StepChoice,
-    pub weights: WeightChoice,
-    /// Text-encoder config for prompts; default: the run's `conditioning.text_encoder`.
-    pub text_config: Option<&'a str>,
-    pub device: Device,
-}
 
 /// How to sample the rows.
 #[derive(Debug, Clone)]
@@ -43,89 +27,26 @@ pub struct SampleRequest<'a> {
     pub drop_sources: &'a [String],
 }
 
+/// A model with its conditioner, what turns its samples into pixels and the formulation it
+/// samples with: what both sources (a run, or an exported backbone with its text and
+/// autoencoder configs) open into, so that sampling and writing are one code path.
 pub struct Generator {
-    pub run_dir: PathBuf,
-    /// `<run>/checkpoints/step-N/`.
-    pub checkpoint: PathBuf,
-    pub step: u64,
-    pub weights: WeightSet,
-    pub cfg: RunConfig,
-    pub formulation: Formulation,
-    pub data: RunData,
     pub model: RunModel,
-    /// The text-encoder config prompts are encoded with (text runs).
+    pub data: GenerationData,
+    /// `[C, H, W]` of what the model generates.
+    pub model_shape: [i64; 3],
+    pub formulation: Formulation,
+    /// The formulation as configured (the run's `formulation.name`, or as given).
+    pub formulation_name: String,
+    /// The schedule shift used when none is asked for.
+    pub default_shift: f64,
+    /// The text-encoder config prompts are encoded with (text models).
     pub text_config: Option<String>,
+    pub origin: Origin,
     pub device: Device,
 }
 
 impl Generator {
-    /// Opens the run `req` names and loads the chosen weights into its model.
-    pub fn open(req: &GeneratorRequest) -> Result<Self> {
-        let ck = RunCheckpoint::open(req.source, req.step)?;
-        let cfg = ck.run_config()?;
-        let run_dir = ck.run_dir.clone().ok_or_else(|| {
-            TrainError::Invalid(format!(
-                "{}: not inside <run>/checkpoints/",
-                ck.dir().display()
-            ))
-        })?;
-        let formulation = Formulation::parse(&cfg.formulation.name).map_err(|e| {
-            TrainError::Invalid(format!(
-                "{}: formulation.name: {e}",
-                run_dir.join("config.resolved.toml").display()
-            ))
-        })?;
-        let data = RunData::open(&cfg.data, &cfg.conditioning, req.device, true)?;
-        let spec = RunModelSpec::for_run(&cfg, &data);
-        let (spec, text_config) = match data.cond_source() {
-            CondSource::Text(_) => {
-                let path = match (req.text_config, &cfg.conditioning.text_encoder) {
-                    (Some(p), _) => p.to_owned(),
-                    (None, Some(p)) => p.clone(),
-                    (None, None) => {
-                        return Err(TrainError::Invalid(format!(
-                            "{}: the run trained on stored text embeddings and names no \
-                             conditioning.text_encoder, so nothing can encode prompts; give \
-                             --text-config PATH (a text-encoder config like the one the shards \
-                             were embedded with)",
-                            run_dir.display()
-                        )))
-                    }
-                };
-                (spec.with_text_encoder(&path)?, Some(path))
-            }
-            CondSource::Labels => {
-                if let Some(p) = req.text_config {
-                    return Err(TrainError::Invalid(format!(
-                        "--text-config {p}: {} conditions on class labels and encodes no prompts",
-                        run_dir.display()
-                    )));
-                }
-                (spec, None)
-            }
-        };
-        let model = RunModel::build(&spec, req.device)?;
-        let weights = ck.weight_set(&req.weights)?;
-        ck.load_weights(&model, weights)?;
-        Ok(Self {
-            run_dir,
-            checkpoint: ck.dir().to_path_buf(),
-            step: ck.checkpoint.step,
-            weights,
-            cfg,
-            formulation,
-            data,
-            model,
-            text_config,
-            device: req.device,
-        })
-    }
-
-    /// The schedule shift the run's sample grids used: `samples.shift`, else the formulation's.
-    pub fn default_shift(&self) -> f64 {
-        self.cfg.samples.shift.unwrap_or(self.cfg.formulation.shift)
-    }
-
     /// `per_row` images of every row, row-major (`[rows * per_row, C, H, W]`), as pixels in
     /// [-1, 1] on the CPU.
     pub fn sample(&self, rows: &RowInputs, s: &SampleRequest) -> Result<Tensor> {
@@ -137,7 +58,7 @@ impl Generator {
         }
         self.check_sources(s.drop_sources)?;
         let n = rows.len() * s.per_row;
-        let [c, h, w] = self.data.model_shape();
+        let [c, h, w] = self.model_shape;
         let noise = flowscale_core::with_torch_seed(s.seed, || {
             Tensor::f_randn([n as i64, c, h, w], (Kind::Float, Device::Cpu))
         })?;
@@ -173,7 +94,7 @@ impl Generator {
                     generate_guided(self.formulation, s.setting, &z, &cond, &uncond, backbone)?
                 }
             };
-            // Latent runs decode through the run's autoencoder.
+            // Latent models decode through their autoencoder.
             out.push(self.data.to_pixels(&x)?);
         }
         Ok(Tensor::f_cat(&out, 0)?)

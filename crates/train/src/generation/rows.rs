@@ -1,11 +1,13 @@
-//! The rows of a generation request as the conditioner's input: prompts for a text run, class
-//! names or indices for a class run, each checked against what the run conditions on. Prompts
+//! The rows of a generation request as the conditioner's input: prompts for a text model, class
+//! names or indices for a class run, each checked against what the model conditions on. Prompts
 //! longer than a tokenizer reads are named on the warning channel (the encoders cut them
 //! silently).
 
+use super::data::Conditions;
+use super::generator::Generator;
 use crate::cond_input::{CondInput, TextBatch};
 use crate::error::{Result, TrainError};
-use crate::run::{CondSource, RunData, RunModel};
+use crate::run::RunModel;
 use std::collections::HashSet;
 use tch::Tensor;
 
@@ -46,16 +48,15 @@ pub fn is_blank(prompt: &str) -> bool {
     prompt.trim().is_empty()
 }
 
-/// The rows `request` asks for on the run of `data` and `model`; `negative` is the negative
-/// prompt (text runs only). Prompts cut by a tokenizer are reported through `warn`.
+/// The rows `request` asks for of `generator`; `negative` is the negative prompt (text models
+/// only). Prompts cut by a tokenizer are reported through `warn`.
 pub fn row_inputs(
-    data: &RunData,
-    model: &RunModel,
+    generator: &Generator,
     request: &RowRequest,
     negative: Option<&str>,
     warn: &mut dyn FnMut(&str),
 ) -> Result<RowInputs> {
-    let names = data.class_names();
+    let model = &generator.model;
     let wanted = match request {
         RowRequest::Prompts(p) | RowRequest::Classes(p) => p,
     };
@@ -66,8 +67,8 @@ pub fn row_inputs(
                 .into(),
         ));
     }
-    match (data.cond_source(), request) {
-        (CondSource::Labels, RowRequest::Classes(classes)) => {
+    match (generator.data.conditions(), request) {
+        (Conditions::Classes(names), RowRequest::Classes(classes)) => {
             if negative.is_some() {
                 return Err(TrainError::Invalid(
                     "a negative prompt needs a text run; this run conditions on class labels"
@@ -85,17 +86,17 @@ pub fn row_inputs(
                 negative: None,
             })
         }
-        (CondSource::Labels, RowRequest::Prompts(_)) => Err(TrainError::Invalid(format!(
+        (Conditions::Classes(names), RowRequest::Prompts(_)) => Err(TrainError::Invalid(format!(
             "this run conditions on class labels, not prompts: choose classes with --class \
              NAME|INDEX ({})",
             known(names)
         ))),
-        (CondSource::Text(_), RowRequest::Classes(_)) => Err(TrainError::Invalid(
+        (Conditions::Text, RowRequest::Classes(_)) => Err(TrainError::Invalid(
             "this run conditions on text (each sample's caption), not classes: give prompts \
              with --prompt TEXT or --prompts FILE"
                 .into(),
         )),
-        (CondSource::Text(_), RowRequest::Prompts(prompts)) => {
+        (Conditions::Text, RowRequest::Prompts(prompts)) => {
             let mut seen = HashSet::new();
             for p in prompts.iter().map(String::as_str).chain(negative) {
                 if seen.insert(p) {

@@ -22,9 +22,6 @@ pub enum RunData {
     Latents(Box<LatentData>),
 }
 
-/// Samples decoded to pixels at once: a VAE decoder's activations at 256^2 are large.
-const DECODE_CHUNK: i64 = 16;
-
 impl RunData {
     /// The data `[data]` names. A latent run's autoencoder is loaded on `device` only when
     /// `decodes` (the process that turns samples into pixels).
@@ -125,13 +122,7 @@ impl RunData {
     pub fn to_pixels(&self, x: &Tensor) -> Result<Tensor> {
         match self {
             Self::Pixels(_) => Ok(x.f_to_device(Device::Cpu)?),
-            Self::Latents(l) => {
-                let mut parts = Vec::new();
-                for chunk in x.f_split(DECODE_CHUNK, 0)? {
-                    parts.push(l.decoder.to_pixels(&chunk)?.f_to_device(Device::Cpu)?);
-                }
-                Ok(Tensor::f_cat(&parts, 0)?)
-            }
+            Self::Latents(l) => l.decoder.to_cpu_pixels(x),
         }
     }
 

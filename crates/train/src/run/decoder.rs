@@ -12,6 +12,9 @@ use flowscale_encoders::autoencoders::{Autoencoder, AutoencoderSpec};
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
+/// Samples decoded to pixels at once: a VAE decoder's activations at 256^2 are large.
+const DECODE_CHUNK: i64 = 16;
+
 /// What turns raw (unscaled) latents `[B, C, h, w]` into pixels `[B, 3 or 1, H, W]`.
 enum Decoding {
     /// Pixel space: the latents are the images (any channel count, so not the identity
@@ -88,6 +91,45 @@ impl PixelDecoder {
         })
     }
 
+    /// The decoder of the autoencoder `spec` names, loaded on `device`, with the scaling its
+    /// weights define: generation from an exported backbone, which records no shard manifest.
+    /// The scaling must be one pair for all channels, as a shard manifest records it (what
+    /// precompute encoded the training latents with).
+    pub fn for_spec(spec: &AutoencoderSpec, device: Device) -> Result<Self> {
+        if *spec == AutoencoderSpec::Identity {
+            return Ok(Self::identity());
+        }
+        let folder = spec
+            .path()
+            .map_or_else(String::new, |p| p.display().to_string());
+        let ae = spec.load(Kind::Float, device).map_err(|e| {
+            TrainError::Invalid(format!(
+                "the {} autoencoder {folder}: {e}",
+                spec.kind_name()
+            ))
+        })?;
+        let (shift_factor, scaling_factor) = ae.uniform_normalization().ok_or_else(|| {
+            TrainError::Invalid(format!(
+                "the {} autoencoder {folder} has per-channel latents_mean/latents_std; flowscale \
+                 trains on latents with one scaling and shift factor for all channels",
+                spec.kind_name()
+            ))
+        })?;
+        Ok(Self {
+            decoding: Decoding::Autoencoder(ae),
+            scaling_factor,
+            shift_factor,
+        })
+    }
+
+    /// Latent channels the decoder takes; `None` for pixel space (any channel count).
+    pub fn latent_channels(&self) -> Option<i64> {
+        match &self.decoding {
+            Decoding::Autoencoder(ae) => Some(ae.latent_channels()),
+            Decoding::Identity | Decoding::NotLoaded => None,
+        }
+    }
+
     /// Raw latents `z` as the model sees them: `(z - shift) * scale`.
     pub fn to_model(&self, z: &Tensor) -> Result<Tensor> {
         Ok(z.f_sub_scalar(self.shift_factor)?
@@ -111,5 +153,15 @@ impl PixelDecoder {
             }
         };
         Ok(pixels.f_clamp(-1.0, 1.0)?)
+    }
+
+    /// [`PixelDecoder::to_pixels`] of at most [`DECODE_CHUNK`] samples at a time, collected on
+    /// the CPU.
+    pub fn to_cpu_pixels(&self, x: &Tensor) -> Result<Tensor> {
+        let mut parts = Vec::new();
+        for chunk in x.f_split(DECODE_CHUNK, 0)? {
+            parts.push(self.to_pixels(&chunk)?.f_to_device(Device::Cpu)?);
+        }
+        Ok(Tensor::f_cat(&parts, 0)?)
     }
 }

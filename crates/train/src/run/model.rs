@@ -18,6 +18,7 @@ use crate::error::{Result, TrainError};
 use crate::sample_text::SampleText;
 use crate::text_conditioning::CaptionConditioning;
 use flowscale_encoders::text::{TextEncoder, TextEncoderConfig, TextSourceSpan};
+use flowscale_models::checkpoint::LoadedMmdit;
 use flowscale_models::{forward_cost, Mmdit, MmditConfig};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -233,6 +234,27 @@ impl RunModel {
                 context_tokens: i64::from(c.context_tokens),
             })
         })
+    }
+
+    /// A backbone loaded from an exported checkpoint (`flowscale_models::checkpoint`) with a
+    /// `conditioner` built apart, in fp32: generation from an export, which carries neither a
+    /// run config nor a conditioner. `context_tokens` only sizes the FLOP count.
+    pub fn from_backbone(
+        loaded: LoadedMmdit,
+        conditioner: Box<dyn ConditioningProvider>,
+        context_tokens: i64,
+        device: Device,
+    ) -> Self {
+        Self {
+            device,
+            // The export records no training precision; fp32 is what it stores.
+            precision: Precision::Fp32,
+            model_vs: loaded.vs,
+            model: loaded.model,
+            cond_vs: VarStore::new(device),
+            conditioner: Some(conditioner),
+            context_tokens,
+        }
     }
 
     pub fn backbone(&self) -> &Mmdit {
