@@ -179,6 +179,17 @@ fn a_text_run_with_a_caption_mix_and_dropout_resumes_bit_for_bit() {
         "one source: all = it"
     );
 
+    // A dropout or grid setting for a source the run does not have is named with the ones it has.
+    for bad in [
+        "conditioning.source_dropout={ t5 = 0.5 }",
+        "samples.drop_sources=[\"clip_l\"]",
+    ] {
+        let e = train(config(tmp.path(), "src", &shards, &text, &[bad]), quiet())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[\"minilm\"]"), "{bad}: {e}");
+    }
+
     // A mix naming a field the shards lack lists the ones they have.
     let bad = ["conditioning.caption_mix={ txt = 0.5, cogvlm = 0.5 }"];
     let e = train(config(tmp.path(), "bad", &shards, &text, &bad), quiet())

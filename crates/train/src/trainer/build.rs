@@ -85,6 +85,7 @@ impl Trainer {
         let mut data = RunData::open(&cfg.data, &cfg.conditioning, device, main)?;
         let spec = RunModelSpec::for_run(&cfg, &data);
         let model = RunModel::build(&spec, device)?;
+        check_source_names(&cfg, &model.conditioning_sources())?;
         let params = model.params();
         let mut optimizer = AdamW::new(&params, adamw_config(&cfg.optim))?;
         let schedule = lr_schedule(&cfg.optim, cfg.train.steps);
@@ -382,6 +383,30 @@ fn restore(
     let updates = ck.state.step / ema_cfg.every.max(1);
     for (k, d) in ema_cfg.decays.iter().enumerate() {
         ema.load(k, ck.group(&ema_group_name(*d))?, updates)?;
+    }
+    Ok(())
+}
+
+/// Source names in `conditioning.source_dropout` and `samples.drop_sources` must be the model's:
+/// a misspelt `t5` would otherwise train with the default dropout, or fail at the first grid.
+fn check_source_names(cfg: &RunConfig, sources: &[String]) -> Result<()> {
+    let named = cfg
+        .conditioning
+        .source_dropout
+        .keys()
+        .map(|k| ("conditioning.source_dropout", k))
+        .chain(
+            cfg.samples
+                .drop_sources
+                .iter()
+                .map(|k| ("samples.drop_sources", k)),
+        );
+    for (key, name) in named {
+        if !sources.contains(name) {
+            return Err(TrainError::Invalid(format!(
+                "{key} names the conditioning source {name:?}; this run's sources are {sources:?}"
+            )));
+        }
     }
     Ok(())
 }
