@@ -4,7 +4,7 @@
 //! backbone error stops sampling and comes back as is.
 
 use crate::conditioning::Conditioning;
-use crate::error::Result;
+use crate::error::{Result, TrainError};
 use flowscale_formulations::{guided, sample, sd3_sigmas, Formulation, SamplerMethod};
 use tch::Tensor;
 
@@ -16,6 +16,30 @@ pub struct SamplerSetting {
     pub cfg: f64,
     pub shift: f64,
     pub method: SamplerMethod,
+}
+
+/// Sampler steps above this are refused before the schedule is allocated (the paper samples
+/// with at most 50; EDM-style studies go to a few hundred).
+pub const MAX_SAMPLER_STEPS: usize = 10_000;
+
+impl SamplerSetting {
+    /// A guidance scale that is not a finite number >= 0, or a step count out of range, is
+    /// refused by name: NaN guidance would otherwise give all-NaN images without an error.
+    pub fn check(&self) -> Result<()> {
+        if !(self.cfg.is_finite() && self.cfg >= 0.0) {
+            return Err(TrainError::Invalid(format!(
+                "guidance scale (cfg) must be a finite number >= 0, got {}",
+                self.cfg
+            )));
+        }
+        if self.steps == 0 || self.steps > MAX_SAMPLER_STEPS {
+            return Err(TrainError::Invalid(format!(
+                "sampler steps must be in 1..={MAX_SAMPLER_STEPS}, got {}",
+                self.steps
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// Integrates from `noise` to data with conditioning `cond` and `backbone(x, t, cond) -> out`.
@@ -46,6 +70,7 @@ pub fn generate_guided<B>(
 where
     B: Fn(&Tensor, &Tensor, &Conditioning) -> Result<Tensor>,
 {
+    setting.check()?;
     let schedule = sd3_sigmas(setting.steps, setting.shift)?;
     let _guard = tch::no_grad_guard();
     let conditional = |x: &Tensor, t: &Tensor| backbone(x, t, cond);
@@ -60,7 +85,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::TrainError;
     use tch::{Device, Kind};
 
     fn cond(b: i64) -> Conditioning {
@@ -102,6 +126,29 @@ mod tests {
         let expect = -0.5 + 3.0 * (1.0 + 0.5);
         let err = (out - expect).abs().max().double_value(&[]);
         assert!(err < 1e-4, "{err}");
+    }
+
+    #[test]
+    fn nan_guidance_and_absurd_step_counts_are_refused_by_name() {
+        let form = Formulation::parse("rf").unwrap();
+        let noise = Tensor::randn([1, 1, 2, 2], (Kind::Float, Device::Cpu));
+        for (cfg, steps, word) in [
+            (f64::NAN, 4, "cfg"),
+            (-1.0, 4, "cfg"),
+            (f64::INFINITY, 4, "cfg"),
+            (2.0, 0, "steps"),
+            (2.0, 1_000_000_000, "steps"),
+        ] {
+            let setting = SamplerSetting {
+                cfg,
+                steps,
+                ..GUIDED
+            };
+            let e = generate(form, setting, &noise, &cond(1), net)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(word), "{cfg} {steps}: {e}");
+        }
     }
 
     #[test]
