@@ -1,5 +1,8 @@
 //! The binary as a user runs it.
 
+#[path = "../../../tests/support/skip.rs"]
+mod skip;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -137,9 +140,9 @@ fn sweep_takes_set_overrides_and_names_a_bad_one() {
 fn precompute_encodes_the_emoji_set_and_reports_what_it_did() {
     let emoji = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.assets/emoji-datasource-google");
     if !emoji.join("emoji.json").exists() {
-        println!(
-            "skipped: {} missing (scripts/setup fetches it)",
-            emoji.display()
+        skip::skipped(
+            "precompute_encodes_the_emoji_set_and_reports_what_it_did",
+            &format!("{} missing (scripts/setup fetches it)", emoji.display()),
         );
         return;
     }

@@ -3,6 +3,9 @@
 //! as an uninterrupted run; shares split across processes; a changed config is refused; the
 //! stored moments are the autoencoder's (identity, and the real TAEF2 when its assets exist).
 
+#[path = "../../../tests/support/skip.rs"]
+mod skip;
+
 #[path = "common/tar_damage.rs"]
 mod tar_damage;
 #[path = "common/test_images.rs"]
@@ -369,7 +372,10 @@ fn taef2_latents_and_minilm_embeddings_are_the_encoders_outputs() {
     if !taef2.join("taef2_encoder.safetensors").exists()
         || !root().join(".assets/all-minilm-l6-v2").exists()
     {
-        println!("skipped: TAEF2 (../shared/assets/taef2) or MiniLM (.assets) not found");
+        skip::skipped(
+            "taef2_latents_and_minilm_embeddings_are_the_encoders_outputs",
+            "TAEF2 (../shared/assets/taef2) or MiniLM (.assets) not found",
+        );
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

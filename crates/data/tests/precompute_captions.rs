@@ -3,6 +3,9 @@
 //! stored, a sample lacking a field is a bad sample naming it, the field list is part of the
 //! precompute's fingerprint, and lists the shard format cannot hold are refused.
 
+#[path = "../../../tests/support/skip.rs"]
+mod skip;
+
 #[path = "common/test_images.rs"]
 mod test_images;
 
@@ -175,7 +178,10 @@ fn each_fields_embedding_is_the_text_encoders_encoding_of_its_caption() {
     use flowscale_encoders::text::{TextEncoder, TextEncoderConfig};
     let tmp = tempfile::tempdir().unwrap();
     let Some(minilm) = minilm_config(tmp.path()) else {
-        println!("skipped: MiniLM (.assets/all-minilm-l6-v2) not found");
+        skip::skipped(
+            "each_fields_embedding_is_the_text_encoders_encoding_of_its_caption",
+            "MiniLM (.assets/all-minilm-l6-v2) not found",
+        );
         return;
     };
     let (input, out) = (tmp.path().join("cc"), tmp.path().join("shards"));

@@ -3,6 +3,9 @@
 //! (`scripts/fixtures/write_cc12m_shard.py`), including a truncated copy and a sample without a
 //! caption, an image folder, and the npm emoji set when `scripts/setup` has fetched it.
 
+#[path = "../../../tests/support/skip.rs"]
+mod skip;
+
 #[path = "common/tar_damage.rs"]
 mod tar_damage;
 
@@ -365,9 +368,12 @@ fn image_folders_give_labels_from_subfolders_and_sidecar_captions() {
 fn the_emoji_set_is_captioned_by_name_and_labelled_by_category() {
     let dir = root().join(".assets/emoji-datasource-google");
     if !dir.join("emoji.json").exists() {
-        eprintln!(
-            "skipped: {} absent (scripts/setup fetches it with npm)",
-            dir.display()
+        skip::skipped(
+            "the_emoji_set_is_captioned_by_name_and_labelled_by_category",
+            &format!(
+                "{} absent (scripts/setup fetches it with npm)",
+                dir.display()
+            ),
         );
         return;
     }

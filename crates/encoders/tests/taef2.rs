@@ -2,6 +2,9 @@
 //! (`../shared/assets/taef2/reference_astronaut_128.safetensors`); skipped with a message when
 //! the asset folder is absent.
 
+#[path = "../../../tests/support/skip.rs"]
+mod skip;
+
 mod common;
 
 use flowscale_encoders::autoencoders::{Autoencoder, AutoencoderSpec, Taef2};
@@ -11,12 +14,15 @@ use flowscale_models::checkpoint::safetensors_io;
 use std::path::PathBuf;
 use tch::{Device, Kind, Tensor};
 
-fn asset_dir() -> Option<PathBuf> {
+fn asset_dir(test: &str) -> Option<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/assets/taef2");
     if dir.join("taef2_encoder.safetensors").is_file() {
         Some(dir)
     } else {
-        println!("skipped: TAEF2 assets not found at {}", dir.display());
+        skip::skipped(
+            test,
+            &format!("TAEF2 assets not found at {}", dir.display()),
+        );
         None
     }
 }
@@ -32,7 +38,9 @@ fn reference(dir: &std::path::Path) -> StateDict {
 
 #[test]
 fn reproduces_reference_latent_and_reconstruction() {
-    let Some(dir) = asset_dir() else { return };
+    let Some(dir) = asset_dir("reproduces_reference_latent_and_reconstruction") else {
+        return;
+    };
     let taef2 = Taef2::load(&dir, Kind::Float, Device::Cpu).unwrap();
     assert_eq!(taef2.latent_channels(), 32);
     assert_eq!(taef2.downsample_factor(), 8);
@@ -60,7 +68,9 @@ fn reproduces_reference_latent_and_reconstruction() {
 
 #[test]
 fn loads_through_the_spec_with_a_stable_hash() {
-    let Some(dir) = asset_dir() else { return };
+    let Some(dir) = asset_dir("loads_through_the_spec_with_a_stable_hash") else {
+        return;
+    };
     let spec: AutoencoderSpec = toml::from_str(&format!(
         "kind = \"taef2\"\npath = {:?}\n",
         dir.display().to_string()
@@ -92,7 +102,9 @@ fn loads_through_the_spec_with_a_stable_hash() {
 
 #[test]
 fn wrong_key_and_shape_in_a_taef2_file_are_named() {
-    let Some(dir) = asset_dir() else { return };
+    let Some(dir) = asset_dir("wrong_key_and_shape_in_a_taef2_file_are_named") else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     std::fs::copy(
         dir.join("taef2_encoder.safetensors"),

@@ -4,6 +4,9 @@
 //! decoded shards. Skipped when `../shared/assets/taef2` is missing; needs
 //! `.assets/fid-inception/default_1.pt` (scripts/setup).
 
+#[path = "../../../tests/support/skip.rs"]
+mod skip;
+
 #[path = "../../train/tests/common/class_pngs.rs"]
 mod class_pngs;
 
@@ -24,7 +27,10 @@ fn root() -> PathBuf {
 fn a_taef2_latent_run_is_evaluated_through_its_autoencoder() {
     let taef2 = root().join("../shared/assets/taef2");
     if !taef2.join("taef2_encoder.safetensors").exists() {
-        println!("skipped: TAEF2 assets not found ({})", taef2.display());
+        skip::skipped(
+            "a_taef2_latent_run_is_evaluated_through_its_autoencoder",
+            &format!("TAEF2 assets not found ({})", taef2.display()),
+        );
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

@@ -3,6 +3,9 @@
 //! from the ones that encoded the shards is refused. Skipped when `../shared/assets/taef2` is
 //! missing.
 
+#[path = "../../../tests/support/skip.rs"]
+mod skip;
+
 #[path = "common/class_pngs.rs"]
 mod class_pngs;
 mod common;
@@ -23,7 +26,10 @@ fn taef2_dir() -> Option<PathBuf> {
 #[test]
 fn taef2_shards_train_and_decode_their_sample_grids() {
     let Some(taef2) = taef2_dir() else {
-        println!("skipped: TAEF2 assets not found (../shared/assets/taef2)");
+        skip::skipped(
+            "taef2_shards_train_and_decode_their_sample_grids",
+            "TAEF2 assets not found (../shared/assets/taef2)",
+        );
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
