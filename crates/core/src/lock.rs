@@ -38,7 +38,14 @@ impl DirLock {
     /// Takes the lock of `dir` (which must exist) for `purpose` (e.g. `flowscale train`), or
     /// names who holds it.
     pub fn acquire(dir: &Path, purpose: &str) -> Result<Self, LockError> {
-        let path = dir.join(LOCK_FILE);
+        Self::acquire_file(dir, LOCK_FILE, purpose)
+    }
+
+    /// Takes the lock file `name` inside `dir`: for work that several processes share out,
+    /// one lock per part (precompute's `--shard-index`), so a part is never done twice at once
+    /// while different parts run side by side.
+    pub fn acquire_file(dir: &Path, name: &str, purpose: &str) -> Result<Self, LockError> {
+        let path = dir.join(name);
         let io = |e| IoError::new(&path, e);
         let mut file = OpenOptions::new()
             .read(true)

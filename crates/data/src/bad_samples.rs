@@ -91,7 +91,8 @@ impl BadSampleReport {
             .bad
             .iter()
             .take(NAMES_IN_ERRORS)
-            .map(ToString::to_string)
+            // One line: a decoder's reason may span several.
+            .map(|b| b.to_string().replace(['\n', '\r'], " "))
             .collect();
         let more = self.bad.len().saturating_sub(NAMES_IN_ERRORS);
         Err(DataError::Invalid(format!(

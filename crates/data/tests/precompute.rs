@@ -176,6 +176,39 @@ fn a_folder_becomes_shards_with_a_manifest_and_bad_files_are_listed() {
 }
 
 #[test]
+fn a_second_process_on_the_same_share_is_refused_and_other_shares_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (images, out) = (tmp.path().join("images"), tmp.path().join("shards"));
+    labelled_folder(&images);
+    let cfg = folder_config(&images, &out, "");
+    std::fs::create_dir_all(&out).unwrap();
+    // Another process holds share 0 of 2 (a lock taken through its own descriptor is another
+    // holder to flock, as another process would be).
+    let held = flowscale_core::DirLock::acquire_file(
+        &out,
+        ".flowscale-precompute-share-0-of-2.lock",
+        "flowscale precompute, share 0 of 2",
+    )
+    .unwrap();
+    let share = |index| ShardShare { index, count: 2 };
+    let err = precompute(&cfg, share(0), &Silent).unwrap_err().to_string();
+    assert!(
+        err.contains("in use by another flowscale process")
+            && err.contains("share 0 of 2")
+            && err.contains(&format!("pid {}", std::process::id())),
+        "{err}"
+    );
+    // The other share runs beside it; once the holder is gone, share 0 runs and completes.
+    precompute(&cfg, share(1), &Silent).unwrap();
+    drop(held);
+    let report = precompute(&cfg, share(0), &Silent).unwrap();
+    assert!(
+        report.manifest.is_some(),
+        "both shares done: the manifest is written"
+    );
+}
+
+#[test]
 fn too_many_bad_samples_stop_the_run_naming_them() {
     let tmp = tempfile::tempdir().unwrap();
     let (images, out) = (tmp.path().join("images"), tmp.path().join("shards"));
@@ -192,6 +225,12 @@ fn too_many_bad_samples_stop_the_run_naming_them() {
             .any(|n| err.contains(n)),
         "{err}"
     );
+    // One line, and the whole list is on disk where the message says.
+    assert!(!err.contains('\n'), "{err}");
+    let list = out.join(BAD_SAMPLES_FILE);
+    assert!(err.contains(&list.display().to_string()), "{err}");
+    let tsv = std::fs::read_to_string(&list).unwrap();
+    assert!(tsv.lines().count() > 2, "{tsv}");
 }
 
 #[test]

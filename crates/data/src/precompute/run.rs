@@ -126,6 +126,21 @@ pub fn precompute(
     let dir = cfg.output.dir.clone();
     let device = parse_device(&cfg.output.device).map_err(DataError::Invalid)?;
     let plan = Plan::new(cfg)?;
+    // Before the encoders load (slow): a second process on the same share is refused at once,
+    // naming the first; other shares of the output run beside it.
+    std::fs::create_dir_all(&dir).map_err(|e| DataError::io(&dir, e))?;
+    let _lock = flowscale_core::DirLock::acquire_file(
+        &dir,
+        &format!(
+            ".flowscale-precompute-share-{}-of-{}.lock",
+            share.index, share.count
+        ),
+        &format!(
+            "flowscale precompute, share {} of {}",
+            share.index, share.count
+        ),
+    )
+    .map_err(|e| DataError::Invalid(e.to_string()))?;
     let encoders = Encoders::load(cfg, device)?;
     let factor = encoders.info.downsample_factor;
     let resolution = i64::from(cfg.preprocess.resolution);
@@ -135,7 +150,6 @@ pub fn precompute(
              downsampling factor {factor}"
         )));
     }
-    std::fs::create_dir_all(&dir).map_err(|e| DataError::io(&dir, e))?;
     check_fingerprint(&dir, cfg, &encoders)?;
 
     let assigned: Vec<_> = plan.assigned(share).collect();
@@ -206,7 +220,7 @@ pub fn precompute(
         so_far.merge(bad_report(std::iter::once(&record)));
         records[i] = Some(record);
         if so_far.seen() >= EARLY_CHECK_MIN_SAMPLES {
-            so_far.check(cfg.preprocess.max_bad_fraction)?;
+            stop_if_too_bad(&so_far, cfg.preprocess.max_bad_fraction, &dir)?;
         }
     }
 
@@ -232,7 +246,7 @@ pub fn precompute(
             .zip(plan.units.iter().map(|u| u.split))
             .collect();
         let report = bad_report(records.iter().map(|(r, _)| *r));
-        report.check(cfg.preprocess.max_bad_fraction)?;
+        stop_if_too_bad(&report, cfg.preprocess.max_bad_fraction, &dir)?;
         report.write_tsv(&dir.join(BAD_SAMPLES_FILE))?;
         let manifest = build_manifest(cfg, &plan, &encoders, &records)?;
         manifest.save(&dir)?;
@@ -270,6 +284,20 @@ fn remove_partial_shards(dir: &Path, files: &[&str]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// An error when more than `max` of the samples were bad, after listing every bad sample so far
+/// in `bad-samples.tsv` (the error names the first few; the list is where to look for the rest).
+fn stop_if_too_bad(report: &BadSampleReport, max: f64, dir: &Path) -> Result<()> {
+    let Err(e) = report.check(max) else {
+        return Ok(());
+    };
+    let path = dir.join(BAD_SAMPLES_FILE);
+    report.write_tsv(&path)?;
+    Err(DataError::Invalid(format!(
+        "{e}; every bad sample so far is listed in {}",
+        path.display()
+    )))
 }
 
 /// The skipped samples of `records` against everything they read.
