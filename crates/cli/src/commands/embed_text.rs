@@ -80,8 +80,7 @@ pub fn run(args: &EmbedTextArgs) -> anyhow::Result<()> {
             ("pooled".to_owned(), c.pooled.shallow_clone()),
         ],
         Some(metadata),
-    )
-    .with_context(|| format!("writing {}", args.out.display()))?;
+    )?;
     println!(
         "{} prompts -> {}: context {:?}, pooled {:?} ({:?})",
         prompts.len(),

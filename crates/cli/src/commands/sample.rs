@@ -44,8 +44,8 @@ pub struct SampleArgs {
 }
 
 fn read(path: &std::path::Path) -> anyhow::Result<BTreeMap<String, Tensor>> {
-    Ok(safetensors_io::read(path, Kind::Float, Device::Cpu)
-        .with_context(|| format!("reading {}", path.display()))?
+    // The reader's errors name the file.
+    Ok(safetensors_io::read(path, Kind::Float, Device::Cpu)?
         .tensors
         .into_iter()
         .collect())
@@ -66,8 +66,7 @@ fn model_fn<'a>(
 
 pub fn run(args: &SampleArgs) -> anyhow::Result<()> {
     let device = Device::cuda_if_available();
-    let loaded = load_mmdit_with_head_dim(&args.checkpoint, device, args.head_dim)
-        .with_context(|| format!("loading {}", args.checkpoint.display()))?;
+    let loaded = load_mmdit_with_head_dim(&args.checkpoint, device, args.head_dim)?;
     let model = &loaded.model;
     let cond = read(&args.cond)?;
     let get = |k: &str| -> anyhow::Result<Tensor> {
@@ -138,8 +137,7 @@ pub fn run(args: &SampleArgs) -> anyhow::Result<()> {
             sample(Formulation::Rf, &g, &noise, &schedule, SamplerMethod::Euler)
         }
     })?;
-    safetensors_io::write(&args.out, &[("latents".to_owned(), latents)], None)
-        .with_context(|| format!("writing {}", args.out.display()))?;
+    safetensors_io::write(&args.out, &[("latents".to_owned(), latents)], None)?;
     println!(
         "wrote {} ({} samples, {} steps, cfg {}, shift {})",
         args.out.display(),

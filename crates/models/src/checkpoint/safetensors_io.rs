@@ -1,7 +1,7 @@
 //! Memory-mapped safetensors reading with dtype conversion, and atomic writing.
 
 use crate::error::{ModelError, Result};
-use safetensors::tensor::{Dtype, SafeTensors, View};
+use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, View};
 use std::collections::HashMap;
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
@@ -12,6 +12,33 @@ pub struct FileContents {
     pub metadata: HashMap<String, String>,
 }
 
+/// What a safetensors error means, in words: the crate's own `Display` prints its variant
+/// names (`MetadataIncompleteBuffer`).
+fn describe(e: &SafeTensorError) -> String {
+    use SafeTensorError as E;
+    match e {
+        E::InvalidHeader => "the header is not UTF-8".into(),
+        E::InvalidHeaderStart => "the header does not start with '{'".into(),
+        E::InvalidHeaderDeserialization => "the header is not valid JSON".into(),
+        E::HeaderTooLarge => "the header is larger than 100 MB".into(),
+        E::HeaderTooSmall => "the file is shorter than the 8-byte header length".into(),
+        E::InvalidHeaderLength => "the header length is larger than the file".into(),
+        E::TensorNotFound(n) => format!("no tensor {n:?}"),
+        E::TensorInvalidInfo => "a tensor's shape and dtype do not match its byte range".into(),
+        E::InvalidOffset(n) => format!("tensor {n:?} has byte offsets outside the data"),
+        E::IoError(io) => format!("I/O error: {io}"),
+        E::JsonError(j) => format!("header JSON: {j}"),
+        E::InvalidTensorView(dtype, shape, bytes) => {
+            format!("a {dtype:?} tensor of shape {shape:?} cannot hold {bytes} bytes")
+        }
+        E::MetadataIncompleteBuffer => {
+            "the tensors' byte ranges do not cover the data exactly (truncated or padded file)"
+                .into()
+        }
+        E::ValidationOverflow => "a tensor's size overflows (a corrupt header)".into(),
+    }
+}
+
 /// Reads every tensor of `path` through a read-only memory map, converting floating tensors to
 /// `kind` on `device`; integer buffers (int64/int32, e.g. text encoders' `position_ids`) keep
 /// their type.
@@ -20,10 +47,15 @@ pub fn read(path: &Path, kind: Kind, device: Device) -> Result<FileContents> {
     // SAFETY: the map is read-only and dropped before returning; a concurrent writer could only
     // corrupt the values read, which the format's length checks bound.
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| ModelError::io(path, e))?;
-    let st = SafeTensors::deserialize(&map)
-        .map_err(|e| ModelError::format(path, format!("not a valid safetensors file: {e:?}")))?;
-    let (_, meta) = SafeTensors::read_metadata(&map)
-        .map_err(|e| ModelError::format(path, format!("bad safetensors header: {e:?}")))?;
+    let st = SafeTensors::deserialize(&map).map_err(|e| {
+        ModelError::format(
+            path,
+            format!("not a valid safetensors file: {}", describe(&e)),
+        )
+    })?;
+    let (_, meta) = SafeTensors::read_metadata(&map).map_err(|e| {
+        ModelError::format(path, format!("bad safetensors header: {}", describe(&e)))
+    })?;
     let metadata = meta.metadata().clone().unwrap_or_default();
     let mut names: Vec<(usize, String)> = meta
         .tensors()
@@ -35,7 +67,7 @@ pub fn read(path: &Path, kind: Kind, device: Device) -> Result<FileContents> {
     for (_, name) in names {
         let view = st
             .tensor(&name)
-            .map_err(|e| ModelError::format(path, format!("tensor {name}: {e:?}")))?;
+            .map_err(|e| ModelError::format(path, format!("tensor {name}: {}", describe(&e))))?;
         let (src_kind, floating) = match view.dtype() {
             Dtype::F64 => (Kind::Double, true),
             Dtype::F32 => (Kind::Float, true),
@@ -122,7 +154,7 @@ pub fn write(
             &metadata,
             tmp,
         )
-        .map_err(|e| ModelError::format(tmp, format!("writing: {e:?}")))
+        .map_err(|e| ModelError::format(tmp, format!("writing: {}", describe(&e))))
     })
     .map_err(AtomicWithError::into_error)
 }

@@ -1,0 +1,75 @@
+//! What a user sees when something is wrong: one `error:` line naming the file once, in words
+//! (not a library's variant name), and no backtrace even with RUST_BACKTRACE set.
+
+use std::path::Path;
+use std::process::Command;
+
+fn flowscale(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_flowscale"))
+        .args(args)
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn assert_clean(stderr: &str, path: &Path) {
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(!stderr.to_lowercase().contains("backtrace"), "{stderr}");
+    let shown = path.display().to_string();
+    assert_eq!(stderr.matches(&shown).count(), 1, "the path once: {stderr}");
+}
+
+#[test]
+fn a_damaged_safetensors_file_is_described_in_words_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out.safetensors");
+    // A header length larger than the file, and a file whose data ends early.
+    let long_header = tmp.path().join("long-header.safetensors");
+    std::fs::write(&long_header, 1_000_000u64.to_le_bytes()).unwrap();
+    let header = br#"{"x":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#;
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header);
+    bytes.extend_from_slice(&[0u8; 8]);
+    let truncated = tmp.path().join("truncated.safetensors");
+    std::fs::write(&truncated, bytes).unwrap();
+    for (file, words) in [
+        (&long_header, "header length is larger than the file"),
+        (&truncated, "do not cover the data exactly"),
+    ] {
+        let (ok, stderr) = flowscale(&[
+            "sample",
+            "--checkpoint",
+            file.to_str().unwrap(),
+            "--cond",
+            file.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(!ok);
+        assert!(stderr.contains(words), "{stderr}");
+        for debug_name in ["InvalidHeaderLength", "MetadataIncompleteBuffer"] {
+            assert!(!stderr.contains(debug_name), "{stderr}");
+        }
+        assert_clean(&stderr, file);
+    }
+}
+
+#[test]
+fn a_config_error_prints_no_backtrace() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("run.toml");
+    std::fs::write(
+        &config,
+        "[run]\nname = \"x\"\n[data]\ndataset = \"fashion-mnist\"\nresolution = 32\n[train]\nsteps = 0\nbatch_size = 4\n",
+    )
+    .unwrap();
+    let (ok, stderr) = flowscale(&["train", config.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(stderr.contains("train.steps"), "{stderr}");
+    assert!(!stderr.to_lowercase().contains("backtrace"), "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+}
