@@ -73,3 +73,38 @@ fn a_config_error_prints_no_backtrace() {
     assert!(!stderr.to_lowercase().contains("backtrace"), "{stderr}");
     assert!(stderr.starts_with("error: "), "{stderr}");
 }
+
+#[test]
+fn a_run_writes_a_progress_line_per_logging_point_when_its_output_is_not_a_terminal() {
+    #[path = "common/mod.rs"]
+    #[allow(dead_code)]
+    mod common;
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("tiny.toml");
+    let out = format!("run.out_dir={:?}", tmp.path().display().to_string());
+    std::fs::write(
+        &config,
+        common::tiny_run_config(&[out.as_str(), "logging.every=2", "validation.every=0"]),
+    )
+    .unwrap();
+    // stderr is a pipe here, as in a log file or a Slurm output file.
+    let (ok, stderr) = flowscale(&["train", config.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    for step in [2, 4] {
+        assert!(
+            stderr.contains(&format!("step {step}/4 | loss ")),
+            "{stderr}"
+        );
+    }
+    // `--progress false` silences it.
+    let (ok, stderr) = flowscale(&[
+        "train",
+        config.to_str().unwrap(),
+        "--progress",
+        "false",
+        "--set",
+        "run.name=\"quiet\"",
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(!stderr.contains("step 2/4"), "{stderr}");
+}

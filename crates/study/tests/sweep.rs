@@ -495,7 +495,7 @@ out_dir = "OUT"
         .iter()
         .all(|p| p.loss.is_finite() && p.loss > 0.0));
     let csv = std::fs::read_to_string(report.markdown.with_file_name("results.csv")).unwrap();
-    assert!(csv.starts_with("run,formulation,depth,step,weights,setting,metric,value"));
+    assert!(csv.starts_with("run,dataset,formulation,depth,step,weights,setting,metric,value"));
     assert_eq!(
         csv.lines()
             .filter(|l| l.contains(",class_accuracy,"))

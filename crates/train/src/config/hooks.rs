@@ -262,7 +262,8 @@ pub struct LoggingConfig {
     pub every: u64,
     /// Bins of t for the loss-per-t-bin scalars.
     pub t_bins: u32,
-    /// Show the progress bar (default: when stderr is a terminal).
+    /// Show progress (default true): the bar when stderr is a terminal, otherwise one line per
+    /// logging point (a log file shows the run is alive); false: neither.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub progress: Option<bool>,
     pub nonfinite: NonFinitePolicy,

@@ -107,7 +107,7 @@ impl Trainer {
     pub fn run(&mut self) -> Result<()> {
         let total = self.cfg.train.steps;
         let stop = self.options.stop_at.unwrap_or(total).min(total);
-        let bar = self.progress_bar(total)?;
+        let (bar, lines) = self.progress(total)?;
         self.running = Running::new(i64::from(self.cfg.logging.t_bins), self.device)?;
         crate::interrupt::install();
         while self.state.step < stop {
@@ -117,6 +117,9 @@ impl Trainer {
             bar.set_position(step);
             if due(step, self.cfg.logging.every, last) {
                 let msg = self.log_training()?;
+                if lines {
+                    eprintln!("step {step}/{total} | {msg}");
+                }
                 bar.set_message(msg);
             }
             if due(step, self.cfg.validation.every, step == total) {
@@ -172,15 +175,22 @@ impl Trainer {
         Ok((any != 0).then_some(any))
     }
 
-    fn progress_bar(&self, total: u64) -> Result<ProgressBar> {
-        let show = !self.options.quiet
+    /// The progress bar on a terminal; on anything else (a log file, a pipe, a Slurm output
+    /// file) a plain line per logging point, so the log shows the run is alive (the second
+    /// value). Rank 0 alone reports; `quiet` or `progress = false` silence both.
+    fn progress(&self, total: u64) -> Result<(ProgressBar, bool)> {
+        let wanted = !self.options.quiet
+            && self.is_main()
             && self
                 .options
                 .progress
                 .or(self.cfg.logging.progress)
-                .unwrap_or_else(|| std::io::stderr().is_terminal());
-        if !show {
-            return Ok(ProgressBar::hidden());
+                .unwrap_or(true);
+        if !wanted {
+            return Ok((ProgressBar::hidden(), false));
+        }
+        if !std::io::stderr().is_terminal() {
+            return Ok((ProgressBar::hidden(), true));
         }
         let b = ProgressBar::new(total).with_position(self.state.step);
         b.set_style(
@@ -190,7 +200,7 @@ impl Trainer {
             .map_err(|e| TrainError::Invalid(format!("progress template: {e}")))?
             .progress_chars("=> "),
         );
-        Ok(b)
+        Ok((b, false))
     }
 
     pub fn state(&self) -> &TrainState {
