@@ -1,6 +1,8 @@
 //! What a user sees when something is wrong: one `error:` line naming the file once, in words
 //! (not a library's variant name), and no backtrace even with RUST_BACKTRACE set.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -76,9 +78,6 @@ fn a_config_error_prints_no_backtrace() {
 
 #[test]
 fn a_run_writes_a_progress_line_per_logging_point_when_its_output_is_not_a_terminal() {
-    #[path = "common/mod.rs"]
-    #[allow(dead_code)]
-    mod common;
     let tmp = tempfile::tempdir().unwrap();
     let config = tmp.path().join("tiny.toml");
     let out = format!("run.out_dir={:?}", tmp.path().display().to_string());
