@@ -36,3 +36,36 @@ pub struct TrainState {
     /// flowscale version that wrote the checkpoint.
     pub flowscale_version: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by `scripts/fuzz state_json`: serde_json's default float parsing is off by an ulp
+    /// for some inputs, so a saved `train_flops` of 1.5000011111111113e63 read back as
+    /// ...112e63 and the resumed state differed from the saved one. The workspace now enables
+    /// serde_json's `float_roundtrip`.
+    #[test]
+    fn floats_read_back_bit_for_bit() {
+        let state = TrainState {
+            step: 500,
+            images_seen: 32000,
+            config_hash: "0123abcd".into(),
+            seed: 0,
+            rng_state: [1, 2, 3, 4],
+            data_epoch: 0,
+            data_index: 6,
+            data_positions: None,
+            lr: 1.900018048772776,
+            wall_time_s: 12.5,
+            skipped_steps: 0,
+            train_flops: 1.5000011111111113e63,
+            best_val_loss: Some((1.900018048772776, 500)),
+            flowscale_version: "0.1.0".into(),
+        };
+        let json = serde_json::to_vec_pretty(&state).unwrap();
+        let back: TrainState = serde_json::from_slice(&json).unwrap();
+        assert_eq!(back.train_flops.to_bits(), state.train_flops.to_bits());
+        assert_eq!(back, state);
+    }
+}
