@@ -53,9 +53,11 @@ impl SampleText {
                     e.shapes()
                 )));
             }
+            // Stored embeddings of an older manifest carry one `text` span; what must agree is
+            // which sources there are, by name.
             let names = |s: &[TextSourceSpan]| s.iter().map(|x| x.name.clone()).collect::<Vec<_>>();
             let theirs = e.source_spans();
-            if theirs != spans && names(&theirs) != names(&spans) {
+            if names(&theirs) != names(&spans) {
                 return Err(TrainError::Invalid(format!(
                     "the text encoder has sources {:?}, the data's embeddings {:?}",
                     names(&theirs),
@@ -71,12 +73,14 @@ impl SampleText {
         })
     }
 
-    pub fn spans(&self) -> &[TextSourceSpan] {
-        &self.spans
-    }
-
-    pub fn has_encoder(&self) -> bool {
-        self.encoder.is_some()
+    /// Prompts through `encoder` alone, with its own sources and shapes.
+    pub fn for_encoder(encoder: TextEncoder, device: Device) -> Result<Self> {
+        Self::new(
+            encoder.source_spans(),
+            encoder.shapes(),
+            Some(encoder),
+            device,
+        )
     }
 
     /// Context and pooled vectors of `t` in float32 on the device, as fresh tensors (dropout

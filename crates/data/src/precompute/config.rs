@@ -97,7 +97,7 @@ pub enum SourceConfig {
         )]
         caption_fields: Vec<String>,
     },
-    /// The npm package `emoji-datasource-google` (captioned, no labels).
+    /// The npm package `emoji-datasource-google` (captioned by name, labelled by category).
     Emoji {
         path: PathBuf,
         /// Caption fields read, `txt` first ([`caption_fields`]); the default `["txt"]` is left

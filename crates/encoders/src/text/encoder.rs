@@ -134,6 +134,11 @@ impl TextEncoder {
         }
     }
 
+    /// Loads the encoder the config file `path` selects.
+    pub fn load_file(path: &std::path::Path, device: Device) -> Result<Self> {
+        Self::load(&TextEncoderConfig::load(path)?, device)
+    }
+
     /// Context and pooled vectors of `prompts`, fp32.
     pub fn encode(&self, prompts: &[&str]) -> Result<TextConditioning> {
         let c = match self {

@@ -11,7 +11,7 @@ use crate::error::{Result, TrainError};
 use crate::run::{PixelDecoder, RunModel};
 use crate::sample_text::SampleText;
 use flowscale_encoders::autoencoders::AutoencoderSpec;
-use flowscale_encoders::text::{TextEncoder, TextEncoderConfig};
+use flowscale_encoders::text::TextEncoder;
 use flowscale_formulations::Formulation;
 use flowscale_models::checkpoint::load_mmdit;
 use flowscale_models::MmditConfig;
@@ -60,20 +60,14 @@ impl Generator {
         let loaded = load_mmdit(req.checkpoint, req.device)
             .map_err(|e| TrainError::Invalid(format!("{where_}: {e}")))?;
         let config = loaded.model.config().clone();
-        let encoder = TextEncoderConfig::load(Path::new(req.text_config))
-            .and_then(|c| TextEncoder::load(&c, req.device))
+        let encoder = TextEncoder::load_file(Path::new(req.text_config), req.device)
             .map_err(|e| TrainError::Invalid(format!("--text-config {}: {e}", req.text_config)))?;
         check_text(&config, encoder.shapes(), req)?;
         let decoder = PixelDecoder::for_spec(&req.autoencoder, req.device)?;
         check_channels(&config, decoder.latent_channels(), req)?;
         let [h, w] = latent_size(&config, req.latent_size)?;
         let (tokens, _, _) = encoder.shapes();
-        let conditioner = SampleText::new(
-            encoder.source_spans(),
-            encoder.shapes(),
-            Some(encoder),
-            req.device,
-        )?;
+        let conditioner = SampleText::for_encoder(encoder, req.device)?;
         let layout = loaded.layout;
         Ok(Self {
             model: RunModel::from_backbone(loaded, Box::new(conditioner), tokens, req.device),

@@ -8,7 +8,7 @@ use crate::cond_input::{CondInput, TextBatch};
 use crate::config::{ConditioningConfig, DataConfig};
 use crate::error::{Result, TrainError};
 use flowscale_core::FlowRng;
-use flowscale_data::shards::{read_latent_shard, ShardManifest, ShardSplit};
+use flowscale_data::shards::{read_latent_shard, LatentSample, ShardManifest, ShardSplit};
 use flowscale_data::{LatentShardLoader, LoaderConfig, LoaderPosition, ShardSource};
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
@@ -172,27 +172,34 @@ impl LatentData {
         self.loader.as_ref().map(|l| l.position().clone())
     }
 
+    /// The first `n` samples of `split` in manifest order (fewer when the split is smaller),
+    /// each with the shard it came from (for messages).
+    fn first_samples(&self, split: ShardSplit, n: usize) -> Result<Vec<(PathBuf, LatentSample)>> {
+        let mut out = Vec::new();
+        for s in self.manifest.shards(split) {
+            if out.len() >= n {
+                break;
+            }
+            let shard = self.dir.join(&s.file);
+            let take = n - out.len();
+            for sample in read_latent_shard(&shard)?.into_iter().take(take) {
+                out.push((shard.clone(), sample));
+            }
+        }
+        Ok(out)
+    }
+
     /// The labels of the first `n` samples of `split` in manifest order (`None` when the shards
-    /// carry none), with how many samples the split holds.
+    /// carry none).
     pub fn split_labels(&self, split: ShardSplit, n: usize) -> Result<Option<Vec<i64>>> {
         if !self.manifest.has_labels {
             return Ok(None);
         }
-        let mut labels = Vec::new();
-        for s in self.manifest.shards(split) {
-            if labels.len() >= n {
-                break;
-            }
-            let shard = self.dir.join(&s.file);
-            for sample in read_latent_shard(&shard)?
-                .into_iter()
-                .take(n - labels.len())
-            {
-                labels.push(sample.label.ok_or_else(|| {
-                    TrainError::corrupt(&shard, format!("sample {} has no label", sample.key))
-                })?);
-            }
-        }
+        let samples = self.first_samples(split, n)?;
+        let labels = samples
+            .iter()
+            .map(|(shard, s)| label_of(shard, s))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Some(labels))
     }
 
@@ -207,21 +214,14 @@ impl LatentData {
         if !self.manifest.has_labels {
             return Ok(None);
         }
-        let (mut means, mut labels) = (Vec::new(), Vec::new());
-        for s in self.manifest.shards(split) {
-            if means.len() >= n {
-                break;
-            }
-            let shard = self.dir.join(&s.file);
-            for sample in read_latent_shard(&shard)?.into_iter().take(n - means.len()) {
-                labels.push(sample.label.ok_or_else(|| {
-                    TrainError::corrupt(&shard, format!("sample {} has no label", sample.key))
-                })?);
-                means.push(sample.mean.f_to_kind(Kind::Float)?);
-            }
-        }
-        if means.is_empty() {
+        let samples = self.first_samples(split, n)?;
+        if samples.is_empty() {
             return Ok(None);
+        }
+        let (mut means, mut labels) = (Vec::new(), Vec::new());
+        for (shard, sample) in &samples {
+            labels.push(label_of(shard, sample)?);
+            means.push(sample.mean.f_to_kind(Kind::Float)?);
         }
         let x = self
             .decoder
@@ -247,30 +247,24 @@ impl LatentData {
         };
         let (mut means, mut labels, mut texts, mut embeddings, mut keys) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for s in shards {
-            if means.len() == n {
-                break;
-            }
-            let shard = self.dir.join(&s.file);
-            for sample in read_latent_shard(&shard)?.into_iter().take(n - means.len()) {
-                let missing = |what: &str| {
-                    TrainError::corrupt(&shard, format!("sample {} has no {what}", sample.key))
-                };
-                match &field {
-                    None => labels.push(sample.label.ok_or_else(|| missing("label"))?),
-                    Some(f) => {
-                        let c = sample
-                            .caption(f)
-                            .ok_or_else(|| missing(&format!("caption {f}")))?;
-                        texts.push(c.text.clone());
-                        if let Some((ctx, p)) = &c.embedding {
-                            embeddings.push((ctx.shallow_clone(), p.shallow_clone()));
-                        }
+        for (shard, sample) in self.first_samples(ShardSplit::Val, n)? {
+            match &field {
+                None => labels.push(label_of(&shard, &sample)?),
+                Some(f) => {
+                    let c = sample.caption(f).ok_or_else(|| {
+                        TrainError::corrupt(
+                            &shard,
+                            format!("sample {} has no caption {f}", sample.key),
+                        )
+                    })?;
+                    texts.push(c.text.clone());
+                    if let Some((ctx, p)) = &c.embedding {
+                        embeddings.push((ctx.shallow_clone(), p.shallow_clone()));
                     }
                 }
-                means.push(sample.mean.f_to_kind(Kind::Float)?);
-                keys.push(sample.key);
             }
+            means.push(sample.mean.f_to_kind(Kind::Float)?);
+            keys.push(sample.key);
         }
         if field.is_none() {
             self.check_labels(&labels, &keys)?;
@@ -320,4 +314,11 @@ impl LatentData {
         };
         Ok((x, cond))
     }
+}
+
+/// The label of `sample` of `shard`, which must have one.
+fn label_of(shard: &Path, sample: &LatentSample) -> Result<i64> {
+    sample
+        .label
+        .ok_or_else(|| TrainError::corrupt(shard, format!("sample {} has no label", sample.key)))
 }

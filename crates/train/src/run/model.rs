@@ -17,7 +17,7 @@ use crate::config::{
 use crate::error::{Result, TrainError};
 use crate::sample_text::SampleText;
 use crate::text_conditioning::CaptionConditioning;
-use flowscale_encoders::text::{TextEncoder, TextEncoderConfig, TextSourceSpan};
+use flowscale_encoders::text::{TextEncoder, TextSourceSpan};
 use flowscale_models::checkpoint::LoadedMmdit;
 use flowscale_models::{forward_cost, Mmdit, MmditConfig};
 use std::collections::{HashMap, HashSet};
@@ -406,12 +406,6 @@ impl RunModel {
     }
 }
 
-/// The text encoder of config file `path`.
-fn load_text_encoder(path: &str, device: Device) -> Result<TextEncoder> {
-    let enc_cfg = TextEncoderConfig::load(Path::new(path))?;
-    Ok(TextEncoder::load(&enc_cfg, device)?)
-}
-
 /// `conditioning: the text ... gives ...; set ...` when `got` differs from the configured shapes.
 fn check_text_shapes(c: &ConditioningConfig, got: (i64, i64, i64), what: &str) -> Result<()> {
     let want = (
@@ -437,7 +431,7 @@ fn sample_text(c: &ConditioningConfig, t: &TextSpec, device: Device) -> Result<S
     let encoder = t
         .encoder
         .as_deref()
-        .map(|p| load_text_encoder(p, device))
+        .map(|p| TextEncoder::load_file(Path::new(p), device))
         .transpose()?;
     let (spans, shapes) = match (&t.embedded, &encoder) {
         (Some((spans, shapes)), _) => {
@@ -471,7 +465,7 @@ fn caption_conditioning(
             "conditioning.text_encoder is required with provider = \"captions\"".into(),
         )
     })?;
-    let encoder = load_text_encoder(path, device)?;
+    let encoder = TextEncoder::load_file(Path::new(path), device)?;
     check_text_shapes(c, encoder.shapes(), &format!("the text encoder of {path}"))?;
     let captions: Vec<String> = class_names
         .iter()

@@ -85,7 +85,12 @@ impl Trainer {
         let mut data = RunData::open(&cfg.data, &cfg.conditioning, device, main)?;
         let spec = RunModelSpec::for_run(&cfg, &data);
         let model = RunModel::build(&spec, device)?;
-        check_source_names(&cfg, &model.conditioning_sources())?;
+        let sources = model.conditioning_sources();
+        check_source_names(&cfg, &sources)?;
+        let source_dropout = sources
+            .iter()
+            .map(|name| cfg.conditioning.dropout_of(name))
+            .collect();
         let params = model.params();
         let mut optimizer = AdamW::new(&params, adamw_config(&cfg.optim))?;
         let schedule = lr_schedule(&cfg.optim, cfg.train.steps);
@@ -191,6 +196,7 @@ impl Trainer {
             rng,
             state,
             flops_per_sample,
+            source_dropout,
             running,
             session_start: Instant::now(),
             wall_at_start,

@@ -91,6 +91,8 @@ pub struct Trainer {
     rng: FlowRng,
     state: TrainState,
     flops_per_sample: f64,
+    /// Dropout probability of each conditioning source, in keep-mask order.
+    source_dropout: Vec<f64>,
     running: Running,
     session_start: Instant,
     wall_at_start: f64,

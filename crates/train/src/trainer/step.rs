@@ -109,12 +109,7 @@ impl Trainer {
     fn micro_batch(&mut self, rank: usize, world: usize) -> Result<MicroBatch> {
         let device = self.device;
         let (shift, formulation) = (self.shift, self.formulation);
-        let p: Vec<f64> = self
-            .model
-            .conditioning_sources()
-            .iter()
-            .map(|name| self.cfg.conditioning.dropout_of(name))
-            .collect();
+        let p = &self.source_dropout;
         match &mut self.data {
             RunData::Pixels(data) => {
                 // Every rank draws the same global batch and trains on its share of it.
@@ -122,7 +117,7 @@ impl Trainer {
                 let (x0, labels) = data.batch(&idx, device)?;
                 let global = x0.size()[0];
                 let rng = &mut self.rng;
-                let (keep, host) = keep_masks(rng, &p, global, device)?;
+                let (keep, host) = keep_masks(rng, p, global, device)?;
                 let batch = formulation.training_batch(&x0, rng, shift)?;
                 let cond = CondInput::Labels(labels);
                 if world == 1 {
@@ -156,7 +151,7 @@ impl Trainer {
                 );
                 let (x0, cond) = l.next(&mut local, device)?;
                 let b = x0.size()[0];
-                let (keep, host) = keep_masks(&mut local, &p, b, device)?;
+                let (keep, host) = keep_masks(&mut local, p, b, device)?;
                 self.running.count_dropout(&host, 0..b as usize);
                 let batch = formulation.training_batch(&x0, &mut local, shift)?;
                 Ok(MicroBatch {
