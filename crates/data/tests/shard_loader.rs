@@ -420,3 +420,67 @@ fn a_shard_member_declaring_64_gib_is_named_or_skipped() {
     assert_eq!(skip.skipped_shards().len(), 1);
     assert!(skip.skipped_shards()[0].contains("train-000001.tar"));
 }
+
+/// A NaN text embedding or latent, or a negative std, in a shard is named with its sample and
+/// array when read, by `read_latent_shard` and by the loader: before, it trained to NaN losses
+/// (or sampled NaN images) with exit status 0.
+#[test]
+fn non_finite_or_negative_arrays_in_a_shard_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nan_context = {
+        let mut s = sample(3);
+        let context = Tensor::ones([4, 8], (Kind::Half, Device::Cpu));
+        let _ = context.get(2).get(5).fill_(f64::NAN);
+        s.captions[0].embedding = Some((context, Tensor::ones([8], (Kind::Half, Device::Cpu))));
+        s
+    };
+    let inf_mean = {
+        let s = sample(4);
+        let _ = s.mean.get(1).get(2).get(3).fill_(f64::INFINITY);
+        s
+    };
+    let negative_std = {
+        let s = sample(5);
+        let _ = s.std.get(0).get(0).get(0).fill_(-0.5);
+        s
+    };
+    let cases = [
+        (
+            nan_context,
+            "sample s00003: context.npy holds NaN or infinite values",
+        ),
+        (
+            inf_mean,
+            "sample s00004: mean.npy holds NaN or infinite values",
+        ),
+        (
+            negative_std,
+            "sample s00005: std.npy holds negative standard deviations",
+        ),
+    ];
+    for (i, (bad, want)) in cases.into_iter().enumerate() {
+        let path = tmp.path().join(format!("bad-{i}.tar"));
+        let mut w = LatentShardWriter::create(&path).unwrap();
+        w.append(&sample(1)).unwrap();
+        w.append(&bad).unwrap();
+        w.finish().unwrap();
+        let err = flowscale_data::read_latent_shard(&path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("bad-{i}.tar")) && err.contains(want),
+            "{err}"
+        );
+
+        let shards = [ShardSource { path, samples: 2 }];
+        let mut loader = LatentShardLoader::new(config(&shards, 2, 1)).unwrap();
+        let err = loader.next_batch().unwrap_err().to_string();
+        assert!(err.contains(want), "{err}");
+    }
+    // The intact samples around them read as before.
+    let path = tmp.path().join("good.tar");
+    let mut w = LatentShardWriter::create(&path).unwrap();
+    w.append(&sample(1)).unwrap();
+    w.finish().unwrap();
+    assert_eq!(flowscale_data::read_latent_shard(&path).unwrap().len(), 1);
+}

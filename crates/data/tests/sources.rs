@@ -318,6 +318,13 @@ fn a_truncated_shard_keeps_what_came_before_and_is_named() {
     assert_eq!(bad.len(), 2);
 }
 
+/// The samples of a folder where every sample is expected to be good, and its classes.
+fn good_folder_samples(dir: &Path, options: FolderOptions) -> (Vec<Sample>, Vec<String>) {
+    let (items, classes) = read_image_folder(dir, options).unwrap();
+    let samples = items.into_iter().map(|s| s.unwrap()).collect();
+    (samples, classes)
+}
+
 #[test]
 fn image_folders_give_labels_from_subfolders_and_sidecar_captions() {
     let tmp = tempfile::tempdir().unwrap();
@@ -330,7 +337,7 @@ fn image_folders_give_labels_from_subfolders_and_sidecar_captions() {
     let labelled = FolderOptions {
         labels_from_subfolders: true,
     };
-    let (samples, classes) = read_image_folder(&dir, labelled).unwrap();
+    let (samples, classes) = good_folder_samples(&dir, labelled);
     assert_eq!(classes, ["cats", "dogs"]);
     let got: Vec<(&str, Option<i64>, Option<&str>)> = samples
         .iter()
@@ -347,7 +354,7 @@ fn image_folders_give_labels_from_subfolders_and_sidecar_captions() {
 
     // An image outside every class folder: fine without labels, an error with them.
     write(&dir.join("top.png"), &tiny_jpeg(4));
-    let (samples, _) = read_image_folder(&dir, FolderOptions::default()).unwrap();
+    let (samples, _) = good_folder_samples(&dir, FolderOptions::default());
     assert_eq!(samples.len(), 4);
     assert!(samples.iter().all(|s| s.label.is_none()));
     let err = read_image_folder(&dir, labelled).unwrap_err().to_string();
@@ -467,7 +474,7 @@ fn a_symlink_loop_to_the_root_gives_each_image_once() {
     // A symlink to an image inside the tree adds nothing: the image is read under its real
     // path (the old walk took it twice).
     symlink("sub/b.jpg", &dir.join("alias.jpg"));
-    let (samples, _) = read_image_folder(&dir, FolderOptions::default()).unwrap();
+    let (samples, _) = good_folder_samples(&dir, FolderOptions::default());
     assert_eq!(keys(&samples), ["a", "sub__b"]);
 }
 
@@ -486,7 +493,7 @@ fn mutual_symlink_loops_terminate_with_each_image_once() {
     let labelled = FolderOptions {
         labels_from_subfolders: true,
     };
-    let (samples, classes) = read_image_folder(&dir, labelled).unwrap();
+    let (samples, classes) = good_folder_samples(&dir, labelled);
     assert_eq!(keys(&samples), ["a__x", "b__y"]);
     assert_eq!(classes, ["a", "b"]);
     let labels: Vec<Option<i64>> = samples.iter().map(|s| s.label).collect();
@@ -510,7 +517,7 @@ fn a_symlink_to_a_folder_outside_is_followed_once() {
     let labelled = FolderOptions {
         labels_from_subfolders: true,
     };
-    let (samples, classes) = read_image_folder(&dir, labelled).unwrap();
+    let (samples, classes) = good_folder_samples(&dir, labelled);
     assert_eq!(classes, ["cats", "more"]);
     let got: Vec<(&str, Option<i64>, Option<&str>)> = samples
         .iter()
@@ -523,4 +530,48 @@ fn a_symlink_to_a_folder_outside_is_followed_once() {
             ("more__c", Some(1), Some("from elsewhere"))
         ]
     );
+}
+
+/// Linux file names are bytes: names that are not UTF-8 are distinct samples and classes (a lossy
+/// conversion turned two of them into one key and refused the whole folder), and a caption
+/// sidecar that is not UTF-8 is one bad sample, not an error for the folder.
+#[test]
+fn file_names_that_are_not_utf8_are_distinct_samples_and_classes() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("imgs");
+    let name = |bytes: &[u8]| OsStr::from_bytes(bytes).to_owned();
+    let class_ff = dir.join(name(b"c\xff"));
+    let class_fe = dir.join(name(b"c\xfe"));
+    write(&class_ff.join(name(b"\xff.png")), &tiny_jpeg(1));
+    write(&class_ff.join(name(b"\xfe.png")), &tiny_jpeg(2));
+    write(&class_fe.join("ok.png"), &tiny_jpeg(3));
+    write(&class_fe.join("bad.png"), &tiny_jpeg(4));
+    write(&class_fe.join("bad.txt"), b"caption \xff\xfe");
+    let labelled = FolderOptions {
+        labels_from_subfolders: true,
+    };
+    let (items, classes) = read_image_folder(&dir, labelled).unwrap();
+    assert_eq!(classes, ["c\\xFE", "c\\xFF"]);
+    let good: Vec<&Sample> = items.iter().filter_map(|s| s.as_ref().ok()).collect();
+    let bad: Vec<&BadSample> = items.iter().filter_map(|s| s.as_ref().err()).collect();
+    assert_eq!(good.len(), 3, "{items:?}");
+    assert_eq!(bad.len(), 1, "{items:?}");
+    assert!(bad[0].reason.contains("bad.txt: not UTF-8"), "{:?}", bad[0]);
+    let mut keys: Vec<&str> = good.iter().map(|s| s.key.as_str()).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    let safe = flowscale_data::sources::keys::is_safe_key;
+    assert!(keys.iter().all(|k| safe(k)), "{keys:?}");
+    // Labels follow the real folder, not a lossy name shared by both.
+    for s in &good {
+        let ImageSource::File(path) = &s.image else {
+            panic!("{s:?}")
+        };
+        let folder = path.parent().unwrap().file_name().unwrap().as_bytes();
+        let want = if folder == b"c\xfe" { 0 } else { 1 };
+        assert_eq!(s.label, Some(want), "{}", path.display());
+    }
 }

@@ -34,7 +34,9 @@ pub struct DecodeArgs {
 }
 
 pub fn run(args: &DecodeArgs) -> anyhow::Result<()> {
-    let (samples, _) = read_image_folder(&args.images, FolderOptions::default())?;
+    let (items, _) = read_image_folder(&args.images, FolderOptions::default())?;
+    // Captions do not matter here: an image whose sidecar is unreadable is still decoded.
+    let samples: Vec<_> = items.into_iter().filter_map(Result::ok).collect();
     anyhow::ensure!(!samples.is_empty(), "{}: no images", args.images.display());
     let files: Vec<(String, Vec<u8>)> = samples
         .iter()

@@ -151,14 +151,18 @@ impl Plan {
                 let options = FolderOptions {
                     labels_from_subfolders: *labels_from_subfolders,
                 };
-                let (samples, classes) = read_image_folder(path, options)?;
-                // Captioned when every image has a sidecar `.txt`, or when further fields are
-                // read: then an image without its `.txt` is a bad sample.
+                let (items, classes) = read_image_folder(path, options)?;
+                // Captioned when every image has a sidecar `.txt` (an unreadable one makes a
+                // bad sample), or when further fields are read: then an image without its
+                // `.txt` is a bad sample.
                 let further = cfg.source.further_caption_fields();
-                let captioned = !further.is_empty() || samples.iter().all(|s| s.caption.is_some());
-                let items = samples
+                let captioned = !further.is_empty()
+                    || items
+                        .iter()
+                        .all(|s| s.as_ref().map_or(true, |s| s.caption.is_some()));
+                let items = items
                     .into_iter()
-                    .map(|s| with_sidecar_captions(s, further))
+                    .map(|s| s.and_then(|s| with_sidecar_captions(s, further)))
                     .collect();
                 let (train, val) = hold_out(items, seed, cfg.output.val_samples)?;
                 (train, val, classes, captioned)

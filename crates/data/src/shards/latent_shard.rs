@@ -187,6 +187,29 @@ fn caption_field_of(ext: &str) -> Option<String> {
     None
 }
 
+/// `t`, the `ext` array of sample `key`, when its values can be trained on: a NaN or infinite
+/// latent or text embedding would turn every loss and sample it reaches into NaN without an
+/// error, and a negative standard deviation is not one.
+fn checked_values(t: Tensor, path: &Path, key: &str, ext: &str) -> Result<Tensor> {
+    let bad = |what: &str| {
+        Err(DataError::corrupt(
+            path,
+            format!("sample {key}: {ext} {what}"),
+        ))
+    };
+    if !t.is_floating_point() {
+        return Ok(t);
+    }
+    if t.numel() > 0 && t.isfinite().all().int64_value(&[]) == 0 {
+        return bad("holds NaN or infinite values");
+    }
+    let is_std = ext == "std.npy" || ext == "flip_std.npy";
+    if is_std && t.numel() > 0 && t.lt(0.0).any().int64_value(&[]) != 0 {
+        return bad("holds negative standard deviations");
+    }
+    Ok(t)
+}
+
 /// Reads every sample of a shard. Missing `mean.npy`/`std.npy` or a malformed entry is an error
 /// naming the shard and the sample.
 pub fn read_latent_shard(path: &Path) -> Result<Vec<LatentSample>> {
@@ -209,7 +232,9 @@ pub fn read_latent_shard(path: &Path) -> Result<Vec<LatentSample>> {
         .map(|(key, mut g)| {
             let what = |ext: &str| format!("{}: sample {key}: {ext}", path.display());
             let npy = |g: &mut BTreeMap<String, Vec<u8>>, ext: &str| -> Result<Option<Tensor>> {
-                g.remove(ext).map(|b| from_npy(&b, &what(ext))).transpose()
+                g.remove(ext)
+                    .map(|b| checked_values(from_npy(&b, &what(ext))?, path, &key, ext))
+                    .transpose()
             };
             let mean = npy(&mut g, "mean.npy")?;
             let std = npy(&mut g, "std.npy")?;

@@ -5,6 +5,7 @@
 //! Written archives are deterministic: mode 0644, uid/gid 0, mtime 0, entries in the order given.
 
 use crate::error::{DataError, Result};
+use crate::sources::keys::escaped_name;
 use std::fs::File;
 use std::io::{BufReader, Read, Write};
 use std::path::Path;
@@ -107,9 +108,11 @@ fn parse_octal(field: &[u8]) -> Option<u64> {
     u64::from_str_radix(s, 8).ok()
 }
 
+/// A NUL-terminated name field as text; bytes that are not UTF-8 are written `\xNN`, so two
+/// member names that differ only there stay two names (and two sample keys).
 fn cstr(field: &[u8]) -> String {
     let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
-    String::from_utf8_lossy(&field[..end]).into_owned()
+    escaped_name(&field[..end])
 }
 
 /// The `path` record of a pax extended header, if any (`"<len> path=<value>\n"` records).
@@ -126,7 +129,7 @@ fn pax_path(data: &[u8]) -> Option<String> {
         let record = &rest[space + 1..len];
         let record = record.strip_suffix(b"\n").unwrap_or(record);
         if let Some(v) = record.strip_prefix(b"path=") {
-            return Some(String::from_utf8_lossy(v).into_owned());
+            return Some(escaped_name(v));
         }
         rest = &rest[len..];
     }
@@ -390,6 +393,28 @@ mod tests {
         assert_eq!(items[0].as_ref().unwrap().0, "a.txt");
         let err = items[1].as_ref().unwrap_err().to_string();
         assert!(err.contains("checksum after entry a.txt"), "{err}");
+    }
+
+    /// Member names are bytes; two that differ only in bytes that are not UTF-8 used to read as
+    /// one lossy name, so a webdataset reader grouped two images into one sample.
+    #[test]
+    fn names_that_are_not_utf8_stay_distinct() {
+        let mut w = TarWriter::new(Vec::new());
+        w.append("aX.jpg", b"1").unwrap();
+        w.append("aY.jpg", b"2").unwrap();
+        let mut bytes = w.finish().unwrap();
+        for (at, byte) in [(0, 0xff), (2 * BLOCK, 0xfe)] {
+            let h = &mut bytes[at..at + BLOCK];
+            h[1] = byte;
+            h[148..156].copy_from_slice(b"        ");
+            let sum: u64 = h.iter().map(|&b| u64::from(b)).sum();
+            h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        }
+        let e = read_entries(&bytes[..], Path::new("n.tar")).unwrap();
+        let names: Vec<&str> = e.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["a\\xFF.jpg", "a\\xFE.jpg"]);
+        let pax = b"13 path=p\xff.x\n";
+        assert_eq!(pax_path(pax).as_deref(), Some("p\\xFF.x"));
     }
 
     #[test]

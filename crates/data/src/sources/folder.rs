@@ -3,11 +3,15 @@
 //! the first-level subfolder (sorted); a caption comes from a sidecar `<name>.txt` next to the
 //! image when there is one (further caption fields: [`super::sidecar`]).
 
+use super::keys::{escaped_name, safe_key_bytes};
 use super::sidecar::sidecar_path;
-use super::{safe_key, ImageSource, Sample};
+use super::{ImageSource, Sample, SourceItem};
+use crate::bad_samples::BadSample;
 use crate::error::{DataError, Result};
 use crate::shards::PRIMARY_CAPTION;
 use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -125,8 +129,12 @@ impl Walk {
 }
 
 /// All images under `root`. Keys are the relative paths without extension made safe
-/// ([`safe_key`]); two files giving the same key is an error naming both. Returns the samples
-/// and, with labels, the class folder names in label order.
+/// ([`safe_key_bytes`]: file names need not be UTF-8); two files giving the same key is an error
+/// naming both. Returns the samples and, with labels, the class folder names in label order (a
+/// name that is not UTF-8 has its invalid bytes written `\xNN`, [`escaped_name`]).
+///
+/// An image whose caption sidecar cannot be read as UTF-8 text is a bad sample, not an error
+/// for the whole folder.
 ///
 /// The walk goes in sorted path order and enters every folder and takes every file at most
 /// once, by device and inode, so symlink loops neither multiply the dataset nor hang it:
@@ -138,37 +146,37 @@ impl Walk {
 pub fn read_image_folder(
     root: &Path,
     options: FolderOptions,
-) -> Result<(Vec<Sample>, Vec<String>)> {
+) -> Result<(Vec<SourceItem>, Vec<String>)> {
     let mut walk = Walk::new(root)?;
     walk.walk(root, 0)?;
     let files = walk.images;
-    let classes: Vec<String> = if options.labels_from_subfolders {
+    let class_dirs: Vec<&OsStr> = if options.labels_from_subfolders {
         walk.top
             .iter()
-            .map(|p| {
-                p.file_name()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .into_owned()
-            })
+            .map(|p| p.file_name().unwrap_or_default())
             .collect()
     } else {
         Vec::new()
     };
-    let class_index: HashMap<&str, i64> = classes
+    let classes: Vec<String> = class_dirs
+        .iter()
+        .map(|d| escaped_name(d.as_bytes()))
+        .collect();
+    let class_index: HashMap<&OsStr, i64> = class_dirs
         .iter()
         .enumerate()
-        .map(|(i, c)| (c.as_str(), i as i64))
+        .map(|(i, c)| (*c, i as i64))
         .collect();
     let mut seen: HashMap<String, PathBuf> = HashMap::new();
     let mut samples = Vec::with_capacity(files.len());
     for path in files {
         let rel = path.strip_prefix(root).unwrap_or(&path);
         let stem_path = rel.with_extension("");
-        let name = stem_path
-            .to_string_lossy()
-            .replace(std::path::MAIN_SEPARATOR, "/");
-        let key = safe_key(&name.replace('/', "__"));
+        let name: Vec<&[u8]> = stem_path
+            .components()
+            .map(|c| c.as_os_str().as_bytes())
+            .collect();
+        let key = safe_key_bytes(&name.join(&b"__"[..]));
         if let Some(other) = seen.insert(key.clone(), path.clone()) {
             return Err(DataError::Invalid(format!(
                 "{} and {} both give the sample key {key}",
@@ -177,12 +185,8 @@ pub fn read_image_folder(
             )));
         }
         let label = if options.labels_from_subfolders {
-            let first = rel
-                .components()
-                .next()
-                .map(|c| c.as_os_str().to_string_lossy());
-            match (rel.components().count() > 1, first) {
-                (true, Some(dir)) => Some(class_index[dir.as_ref()]),
+            match (rel.components().count() > 1, rel.components().next()) {
+                (true, Some(dir)) => Some(class_index[dir.as_os_str()]),
                 _ => {
                     return Err(DataError::Invalid(format!(
                         "{}: not inside a class folder of {} (labels from subfolders)",
@@ -196,18 +200,25 @@ pub fn read_image_folder(
         };
         let sidecar = sidecar_path(&path, PRIMARY_CAPTION);
         let caption = if sidecar.is_file() {
-            let text = std::fs::read_to_string(&sidecar).map_err(|e| DataError::io(&sidecar, e))?;
-            Some(text.trim().to_string())
+            match std::fs::read(&sidecar).map(String::from_utf8) {
+                Ok(Ok(text)) => Some(text.trim().to_string()),
+                Ok(Err(_)) => {
+                    let reason = format!("caption {}: not UTF-8 text", sidecar.display());
+                    samples.push(Err(BadSample::new(key, reason)));
+                    continue;
+                }
+                Err(e) => return Err(DataError::io(&sidecar, e)),
+            }
         } else {
             None
         };
-        samples.push(Sample {
+        samples.push(Ok(Sample {
             key,
             image: ImageSource::File(path),
             label,
             caption,
             further_captions: Vec::new(),
-        });
+        }));
     }
     Ok((samples, classes))
 }

@@ -6,11 +6,12 @@
 //! sample's caption is fixed for a seed.
 
 use super::folder::{is_image, sorted_dir};
-use super::keys::stable_hash;
-use super::{safe_key, ImageSource, Sample, SourceItem};
+use super::keys::{safe_key_bytes, stable_hash};
+use super::{ImageSource, Sample, SourceItem};
 use crate::bad_samples::BadSample;
 use crate::error::{DataError, Result};
 use std::collections::HashMap;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// The validation split's label file.
@@ -115,8 +116,7 @@ impl ImageNet {
     }
 
     fn sample(&self, path: PathBuf, label: i64) -> Sample {
-        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
-        let key = safe_key(&stem.unwrap_or_default());
+        let key = safe_key_bytes(path.file_stem().unwrap_or_default().as_bytes());
         Sample {
             caption: Some(self.caption(label, &key)),
             key,

@@ -36,6 +36,37 @@ pub fn safe_key(name: &str) -> String {
     format!("{cleaned}-{:016x}", stable_hash(name.as_bytes()))
 }
 
+/// [`safe_key`] of a name that need not be UTF-8 (a file name on Linux is any bytes but `/` and
+/// NUL). A UTF-8 name gives the same key as [`safe_key`]; any other keeps its UTF-8 parts and
+/// hashes its raw bytes, so two names that differ only in their invalid bytes stay two keys.
+pub fn safe_key_bytes(name: &[u8]) -> String {
+    match std::str::from_utf8(name) {
+        Ok(text) => safe_key(text),
+        Err(_) => {
+            let cleaned: String = escaped_name(name)
+                .chars()
+                .map(|c| if allowed(c) { c } else { '_' })
+                .take(MAX_KEY_LEN - 17)
+                .collect();
+            format!("{cleaned}-{:016x}", stable_hash(name))
+        }
+    }
+}
+
+/// `name` as text for messages and class names: UTF-8 as it is, each byte that is not valid
+/// UTF-8 as `\xNN`. Different byte strings give different text, unlike a lossy conversion,
+/// which turns every invalid byte into the same replacement character.
+pub fn escaped_name(name: &[u8]) -> String {
+    let mut out = String::with_capacity(name.len());
+    for chunk in name.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02X}"));
+        }
+    }
+    out
+}
+
 /// FNV-1a, 64 bit: fixed across platforms and Rust versions (std's hasher is neither).
 pub fn stable_hash(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -72,5 +103,24 @@ mod tests {
         for k in [safe_key("é/ü.png"), safe_key(&long)] {
             assert!(k.chars().all(allowed) && k.len() <= MAX_KEY_LEN, "{k}");
         }
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_keep_distinct_keys_and_names() {
+        // A lossy conversion maps both to "a\u{FFFD}", one key for two files.
+        let (a, b) = (b"a\xff".as_slice(), b"a\xfe".as_slice());
+        assert_ne!(safe_key_bytes(a), safe_key_bytes(b));
+        for k in [safe_key_bytes(a), safe_key_bytes(b)] {
+            let readable = k.starts_with("a_xFF-") || k.starts_with("a_xFE-");
+            assert!(is_safe_key(&k) && readable, "{k}");
+        }
+        assert_eq!(escaped_name(a), "a\\xFF");
+        assert_eq!(escaped_name(&["é".as_bytes(), b"\xff"].concat()), "é\\xFF");
+        assert_eq!(escaped_name(b"\xc3"), "\\xC3", "a cut multi-byte sequence");
+        // UTF-8 names keep the keys they always had.
+        assert_eq!(safe_key_bytes(b"cats__a"), "cats__a");
+        assert_eq!(safe_key_bytes("é/ü".as_bytes()), safe_key("é/ü"));
+        let long = vec![0xffu8; 300];
+        assert_eq!(safe_key_bytes(&long).len(), MAX_KEY_LEN);
     }
 }
