@@ -5,6 +5,10 @@
 pub enum TrainError {
     #[error("{0}")]
     Invalid(String),
+    /// NaN or infinite values where sampling needs finite ones (the conditioning, or the
+    /// sampled latents of diverged weights): sampling would give NaN images.
+    #[error("{0}")]
+    NonFinite(String),
     /// A file whose content cannot be used (a checkpoint's state or tensors, a saved config).
     #[error("{}: {reason}", path.display())]
     Corrupt {

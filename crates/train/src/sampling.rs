@@ -73,13 +73,38 @@ where
     setting.check()?;
     let schedule = sd3_sigmas(setting.steps, setting.shift)?;
     let _guard = tch::no_grad_guard();
+    ensure_finite(&cond.context, "the conditioning's context tokens")?;
+    ensure_finite(&cond.pooled, "the conditioning's pooled vector")?;
     let conditional = |x: &Tensor, t: &Tensor| backbone(x, t, cond);
-    if setting.cfg == 1.0 {
-        return sample(formulation, &conditional, noise, &schedule, setting.method);
+    let out = if setting.cfg == 1.0 {
+        sample(formulation, &conditional, noise, &schedule, setting.method)?
+    } else {
+        ensure_finite(&uncond.context, "the unconditional context tokens")?;
+        ensure_finite(&uncond.pooled, "the unconditional pooled vector")?;
+        let unconditional = |x: &Tensor, t: &Tensor| backbone(x, t, uncond);
+        let model = guided(unconditional, conditional, setting.cfg);
+        sample(formulation, &model, noise, &schedule, setting.method)?
+    };
+    // Inputs were finite, so NaN here comes from the weights (a diverged checkpoint) or the
+    // setting: an error, not images of NaN decoded as black and written with success.
+    ensure_finite(
+        &out,
+        "the sampled latents (the weights or the sampler setting)",
+    )?;
+    Ok(out)
+}
+
+/// An error naming `what` when `t` holds NaN or infinite values (one device sync per call:
+/// per sampled batch, not per step).
+fn ensure_finite(t: &Tensor, what: &str) -> Result<()> {
+    let finite = t.numel() == 0 || t.f_isfinite()?.f_all()?.f_int64_value(&[])? != 0;
+    if finite {
+        Ok(())
+    } else {
+        Err(TrainError::NonFinite(format!(
+            "NaN or infinite values in {what}: sampling would give NaN images"
+        )))
     }
-    let unconditional = |x: &Tensor, t: &Tensor| backbone(x, t, uncond);
-    let model = guided(unconditional, conditional, setting.cfg);
-    sample(formulation, &model, noise, &schedule, setting.method)
 }
 
 #[cfg(test)]
@@ -169,6 +194,38 @@ mod tests {
         let a = generate_guided(form, GUIDED, &noise, &c, &zeros, net).unwrap();
         let b = generate(form, GUIDED, &noise, &c, net).unwrap();
         assert!(a.equal(&b));
+    }
+
+    /// NaN conditioning (from a shard, an encoder or a file) and weights that sample NaN gave
+    /// NaN images written with exit status 0: both are errors naming where the NaN is.
+    #[test]
+    fn nan_conditioning_or_nan_samples_are_errors_naming_them() {
+        let form = Formulation::parse("rf").unwrap();
+        let noise = Tensor::ones([2, 3], (Kind::Float, Device::Cpu));
+        let nan_pooled = cond(2);
+        let _ = nan_pooled.pooled.get(1).get(0).fill_(f64::NAN);
+        for setting in [GUIDED, SamplerSetting { cfg: 1.0, ..GUIDED }] {
+            let err = generate(form, setting, &noise, &nan_pooled, net)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("NaN or infinite values in the conditioning's pooled"),
+                "{err}"
+            );
+        }
+        let uncond = cond(2);
+        let _ = uncond.context.get(0).fill_(f64::INFINITY);
+        let err = generate_guided(form, GUIDED, &noise, &cond(2), &uncond, net)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("in the unconditional context tokens"), "{err}");
+        let diverged = |x: &Tensor, _: &Tensor, _: &Conditioning| Ok(x.full_like(f64::NAN));
+        let err = generate(form, GUIDED, &noise, &cond(2), diverged)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("in the sampled latents"), "{err}");
+        // Finite inputs and a finite network still sample.
+        assert!(generate(form, GUIDED, &noise, &cond(2), net).is_ok());
     }
 
     #[test]

@@ -46,4 +46,14 @@ fn skip_policy_finishes_and_counts_skipped_steps() {
     assert_eq!(state.skipped_steps, 5);
     let metrics = std::fs::read_to_string(tmp.path().join("skip").join("metrics.jsonl")).unwrap();
     assert!(metrics.contains("train_skipped_steps"), "{metrics}");
+    // The final grids would be all NaN: none is written, the run still finishes (its last
+    // checkpoint written before the grids).
+    let grids: Vec<_> = std::fs::read_dir(tmp.path().join("skip/samples"))
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(grids.is_empty(), "{grids:?}");
+    assert!(tmp
+        .path()
+        .join("skip/checkpoints/step-000000006/state.json")
+        .is_file());
 }

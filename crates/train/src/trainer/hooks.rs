@@ -238,7 +238,7 @@ impl Trainer {
                         shift,
                         method: SamplerMethod::Euler,
                     };
-                    let images = self.with_weights(w, |t| {
+                    let sampled = self.with_weights(w, |t| {
                         let cond = t
                             .model
                             .encode_without(&t.grid_cond, &t.cfg.samples.drop_sources)?;
@@ -249,7 +249,20 @@ impl Trainer {
                             &cond,
                             |x, time, c| t.model.forward(x, time, c),
                         )
-                    })?;
+                    });
+                    let images = match sampled {
+                        // Weights that sample NaN (a run kept going past non-finite losses
+                        // with `logging.nonfinite = "skip"`): no grid of NaN, and the run goes
+                        // on as it was told to.
+                        Err(TrainError::NonFinite(why)) => {
+                            eprintln!(
+                                "warning: step {step}: no sample grid for {label} weights, \
+                                 {steps} steps, cfg {cfg_scale}: {why}"
+                            );
+                            continue;
+                        }
+                        other => other?,
+                    };
                     // Latent-space runs: the run's autoencoder turns latents into pixels.
                     let images = self.data.to_pixels(&images)?;
                     let name = format!("step-{step:09}_{label}_s{steps}_cfg{cfg_scale}.png");

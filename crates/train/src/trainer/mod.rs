@@ -127,12 +127,14 @@ impl Trainer {
             if due(step, self.cfg.validation.every, step == total) {
                 self.run_validation()?;
             }
-            if due(step, self.cfg.samples.every, step == total) {
-                self.run_samples()?;
-            }
+            // The checkpoint before the grids: a grid that fails (NaN samples from the
+            // weights) must not cost the steps since the last checkpoint.
             let checkpointed = due(step, self.cfg.checkpoint.every, last);
             if checkpointed {
                 self.save_checkpoint()?;
+            }
+            if due(step, self.cfg.samples.every, step == total) {
+                self.run_samples()?;
             }
             if let Some(signal) = self.stop_signal(step)? {
                 if !checkpointed {
