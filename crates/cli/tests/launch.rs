@@ -41,12 +41,61 @@ fn launch_runs_two_ranks_and_rank_zero_writes() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "{log}");
+    // Every line the ranks wrote comes out whole, prefixed with its rank; the progress lines
+    // (stderr is a pipe, not a terminal) are rank 0's.
+    assert!(
+        log.lines()
+            .all(|l| l.starts_with("[rank 0] ") || l.starts_with("[rank 1] ")),
+        "{log}"
+    );
+    let progress = log
+        .lines()
+        .filter(|l| l.contains(" | "))
+        .collect::<Vec<_>>();
+    assert!(
+        progress
+            .iter()
+            .any(|l| l.starts_with("[rank 0] step 6/6 | ")),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("[rank 0] ") && l.contains("trained to step 6")),
+        "{log}"
+    );
     // One summary (rank 0 only), and a global batch of 2 x 4.
     assert_eq!(log.matches("trained to step 6").count(), 1, "{log}");
     assert!(log.contains("(48 images)"), "{log}");
     let run = tmp.path().join("dp");
     assert_eq!(std::fs::read_dir(run.join("tb")).unwrap().count(), 1);
     assert!(run.join("checkpoints/step-000000006/state.json").is_file());
+}
+
+/// The ranks' errors come out one line each with their rank, then the launcher's own.
+#[test]
+fn rank_errors_are_named_by_rank_and_not_interleaved() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("missing.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_flowscale"))
+        .args(["launch", "--nproc-per-node", "2", "--", "train"])
+        .arg(&missing)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    let rank_errors: Vec<&str> = err.lines().filter(|l| l.starts_with("[rank")).collect();
+    assert!(!rank_errors.is_empty(), "{err}");
+    for line in &rank_errors {
+        let rank = ["[rank 0] error: ", "[rank 1] error: "]
+            .iter()
+            .any(|p| line.starts_with(p));
+        assert!(rank && line.contains("missing.toml"), "{err}");
+    }
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("failed") && last.contains("stopped the other ranks"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -60,6 +60,23 @@ fn a_damaged_safetensors_file_is_described_in_words_once() {
     }
 }
 
+/// A cause that its error already quotes is not printed again (anyhow's `{:#}` printed the io
+/// error twice after "cannot read config").
+#[test]
+fn each_cause_is_printed_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("missing.toml");
+    let (ok, stderr) = flowscale(&["train", missing.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(stderr.contains("cannot read config"), "{stderr}");
+    assert_eq!(
+        stderr.matches("No such file or directory").count(),
+        1,
+        "{stderr}"
+    );
+    assert_clean(&stderr, &missing);
+}
+
 #[test]
 fn a_config_error_prints_no_backtrace() {
     let tmp = tempfile::tempdir().unwrap();

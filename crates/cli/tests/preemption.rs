@@ -37,18 +37,17 @@ fn flowscale() -> Command {
 }
 
 /// `flowscale train CONFIG EXTRA...`, which must succeed.
-fn train_to_the_end(config: &Path, extra: &[&str]) {
+/// Trains `config` to its end; returns what it wrote to stderr.
+fn train_to_the_end(config: &Path, extra: &[&str]) -> String {
     let out = flowscale()
         .arg("train")
         .arg(config)
         .args(extra)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{log}");
+    log
 }
 
 #[test]
@@ -78,7 +77,10 @@ fn sigterm_checkpoints_the_current_step_and_resume_matches_an_uninterrupted_run(
     let total = step + 2;
     let resumed = tmp.path().join("resumed.toml");
     write_config(&resumed, &overrides(tmp.path(), "long", total));
-    train_to_the_end(&resumed, &["--resume"]);
+    let log = train_to_the_end(&resumed, &["--resume"]);
+    // The resume says so, with the step and the checkpoint it continues from.
+    let said = format!("resuming from step {step} ({})", ck.display());
+    assert!(log.contains(&said), "{log}");
     let whole = tmp.path().join("whole.toml");
     write_config(&whole, &overrides(tmp.path(), "whole", total));
     train_to_the_end(&whole, &[]);

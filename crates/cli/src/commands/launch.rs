@@ -8,9 +8,14 @@
 //! together), and the launcher exits with 128 + the signal once they have. Each rank also gets
 //! SIGTERM from the kernel if the launcher itself dies (`PR_SET_PDEATHSIG`), so no rank is left
 //! running as an orphan.
+//!
+//! Output: every line a rank writes comes out of the launcher's stdout or stderr whole, prefixed
+//! `[rank R] `, so the ranks' errors and logs do not interleave mid-line and each says whose it is.
 
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -44,6 +49,49 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
+/// Which of the launcher's streams a rank's stream is copied to.
+#[derive(Clone, Copy)]
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Copies `from` to the launcher's `to` line by line, each line prefixed and written in one call
+/// under the stream's lock (so no other rank's bytes land inside it), until the rank closes it.
+/// Bytes pass through as they are: a line need not be UTF-8.
+fn relay(from: impl Read + Send + 'static, prefix: String, to: Stream) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(from);
+        let mut line = prefix.clone().into_bytes();
+        loop {
+            line.truncate(prefix.len());
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            if !line.ends_with(b"\n") {
+                line.push(b'\n');
+            }
+            let written = match to {
+                Stream::Stdout => std::io::stdout().lock().write_all(&line),
+                Stream::Stderr => std::io::stderr().lock().write_all(&line),
+            };
+            if written.is_err() {
+                // The launcher's own output is gone (a closed pipe): keep draining the rank so
+                // it never blocks on a full pipe.
+                continue;
+            }
+        }
+    })
+}
+
+/// Waits for every relay: what the ranks wrote before exiting is out before the launcher exits.
+fn join_relays(relays: &mut Vec<JoinHandle<()>>) {
+    for r in relays.drain(..) {
+        let _ = r.join();
+    }
+}
+
 fn stop_all(children: &mut [(u32, Child)]) {
     for (_, c) in children.iter_mut() {
         let _ = c.kill();
@@ -70,6 +118,7 @@ pub fn run(args: &LaunchArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("locating the flowscale binary")?;
     let world = args.nproc_per_node * args.nnodes;
     let mut children: Vec<(u32, Child)> = Vec::new();
+    let mut relays: Vec<JoinHandle<()>> = Vec::new();
     for local in 0..args.nproc_per_node {
         let rank = args.node_rank * args.nproc_per_node + local;
         let mut command = Command::new(&exe);
@@ -93,11 +142,27 @@ pub fn run(args: &LaunchArgs) -> anyhow::Result<()> {
             .env("LOCAL_WORLD_SIZE", args.nproc_per_node.to_string())
             .env("MASTER_ADDR", &args.master_addr)
             .env("MASTER_PORT", port.to_string())
+            .env(
+                flowscale_train::interrupt::RELAY_ENV,
+                std::process::id().to_string(),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn();
         match child {
-            Ok(c) => children.push((rank, c)),
+            Ok(mut c) => {
+                let prefix = format!("[rank {rank}] ");
+                if let Some(out) = c.stdout.take() {
+                    relays.push(relay(out, prefix.clone(), Stream::Stdout));
+                }
+                if let Some(err) = c.stderr.take() {
+                    relays.push(relay(err, prefix, Stream::Stderr));
+                }
+                children.push((rank, c));
+            }
             Err(e) => {
                 stop_all(&mut children);
+                join_relays(&mut relays);
                 return Err(e).with_context(|| format!("starting rank {rank}"));
             }
         }
@@ -125,6 +190,7 @@ pub fn run(args: &LaunchArgs) -> anyhow::Result<()> {
                 // An interrupted rank exits with 128 + signal, as asked.
                 if !status.success() && forwarded.is_none() {
                     stop_all(&mut children);
+                    join_relays(&mut relays);
                     bail!("rank {rank} failed ({status}); stopped the other ranks");
                 }
             } else {
@@ -133,6 +199,7 @@ pub fn run(args: &LaunchArgs) -> anyhow::Result<()> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    join_relays(&mut relays);
     if let Some(signal) = forwarded {
         std::process::exit(128 + signal);
     }
