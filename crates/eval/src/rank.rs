@@ -7,9 +7,16 @@
 //!   writes);
 //! - wide: one row per candidate and setting, with a column per metric.
 //!
-//! A candidate is identified by the `candidate` columns (default `run`), a setting by the
-//! `group_by` columns (default: those of `dataset`, `weights`, `setting` that the table has).
-//! Every candidate must have every metric in every setting; gaps are reported, not guessed.
+//! A candidate is identified by the `candidate` columns (default `formulation` when the table
+//! has it, as the paper ranks formulations: the runs of one formulation on several datasets are
+//! one candidate; else `run`), a setting by the `group_by` columns (default: those of `dataset`,
+//! `weights`, `setting` that the table has). Every candidate must have every metric in every
+//! setting; gaps are reported, not guessed.
+//!
+//! Besides the mean over all settings, Table 1 has columns that average a subset: "5 steps" and
+//! "50 steps", each one sampler setting (5 or 50 Euler steps at CFG 5.0, our reading of the
+//! paper; docs/protocol.md) over both weights and both datasets, 4 of the 24 settings.
+//! [`RankColumn`] makes the selection configurable.
 
 use crate::error::{EvalError, Result};
 use crate::pareto::{fronts, MetricSpec};
@@ -17,22 +24,96 @@ use std::collections::BTreeMap;
 
 pub type Row = BTreeMap<String, String>;
 
-/// Which columns identify candidates and settings.
+/// Which columns identify candidates and settings, and which extra columns to average.
 #[derive(Debug, Clone)]
 pub struct RankOptions {
     pub metrics: Vec<MetricSpec>,
+    /// Empty: `formulation` when the table has it, else `run`.
     pub candidate: Vec<String>,
     /// Empty: the default setting columns present in the table.
     pub group_by: Vec<String>,
+    /// `None`: the paper's Table 1 columns ([`RankColumn::paper`]), each kept when the table has
+    /// its sampler setting. `Some`: exactly these; one that matches no setting is an error.
+    pub columns: Option<Vec<RankColumn>>,
+}
+
+/// A sampler setting as `flowscale eval` names it, `s<steps>_cfg<scale>`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SamplerKey {
+    pub steps: u32,
+    pub cfg: f64,
+}
+
+impl SamplerKey {
+    /// `s50_cfg2.5` -> 50 steps at CFG 2.5; `None` for other names (`validation`).
+    pub fn parse(setting: &str) -> Option<Self> {
+        let (steps, cfg) = setting.strip_prefix('s')?.split_once("_cfg")?;
+        let cfg: f64 = cfg.parse().ok()?;
+        cfg.is_finite().then_some(Self {
+            steps: steps.parse().ok()?,
+            cfg,
+        })
+    }
+
+    /// The same steps and the same guidance scale (`cfg5` and `cfg5.0` are one setting).
+    fn matches(&self, other: &Self) -> bool {
+        self.steps == other.steps && (self.cfg - other.cfg).abs() < 1e-9
+    }
+}
+
+/// One of Table 1's extra columns: a candidate's mean rank over the settings whose sampler
+/// setting is one of `settings`, over every dataset and weights.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RankColumn {
+    pub label: String,
+    pub settings: Vec<SamplerKey>,
+}
+
+impl RankColumn {
+    /// `LABEL=SETTING[+SETTING...]`, e.g. `5 steps=s5_cfg5` or `50 steps=s50_cfg1+s50_cfg5`.
+    pub fn parse(spec: &str) -> Result<Self> {
+        let bad = |why: &str| {
+            EvalError::Invalid(format!(
+                "rank column `{spec}`: {why} (expected LABEL=s<steps>_cfg<scale>[+...], e.g. \
+                 `5 steps=s5_cfg5`)"
+            ))
+        };
+        let (label, settings) = spec.split_once('=').ok_or_else(|| bad("no `=`"))?;
+        let label = label.trim();
+        if label.is_empty() {
+            return Err(bad("empty label"));
+        }
+        let settings = settings
+            .split('+')
+            .map(|s| {
+                SamplerKey::parse(s.trim())
+                    .ok_or_else(|| bad(&format!("`{s}` is not a sampler setting")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            label: label.to_string(),
+            settings,
+        })
+    }
+
+    /// The paper's: "5 steps" and "50 steps", each at CFG 5.0 (docs/protocol.md).
+    pub fn paper() -> Vec<Self> {
+        [("5 steps", 5), ("50 steps", 50)]
+            .into_iter()
+            .map(|(label, steps)| Self {
+                label: label.to_string(),
+                settings: vec![SamplerKey { steps, cfg: 5.0 }],
+            })
+            .collect()
+    }
 }
 
 /// The ranking: settings in first-seen order, candidates sorted by mean rank (then name).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ranking {
     pub settings: Vec<String>,
-    /// Table 1's extra columns: the mean rank over the settings of one sampler step count
-    /// (`"5 steps"` -> indices into `settings`), for each step count found in a `setting`
-    /// column of the form `s<steps>_cfg<scale>`; empty when there is only one step count.
+    /// Table 1's extra columns ([`RankColumn`]): label -> the indices into `settings` whose
+    /// mean rank the column shows.
     pub step_subsets: Vec<(String, Vec<usize>)>,
     pub rows: Vec<RankedCandidate>,
 }
@@ -47,14 +128,6 @@ pub struct RankedCandidate {
     pub subset_means: Vec<f64>,
 }
 
-/// The sampler step count of a setting named `s<steps>_cfg<scale>` (what `flowscale eval`
-/// writes), e.g. `s50_cfg2.5` -> 50.
-pub fn sampler_steps(setting: &str) -> Option<u32> {
-    let rest = setting.strip_prefix('s')?;
-    let (steps, _) = rest.split_once("_cfg")?;
-    steps.parse().ok()
-}
-
 pub const DEFAULT_SETTING_COLUMNS: [&str; 3] = ["dataset", "weights", "setting"];
 
 /// Ranks the candidates of `rows`.
@@ -62,6 +135,11 @@ pub fn rank_rows(rows: &[Row], opts: &RankOptions) -> Result<Ranking> {
     let first = rows
         .first()
         .ok_or_else(|| EvalError::Invalid("no result rows to rank".into()))?;
+    let candidate: Vec<String> = match opts.candidate.is_empty() {
+        false => opts.candidate.clone(),
+        true if first.contains_key("formulation") => vec!["formulation".into()],
+        true => vec!["run".into()],
+    };
     let group_by: Vec<String> = if opts.group_by.is_empty() {
         DEFAULT_SETTING_COLUMNS
             .iter()
@@ -71,7 +149,7 @@ pub fn rank_rows(rows: &[Row], opts: &RankOptions) -> Result<Ranking> {
     } else {
         opts.group_by.clone()
     };
-    for col in opts.candidate.iter().chain(&group_by) {
+    for col in candidate.iter().chain(&group_by) {
         if !first.contains_key(col) {
             return Err(EvalError::Invalid(format!(
                 "column `{col}` is not in the results (columns: {})",
@@ -83,7 +161,7 @@ pub fn rank_rows(rows: &[Row], opts: &RankOptions) -> Result<Ranking> {
     // (setting, candidate) -> metric -> value.
     let mut table: BTreeMap<(String, String), BTreeMap<String, f64>> = BTreeMap::new();
     let mut settings: Vec<String> = Vec::new();
-    let mut setting_steps: Vec<Option<u32>> = Vec::new();
+    let mut setting_keys: Vec<Option<SamplerKey>> = Vec::new();
     let mut candidates: Vec<String> = Vec::new();
     for row in rows {
         let key = |cols: &[String]| -> String {
@@ -92,7 +170,7 @@ pub fn rank_rows(rows: &[Row], opts: &RankOptions) -> Result<Ranking> {
                 .collect::<Vec<_>>()
                 .join(" ")
         };
-        let (setting, cand) = (key(&group_by), key(&opts.candidate));
+        let (setting, cand) = (key(&group_by), key(&candidate));
         let mut put = |metric: &str, text: &str| -> Result<()> {
             let value: f64 = text.trim().parse().map_err(|_| {
                 EvalError::Invalid(format!(
@@ -107,7 +185,10 @@ pub fn rank_rows(rows: &[Row], opts: &RankOptions) -> Result<Ranking> {
             let slot = table.entry((setting.clone(), cand.clone())).or_default();
             if slot.insert(metric.to_string(), value).is_some() {
                 return Err(EvalError::Invalid(format!(
-                    "metric `{metric}` appears twice for `{cand}` in setting `{setting}`"
+                    "metric `{metric}` appears twice for `{cand}` in setting `{setting}`: \
+                     candidates are identified by {candidate:?}; with several runs per \
+                     candidate (depths, seeds), rank by `run` or add the column that tells \
+                     them apart"
                 )));
             }
             Ok(())
@@ -128,12 +209,12 @@ pub fn rank_rows(rows: &[Row], opts: &RankOptions) -> Result<Ranking> {
         }
         if !settings.contains(&setting) {
             settings.push(setting.clone());
-            let steps = group_by
+            let sampler = group_by
                 .iter()
                 .any(|c| c == "setting")
-                .then(|| row.get("setting").and_then(|v| sampler_steps(v)))
+                .then(|| row.get("setting").and_then(|v| SamplerKey::parse(v)))
                 .flatten();
-            setting_steps.push(steps);
+            setting_keys.push(sampler);
         }
         if !candidates.contains(&cand) {
             candidates.push(cand.clone());
@@ -174,22 +255,7 @@ pub fn rank_rows(rows: &[Row], opts: &RankOptions) -> Result<Ranking> {
             missing.join(", ")
         )));
     }
-    let mut distinct: Vec<u32> = setting_steps.iter().flatten().copied().collect();
-    distinct.sort_unstable();
-    distinct.dedup();
-    let step_subsets: Vec<(String, Vec<usize>)> = if distinct.len() > 1 {
-        distinct
-            .iter()
-            .map(|&n| {
-                let idx = (0..settings.len())
-                    .filter(|&i| setting_steps[i] == Some(n))
-                    .collect();
-                (format!("{n} steps"), idx)
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let step_subsets = column_settings(&settings, &setting_keys, opts.columns.as_deref())?;
     let mean_of = |r: &[u32], idx: &mut dyn Iterator<Item = usize>| -> f64 {
         let v: Vec<f64> = idx.map(|i| r[i] as f64).collect();
         v.iter().sum::<f64>() / v.len() as f64
@@ -216,6 +282,35 @@ pub fn rank_rows(rows: &[Row], opts: &RankOptions) -> Result<Ranking> {
         step_subsets,
         rows,
     })
+}
+
+/// Each extra column with the indices of the settings it averages. The paper's columns are kept
+/// when the table has their setting; a requested column that matches none is an error.
+fn column_settings(
+    settings: &[String],
+    keys: &[Option<SamplerKey>],
+    requested: Option<&[RankColumn]>,
+) -> Result<Vec<(String, Vec<usize>)>> {
+    let paper = RankColumn::paper();
+    let columns = requested.unwrap_or(&paper);
+    let mut out = Vec::new();
+    for column in columns {
+        let idx: Vec<usize> = (0..settings.len())
+            .filter(|&i| keys[i].is_some_and(|k| column.settings.iter().any(|c| c.matches(&k))))
+            .collect();
+        if idx.is_empty() {
+            if requested.is_some() {
+                return Err(EvalError::Invalid(format!(
+                    "rank column `{}` matches none of the settings: {}",
+                    column.label,
+                    settings.join(", ")
+                )));
+            }
+            continue;
+        }
+        out.push((column.label.clone(), idx));
+    }
+    Ok(out)
 }
 
 impl Ranking {
@@ -313,6 +408,7 @@ mod tests {
             metrics: parse_metrics("clip:max,fid:min").unwrap(),
             candidate: vec!["run".into()],
             group_by: vec![],
+            columns: None,
         }
     }
 
@@ -403,8 +499,9 @@ mod tests {
         assert_eq!(r.rows[1].mean, 1.5);
     }
 
-    /// Table 1's columns: the mean rank over all settings and over the settings of one step
-    /// count. Candidate `x` wins every 50-step setting and loses every 5-step one.
+    /// Table 1's columns: the mean rank over all settings and over the paper's 5-step and
+    /// 50-step settings (CFG 5). Candidate `x` wins every 50-step setting and loses the 5-step
+    /// one.
     #[test]
     fn step_count_columns() {
         let mut rows = Vec::new();
@@ -433,8 +530,9 @@ mod tests {
         let r = rank_rows(&rows, &opts()).unwrap();
         let labels: Vec<&str> = r.step_subsets.iter().map(|(l, _)| l.as_str()).collect();
         assert_eq!(labels, vec!["5 steps", "50 steps"]);
+        // One sampler setting each (s50_cfg1 is not in "50 steps"), under both weights.
         assert_eq!(r.step_subsets[0].1.len(), 2);
-        assert_eq!(r.step_subsets[1].1.len(), 4);
+        assert_eq!(r.step_subsets[1].1.len(), 2);
         let x = r.rows.iter().find(|c| c.candidate == "x").unwrap();
         let y = r.rows.iter().find(|c| c.candidate == "y").unwrap();
         assert_eq!(x.subset_means, vec![2.0, 1.0]);
@@ -448,8 +546,126 @@ mod tests {
             "{csv}"
         );
         assert!(r.to_table().contains("50 steps"));
-        assert_eq!(sampler_steps("s25_cfg5"), Some(25));
-        assert_eq!(sampler_steps("validation"), None);
+        let key = SamplerKey::parse("s25_cfg5").unwrap();
+        assert!(key.matches(&SamplerKey::parse("s25_cfg5.0").unwrap()));
+        assert_eq!((key.steps, key.cfg), (25, 5.0));
+        assert_eq!(SamplerKey::parse("validation"), None);
+        assert_eq!(SamplerKey::parse("s5_cfgNaN"), None);
+        // A chosen column: both 50-step settings.
+        let mut o = opts();
+        o.columns = Some(vec![RankColumn::parse("all 50=s50_cfg1+s50_cfg5").unwrap()]);
+        let r = rank_rows(&rows, &o).unwrap();
+        assert_eq!(r.step_subsets[0].1.len(), 4);
+        o.columns = Some(vec![RankColumn::parse("25=s25_cfg5").unwrap()]);
+        let e = rank_rows(&rows, &o).unwrap_err().to_string();
+        assert!(e.contains("rank column `25` matches none"), "{e}");
+        for bad in ["s5_cfg5", "=s5_cfg5", "x=s5", "x=s5_cfg5+"] {
+            assert!(RankColumn::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// The acceptance table of the protocol: 3 formulations x 2 datasets x 6 sampler settings x
+    /// EMA/raw = 24 settings, long rows as `flowscale eval` writes them, each formulation trained
+    /// once per dataset (two run ids). Ranks per setting, chosen by hand (equal CLIP, so FID
+    /// orders them, except one setting where A and B trade CLIP for FID):
+    /// - s5_cfg5 (4 settings): B 1, C 2, A 3;
+    /// - s50_cfg5: imagenet A 1, B 2, C 3; cc12m C 1, A 2, B 3;
+    /// - the other four sampler settings (16 settings): A 1, B 2, C 3, except cc12m raw
+    ///   s10_cfg5: A and B on the front (1, 1), C 2.
+    ///
+    /// All: A (4*3 + 2*1 + 2*2 + 16*1) / 24 = 34/24; B (4*1 + 2*2 + 2*3 + 15*2 + 1) / 24 =
+    /// 45/24; C (4*2 + 2*3 + 2*1 + 15*3 + 2) / 24 = 63/24. 5 steps: A 3, B 1, C 2. 50 steps:
+    /// A 1.5, B 2.5, C 2.
+    #[test]
+    fn table_1_from_synthetic_rows() {
+        let sampler = [
+            "s50_cfg1",
+            "s50_cfg2.5",
+            "s50_cfg5",
+            "s5_cfg5",
+            "s10_cfg5",
+            "s25_cfg5",
+        ];
+        let mut rows = Vec::new();
+        for dataset in ["imagenet", "cc12m"] {
+            for weights in ["ema0.99", "raw"] {
+                for setting in sampler {
+                    // Ranks 1..3 of A, B, C; FID = rank, CLIP equal.
+                    let (ranks, trade) = match (setting, dataset) {
+                        ("s5_cfg5", _) => ([3, 1, 2], false),
+                        ("s50_cfg5", "imagenet") => ([1, 2, 3], false),
+                        ("s50_cfg5", _) => ([2, 3, 1], false),
+                        ("s10_cfg5", "cc12m") if weights == "raw" => ([1, 1, 2], true),
+                        _ => ([1, 2, 3], false),
+                    };
+                    for (k, formulation) in ["A", "B", "C"].iter().enumerate() {
+                        let (clip, fid) = match (trade, k) {
+                            (true, 0) => (0.30, 2.0),
+                            (true, 1) => (0.20, 1.0),
+                            _ => (0.25, f64::from(ranks[k])),
+                        };
+                        let (clip, fid) = if trade && k == 2 {
+                            (0.10, 9.0)
+                        } else {
+                            (clip, fid)
+                        };
+                        for (metric, value) in [("clip_score", clip), ("fid", fid)] {
+                            let row: Row = [
+                                ("run", format!("{formulation}-{dataset}")),
+                                ("dataset", dataset.to_string()),
+                                ("formulation", formulation.to_string()),
+                                ("depth", "2".to_string()),
+                                ("weights", weights.to_string()),
+                                ("setting", setting.to_string()),
+                                ("metric", metric.to_string()),
+                                ("value", value.to_string()),
+                            ]
+                            .into_iter()
+                            .map(|(k, v)| (k.to_string(), v))
+                            .collect();
+                            rows.push(row);
+                        }
+                    }
+                }
+            }
+        }
+        let o = RankOptions {
+            metrics: parse_metrics("clip_score:max,fid:min").unwrap(),
+            candidate: Vec::new(),
+            group_by: Vec::new(),
+            columns: None,
+        };
+        let r = rank_rows(&rows, &o).unwrap();
+        assert_eq!(r.settings.len(), 24);
+        let labels: Vec<&str> = r.step_subsets.iter().map(|(l, _)| l.as_str()).collect();
+        assert_eq!(labels, ["5 steps", "50 steps"]);
+        assert!(r.step_subsets.iter().all(|(_, idx)| idx.len() == 4));
+        let got: Vec<(&str, f64, Vec<f64>)> = r
+            .rows
+            .iter()
+            .map(|c| (c.candidate.as_str(), c.mean * 24.0, c.subset_means.clone()))
+            .collect();
+        let want = [
+            ("A", 34.0, vec![3.0, 1.5]),
+            ("B", 45.0, vec![1.0, 2.5]),
+            ("C", 63.0, vec![2.0, 2.0]),
+        ];
+        assert_eq!(got.len(), 3);
+        for ((c, all, cols), (wc, wall, wcols)) in got.iter().zip(want) {
+            assert_eq!(*c, wc);
+            assert!(
+                (all - wall).abs() < 1e-9,
+                "{c}: {all} / 24, want {wall} / 24"
+            );
+            assert_eq!(*cols, wcols, "{c}");
+        }
+        // By run, each run lacks the other dataset's settings: the gap is named, not ranked.
+        let by_run = RankOptions {
+            candidate: vec!["run".into()],
+            ..o
+        };
+        let e = rank_rows(&rows, &by_run).unwrap_err().to_string();
+        assert!(e.contains("`A-imagenet` in `cc12m "), "{e}");
     }
 
     #[test]

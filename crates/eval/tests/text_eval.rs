@@ -140,6 +140,7 @@ fn a_text_run_is_evaluated_on_its_val_captions_and_on_a_coco_style_set() {
             metrics: flowscale_eval::pareto::parse_metrics("fid:min").unwrap(),
             candidate: vec!["formulation".into()],
             group_by: Vec::new(),
+            columns: None,
         },
     )
     .unwrap();

@@ -152,6 +152,7 @@ pub fn collect(sweep: &Sweep) -> Result<SweepResults> {
                 })?,
                 candidate: vec!["run".into()],
                 group_by: Vec::new(),
+                columns: None,
             };
             let ranking = rank_rows(&sample_rows, &opts).map_err(|e| StudyError::Eval {
                 id: sweep.name.clone(),

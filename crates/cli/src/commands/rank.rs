@@ -2,7 +2,7 @@
 
 use clap::Args;
 use flowscale_eval::pareto::parse_metrics;
-use flowscale_eval::rank::{rank_rows, RankOptions};
+use flowscale_eval::rank::{rank_rows, RankColumn, RankOptions};
 use flowscale_eval::result_rows::read_rows;
 use std::path::PathBuf;
 
@@ -20,9 +20,16 @@ pub struct RankArgs {
     /// setting present].
     #[arg(long)]
     group_by: Option<String>,
-    /// Columns that identify a candidate, comma-separated.
-    #[arg(long, default_value = "run")]
-    candidate: String,
+    /// Columns that identify a candidate, comma-separated [default: `formulation` when the
+    /// results have it (the runs of one formulation on several datasets are one candidate, as
+    /// in the paper's Table 1), else `run`].
+    #[arg(long)]
+    candidate: Option<String>,
+    /// An extra column of mean ranks, `LABEL=SETTING[+SETTING...]` (e.g. `--column "5
+    /// steps=s5_cfg5"`), repeatable [default: the paper's "5 steps" = s5_cfg5 and "50 steps" =
+    /// s50_cfg5, each shown when the results have it].
+    #[arg(long = "column")]
+    columns: Vec<String>,
     /// Where to write the ranking as CSV.
     #[arg(long, default_value = "ranking.csv")]
     out: PathBuf,
@@ -43,8 +50,18 @@ pub fn run(args: &RankArgs) -> anyhow::Result<()> {
     }
     let opts = RankOptions {
         metrics: parse_metrics(&args.metrics)?,
-        candidate: columns(&args.candidate),
+        candidate: args.candidate.as_deref().map(columns).unwrap_or_default(),
         group_by: args.group_by.as_deref().map(columns).unwrap_or_default(),
+        columns: if args.columns.is_empty() {
+            None
+        } else {
+            Some(
+                args.columns
+                    .iter()
+                    .map(|c| RankColumn::parse(c))
+                    .collect::<Result<_, _>>()?,
+            )
+        },
     };
     let ranking = rank_rows(&rows, &opts)?;
     print!("{}", ranking.to_table());

@@ -64,9 +64,9 @@ fn render_ranking(md: &mut String, r: &Report) {
         md,
         "### Ranking\n\nThe paper's rule: per setting (weights x sampler setting), \
          non-dominated sorting on `{spec}`; rank 1 = the Pareto front. Columns: the mean \
-         rank over all {} settings and over the settings of each sampler step count \
-         (Table 1 of the paper shows all, 5 steps and 50 steps). Per-setting ranks: \
-         `ranking.csv`.\n",
+         rank over all {} settings and, as in Table 1 of the paper, over the settings of one \
+         sampler setting each, when the sweep evaluated it (5 steps: `s5_cfg5`; 50 steps: \
+         `s50_cfg5`; docs/protocol.md). Per-setting ranks: `ranking.csv`.\n",
         ranking.settings.len()
     );
     let mut head = "| # | run | setting | all |".to_string();
