@@ -63,9 +63,13 @@ fn launch_runs_two_ranks_and_rank_zero_writes() {
             .any(|l| l.starts_with("[rank 0] ") && l.contains("trained to step 6")),
         "{log}"
     );
-    // One summary (rank 0 only), and a global batch of 2 x 4.
+    // One summary (rank 0 only); train.batch_size = 4 is the global batch, 2 per rank.
     assert_eq!(log.matches("trained to step 6").count(), 1, "{log}");
-    assert!(log.contains("(48 images)"), "{log}");
+    assert!(log.contains("(24 images)"), "{log}");
+    assert!(
+        log.contains("[rank 0] global batch 4 = 2 rank(s) x 1 micro-batch(es) x 2"),
+        "{log}"
+    );
     let run = tmp.path().join("dp");
     assert_eq!(std::fs::read_dir(run.join("tb")).unwrap().count(), 1);
     assert!(run.join("checkpoints/step-000000006/state.json").is_file());

@@ -3,6 +3,7 @@
 //! (conditioning, optimiser, EMA, checkpoints, logging, validation, sample grids), and
 //! generation from a trained run (prompts or classes to images).
 
+pub mod batch_plan;
 pub mod checkpoint;
 pub mod cond_input;
 pub mod conditioning;

@@ -47,6 +47,21 @@ fn unknown_key_is_named_with_its_section_and_the_allowed_keys() {
     );
 }
 
+/// `train.grad_accum` meant micro-batches per rank; with `train.batch_size` now the global batch,
+/// an old config that sets it is told what replaced it, and a zero micro-batch is refused.
+#[test]
+fn the_removed_grad_accum_names_its_replacement() {
+    let err = err_of(MINIMAL, &["train.grad_accum=2"]);
+    let msg = err.to_string();
+    assert_eq!(err.keys(), vec!["train.grad_accum"], "{msg}");
+    assert!(
+        msg.contains("global batch") && msg.contains("train.micro_batch_size"),
+        "{msg}"
+    );
+    let err = err_of(MINIMAL, &["train.micro_batch_size=0"]);
+    assert_eq!(err.keys(), vec!["train.micro_batch_size"], "{err}");
+}
+
 #[test]
 fn unknown_section_is_named() {
     let err = err_of(&format!("{MINIMAL}\n[optimizer]\nlr = 1\n"), &[]);

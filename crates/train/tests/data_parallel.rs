@@ -1,5 +1,7 @@
-//! Data parallelism over Gloo: two ranks with per-rank batch B train the same model as one
-//! process with batch 2B (same data, same seed), up to the summation order of the all-reduce.
+//! Data parallelism over Gloo: `train.batch_size` is the global batch, so two ranks train the
+//! same model as one process with the same batch (same data, same seed), up to the summation
+//! order of the all-reduce. The shared test config accumulates micro-batches of 8: one process
+//! runs two of them per step, each rank one.
 //! The test spawns this binary twice as the ranks (`--ignored --exact dp_rank`), torchrun-style.
 
 mod common;
@@ -34,7 +36,7 @@ fn validation_losses(run: &Path) -> Vec<f64> {
 }
 
 #[test]
-fn two_ranks_with_batch_b_equal_one_process_with_batch_2b() {
+fn two_ranks_with_global_batch_b_equal_one_process_with_batch_b() {
     let tmp = tempfile::tempdir().unwrap();
     let ranks = spawn_ranks("dp_rank", tmp.path(), "all");
     // Meanwhile, the single process with the global batch.
@@ -42,7 +44,7 @@ fn two_ranks_with_batch_b_equal_one_process_with_batch_2b() {
         tiny_config(
             tmp.path(),
             "single",
-            &overrides(8).iter().map(String::as_str).collect::<Vec<_>>(),
+            &overrides(16).iter().map(String::as_str).collect::<Vec<_>>(),
         ),
         quiet(),
     )
@@ -114,7 +116,7 @@ fn data_parallel_resume_equals_an_uninterrupted_data_parallel_run() {
 fn dp_rank() {
     let out = std::env::var("FLOWSCALE_TEST_OUT").expect("spawned by the test");
     let mode = std::env::var("FLOWSCALE_TEST_MODE").expect("spawned by the test");
-    let o = overrides(4);
+    let o = overrides(16);
     let mut o: Vec<&str> = o.iter().map(String::as_str).collect();
     let (name, options) = match mode.as_str() {
         "all" => ("dp", quiet()),

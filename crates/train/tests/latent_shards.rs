@@ -268,13 +268,18 @@ fn latent_dp_rank() {
         ),
         other => panic!("unknown mode {other}"),
     };
-    // Per-rank batch 3: 2 of the 5 shards each (24 samples, 8 batches per epoch), so the
-    // stop (6 batches) and the end (12) fall mid-epoch with samples waiting in the buffers.
+    // Global batch 12: 2 ranks x 2 micro-batches of 3. Each rank reads 2 of the 5 shards (24
+    // samples, 8 micro-batches per epoch), so the stop (6 micro-batches) and the end (12) fall
+    // mid-epoch with samples waiting in the buffers.
     let cfg = config(
         out,
         name,
         &out.join("shards"),
-        &["train.batch_size=3", "samples.every=0"],
+        &[
+            "train.batch_size=12",
+            "train.micro_batch_size=3",
+            "samples.every=0",
+        ],
     );
     train(cfg, options).unwrap();
 }

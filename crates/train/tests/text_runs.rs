@@ -217,7 +217,6 @@ fn samples_follow_held_out_prompts() {
             "model.depth=2",
             "train.steps=150",
             "train.batch_size=32",
-            "train.grad_accum=1",
             "optim.lr=2e-3",
             "optim.warmup_steps=10",
             "conditioning.dropout=0.1",

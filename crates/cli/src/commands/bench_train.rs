@@ -88,7 +88,7 @@ pub fn run(args: &TrainStepArgs) -> anyhow::Result<()> {
         (Some(a), Some(b)) => 1e3 * (b - a).as_secs_f64() / args.steps as f64,
         _ => 0.0,
     };
-    let batch = config.train.batch_size * config.train.grad_accum;
+    let batch = config.train.batch_size;
     if args.json {
         println!(
             "{{\"ms_per_step\": {ms:.3}, \"batch\": {batch}, \"steps\": {}, \"device\": \"{:?}\", \"threads\": {}, \"process_group\": \"{group}\", \"grad_sync_ms_per_step\": {sync_ms:.3}}}",

@@ -470,17 +470,20 @@ pub enum Precision {
 pub struct TrainConfig {
     /// Optimiser steps.
     pub steps: u64,
-    /// Samples per optimiser step and process (before accumulation).
+    /// Samples per optimiser step over all ranks: the global batch (the paper's 1024). Each
+    /// rank trains on `batch_size / world size` of them.
     pub batch_size: u64,
-    /// Micro-batches accumulated per optimiser step (default 1).
-    #[serde(default = "one_u64")]
-    pub grad_accum: u64,
+    /// The most samples one device runs forward and backward at once. A rank's share larger
+    /// than this is accumulated in micro-batches of this size (it must divide the share).
+    /// Default: the whole share at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub micro_batch_size: Option<u64>,
+    /// Removed (accumulation follows from `micro_batch_size`); present only to name the change
+    /// when an old config sets it.
+    #[serde(default, skip_serializing)]
+    pub grad_accum: Option<u64>,
     #[serde(default = "default_precision")]
     pub precision: Precision,
-}
-
-fn one_u64() -> u64 {
-    1
 }
 
 fn default_precision() -> Precision {
@@ -491,6 +494,16 @@ impl Validate for TrainConfig {
     fn validate(&self, v: &mut Validator) {
         v.count_at_least("steps", self.steps, 1);
         v.count_at_least("batch_size", self.batch_size, 1);
-        v.count_at_least("grad_accum", self.grad_accum, 1);
+        if let Some(micro) = self.micro_batch_size {
+            v.count_at_least("micro_batch_size", micro, 1);
+        }
+        if self.grad_accum.is_some() {
+            v.fail(
+                "grad_accum",
+                "removed: train.batch_size is now the global batch (all ranks, all \
+                 micro-batches), and accumulation follows from train.micro_batch_size, the most \
+                 samples a device runs at once",
+            );
+        }
     }
 }

@@ -4,6 +4,7 @@
 //! receives the config sections it needs.
 
 use super::{Running, TrainOptions, Trainer};
+use crate::batch_plan::BatchPlan;
 use crate::checkpoint::{CheckpointStore, LoadedCheckpoint};
 use crate::cond_input::CondInput;
 use crate::config::{
@@ -49,6 +50,11 @@ impl Trainer {
         );
         let (device, dp) = join_process_group(&cfg.run, solo_group)?;
         let main = dp.as_ref().is_none_or(|d| d.rank() == 0);
+        // Before anything is loaded: a global batch the ranks cannot share is a config error.
+        let batch = BatchPlan::new(&cfg.train, dp.as_ref().map_or(1, |d| d.world_size()))?;
+        if main && !options.quiet && batch.global != batch.micro {
+            eprintln!("{}", batch.describe());
+        }
         // One writer per run directory: rank 0 holds its lock until the trainer is dropped, and
         // takes it before reading anything of the run.
         let lock = if main {
@@ -143,7 +149,7 @@ impl Trainer {
         let sampler = start_data(
             &mut data,
             &cfg.data,
-            cfg.train.batch_size as usize,
+            &batch,
             rank_world,
             cfg.run.seed,
             device,
@@ -196,6 +202,7 @@ impl Trainer {
             rng,
             state,
             flops_per_sample,
+            batch,
             source_dropout,
             running,
             session_start: Instant::now(),
@@ -323,10 +330,12 @@ fn fresh_state(cfg: &RunConfig, rng: &FlowRng) -> Result<TrainState> {
 /// Puts the data at the start, or where the resumed state left it: pixel runs get the global
 /// batch sampler (every rank draws the same global batch and trains on its share), latent runs
 /// start this rank's shard loader (every rank streams its own shards).
+/// The pixel runs' sampler draws the global batch (every rank the same, each trains on its
+/// share); each rank's shard loader yields micro-batches.
 fn start_data(
     data: &mut RunData,
     d: &DataConfig,
-    batch: usize,
+    batch: &BatchPlan,
     (rank, world): (usize, usize),
     seed: u64,
     device: Device,
@@ -339,7 +348,7 @@ fn start_data(
                 epoch: s.data_epoch,
                 index: s.data_index,
             });
-            Ok(Some(p.sampler(batch * world, seed, position)?))
+            Ok(Some(p.sampler(batch.global as usize, seed, position)?))
         }
         RunData::Latents(l) => {
             let saved = match resumed.map(|s| &s.data_positions) {
@@ -353,7 +362,7 @@ fn start_data(
                     )))
                 }
             };
-            l.start(d, batch, (rank, world), seed, device, saved)?;
+            l.start(d, batch.micro as usize, (rank, world), seed, device, saved)?;
             Ok(None)
         }
     }

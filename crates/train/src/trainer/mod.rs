@@ -16,6 +16,7 @@ mod build;
 mod hooks;
 mod step;
 
+use crate::batch_plan::BatchPlan;
 use crate::checkpoint::CheckpointStore;
 use crate::cond_input::CondInput;
 use crate::config::RunConfig;
@@ -91,6 +92,8 @@ pub struct Trainer {
     rng: FlowRng,
     state: TrainState,
     flops_per_sample: f64,
+    /// The global batch over ranks and micro-batches.
+    batch: BatchPlan,
     /// Dropout probability of each conditioning source, in keep-mask order.
     source_dropout: Vec<f64>,
     running: Running,

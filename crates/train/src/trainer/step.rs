@@ -105,61 +105,62 @@ impl Running {
 }
 
 impl Trainer {
-    /// This rank's micro-batch.
-    fn micro_batch(&mut self, rank: usize, world: usize) -> Result<MicroBatch> {
+    /// This rank's micro-batches of one optimiser step ([`crate::batch_plan::BatchPlan`]).
+    fn micro_batches(&mut self, rank: usize, world: usize) -> Result<Vec<MicroBatch>> {
         let device = self.device;
         let (shift, formulation) = (self.shift, self.formulation);
+        let plan = self.batch;
         let p = &self.source_dropout;
         match &mut self.data {
             RunData::Pixels(data) => {
-                // Every rank draws the same global batch and trains on its share of it.
+                // Every rank draws the same global batch (data, CFG dropout, timesteps, noise)
+                // and trains on its share, in micro-batches: the step is the same on any number
+                // of ranks and with any micro-batch size, up to summation order.
                 let idx = self.sampler.as_mut().expect("set in new").next_indices()?;
                 let (x0, labels) = data.batch(&idx, device)?;
-                let global = x0.size()[0];
                 let rng = &mut self.rng;
-                let (keep, host) = keep_masks(rng, p, global, device)?;
+                let (keep, host) = keep_masks(rng, p, x0.size()[0], device)?;
                 let batch = formulation.training_batch(&x0, rng, shift)?;
                 let cond = CondInput::Labels(labels);
-                if world == 1 {
-                    self.running.count_dropout(&host, 0..global as usize);
-                    return Ok(MicroBatch {
-                        batch,
-                        cond,
-                        keep,
-                        global,
-                    });
-                }
-                let b = global / world as i64;
-                let first = rank as i64 * b;
-                self.running
-                    .count_dropout(&host, first as usize..(first + b) as usize);
-                Ok(MicroBatch {
-                    batch: batch.rows(first as usize, b as usize)?,
-                    cond: cond.narrow(first, b)?,
-                    keep: keep
-                        .iter()
-                        .map(|k| k.f_narrow(0, first, b))
-                        .collect::<std::result::Result<Vec<_>, _>>()?,
-                    global,
-                })
+                let (share, micro) = (plan.per_rank as usize, plan.micro as usize);
+                (0..plan.accum as usize)
+                    .map(|m| {
+                        let first = rank * share + m * micro;
+                        self.running.count_dropout(&host, first..first + micro);
+                        Ok(MicroBatch {
+                            batch: batch.rows(first, micro)?,
+                            cond: cond.narrow(first as i64, micro as i64)?,
+                            keep: keep
+                                .iter()
+                                .map(|k| k.f_narrow(0, first as i64, micro as i64))
+                                .collect::<std::result::Result<Vec<_>, _>>()?,
+                            global: (micro * world) as i64,
+                        })
+                    })
+                    .collect()
             }
             RunData::Latents(l) => {
                 // Each rank has its own samples, so its own draws: a generator seeded from the
-                // shared one (which advances identically on every rank) and the rank.
-                let mut local = FlowRng::new(
-                    self.rng.next_u64() ^ (rank as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-                );
-                let (x0, cond) = l.next(&mut local, device)?;
-                let b = x0.size()[0];
-                let (keep, host) = keep_masks(&mut local, p, b, device)?;
-                self.running.count_dropout(&host, 0..b as usize);
-                let batch = formulation.training_batch(&x0, &mut local, shift)?;
-                Ok(MicroBatch {
-                    batch,
-                    cond,
-                    keep,
-                    global: b * world as i64,
-                })
+                // shared one (which advances identically on every rank) and the rank, per
+                // micro-batch of the loader.
+                (0..plan.accum)
+                    .map(|_| {
+                        let mut local = FlowRng::new(
+                            self.rng.next_u64() ^ (rank as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                        );
+                        let (x0, cond) = l.next(&mut local, device)?;
+                        let b = x0.size()[0];
+                        let (keep, host) = keep_masks(&mut local, p, b, device)?;
+                        self.running.count_dropout(&host, 0..b as usize);
+                        let batch = formulation.training_batch(&x0, &mut local, shift)?;
+                        Ok(MicroBatch {
+                            batch,
+                            cond,
+                            keep,
+                            global: b * world as i64,
+                        })
+                    })
+                    .collect()
             }
         }
     }
@@ -167,17 +168,17 @@ impl Trainer {
     /// One optimiser step (with gradient accumulation). Returns nothing; statistics stay on the
     /// device in `self.running`.
     pub(super) fn train_step(&mut self) -> Result<()> {
-        let accum = self.cfg.train.grad_accum;
+        let accum = self.batch.accum;
         let bins = i64::from(self.cfg.logging.t_bins);
         let step_loss = Tensor::f_zeros([] as [i64; 0], (Kind::Double, self.device))?;
         let (rank, world) = self.rank_world();
-        for _ in 0..accum {
+        for micro in self.micro_batches(rank, world)? {
             let MicroBatch {
                 batch,
                 cond,
                 keep,
                 global,
-            } = self.micro_batch(rank, world)?;
+            } = micro;
             let cond = self.model.encode(&cond, &keep)?;
             let out = self
                 .model
@@ -240,8 +241,7 @@ impl Trainer {
             .f_add_(&finite.f_logical_not()?.f_to_kind(Kind::Double)?)?;
         self.state.step += 1;
         self.state.lr = lr;
-        self.state.train_flops +=
-            self.flops_per_sample * (self.cfg.train.batch_size * accum * world as u64) as f64;
+        self.state.train_flops += self.flops_per_sample * self.batch.global as f64;
         self.ema.after_step(self.state.step, &self.params)?;
         self.running.steps += 1;
         Ok(())

@@ -107,8 +107,9 @@ pub fn tiny_config(out_dir: &Path, name: &str, overrides: &[&str]) -> RunConfig 
         "ema.decays=[0.9, 0.99]".into(),
         "ema.every=2".into(),
         "train.steps=6".into(),
-        "train.batch_size=8".into(),
-        "train.grad_accum=2".into(),
+        // Two micro-batches of 8 per optimiser step.
+        "train.batch_size=16".into(),
+        "train.micro_batch_size=8".into(),
         "validation.every=3".into(),
         "validation.samples=12".into(),
         "validation.batch_size=5".into(),
