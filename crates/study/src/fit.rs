@@ -10,6 +10,7 @@
 //! (loss noise is roughly multiplicative).
 //! Confidence intervals: the percentile bootstrap over points (resampling with replacement).
 
+use crate::fit_bounds::{check, Exponent, Unconstrained};
 use flowscale_formulations::FlowRng;
 
 /// Fitted parameters of `L(C) = a (C / c0)^(-b) + c`.
@@ -42,6 +43,23 @@ pub struct PowerLawFit {
 
 const B_MIN: f64 = 1e-3;
 const B_MAX: f64 = 4.0;
+
+impl PowerLawFit {
+    /// The exponent, when the data do not constrain it (see [`crate::fit_bounds`]): its estimate
+    /// or bootstrap interval reaches the searched range `[B_MIN, B_MAX]`, or the interval of
+    /// `a` includes 0. Such a law is not a result: `a` and `c` were fitted for an exponent the
+    /// search chose.
+    pub fn unconstrained(&self) -> Option<Unconstrained> {
+        check(Exponent {
+            name: "b",
+            value: self.law.b,
+            ci: self.b_ci,
+            range: (B_MIN, B_MAX),
+            amplitude: "a",
+            amplitude_ci: self.a_ci,
+        })
+    }
+}
 
 /// Least-squares `(a, c)` for fixed `b` and its log-residual sum of squares. In log space the
 /// problem is not linear, so `(a, c)` solve the linear least squares in loss space with weights
@@ -253,5 +271,33 @@ mod tests {
         assert!(fit_power_law(&[1.0, 2.0, 3.0], &[1.0, 0.9, 0.8], 10, 0).is_none());
         assert!(fit_power_law(&[1.0, 2.0, 3.0, 4.0], &[1.0, -0.9, 0.8, 0.7], 10, 0).is_none());
         assert!(fit_power_law(&[1.0, 1.0, 1.0, 1.0], &[1.0, 0.9, 0.8, 0.7], 10, 0).is_none());
+    }
+
+    /// 1% noise on a real power law over four decades: the exponent is measured, not flagged.
+    #[test]
+    fn a_measured_exponent_is_not_flagged() {
+        for seed in 1..=5 {
+            let (x, y) = synthetic(0.01, seed);
+            let f = fit_power_law(&x, &y, 400, seed).unwrap();
+            assert_eq!(f.unconstrained(), None, "seed {seed}: {f:?}");
+        }
+    }
+
+    /// Losses that do not fall with compute (4 points of noise around a constant, or exactly
+    /// flat): whatever exponent the search returns, it is flagged, with its value and interval.
+    #[test]
+    fn losses_without_a_trend_leave_the_exponent_unconstrained() {
+        let x: Vec<f64> = (0..4).map(|i| 1e15 * 10f64.powi(i)).collect();
+        for seed in 1..=8 {
+            let mut rng = FlowRng::new(seed);
+            let y: Vec<f64> = x.iter().map(|_| 1.0 + 0.05 * rng.normal()).collect();
+            let f = fit_power_law(&x, &y, 500, seed).unwrap();
+            let u = f
+                .unconstrained()
+                .unwrap_or_else(|| panic!("seed {seed}: {f:?}"));
+            assert_eq!((u.parameter, u.value, u.ci), ("b", f.law.b, f.b_ci));
+        }
+        let flat = fit_power_law(&x, &[0.7; 4], 200, 1).unwrap();
+        assert!(flat.unconstrained().is_some(), "{flat:?}");
     }
 }

@@ -7,6 +7,7 @@ pub mod correlation;
 pub mod curves;
 pub mod error;
 pub mod fit;
+pub mod fit_bounds;
 pub mod fit_size_steps;
 pub mod frontier;
 pub mod plot;
@@ -19,6 +20,7 @@ pub mod sweep_results;
 
 pub use error::{Result, StudyError};
 pub use fit::{fit_power_law, PowerLaw, PowerLawFit};
+pub use fit_bounds::Unconstrained;
 pub use run_id::run_id;
 pub use runner::RunStatus;
 pub use sweep::{describe, Sweep, SweepRun};

@@ -1,33 +1,11 @@
 //! Sweep files: expansion, config-derived run IDs, errors, and running with skip/resume.
 
+use common::write;
 use flowscale_study::{EvalStatus, RunStatus, StudyError, Sweep};
-use flowscale_train::config::{load_str, to_toml_string, RunConfig};
 use flowscale_train::TrainOptions;
 use std::path::Path;
 
-/// The sweep's base config: the shared tiny run (`tests/fixtures/tiny-run.toml`) with this
-/// test's changes, resolved into the file the sweep names.
-fn base_config() -> String {
-    let overrides: Vec<String> = ["run.name=base", "run.seed=5", "checkpoint.keep_last=3"]
-        .map(String::from)
-        .to_vec();
-    let cfg: RunConfig = load_str(TINY_RUN, Path::new("tiny-run.toml"), &overrides).unwrap();
-    to_toml_string(&cfg).unwrap()
-}
-
-const TINY_RUN: &str = include_str!("../../../tests/fixtures/tiny-run.toml");
-
-fn write(dir: &Path, sweep: &str) -> std::path::PathBuf {
-    std::fs::create_dir_all(dir.join("configs")).unwrap();
-    std::fs::write(dir.join("configs/base.toml"), base_config()).unwrap();
-    let path = dir.join("experiments.toml");
-    std::fs::write(
-        &path,
-        sweep.replace("OUT", &dir.join("out").display().to_string()),
-    )
-    .unwrap();
-    path
-}
+mod common;
 
 const GRID: &str = r#"
 [sweep]
@@ -479,21 +457,12 @@ out_dir = "OUT"
     }
     let params: Vec<f64> = report.runs.iter().map(|r| r.params.unwrap()).collect();
     assert!(params[0] < params[1] && params[1] < params[2], "{params:?}");
-    assert!(!report.frontier.is_empty());
+    let frontier = &report.scaling[0].frontier;
+    assert!(!frontier.is_empty());
     // Over the three sizes, at increasing budgets, with real losses.
-    assert!(
-        report.frontier.iter().all(|p| p.run < 3),
-        "{:?}",
-        report.frontier
-    );
-    assert!(report
-        .frontier
-        .windows(2)
-        .all(|w| w[0].compute < w[1].compute));
-    assert!(report
-        .frontier
-        .iter()
-        .all(|p| p.loss.is_finite() && p.loss > 0.0));
+    assert!(frontier.iter().all(|p| p.run < 3), "{frontier:?}");
+    assert!(frontier.windows(2).all(|w| w[0].compute < w[1].compute));
+    assert!(frontier.iter().all(|p| p.loss.is_finite() && p.loss > 0.0));
     let csv = std::fs::read_to_string(report.markdown.with_file_name("results.csv")).unwrap();
     assert!(csv.starts_with("run,dataset,formulation,depth,step,weights,setting,metric,value"));
     assert_eq!(

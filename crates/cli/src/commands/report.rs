@@ -49,17 +49,31 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
     for p in &r.plots {
         println!("plot:   {}", p.display());
     }
-    if let Some(f) = &r.fit {
-        println!(
-            "compute fit: b = {:.4} [{:.4}, {:.4}] (95% bootstrap)",
-            f.law.b, f.b_ci.0, f.b_ci.1
-        );
-    }
-    if let Some(f) = &r.size_steps {
-        println!(
-            "L(N, S) fit: alpha = {:.4} [{:.4}, {:.4}], beta = {:.4} [{:.4}, {:.4}] (95% bootstrap)",
-            f.law.alpha, f.alpha_ci.0, f.alpha_ci.1, f.law.beta, f.beta_ci.0, f.beta_ci.1
-        );
+    // One line per formulation: nothing is fitted across formulations (their losses are on
+    // different scales), and a fit whose exponent the data do not constrain is no result.
+    for s in &r.scaling {
+        let name = &s.formulation;
+        if let Some(f) = &s.fit {
+            match f.unconstrained() {
+                Some(u) => println!("compute fit ({name}): not constrained by the data: {u}"),
+                None => println!(
+                    "compute fit ({name}): b = {:.4} [{:.4}, {:.4}] (95% bootstrap)",
+                    f.law.b, f.b_ci.0, f.b_ci.1
+                ),
+            }
+        }
+        if let Some(f) = &s.size_steps {
+            let free = f.unconstrained();
+            if free.is_empty() {
+                println!(
+                    "L(N, S) fit ({name}): alpha = {:.4} [{:.4}, {:.4}], beta = {:.4} [{:.4}, {:.4}] (95% bootstrap)",
+                    f.law.alpha, f.alpha_ci.0, f.alpha_ci.1, f.law.beta, f.beta_ci.0, f.beta_ci.1
+                );
+            }
+            for u in free {
+                println!("L(N, S) fit ({name}): not constrained by the data: {u}");
+            }
+        }
     }
     if let Some((spec, ranking)) = &r.results.ranking {
         println!("ranking on {spec}:");

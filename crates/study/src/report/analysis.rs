@@ -1,12 +1,9 @@
-//! Gathering a [`Report`] from a sweep: every run's curves and size, the compute fit, the
-//! `L(N, steps)` fit, the compute-optimal frontier and the evaluation results.
+//! Gathering a [`Report`] from a sweep: every run's curves and size, the scaling analysis of
+//! each formulation ([`super::scaling`]) and the evaluation results.
 
-use super::Report;
+use super::{scaling, Report};
 use crate::curves::{selection_weights_among, RunCurves};
 use crate::error::{Result, StudyError};
-use crate::fit::fit_power_law;
-use crate::fit_size_steps::{fit_size_steps, SizeStepsFit};
-use crate::frontier::{frontier, RunCurve};
 use crate::sweep::{describe, Sweep};
 use crate::sweep_results::{collect, SweepResults};
 use flowscale_core::IoError;
@@ -88,48 +85,6 @@ pub fn summarise(sweep: &Sweep) -> Result<Vec<RunSummary>> {
     Ok(out)
 }
 
-/// Every (training FLOPs, validation loss) point of every run, for the compute fit.
-fn compute_points(trained: &[&RunSummary]) -> Vec<(f64, f64, usize)> {
-    let mut pts = Vec::new();
-    for (k, r) in trained.iter().enumerate() {
-        let (Some(points), Some(f)) = (r.fit_points(), r.flops_per_step) else {
-            continue;
-        };
-        pts.extend(points.map(|(s, l)| (s as f64 * f, l, k)));
-    }
-    pts
-}
-
-/// `L(N, steps)` over every validation point (step > 0) of every trained run with a known size.
-fn size_steps_fit(trained: &[&RunSummary]) -> Option<SizeStepsFit> {
-    let (mut n, mut s, mut y) = (Vec::new(), Vec::new(), Vec::new());
-    for r in trained {
-        let (Some(p), Some(points)) = (r.params, r.fit_points()) else {
-            continue;
-        };
-        for (step, loss) in points {
-            n.push(p);
-            s.push(step as f64);
-            y.push(loss);
-        }
-    }
-    fit_size_steps(&n, &s, &y, 500, 0)
-}
-
-fn frontier_curves(trained: &[&RunSummary]) -> Vec<RunCurve> {
-    trained
-        .iter()
-        .filter_map(|r| {
-            let (p, f, points) = (r.params?, r.flops_per_step?, r.fit_points()?);
-            Some(RunCurve {
-                label: r.values.clone(),
-                params: p,
-                points: points.map(|(s, l)| (s as f64 * f, l)).collect(),
-            })
-        })
-        .collect()
-}
-
 /// The weights checkpoint selection uses among those the results hold.
 fn metric_weights(results: &SweepResults) -> Option<String> {
     let mut names: Vec<&str> = results
@@ -145,27 +100,7 @@ fn metric_weights(results: &SweepResults) -> Option<String> {
 /// Gathers the report of `sweep`, to be written into `dir` (nothing is written here).
 pub(super) fn analyse(sweep: &Sweep, dir: &Path) -> Result<Report> {
     let runs = summarise(sweep)?;
-    let trained: Vec<&RunSummary> = runs.iter().filter(|r| r.best.is_some()).collect();
-    let compute_points = compute_points(&trained);
-    let fit = fit_power_law(
-        &compute_points.iter().map(|p| p.0).collect::<Vec<_>>(),
-        &compute_points.iter().map(|p| p.1).collect::<Vec<_>>(),
-        1000,
-        0,
-    );
-    let size_steps = size_steps_fit(&trained);
-    let frontier_curves = frontier_curves(&trained);
-    let sizes = {
-        let mut v: Vec<f64> = frontier_curves.iter().map(|c| c.params).collect();
-        v.sort_by(f64::total_cmp);
-        v.dedup();
-        v.len()
-    };
-    let frontier = if sizes >= 2 {
-        frontier(&frontier_curves, 60)
-    } else {
-        Vec::new()
-    };
+    let scaling = scaling::per_formulation(&runs);
     let mut formulations: Vec<String> = runs.iter().map(|r| r.formulation.clone()).collect();
     formulations.sort();
     formulations.dedup();
@@ -175,11 +110,7 @@ pub(super) fn analyse(sweep: &Sweep, dir: &Path) -> Result<Report> {
         markdown: dir.join("report.md"),
         plots: Vec::new(),
         runs,
-        fit,
-        compute_points,
-        size_steps,
-        frontier_curves,
-        frontier,
+        scaling,
         formulations,
         results,
         metric_weights,

@@ -1,8 +1,11 @@
 //! `flowscale report`: a sweep's runs collected into one table (best EMA validation loss, the
-//! paper's checkpoint rule), plots, a power-law fit of loss against training compute, the
-//! two-variable law `L(N, steps)` and the compute-optimal frontier when the sweep varies model
-//! size, the evaluation results (Table-1-style Pareto ranking, loss-vs-metric correlations) when
-//! the runs were evaluated, and a Markdown report.
+//! paper's checkpoint rule; ranked within each formulation), plots, for each formulation a
+//! power-law fit of loss against training compute, the two-variable law `L(N, steps)` and the
+//! compute-optimal frontier when its runs vary model size ([`scaling`]; losses of different
+//! formulations are on different scales, so nothing is fitted across them), the evaluation
+//! results (Table-1-style Pareto ranking, loss-vs-metric correlations) when the runs were
+//! evaluated, and a Markdown report. A fit whose exponent the data do not constrain
+//! ([`crate::fit_bounds`]) is reported as such, not as a result, and not drawn.
 //!
 //! Everything is gathered once into a [`Report`] ([`analysis`]); the plots ([`plots`],
 //! [`formulation_plots`]), the tables and the Markdown ([`markdown`], [`markdown_eval`]) are
@@ -12,14 +15,14 @@ mod analysis;
 mod formulation_plots;
 mod markdown;
 mod markdown_eval;
+mod markdown_scaling;
 mod plots;
+mod scaling;
 
 pub use analysis::{summarise, RunSummary};
+pub use scaling::Scaling;
 
 use crate::error::Result;
-use crate::fit::PowerLawFit;
-use crate::fit_size_steps::SizeStepsFit;
-use crate::frontier::{FrontierPoint, RunCurve};
 use crate::sweep::Sweep;
 use crate::sweep_results::{rows_csv, SweepResults};
 use flowscale_core::{write_atomic, IoError};
@@ -33,18 +36,10 @@ pub struct Report {
     pub plots: Vec<PathBuf>,
     /// Every run of the sweep, in sweep order.
     pub runs: Vec<RunSummary>,
-    /// `L(C)` over every validation point of the trained runs.
-    pub fit: Option<PowerLawFit>,
-    /// `(training FLOPs, validation loss, index among the trained runs)`: the points of `fit`.
-    pub compute_points: Vec<(f64, f64, usize)>,
-    /// `L(N, steps)` when the sweep has at least 3 model sizes.
-    pub size_steps: Option<SizeStepsFit>,
-    /// The trained runs that have both a parameter count and FLOPs per step, in sweep order,
-    /// as loss-against-compute curves: what the frontier is found over.
-    pub frontier_curves: Vec<RunCurve>,
-    /// The compute-optimal frontier when it has 2+ sizes. `FrontierPoint::run` indexes
-    /// `frontier_curves` (not `runs`).
-    pub frontier: Vec<FrontierPoint>,
+    /// The scaling analysis (compute fit, `L(N, steps)`, frontier) of each formulation with
+    /// trained runs, in formulation order: one entry when the sweep uses one formulation.
+    /// Nothing is fitted across formulations, whose losses are on different scales.
+    pub scaling: Vec<Scaling>,
     /// The formulations the runs use, sorted, each once.
     pub formulations: Vec<String>,
     pub results: SweepResults,

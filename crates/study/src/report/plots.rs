@@ -1,8 +1,9 @@
 //! The report's plots, drawn from the [`Report`]: validation curves, loss against compute with
-//! the fit and the frontier, loss against steps with `L(N, S)`, the formulations' densities and
-//! weights, and loss against each sample metric.
+//! each formulation's fit and frontier, loss against steps with each formulation's `L(N, S)`,
+//! the formulations' densities and weights, and loss against each sample metric. A fit that
+//! does not constrain its exponents is not drawn: its curve would look like a result.
 
-use super::{formulation_plots, Report, RunSummary};
+use super::{formulation_plots, Report, RunSummary, Scaling};
 use crate::error::Result;
 use crate::fit_size_steps::SizeStepsFit;
 use crate::plot::{save, LinePlot, Series, SeriesStyle};
@@ -17,22 +18,50 @@ pub(super) fn draw(report: &Report, dir: &Path) -> Result<Vec<PathBuf>> {
     if !trained.is_empty() {
         plots.push(save(&validation_plot(&trained), &dir.join("validation-loss"))?.0);
     }
-    if !report.compute_points.is_empty() {
-        plots.push(save(&compute_plot(report, &trained), &dir.join("loss-vs-flops"))?.0);
+    if report.scaling.iter().any(|s| !s.compute_points.is_empty()) {
+        plots.push(save(&compute_plot(report), &dir.join("loss-vs-flops"))?.0);
     }
-    if let Some(f) = &report.size_steps {
-        plots.push(
-            save(
-                &size_steps_plot(&trained, f),
-                &dir.join("loss-vs-steps-fit"),
-            )?
-            .0,
-        );
-    }
+    plots.extend(size_steps_plots(report, &trained, dir)?);
     plots.extend(formulation_plots::draw(&report.formulations, dir)?);
     // Losses of several formulations are on different scales: no loss-vs-metric plots.
     if report.results.formulations <= 1 {
         plots.extend(metric_plots(report, dir)?);
+    }
+    Ok(plots)
+}
+
+/// Loss against steps with `L(N, S)`, for each formulation whose fit constrains both exponents.
+fn size_steps_plots(report: &Report, trained: &[&RunSummary], dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut plots = Vec::new();
+    let several = report.formulations.len() > 1;
+    for s in &report.scaling {
+        let Some(f) = s
+            .size_steps
+            .as_ref()
+            .filter(|f| f.unconstrained().is_empty())
+        else {
+            continue;
+        };
+        let runs: Vec<&RunSummary> = trained
+            .iter()
+            .copied()
+            .filter(|r| r.formulation == s.formulation)
+            .collect();
+        let (file, title) = if several {
+            (
+                format!("loss-vs-steps-fit-{}", slug(&s.formulation)),
+                format!(
+                    "{}: validation loss vs steps with the fit L(N, S)",
+                    s.formulation
+                ),
+            )
+        } else {
+            (
+                "loss-vs-steps-fit".to_owned(),
+                "validation loss vs steps with the fit L(N, S)".to_owned(),
+            )
+        };
+        plots.push(save(&size_steps_plot(&runs, f, title), &dir.join(file))?.0);
     }
     Ok(plots)
 }
@@ -61,48 +90,55 @@ fn validation_plot(trained: &[&RunSummary]) -> LinePlot {
     }
 }
 
-/// Every run's loss against training FLOPs, the `L(C)` fit across their range and the
-/// compute-optimal frontier.
-fn compute_plot(report: &Report, trained: &[&RunSummary]) -> LinePlot {
-    let pts = &report.compute_points;
-    let mut series: Vec<Series> = trained
-        .iter()
-        .enumerate()
-        .map(|(k, r)| Series {
-            label: r.values.clone(),
-            points: pts
-                .iter()
-                .filter(|p| p.2 == k)
-                .map(|p| (p.0, p.1))
-                .collect(),
-            style: SeriesStyle::Measured,
-        })
+/// A formulation name as a file-name part: `rf/lognorm(0.00, 1.00)` -> `rf-lognorm-0-00-1-00`.
+fn slug(name: &str) -> String {
+    let mapped: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .collect();
-    if let Some(f) = &report.fit {
-        let lo = pts.iter().map(|p| p.0).fold(f64::INFINITY, f64::min);
-        let hi = pts.iter().map(|p| p.0).fold(0.0, f64::max);
-        series.push(Series {
-            label: format!("fit: b = {:.3}", f.law.b),
-            points: (0..=50)
-                .map(|i| {
-                    let c = lo * (hi / lo).powf(i as f64 / 50.0);
-                    (c, f.law.eval(c))
-                })
-                .collect(),
-            style: SeriesStyle::Fit,
-        });
+    mapped
+        .split('-')
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// Every run's loss against training FLOPs and, per formulation, the `L(C)` fit across its
+/// runs' range (when it constrains its exponent) and the compute-optimal frontier.
+fn compute_plot(report: &Report) -> LinePlot {
+    let several = report.formulations.len() > 1;
+    let mut series = Vec::new();
+    for s in &report.scaling {
+        let mut runs: Vec<usize> = s.compute_points.iter().map(|p| p.2).collect();
+        runs.dedup();
+        for k in runs {
+            series.push(Series {
+                label: report.runs[k].values.clone(),
+                points: s
+                    .compute_points
+                    .iter()
+                    .filter(|p| p.2 == k)
+                    .map(|p| (p.0, p.1))
+                    .collect(),
+                style: SeriesStyle::Measured,
+            });
+        }
     }
-    if !report.frontier.is_empty() {
-        series.push(Series {
-            label: "compute-optimal frontier".into(),
-            points: report
-                .frontier
-                .iter()
-                .map(|p| (p.compute, p.loss))
-                .collect(),
-            // Points, not a line: between runs' measured ranges the frontier has gaps.
-            style: SeriesStyle::Scatter,
-        });
+    for s in &report.scaling {
+        let of = if several {
+            format!(" ({})", s.formulation)
+        } else {
+            String::new()
+        };
+        series.extend(compute_fit_series(s, &of));
+        if !s.frontier.is_empty() {
+            series.push(Series {
+                label: format!("compute-optimal frontier{of}"),
+                points: s.frontier.iter().map(|p| (p.compute, p.loss)).collect(),
+                // Points, not a line: between runs' measured ranges the frontier has gaps.
+                style: SeriesStyle::Scatter,
+            });
+        }
     }
     LinePlot {
         title: "validation loss vs training compute".into(),
@@ -112,6 +148,24 @@ fn compute_plot(report: &Report, trained: &[&RunSummary]) -> LinePlot {
         log_y: true,
         series,
     }
+}
+
+/// The `L(C)` curve over the range of `s`'s points, when the fit constrains its exponent.
+fn compute_fit_series(s: &Scaling, of: &str) -> Option<Series> {
+    let f = s.fit.as_ref().filter(|f| f.unconstrained().is_none())?;
+    let pts = &s.compute_points;
+    let lo = pts.iter().map(|p| p.0).fold(f64::INFINITY, f64::min);
+    let hi = pts.iter().map(|p| p.0).fold(0.0, f64::max);
+    Some(Series {
+        label: format!("fit{of}: b = {:.3}", f.law.b),
+        points: (0..=50)
+            .map(|i| {
+                let c = lo * (hi / lo).powf(i as f64 / 50.0);
+                (c, f.law.eval(c))
+            })
+            .collect(),
+        style: SeriesStyle::Fit,
+    })
 }
 
 fn human(n: f64) -> String {
@@ -126,8 +180,9 @@ fn human(n: f64) -> String {
     }
 }
 
-/// Measured loss against steps per run with the `L(N, steps)` fit at each run's size.
-fn size_steps_plot(trained: &[&RunSummary], f: &SizeStepsFit) -> LinePlot {
+/// Measured loss against steps per run (of one formulation) with the `L(N, steps)` fit at each
+/// run's size.
+fn size_steps_plot(trained: &[&RunSummary], f: &SizeStepsFit, title: String) -> LinePlot {
     let mut series = Vec::new();
     for r in trained {
         let (Some(p), Some(points)) = (r.params, r.fit_points()) else {
@@ -156,7 +211,7 @@ fn size_steps_plot(trained: &[&RunSummary], f: &SizeStepsFit) -> LinePlot {
         }
     }
     LinePlot {
-        title: "validation loss vs steps with the fit L(N, S)".into(),
+        title,
         x_label: "training step".into(),
         y_label: "validation loss".into(),
         log_x: true,
