@@ -277,7 +277,8 @@ impl<R: Read> TarEntries<R> {
             })?;
             let mut name = cstr(&block[..100]);
             let prefix = cstr(&block[345..500]);
-            if &block[257..262] == b"ustar" && !prefix.is_empty() {
+            // POSIX ustar only: GNU's magic (`ustar  `) keeps other fields (atime, ctime) there.
+            if &block[257..263] == b"ustar\0" && !prefix.is_empty() {
                 name = format!("{prefix}/{name}");
             }
             self.consumed(BLOCK);
@@ -298,6 +299,9 @@ impl<R: Read> TarEntries<R> {
             data.truncate(size);
             match block[156] {
                 b'x' => pending_name = pax_path(&data),
+                // GNU tar's long name (its default format for names over 100 bytes): the data
+                // is the next entry's whole name, which its own header holds cut.
+                b'L' => pending_name = Some(cstr(&data)),
                 b'g' => {}
                 b'0' | 0 => return Ok(Some((pending_name.take().unwrap_or(name), data))),
                 _ => pending_name = None, // directories, links: not part of a shard's samples
@@ -415,6 +419,29 @@ mod tests {
         assert_eq!(names, ["a\\xFF.jpg", "a\\xFE.jpg"]);
         let pax = b"13 path=p\xff.x\n";
         assert_eq!(pax_path(pax).as_deref(), Some("p\\xFF.x"));
+    }
+
+    /// GNU tar writes a name over 100 bytes as an `L` entry holding the whole name before the
+    /// entry, whose header keeps the first 100 bytes: read under the cut name, a webdataset
+    /// member lost its extension.
+    #[test]
+    fn gnu_long_names_name_the_next_entry() {
+        let long = format!("{}/sample.seg.png", "d".repeat(120));
+        let mut w = TarWriter::new(Vec::new());
+        w.append("././@LongLink", format!("{long}\0").as_bytes())
+            .unwrap();
+        w.append(&long[..100], b"png").unwrap();
+        w.append("short.txt", b"t").unwrap();
+        let mut bytes = w.finish().unwrap();
+        let h = &mut bytes[..BLOCK];
+        h[156] = b'L';
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u64 = h.iter().map(|&b| u64::from(b)).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        let e = read_entries(&bytes[..], Path::new("gnu.tar")).unwrap();
+        let names: Vec<&str> = e.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, [long.as_str(), "short.txt"]);
+        assert_eq!(e[0].1, b"png");
     }
 
     #[test]
