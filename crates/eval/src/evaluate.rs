@@ -30,7 +30,7 @@ use flowscale_train::cond_input::CondInput;
 use flowscale_train::export::StepChoice;
 use flowscale_train::image_grid::save_grid;
 use flowscale_train::sampling::{generate, SamplerSetting};
-use flowscale_train::validation::{validation_loss, ValidationSet};
+use flowscale_train::validation::{level_grid, validation_loss, ValidationSet};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -452,7 +452,7 @@ fn validation_rows(
     let result = validation_loss(
         run.formulation,
         set,
-        levels,
+        &level_grid(levels, v.grid),
         v.batch_size as usize,
         |x, t, labels| {
             let cond = run.model.encode_all(labels)?;

@@ -1,6 +1,6 @@
 //! Validation loss with the SD3 paper's protocol (docs/protocol.md section 4, torchtitan-style):
-//! fixed held-out samples, fixed noise, `L` equally spaced levels in [0, 1]; reported per level
-//! and as the mean over all levels but t = 1.
+//! fixed held-out samples, fixed noise, `L` equally spaced levels in [0, 1] (or inside (0, 1),
+//! [`ValidationGrid`]); reported per level and as the mean over all levels but t = 1.
 //!
 //! Levels are RF-equivalent times `t_eq` (equal log-SNR), so every family is probed at the same
 //! noise levels; a level outside what a family can evaluate (the LDM schedule's range, EDM's
@@ -11,6 +11,7 @@
 //! backbone's own floating-point batch dependence) or on how samples are split over processes.
 
 use crate::cond_input::CondInput;
+use crate::config::ValidationGrid;
 use crate::error::{Result, TrainError};
 use flowscale_formulations::Formulation;
 use tch::{Kind, Tensor};
@@ -54,10 +55,19 @@ pub struct ValidationLoss {
     pub mean: f64,
 }
 
-/// The level grid: `levels` equally spaced t in [0, 1].
-pub fn level_grid(levels: u32) -> Vec<f64> {
-    let n = levels.max(2);
-    (0..n).map(|k| k as f64 / (n - 1) as f64).collect()
+/// The level grid: `levels` equally spaced t in [0, 1] (`Closed`) or inside (0, 1)
+/// (`Interior`), increasing.
+pub fn level_grid(levels: u32, grid: ValidationGrid) -> Vec<f64> {
+    match grid {
+        ValidationGrid::Closed => {
+            let n = levels.max(2);
+            (0..n).map(|k| k as f64 / (n - 1) as f64).collect()
+        }
+        ValidationGrid::Interior => {
+            let n = levels.max(1);
+            (1..=n).map(|k| k as f64 / (n + 1) as f64).collect()
+        }
+    }
 }
 
 /// Evaluates `forward(net_input, time_input, conditioning input) -> raw output` on the
@@ -65,7 +75,7 @@ pub fn level_grid(levels: u32) -> Vec<f64> {
 pub fn validation_loss<F>(
     formulation: Formulation,
     set: &ValidationSet,
-    levels: u32,
+    levels: &[f64],
     batch_size: usize,
     forward: F,
 ) -> Result<ValidationLoss>
@@ -81,7 +91,7 @@ where
 pub fn level_sums<F>(
     formulation: Formulation,
     set: &ValidationSet,
-    levels: u32,
+    levels: &[f64],
     batch_size: usize,
     range: std::ops::Range<usize>,
     forward: F,
@@ -100,7 +110,7 @@ where
     let path = formulation.path();
     let mut out = Vec::new();
     let _guard = tch::no_grad_guard();
-    for t_eq in level_grid(levels) {
+    for &t_eq in levels {
         let native = path.t_from_t_eq(t_eq.clamp(lo, hi));
         let mut sum = 0.0f64;
         let mut start = range.start;
@@ -146,12 +156,20 @@ mod tests {
         ValidationSet::new(x0, CondInput::Labels(labels), 11).unwrap()
     }
 
+    fn paper() -> Vec<f64> {
+        level_grid(8, ValidationGrid::Closed)
+    }
+
     #[test]
     fn grid_has_the_papers_eight_levels() {
-        let g = level_grid(8);
+        let g = level_grid(8, ValidationGrid::Closed);
         assert_eq!(g.len(), 8);
         assert_eq!((g[0], g[7]), (0.0, 1.0));
         assert!((g[1] - 1.0 / 7.0).abs() < 1e-15);
+        // Inside (0, 1): 1/9 .. 8/9, none at an end.
+        let g = level_grid(8, ValidationGrid::Interior);
+        assert_eq!(g.len(), 8);
+        assert!((g[0] - 1.0 / 9.0).abs() < 1e-15 && (g[7] - 8.0 / 9.0).abs() < 1e-15);
     }
 
     #[test]
@@ -161,8 +179,8 @@ mod tests {
         let s = set();
         let form = Formulation::parse("rf/lognorm(0.00, 1.00)").unwrap();
         let zero = |x: &Tensor, _t: &Tensor, _l: &CondInput| Ok(x.zeros_like());
-        let a = validation_loss(form, &s, 8, 3, zero).unwrap();
-        let b = validation_loss(form, &s, 8, 10, zero).unwrap();
+        let a = validation_loss(form, &s, &paper(), 3, zero).unwrap();
+        let b = validation_loss(form, &s, &paper(), 10, zero).unwrap();
         assert_eq!(a, b);
         let expect = (&s.noise - &s.x0)
             .square()
@@ -183,7 +201,7 @@ mod tests {
         let all = flowscale_formulations::registry::registry();
         assert_eq!(all.len(), 61);
         for form in all {
-            let r = validation_loss(form, &s, 8, 10, zero).unwrap();
+            let r = validation_loss(form, &s, &paper(), 10, zero).unwrap();
             assert!(
                 r.mean.is_finite() && r.levels.iter().all(|(_, l)| l.is_finite()),
                 "{form}: {:?}",
@@ -205,9 +223,14 @@ mod tests {
             let good = target.narrow(0, 0, n);
             Ok(if at_one { good + 1.0 } else { good })
         };
-        let r = validation_loss(form, &s, 8, 10, net).unwrap();
+        let r = validation_loss(form, &s, &paper(), 10, net).unwrap();
         assert!(r.mean < 1e-10, "{}", r.mean);
         assert!((r.levels[7].1 - 1.0).abs() < 1e-6);
         assert!(r.levels[..7].iter().all(|(_, l)| *l < 1e-10));
+        // The interior grid has no t = 1 level: its mean is every level's, all perfect here.
+        let interior = level_grid(8, ValidationGrid::Interior);
+        let r = validation_loss(form, &s, &interior, 10, net).unwrap();
+        assert_eq!(r.levels.len(), 8);
+        assert!(r.mean < 1e-10 && r.levels.iter().all(|(t, _)| *t > 0.0 && *t < 1.0));
     }
 }

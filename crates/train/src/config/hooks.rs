@@ -123,8 +123,23 @@ impl ConditioningConfig {
     }
 }
 
+/// Where the validation levels lie. The paper says both: "eight equally spaced values in [0, 1]"
+/// (Sec. 5.1) and levels in (0, 1) averaged over all but the last (Sec. 5.3.3); docs/protocol.md.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ValidationGrid {
+    /// `levels` equally spaced t in [0, 1], k / (levels - 1); the mean leaves out t = 1 (pure
+    /// noise, where no network can do better than the data's energy).
+    #[default]
+    Closed,
+    /// `levels` equally spaced t inside (0, 1), k / (levels + 1) for k = 1..=levels; the mean
+    /// covers all of them.
+    Interior,
+}
+
 /// Validation loss with the paper's protocol: fixed held-out samples, fixed noise, `levels`
-/// equally spaced times in [0, 1]; reported per level and as the mean over all levels but t = 1.
+/// equally spaced times on the `grid`; reported per level and as the mean over all levels but
+/// t = 1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ValidationConfig {
@@ -132,8 +147,10 @@ pub struct ValidationConfig {
     pub every: u64,
     /// Held-out samples (the first ones of the test split).
     pub samples: u64,
-    /// Equally spaced time levels in [0, 1] (the paper: 8).
+    /// Equally spaced time levels (the paper: 8).
     pub levels: u32,
+    /// `closed` (in [0, 1], the default) or `interior` (inside (0, 1)).
+    pub grid: ValidationGrid,
     /// Samples per forward pass; the result does not depend on it.
     pub batch_size: u64,
 }
@@ -144,6 +161,7 @@ impl Default for ValidationConfig {
             every: 500,
             samples: 512,
             levels: 8,
+            grid: ValidationGrid::Closed,
             batch_size: 256,
         }
     }

@@ -13,7 +13,7 @@ pub use flowscale_core::config::{
 };
 pub use hooks::{
     CheckpointConfig, ConditioningConfig, ConditioningProviderKind, LoggingConfig, NonFinitePolicy,
-    SamplesConfig, TextFrom, ValidationConfig,
+    SamplesConfig, TextFrom, ValidationConfig, ValidationGrid,
 };
 pub use run::{
     DataConfig, DatasetKind, DeviceChoice, EmaConfig, FormulationConfig, LrSchedule, ModelConfig,

@@ -8,7 +8,7 @@ use crate::error::{Result, TrainError};
 use crate::image_grid::save_grid;
 use crate::run::ema_group_name;
 use crate::sampling::{generate, SamplerSetting};
-use crate::validation::{from_level_sums, level_sums};
+use crate::validation::{from_level_sums, level_grid, level_sums};
 use flowscale_formulations::SamplerMethod;
 use serde_json::{json, Map, Value};
 use tch::Tensor;
@@ -147,9 +147,11 @@ impl Trainer {
     }
 
     /// Validation loss of the raw weights and every EMA.
-    pub(super) fn run_validation(&mut self) -> Result<()> {
+    /// Returns whether this validation set a new best validation loss (the caller then writes
+    /// a checkpoint of this step, so the selected step always exists on disk).
+    pub(super) fn run_validation(&mut self) -> Result<bool> {
         let step = self.state.step;
-        let levels = self.cfg.validation.levels;
+        let levels = level_grid(self.cfg.validation.levels, self.cfg.validation.grid);
         let batch = self.cfg.validation.batch_size as usize;
         let mut best_candidate = None;
         for (label, w) in self.weight_sets() {
@@ -161,7 +163,7 @@ impl Trainer {
                 let sums = level_sums(
                     t.formulation,
                     &t.validation,
-                    levels,
+                    &levels,
                     batch,
                     shard(n, rank, world),
                     |x, time, input| {
@@ -208,15 +210,17 @@ impl Trainer {
             }
         }
         // A non-finite loss (a diverged run) never becomes the best checkpoint.
+        let mut improved = false;
         if let Some(v) = best_candidate.filter(|v| v.is_finite()) {
             if self.state.best_val_loss.is_none_or(|(b, _)| v < b) {
                 self.state.best_val_loss = Some((v, step));
+                improved = true;
             }
         }
-        match &mut self.tb {
-            Some(tb) => tb.flush(),
-            None => Ok(()),
+        if let Some(tb) = &mut self.tb {
+            tb.flush()?;
         }
+        Ok(improved)
     }
 
     /// Sample grids for every (steps, cfg) setting, from the raw weights and every EMA.

@@ -127,12 +127,14 @@ impl Trainer {
                 }
                 bar.set_message(msg);
             }
-            if due(step, self.cfg.validation.every, step == total) {
-                self.run_validation()?;
-            }
+            let improved =
+                due(step, self.cfg.validation.every, step == total) && self.run_validation()?;
             // The checkpoint before the grids: a grid that fails (NaN samples from the
-            // weights) must not cost the steps since the last checkpoint.
-            let checkpointed = due(step, self.cfg.checkpoint.every, last);
+            // weights) must not cost the steps since the last checkpoint. A new best
+            // validation loss is checkpointed even off the checkpoint schedule: the selected
+            // step (the paper's rule, `--best-val-loss`) must exist on disk, and retention
+            // keeps it.
+            let checkpointed = due(step, self.cfg.checkpoint.every, last) || improved;
             if checkpointed {
                 self.save_checkpoint()?;
             }
