@@ -18,6 +18,7 @@ pub mod registry;
 pub mod sampling;
 pub mod shift;
 pub mod special;
+pub mod time_input;
 pub mod timesteps;
 pub mod training;
 pub mod weighting;

@@ -8,7 +8,7 @@
 //! safetensors (every trained tensor, the conditioner included, under flowscale's names).
 
 use crate::config::RunConfig;
-use crate::error::Result;
+use crate::error::{Result, TrainError};
 use crate::run::{RunCheckpoint, RunModel, RunModelSpec, CONDITIONER_PREFIX};
 use crate::run_dir::{write_atomic, RunDir};
 use flowscale_models::checkpoint::{self as mck, Layout, StateDict};
@@ -44,9 +44,23 @@ pub struct ExportReport {
 pub fn export(req: &ExportRequest) -> Result<ExportReport> {
     let ck = RunCheckpoint::open(&req.source, req.step)?;
     let set = ck.weight_set(&req.weights)?;
+    let spec = RunModelSpec::for_checkpoint(&ck)?;
+    // Every exported format (and `generate` from it) feeds the backbone SD3's `1000 t_eq`; a
+    // backbone trained on another time input would be exported wrong without a word.
+    if let Some(f) = spec
+        .native_time
+        .filter(|f| f.path() != flowscale_formulations::Path::Linear)
+    {
+        return Err(TrainError::Invalid(format!(
+            "{}: the run trains {f} with formulation.time_input = \"native\", but exported \
+             models take the common time input 1000 t_eq (SD3's); export runs trained with the \
+             default time input",
+            ck.dir().display()
+        )));
+    }
     // The model through the run layer: every tensor of the chosen set is checked by name,
     // shape and dtype against it.
-    let model = RunModel::build(&RunModelSpec::for_checkpoint(&ck)?, tch::Device::Cpu)?;
+    let model = RunModel::build(&spec, tch::Device::Cpu)?;
     ck.load_weights(&model, set)?;
     let mut tensors = StateDict::new();
     for (k, t) in model.named_tensors() {

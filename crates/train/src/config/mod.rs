@@ -17,5 +17,5 @@ pub use hooks::{
 };
 pub use run::{
     DataConfig, DatasetKind, DeviceChoice, EmaConfig, FormulationConfig, LrSchedule, ModelConfig,
-    OptimConfig, Precision, RunConfig, RunSection, TrainConfig,
+    OptimConfig, Precision, RunConfig, RunSection, TimeInputKind, TrainConfig,
 };

@@ -283,6 +283,23 @@ pub struct FormulationConfig {
     /// Timestep shift alpha (1 = none; SD3 uses 3 at 1024^2).
     #[serde(default = "one")]
     pub shift: f64,
+    /// What the backbone sees as time: `t_eq` (the default, `1000 t_eq` for every family, SD3's
+    /// input for rf) or `native` (the LDM step index, EDM's `ln(sigma)/4`, `1000 t` on the
+    /// cosine schedule; docs/protocol.md section 1).
+    #[serde(default)]
+    pub time_input: TimeInputKind,
+}
+
+/// The backbone's time input convention ([`FormulationConfig::time_input`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TimeInputKind {
+    /// `1000 t_eq`, the same function of the noise level for every family.
+    #[default]
+    #[serde(rename = "t_eq")]
+    TEq,
+    /// Each family's own input.
+    #[serde(rename = "native")]
+    Native,
 }
 
 fn default_formulation() -> String {
@@ -298,6 +315,7 @@ impl Default for FormulationConfig {
         Self {
             name: default_formulation(),
             shift: 1.0,
+            time_input: TimeInputKind::TEq,
         }
     }
 }

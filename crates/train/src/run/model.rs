@@ -12,12 +12,13 @@ use super::data::RunData;
 use crate::cond_input::CondInput;
 use crate::conditioning::{ClassEmbedding, Conditioning, ConditioningProvider};
 use crate::config::{
-    ConditioningConfig, ConditioningProviderKind, ModelConfig, Precision, RunConfig,
+    ConditioningConfig, ConditioningProviderKind, ModelConfig, Precision, RunConfig, TimeInputKind,
 };
 use crate::error::{Result, TrainError};
 use crate::sample_text::SampleText;
 use crate::text_conditioning::CaptionConditioning;
 use flowscale_encoders::text::{TextEncoder, TextSourceSpan};
+use flowscale_formulations::Formulation;
 use flowscale_models::checkpoint::LoadedMmdit;
 use flowscale_models::{forward_cost, Mmdit, MmditConfig};
 use std::collections::{HashMap, HashSet};
@@ -84,6 +85,9 @@ pub struct RunModelSpec {
     pub precision: Precision,
     /// Initial weights are a function of this seed alone.
     pub seed: u64,
+    /// The formulation whose native time input the backbone sees (`formulation.time_input =
+    /// "native"`); `None`: the common `1000 t_eq`.
+    pub native_time: Option<Formulation>,
 }
 
 impl RunModelSpec {
@@ -95,6 +99,7 @@ impl RunModelSpec {
             conditioner: ConditionerSpec::for_run(&cfg.conditioning, data),
             precision: cfg.train.precision,
             seed: cfg.run.seed,
+            native_time: native_time_of(cfg),
         }
     }
 
@@ -156,7 +161,17 @@ impl RunModelSpec {
             conditioner,
             precision: run.as_ref().map_or(Precision::Fp32, |r| r.train.precision),
             seed: run.as_ref().map_or(0, |r| r.run.seed),
+            native_time: run.as_ref().and_then(native_time_of),
         })
+    }
+}
+
+/// The formulation whose native time input run `cfg`'s backbone takes, if it takes one (the name
+/// was checked when the config loaded).
+fn native_time_of(cfg: &RunConfig) -> Option<Formulation> {
+    match cfg.formulation.time_input {
+        TimeInputKind::TEq => None,
+        TimeInputKind::Native => Formulation::parse(&cfg.formulation.name).ok(),
     }
 }
 
@@ -199,6 +214,8 @@ pub struct RunModel {
     cond_vs: VarStore,
     conditioner: Option<Box<dyn ConditioningProvider>>,
     context_tokens: i64,
+    /// See [`RunModelSpec::native_time`].
+    native_time: Option<Formulation>,
 }
 
 impl RunModel {
@@ -232,6 +249,7 @@ impl RunModel {
                 cond_vs,
                 conditioner,
                 context_tokens: i64::from(c.context_tokens),
+                native_time: spec.native_time,
             })
         })
     }
@@ -254,6 +272,8 @@ impl RunModel {
             cond_vs: VarStore::new(device),
             conditioner: Some(conditioner),
             context_tokens,
+            // Exports carry SD3's convention, the common input.
+            native_time: None,
         }
     }
 
@@ -389,8 +409,14 @@ impl RunModel {
     /// The backbone under the run's precision: bf16 autocast on CUDA, fp32 otherwise; the output
     /// is fp32.
     pub fn forward(&self, x: &Tensor, t: &Tensor, cond: &Conditioning) -> Result<Tensor> {
+        // Every caller passes the common input `1000 t_eq`; a native-time run converts it here,
+        // once, for training, validation and sampling alike.
+        let t = match self.native_time {
+            Some(f) => f.native_time_input(t)?,
+            None => t.shallow_clone(),
+        };
         let run =
-            || -> Result<Tensor> { Ok(self.model.forward(x, t, &cond.context, &cond.pooled)?) };
+            || -> Result<Tensor> { Ok(self.model.forward(x, &t, &cond.context, &cond.pooled)?) };
         let out = if self.precision == Precision::Bf16 && self.device.is_cuda() {
             flowscale_torch_ext::autocast::with_autocast(self.device, Kind::BFloat16, run)??
         } else {
