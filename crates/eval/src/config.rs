@@ -489,7 +489,7 @@ mod tests {
     use std::path::Path;
 
     #[test]
-    fn empty_file_is_the_papers_protocol() {
+    fn an_empty_file_takes_the_papers_sampler_settings_count_and_weights() {
         let c: EvalConfig =
             flowscale_train::config::load_str("", Path::new("e.toml"), &[]).unwrap();
         let labels: Vec<String> = c.sampling.settings.iter().map(|s| s.label()).collect();

@@ -21,6 +21,7 @@ use crate::feature_net::FeatureNet;
 use crate::frechet::frechet_distance;
 use crate::inception::FidInception;
 use crate::loaded_run::LoadedRun;
+use crate::protocol;
 use crate::reference::{folder_reference_stats, tensor_reference_stats, ReferenceStats};
 use crate::results::{to_csv, write_text, ResultRow};
 use crate::stats::FeatureStats;
@@ -106,6 +107,11 @@ pub fn evaluate(req: &EvalRequest, log: &mut dyn FnMut(&str)) -> Result<EvalOutc
     let n = c.sampling.n as i64;
     let conditions = eval_conditions(&run, c, n)?;
     log(&format!("prompts: {}", conditions.description));
+    // What differs from the paper's protocol, said before any number is produced.
+    let substituted = protocol::substitutions(c, conditions.source);
+    for s in &substituted {
+        log(&format!("protocol substitution: {s}"));
+    }
     tch::manual_seed(c.eval.seed as i64);
     let [ch, h, w] = run.data.model_shape();
     let noise = Tensor::f_randn([n, ch, h, w], (Kind::Float, Device::Cpu))?;
@@ -290,6 +296,7 @@ pub fn evaluate(req: &EvalRequest, log: &mut dyn FnMut(&str)) -> Result<EvalOutc
             "preprocessing": m.resize_mode(),
         })),
         "classifier": classifier.as_ref().map(|cl| &cl.info),
+        protocol::RESULTS_KEY: substituted,
         "flowscale_version": env!("CARGO_PKG_VERSION"),
         "rows": rows,
     });

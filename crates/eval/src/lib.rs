@@ -24,6 +24,7 @@ pub mod image_io;
 pub mod inception;
 pub mod loaded_run;
 pub mod pareto;
+pub mod protocol;
 pub mod rank;
 pub mod reference;
 pub mod result_rows;

@@ -128,6 +128,22 @@ fn tiny_run_end_to_end() {
             .unwrap();
     assert_eq!(json["rows"].as_array().unwrap().len(), out.rows.len());
     assert_eq!(json["fid_reference"]["n_images"], 6);
+    // A class run on its own held-out split with Inception features: what differs from the
+    // paper's protocol is recorded with the numbers.
+    let items: Vec<&str> = json["protocol_substitutions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["item"].as_str().unwrap())
+        .collect();
+    for item in [
+        "prompts.source",
+        "fid.feature_network",
+        "fid.reference",
+        "sampling.n",
+    ] {
+        assert!(items.contains(&item), "{item} not in {items:?}");
+    }
     assert_eq!(out.grids.len(), 4);
     assert!(out.grids.iter().all(|g| g.is_file()));
 

@@ -185,6 +185,15 @@ fn a_text_run_is_evaluated_on_its_val_captions_and_on_a_coco_style_set() {
     assert!(value(&out, "fid").is_finite());
     let results = std::fs::read_to_string(out.out_dir.join("results.json")).unwrap();
     assert!(results.contains("3 COCO images"), "{results}");
+    // COCO prompts with the COCO images as reference: neither is a substitution.
+    let subs = flowscale_eval::protocol::read_substitutions(&out.out_dir.join("results.json"))
+        .unwrap()
+        .unwrap();
+    let items: Vec<&str> = subs.iter().map(|s| s.item.as_str()).collect();
+    assert!(
+        !items.contains(&"prompts.source") && !items.contains(&"fid.reference"),
+        "{items:?}"
+    );
     // An explicit text-encoder config is used; a missing one is named.
     c.prompts.text_encoder = tmp.path().join("absent.toml").display().to_string();
     let req = EvalRequest {

@@ -8,6 +8,7 @@ use crate::error::{Result, StudyError};
 use crate::sweep::Sweep;
 use crate::sweep_eval::EvalStatus;
 use flowscale_eval::pareto::parse_metrics;
+use flowscale_eval::protocol::{read_substitutions, Substitution};
 use flowscale_eval::rank::{rank_rows, RankOptions, Ranking, Row};
 use flowscale_eval::result_rows::read_rows;
 use std::collections::BTreeMap;
@@ -43,6 +44,10 @@ pub struct SweepResults {
     /// loss-vs-metric plots) only mean something with one.
     pub formulations: usize,
     pub correlations: Vec<Correlation>,
+    /// Each protocol substitution (docs/protocol.md section 4) with the runs whose evaluation
+    /// made it, and the runs whose results predate the record (nothing known about them).
+    pub substitutions: Vec<(Substitution, Vec<String>)>,
+    pub substitutions_unknown: Vec<String>,
 }
 
 /// Which metrics the ranking uses: the paper's (CLIP score up, FID down) when CLIP rows exist,
@@ -121,11 +126,23 @@ pub fn collect(sweep: &Sweep) -> Result<SweepResults> {
         match sweep.eval_status(i)? {
             EvalStatus::Done(_, dir) => {
                 let path = dir.join("results.json");
-                let rows = read_rows(&path).map_err(|e| StudyError::Eval {
+                let eval_error = |e| StudyError::Eval {
                     id: id.clone(),
                     source: Box::new(e),
-                })?;
+                };
+                let rows = read_rows(&path).map_err(eval_error)?;
                 out.rows.extend(rows);
+                match read_substitutions(&path).map_err(eval_error)? {
+                    Some(list) => {
+                        for s in list {
+                            match out.substitutions.iter_mut().find(|(x, _)| *x == s) {
+                                Some((_, runs)) => runs.push(id.clone()),
+                                None => out.substitutions.push((s, vec![id.clone()])),
+                            }
+                        }
+                    }
+                    None => out.substitutions_unknown.push(id.clone()),
+                }
             }
             EvalStatus::NotConfigured => {}
             other => out.missing.push((id, other.to_string())),

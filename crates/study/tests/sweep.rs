@@ -446,6 +446,9 @@ out_dir = "OUT"
     }
     let md = std::fs::read_to_string(&report.markdown).unwrap();
     for needle in [
+        "### Protocol substitutions",
+        "| `fid.enabled` | FID on CLIP L/14 features | no FID | 3 |",
+        "| `prompts.source` | COCO-2014 val captions |",
         "### Ranking",
         "| # | run | setting | all | 5 steps |",
         "### Validation loss vs sample metrics",

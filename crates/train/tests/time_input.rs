@@ -23,7 +23,10 @@ fn run(dir: &Path, name: &str, formulation: &str, time_input: &str) {
         ],
     );
     let state = train(cfg, quiet()).unwrap();
-    assert!(state.best_val_loss.is_some_and(|(v, _)| v.is_finite()), "{name}");
+    assert!(
+        state.best_val_loss.is_some_and(|(v, _)| v.is_finite()),
+        "{name}"
+    );
 }
 
 fn export_to(dir: &Path, name: &str) -> flowscale_train::Result<()> {
@@ -54,11 +57,17 @@ fn native_time_input_reaches_the_backbone_and_export_refuses_it() {
         .abs()
         .max()
         .double_value(&[]);
-    assert!(diff > 1e-6, "the native time input changed nothing ({diff})");
+    assert!(
+        diff > 1e-6,
+        "the native time input changed nothing ({diff})"
+    );
 
     assert!(export_to(dir, "ldm-common").is_ok());
     let err = export_to(dir, "ldm-native").unwrap_err().to_string();
-    assert!(err.contains("formulation.time_input") && err.contains("eps/linear"), "{err}");
+    assert!(
+        err.contains("formulation.time_input") && err.contains("eps/linear"),
+        "{err}"
+    );
     // rf's native time is t_eq: the same input, so its export stays valid.
     run(dir, "rf-native", "rf", "native");
     assert!(export_to(dir, "rf-native").is_ok());
@@ -77,5 +86,8 @@ fn an_unknown_time_input_is_refused_by_name() {
     )
     .unwrap_err()
     .to_string();
-    assert!(err.contains("formulation.time_input") && err.contains("native"), "{err}");
+    assert!(
+        err.contains("formulation.time_input") && err.contains("native"),
+        "{err}"
+    );
 }

@@ -43,11 +43,59 @@ pub(super) fn render(md: &mut String, r: &Report, configured: bool) {
         "All rows: `results.csv` (the columns of `flowscale eval`, each run at its selected \
          checkpoint).\n"
     );
+    render_substitutions(md, res);
     render_ranking(md, r);
     if let Some(w) = &r.metric_weights {
         render_metric_table(md, res, w);
     }
     render_correlations(md, res);
+}
+
+/// What the evaluations did otherwise than the paper's protocol, before any number.
+fn render_substitutions(md: &mut String, res: &SweepResults) {
+    let _ = writeln!(
+        md,
+        "### Protocol substitutions
+"
+    );
+    if res.substitutions.is_empty() && res.substitutions_unknown.is_empty() {
+        let _ = writeln!(
+            md,
+            "None: every evaluation followed the paper's protocol (docs/protocol.md section 4).\n"
+        );
+        return;
+    }
+    if !res.substitutions.is_empty() {
+        let _ = writeln!(
+            md,
+            "These numbers are not measured the paper's way in the items below \
+             (docs/protocol.md section 4), so they compare with each other, not with the \
+             paper's.\n\n| item | the paper | this sweep | runs |\n|---|---|---|---|"
+        );
+        for (s, runs) in &res.substitutions {
+            let _ = writeln!(
+                md,
+                "| `{}` | {} | {} | {} |",
+                s.item,
+                s.paper,
+                s.used,
+                runs.len()
+            );
+        }
+        md.push('\n');
+    }
+    if !res.substitutions_unknown.is_empty() {
+        let _ = writeln!(
+            md,
+            "Not recorded (results written before flowscale recorded substitutions; re-run \
+             their evaluation): {}.\n",
+            res.substitutions_unknown
+                .iter()
+                .map(|id| format!("`{id}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
 }
 
 fn render_ranking(md: &mut String, r: &Report) {
