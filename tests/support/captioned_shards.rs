@@ -176,6 +176,7 @@ pub fn write_set(dir: &Path, kind: SetKind, text_config: &Path) {
         latent_shape: [3, SIDE, SIDE],
         latent_dtype: LatentDtype::Float16,
         has_flip: false,
+        latent_stats: None,
         has_labels: kind.labels,
         class_names: if kind.labels {
             COLOURS.iter().map(|c| c.to_string()).collect()

@@ -168,6 +168,37 @@ fn a_folder_becomes_shards_with_a_manifest_and_bad_files_are_listed() {
     }
     assert_eq!(seen, 14);
 
+    // Format 2 records the train split's latent statistics: those of its stored latents
+    // (unflipped), per channel and over all channels (population std).
+    assert_eq!(m.format_version, 2);
+    let stats = m.latent_stats.as_ref().expect("latent statistics");
+    let train: Vec<tch::Tensor> = m
+        .splits
+        .train
+        .iter()
+        .flat_map(|e| read_latent_shard(&out.join(&e.file)).unwrap())
+        .map(|s| s.mean.to_kind(tch::Kind::Double))
+        .collect();
+    let all = tch::Tensor::stack(&train, 0);
+    let close = |x: f64, y: f64| (x - y).abs() < 1e-9 * y.abs().max(1.0);
+    assert!(close(
+        stats.mean,
+        all.mean(tch::Kind::Double).double_value(&[])
+    ));
+    assert!(close(stats.std, all.std(false).double_value(&[])));
+    for c in 0..3 {
+        let x = all.select(1, c);
+        assert!(close(
+            stats.channel_mean[c as usize],
+            x.mean(tch::Kind::Double).double_value(&[])
+        ));
+        assert!(close(
+            stats.channel_std[c as usize],
+            x.std(false).double_value(&[])
+        ));
+    }
+    assert_eq!(stats.values, all.numel() as u64);
+
     // A second run finds everything done and writes nothing.
     let before = outputs(&out);
     let again = run(&cfg);

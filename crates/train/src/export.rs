@@ -45,6 +45,20 @@ pub fn export(req: &ExportRequest) -> Result<ExportReport> {
     let ck = RunCheckpoint::open(&req.source, req.step)?;
     let set = ck.weight_set(&req.weights)?;
     let spec = RunModelSpec::for_checkpoint(&ck)?;
+    // Exports (and `generate` from them) scale latents with the autoencoder's constants.
+    if let Some(cfg) = ck
+        .run_config()
+        .ok()
+        .filter(|c| c.data.latent_normalization == crate::config::LatentNormalization::Data)
+    {
+        return Err(TrainError::Invalid(format!(
+            "{}: the run {} normalises latents by the data's statistics (data.latent_normalization \
+             = \"data\"), but exported models are sampled with the autoencoder's scaling; export \
+             runs trained with the default normalization",
+            ck.dir().display(),
+            cfg.run.name
+        )));
+    }
     // Every exported format (and `generate` from it) feeds the backbone SD3's `1000 t_eq`; a
     // backbone trained on another time input would be exported wrong without a word.
     if let Some(f) = spec

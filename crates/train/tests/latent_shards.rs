@@ -75,6 +75,7 @@ fn write_set(dir: &Path, kind: &str, with_val: bool) {
         latent_shape: [1, SIDE, SIDE],
         latent_dtype: LatentDtype::Float16,
         has_flip: true,
+        latent_stats: None,
         has_labels: true,
         class_names: vec!["dark".into(), "grey".into(), "light".into()],
         has_captions: false,
@@ -300,4 +301,64 @@ fn a_label_outside_the_manifests_classes_is_named() {
         e.contains("manifest.json") && e.contains("label 2 is not one of the manifest's 2 classes"),
         "{e}"
     );
+}
+
+/// `data.latent_normalization = "data"`: the model sees `(z - mean) / std` with the train
+/// split's statistics from the manifest (format 2); a manifest without them is refused by name,
+/// and so is exporting the run (exports scale with the autoencoder's constants).
+#[test]
+fn latents_normalised_by_the_data_use_the_manifests_statistics() {
+    use flowscale_data::shards::LatentStats;
+    use flowscale_train::RunData;
+    let tmp = tempfile::tempdir().unwrap();
+    let shards = tmp.path().join("shards");
+    write_set(&shards, "identity", true);
+    let by_data = ["data.latent_normalization=\"data\"", "samples.every=0"];
+    let err = train(config(tmp.path(), "no-stats", &shards, &by_data), quiet())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("manifest.json")
+            && err.contains("data.latent_normalization")
+            && err.contains("precompute again"),
+        "{err}"
+    );
+
+    let mut manifest = ShardManifest::load(&shards).unwrap();
+    manifest.format_version = 2;
+    manifest.latent_stats = Some(LatentStats {
+        values: 60 * 16 * 16,
+        mean: 0.2,
+        std: 0.5,
+        channel_mean: vec![0.2],
+        channel_std: vec![0.5],
+    });
+    manifest.save(&shards).unwrap();
+    let cfg = config(tmp.path(), "stats", &shards, &by_data);
+    let plain = RunData::open(
+        &config(tmp.path(), "x", &shards, &[]).data,
+        &cfg.conditioning,
+        Device::Cpu,
+        false,
+    )
+    .unwrap();
+    let normed = RunData::open(&cfg.data, &cfg.conditioning, Device::Cpu, false).unwrap();
+    let (raw, _) = plain.held_out(5, Device::Cpu).unwrap();
+    let (x, _) = normed.held_out(5, Device::Cpu).unwrap();
+    let want = (&raw - 0.2) / 0.5;
+    let diff = (&x - &want).abs().max().double_value(&[]);
+    assert!(diff < 1e-5, "{diff}");
+
+    train(cfg, quiet()).unwrap();
+    let err = flowscale_train::export::export(&flowscale_train::export::ExportRequest {
+        source: tmp.path().join("stats"),
+        format: flowscale_train::export::ExportFormat::Safetensors,
+        weights: flowscale_train::export::WeightChoice::Raw,
+        step: flowscale_train::export::StepChoice::Latest,
+        dtype: Kind::Float,
+        out: tmp.path().join("stats.safetensors"),
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("data.latent_normalization"), "{err}");
 }

@@ -89,6 +89,7 @@ fn make_set(dir: &Path, samples: usize) -> anyhow::Result<()> {
         latent_shape: SHAPE,
         latent_dtype: LatentDtype::Float16,
         has_flip: true,
+        latent_stats: None,
         has_labels: true,
         class_names: (0..1000).map(|c| format!("class {c}")).collect(),
         has_captions: false,

@@ -4,6 +4,7 @@
 
 use crate::bad_samples::BadSample;
 use crate::error::{DataError, Result};
+use crate::shards::LatentSums;
 use flowscale_core::write_atomic;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -19,15 +20,26 @@ pub struct ShardRecord {
     pub samples: u64,
     pub bytes: u64,
     pub skipped: Vec<BadSample>,
+    /// Per-channel sums of the unit's latents (train units; see [`LatentSums`]). Records of an
+    /// older flowscale have none, and then the manifest has no statistics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latent_sums: Option<LatentSums>,
 }
 
 impl ShardRecord {
-    pub fn new(file: &str, samples: u64, bytes: u64, skipped: Vec<BadSample>) -> Self {
+    pub fn new(
+        file: &str,
+        samples: u64,
+        bytes: u64,
+        skipped: Vec<BadSample>,
+        latent_sums: Option<LatentSums>,
+    ) -> Self {
         Self {
             file: file.to_owned(),
             samples,
             bytes,
             skipped,
+            latent_sums,
         }
     }
 

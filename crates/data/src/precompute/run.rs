@@ -9,7 +9,7 @@ use super::record::ShardRecord;
 use super::unit_writer::{write_unit, UnitContext};
 use crate::bad_samples::BadSampleReport;
 use crate::error::{DataError, Result};
-use crate::shards::{ShardEntry, ShardManifest, ShardSplit, Splits, MANIFEST_VERSION};
+use crate::shards::{LatentSums, ShardEntry, ShardManifest, ShardSplit, Splits, MANIFEST_VERSION};
 use crate::sources::CaptionPolicy;
 use flowscale_core::atomic::{tmp_prefix, write_atomic};
 use serde_json::{json, Value};
@@ -331,6 +331,20 @@ fn build_manifest(
     };
     let info = encoders.info.clone();
     let side = i64::from(cfg.preprocess.resolution) / info.downsample_factor;
+    // The train units' sums, merged in unit order; none when a record predates them.
+    let mut sums = Some(LatentSums::default());
+    for (r, _) in records
+        .iter()
+        .filter(|(r, s)| *s == ShardSplit::Train && r.samples > 0)
+    {
+        sums = match (sums, &r.latent_sums) {
+            (Some(mut all), Some(unit)) => {
+                all.merge(unit)?;
+                Some(all)
+            }
+            _ => None,
+        };
+    }
     let manifest = ShardManifest {
         format_version: MANIFEST_VERSION,
         latent_shape: [info.latent_channels, side, side],
@@ -338,6 +352,7 @@ fn build_manifest(
         resolution: cfg.preprocess.resolution,
         latent_dtype: cfg.output.latent_dtype,
         has_flip: cfg.preprocess.flip,
+        latent_stats: sums.and_then(|s| s.stats()),
         has_labels: !plan.class_names.is_empty(),
         class_names: plan.class_names.clone(),
         has_captions: plan.has_captions,

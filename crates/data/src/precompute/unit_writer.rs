@@ -9,7 +9,9 @@ use super::record::ShardRecord;
 use crate::bad_samples::{BadSample, BadSampleReport};
 use crate::error::{DataError, Result};
 use crate::images::{preprocess_batch, stack_images, PreparedSample};
-use crate::shards::{LatentDtype, LatentSample, LatentShardWriter, SampleCaption};
+use crate::shards::{
+    LatentDtype, LatentSample, LatentShardWriter, LatentSums, SampleCaption, ShardSplit,
+};
 use crate::sources::{CaptionPolicy, Sample};
 use crate::PreprocessConfig;
 use std::path::Path;
@@ -41,6 +43,8 @@ pub fn write_unit(unit: &Unit, ctx: &UnitContext) -> Result<ShardRecord> {
     let needs_caption = ctx.encoders.text.is_some();
     let mut report = BadSampleReport::new();
     let mut writer = LatentShardWriter::create(&ctx.dir.join(&unit.file))?;
+    // Statistics describe the train split only.
+    let mut sums = (unit.split == ShardSplit::Train).then(LatentSums::default);
     std::thread::scope(|scope| -> Result<()> {
         let (tx, rx) = sync_channel::<Prepared>(2);
         let (preprocess, captions) = (&ctx.preprocess, ctx.captions);
@@ -72,7 +76,7 @@ pub fn write_unit(unit: &Unit, ctx: &UnitContext) -> Result<ShardRecord> {
         for (prepared, r) in rx {
             let consumed = r.seen();
             report.merge(r);
-            encode_and_append(prepared, ctx, &mut writer)?;
+            encode_and_append(prepared, ctx, &mut writer, sums.as_mut())?;
             (ctx.on_samples)(consumed);
         }
         Ok(())
@@ -89,6 +93,7 @@ pub fn write_unit(unit: &Unit, ctx: &UnitContext) -> Result<ShardRecord> {
         samples,
         bytes,
         report.into_bad(),
+        sums,
     ))
 }
 
@@ -96,6 +101,7 @@ fn encode_and_append(
     batch: Vec<PreparedSample>,
     ctx: &UnitContext,
     writer: &mut LatentShardWriter,
+    sums: Option<&mut LatentSums>,
 ) -> Result<()> {
     let Some((pixels, flipped)) = stack_images(&batch) else {
         return Ok(());
@@ -116,6 +122,10 @@ fn encode_and_append(
     // Converted before the copy to the host: half the bytes to move in fp16.
     let store = |t: &Tensor| t.f_to_kind(kind)?.f_to_device(tch::Device::Cpu);
     let (mean, std) = (store(&posterior.mean)?, store(&posterior.std)?);
+    if let Some(sums) = sums {
+        // The stored values of the unflipped images, as a run reads them.
+        sums.add(&mean.f_narrow(0, 0, n)?)?;
+    }
     let mut columns = ctx
         .caption_fields
         .iter()

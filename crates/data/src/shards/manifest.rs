@@ -6,14 +6,18 @@
 
 use crate::error::{DataError, Result};
 use crate::shards::latent_shard::{is_caption_field, PRIMARY_CAPTION};
+use crate::shards::LatentStats;
 use flowscale_encoders::text::TextSourceSpan;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// File name of the manifest inside a shard directory.
 pub const MANIFEST_FILE: &str = "manifest.json";
-/// The manifest format this version reads and writes.
-pub const MANIFEST_VERSION: u32 = 1;
+/// The manifest format this version writes. Version 2 added `latent_stats`; version 1
+/// manifests (without it) are read as they are.
+pub const MANIFEST_VERSION: u32 = 2;
+/// The oldest format this version reads.
+pub const MANIFEST_VERSION_MIN: u32 = 1;
 
 /// The autoencoder that produced the latents. `kind = "identity"` means pixel space: the
 /// "latents" are the images in [-1, 1], downsample factor 1, scale 1, shift 0.
@@ -134,6 +138,10 @@ pub struct ShardManifest {
     /// further fields existed: `txt` alone when there are captions or embeddings.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub caption_fields: Vec<String>,
+    /// Mean and std of the train split's latents (format 2; `None` in format 1 manifests and
+    /// when a unit's record predates them): what `data.latent_normalization = "data"` uses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latent_stats: Option<LatentStats>,
     pub splits: Splits,
 }
 
@@ -212,12 +220,18 @@ impl ShardManifest {
 
     /// Consistency of the fields with each other; the message names the field.
     pub fn validate(&self) -> std::result::Result<(), String> {
-        if self.format_version != MANIFEST_VERSION {
+        if !(MANIFEST_VERSION_MIN..=MANIFEST_VERSION).contains(&self.format_version) {
             return Err(format!(
-                "field format_version: {} is not supported (this flowscale reads version \
-                 {MANIFEST_VERSION}); recompute the shards",
+                "field format_version: {} is not supported (this flowscale reads versions \
+                 {MANIFEST_VERSION_MIN} to {MANIFEST_VERSION}); recompute the shards",
                 self.format_version
             ));
+        }
+        if let Some(stats) = &self.latent_stats {
+            if self.format_version < 2 {
+                return Err("field latent_stats: not part of format_version 1".into());
+            }
+            stats.validate(self.latent_shape[0])?;
         }
         let ae = &self.autoencoder;
         if ae.kind.is_empty() {
@@ -394,6 +408,7 @@ mod tests {
             latent_shape: [16, 32, 32],
             latent_dtype: LatentDtype::Float16,
             has_flip: true,
+            latent_stats: None,
             has_labels: true,
             class_names: vec!["tench".into(), "goldfish".into()],
             has_captions: false,
@@ -504,6 +519,42 @@ mod tests {
             // Saving refuses it too.
             assert!(m.save(tmp.path()).is_err());
         }
+    }
+
+    /// Format 1 manifests (before latent statistics) still read; statistics are format 2 only
+    /// and must fit the latent channels.
+    #[test]
+    fn format_1_reads_and_latent_statistics_are_checked() {
+        let mut m = example();
+        m.format_version = 1;
+        assert!(m.validate().is_ok());
+        let c = m.latent_shape[0] as usize;
+        let stats = LatentStats {
+            values: 10,
+            mean: 0.1,
+            std: 0.9,
+            channel_mean: vec![0.1; c],
+            channel_std: vec![0.9; c],
+        };
+        m.latent_stats = Some(stats.clone());
+        assert!(m
+            .validate()
+            .unwrap_err()
+            .contains("not part of format_version 1"));
+        m.format_version = 2;
+        assert!(m.validate().is_ok());
+        m.latent_stats = Some(LatentStats {
+            std: 0.0,
+            ..stats.clone()
+        });
+        assert!(m.validate().unwrap_err().contains("latent_stats"));
+        m.latent_stats = Some(LatentStats {
+            channel_std: vec![0.9; c + 1],
+            ..stats
+        });
+        assert!(m.validate().unwrap_err().contains("latent channels"));
+        m.format_version = 3;
+        assert!(m.validate().unwrap_err().contains("versions 1 to 2"));
     }
 
     #[test]

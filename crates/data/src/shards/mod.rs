@@ -2,6 +2,7 @@
 //! writer/reader, the shard-set manifest and the streaming training loader.
 
 pub mod latent_shard;
+pub mod latent_stats;
 pub mod loader;
 pub mod manifest;
 pub mod npy;
@@ -11,10 +12,11 @@ pub use latent_shard::{
     is_caption_field, read_latent_shard, LatentSample, LatentShardWriter, SampleCaption,
     PRIMARY_CAPTION,
 };
+pub use latent_stats::{LatentStats, LatentSums};
 pub use loader::{
     CaptionColumn, LatentBatch, LatentShardLoader, LoaderConfig, LoaderPosition, ShardSource,
 };
 pub use manifest::{
     AutoencoderInfo, CacheExpectation, LatentDtype, ShardEntry, ShardManifest, ShardSplit, Splits,
-    TextEmbeddingInfo, MANIFEST_FILE, MANIFEST_VERSION,
+    TextEmbeddingInfo, MANIFEST_FILE, MANIFEST_VERSION, MANIFEST_VERSION_MIN,
 };

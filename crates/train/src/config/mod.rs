@@ -16,6 +16,7 @@ pub use hooks::{
     SamplesConfig, TextFrom, ValidationConfig, ValidationGrid,
 };
 pub use run::{
-    DataConfig, DatasetKind, DeviceChoice, EmaConfig, FormulationConfig, LrSchedule, ModelConfig,
-    OptimConfig, Precision, RunConfig, RunSection, TimeInputKind, TrainConfig,
+    DataConfig, DatasetKind, DeviceChoice, EmaConfig, FormulationConfig, LatentNormalization,
+    LrSchedule, ModelConfig, OptimConfig, Precision, RunConfig, RunSection, TimeInputKind,
+    TrainConfig,
 };

@@ -167,6 +167,28 @@ pub struct DataConfig {
     /// Latent shards: skip (and count) unreadable shards instead of stopping the run.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub skip_bad_shards: bool,
+    /// Latent shards: what the latents are normalised with, `autoencoder` (its shift and
+    /// scaling factors, SD3's; the default) or `data` (the train split's mean and std, which
+    /// precompute records in the manifest).
+    #[serde(default, skip_serializing_if = "LatentNormalization::is_autoencoder")]
+    pub latent_normalization: LatentNormalization,
+}
+
+/// See [`DataConfig::latent_normalization`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LatentNormalization {
+    /// `(z - shift_factor) * scaling_factor` with the autoencoder's constants.
+    #[default]
+    Autoencoder,
+    /// `(z - mean) / std` with the train split's statistics (one pair for all channels).
+    Data,
+}
+
+impl LatentNormalization {
+    fn is_autoencoder(&self) -> bool {
+        *self == Self::Autoencoder
+    }
 }
 
 impl Validate for DataConfig {

@@ -122,6 +122,16 @@ impl PixelDecoder {
         })
     }
 
+    /// The same decoder with the model's latents `(z - shift) * scale` (the data's statistics
+    /// instead of the autoencoder's constants).
+    pub fn with_normalization(self, shift: f64, scale: f64) -> Self {
+        Self {
+            shift_factor: shift,
+            scaling_factor: scale,
+            ..self
+        }
+    }
+
     /// Latent channels the decoder takes; `None` for pixel space (any channel count).
     pub fn latent_channels(&self) -> Option<i64> {
         match &self.decoding {

@@ -5,7 +5,7 @@
 use super::cond_source::CondSource;
 use super::decoder::PixelDecoder;
 use crate::cond_input::{CondInput, TextBatch};
-use crate::config::{ConditioningConfig, DataConfig};
+use crate::config::{ConditioningConfig, DataConfig, LatentNormalization};
 use crate::error::{Result, TrainError};
 use flowscale_core::FlowRng;
 use flowscale_data::shards::{read_latent_shard, LatentSample, ShardManifest, ShardSplit};
@@ -43,8 +43,20 @@ impl LatentData {
         }
         let cond = CondSource::for_shards(conditioning, &manifest, &path)?;
         let folder = data.autoencoder_path.as_deref().map(Path::new);
-        let decoder =
+        let mut decoder =
             PixelDecoder::for_autoencoder(&manifest.autoencoder, &path, folder, device, decodes)?;
+        if data.latent_normalization == LatentNormalization::Data {
+            let stats = manifest.latent_stats.as_ref().ok_or_else(|| {
+                TrainError::Invalid(format!(
+                    "{}: data.latent_normalization = \"data\" needs the train split's latent \
+                     statistics, which this manifest (format {}) does not record; run \
+                     flowscale precompute again to write them",
+                    path.display(),
+                    manifest.format_version
+                ))
+            })?;
+            decoder = decoder.with_normalization(stats.mean, 1.0 / stats.std);
+        }
         Ok(Self {
             dir,
             manifest,
