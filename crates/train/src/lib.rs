@@ -17,6 +17,7 @@ pub mod image_grid;
 pub mod interrupt;
 pub mod metrics;
 pub mod optim;
+pub mod peak_flops;
 pub mod resume_compat;
 pub mod run;
 pub mod run_dir;

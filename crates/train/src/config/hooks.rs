@@ -285,6 +285,10 @@ pub struct LoggingConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub progress: Option<bool>,
     pub nonfinite: NonFinitePolicy,
+    /// Peak dense bf16 TFLOP/s of one device, for `perf/mfu`; default: the GPU's data-sheet
+    /// figure when its name is known (`crate::peak_flops`), none on the CPU.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_tflops: Option<f64>,
 }
 
 impl Default for LoggingConfig {
@@ -294,6 +298,7 @@ impl Default for LoggingConfig {
             t_bins: 4,
             progress: None,
             nonfinite: NonFinitePolicy::Stop,
+            peak_tflops: None,
         }
     }
 }
@@ -302,5 +307,8 @@ impl Validate for LoggingConfig {
     fn validate(&self, v: &mut Validator) {
         v.count_at_least("every", self.every, 1);
         v.count_at_least("t_bins", u64::from(self.t_bins), 1);
+        if let Some(peak) = self.peak_tflops {
+            v.at_least("peak_tflops", peak, 0.0, false);
+        }
     }
 }

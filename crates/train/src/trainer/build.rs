@@ -178,6 +178,7 @@ impl Trainer {
         let (grid_noise, grid_cond) = grid_inputs(&cfg.samples, cfg.run.seed, &data, device)?;
         let running = Running::new(i64::from(cfg.logging.t_bins), device)?;
         let wall_at_start = state.wall_time_s;
+        let peak_flops = crate::peak_flops::device_peak_flops(cfg.logging.peak_tflops, device);
         Ok(Self {
             cfg,
             options,
@@ -202,6 +203,7 @@ impl Trainer {
             rng,
             state,
             flops_per_sample,
+            peak_flops,
             batch,
             source_dropout,
             running,

@@ -59,7 +59,16 @@ impl Trainer {
         } else {
             Vec::new()
         };
-        let message = format!("loss {loss:.4} | {it_s:.2} it/s | {img_s:.0} img/s");
+        // Training FLOP/s of all ranks together (img/s counts the global batch), and MFU.
+        let world = self.rank_world().1;
+        let flops_per_s = img_s * self.flops_per_sample;
+        let mfu = self
+            .peak_flops
+            .map(|peak| crate::peak_flops::mfu(flops_per_s, world, peak));
+        let mut message = format!("loss {loss:.4} | {it_s:.2} it/s | {img_s:.0} img/s");
+        if let Some(m) = mfu {
+            message.push_str(&format!(" | MFU {:.1}%", 100.0 * m));
+        }
         self.running = Running::new(bins as i64, self.device)?;
         let (Some(tb), Some(metrics)) = (self.tb.as_mut(), self.metrics.as_mut()) else {
             return Ok(message);
@@ -74,6 +83,14 @@ impl Trainer {
         scalar("train/grad_norm", grad_norm, tb)?;
         scalar("perf/steps_per_s", it_s, tb)?;
         scalar("perf/images_per_s", img_s, tb)?;
+        scalar(
+            "perf/tflops_per_device",
+            flops_per_s / world as f64 / 1e12,
+            tb,
+        )?;
+        if let Some(m) = mfu {
+            scalar("perf/mfu", m, tb)?;
+        }
         scalar("progress/images_seen", self.state.images_seen as f64, tb)?;
         scalar("progress/train_flops", self.state.train_flops, tb)?;
         if self.state.skipped_steps > 0 {

@@ -92,6 +92,8 @@ pub struct Trainer {
     rng: FlowRng,
     state: TrainState,
     flops_per_sample: f64,
+    /// Peak FLOP/s of one device, for MFU (`crate::peak_flops`).
+    peak_flops: Option<f64>,
     /// The global batch over ranks and micro-batches.
     batch: BatchPlan,
     /// Dropout probability of each conditioning source, in keep-mask order.
