@@ -286,3 +286,37 @@ fn classes_by_name_or_index_and_errors_say_what_a_run_conditions_on() {
     let e = fails(&generate(text_run(), &tmp.join("x"), &["--class", "1"]));
     assert!(e.contains("--prompt") && e.contains("not classes"), "{e}");
 }
+
+/// `--frame native` reaches the sampler setting, which generate.json records from the setting
+/// that sampled (the default is rf); another name is refused with the allowed ones. The images
+/// cannot tell the frames apart here: the fixture's model starts with a zero final projection
+/// and, 4 steps into its learning-rate warm-up, still outputs about 0, a velocity of 0 in both
+/// frames. The frames' effect on samples is tested in flowscale-formulations and the setting's
+/// in flowscale-train.
+#[test]
+fn the_sampler_frame_is_chosen_by_name_and_recorded() {
+    let run = class_run();
+    let tmp = scratch("frames");
+    let (rf, native) = (tmp.join("rf"), tmp.join("native"));
+    ok(&generate(run, &rf, &["--class", "1"]));
+    ok(&generate(
+        run,
+        &native,
+        &["--class", "1", "--frame", "native"],
+    ));
+    for (dir, frame) in [(&rf, "rf"), (&native, "native")] {
+        let record: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("generate.json")).unwrap())
+                .unwrap();
+        assert_eq!(record["frame"], frame);
+    }
+    let e = fails(&generate(
+        run,
+        &tmp.join("x"),
+        &["--class", "1", "--frame", "ddim"],
+    ));
+    assert!(
+        e.contains("--frame") && e.contains("\"rf\" or \"native\""),
+        "{e}"
+    );
+}

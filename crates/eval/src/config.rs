@@ -2,7 +2,9 @@
 //! protocol, the sampler settings and sample count, FID and the classifier. Every key has a
 //! default (the paper's protocol where it has one), so an empty file is a valid config.
 
+use flowscale_formulations::SamplerFrame;
 use flowscale_train::config::{Validate, Validator};
+use flowscale_train::sampling::setting_label;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -125,6 +127,15 @@ pub struct ValidationSection {
 pub struct SamplerSpec {
     pub steps: usize,
     pub cfg: f64,
+    /// `rf` (the default: every formulation on the RF path on SD3's sigmas, the paper's
+    /// protocol) or `native` (the formulation's own ODE and schedule); docs/protocol.md
+    /// section 7. Left out of the resolved config when it is the default.
+    #[serde(default, skip_serializing_if = "is_rf")]
+    pub frame: SamplerFrame,
+}
+
+fn is_rf(frame: &SamplerFrame) -> bool {
+    *frame == SamplerFrame::Rf
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -135,7 +146,8 @@ pub struct SamplingSection {
     pub n: u64,
     #[serde(default = "default_batch")]
     pub batch_size: u64,
-    /// Sampler settings (Euler); default the paper's six.
+    /// Sampler settings (Euler): `{steps, cfg}`, with `frame = "native"` for the native frame;
+    /// default the paper's six.
     #[serde(default = "default_settings")]
     pub settings: Vec<SamplerSpec>,
     /// Schedule shift; 0: the run's `formulation.shift`.
@@ -241,7 +253,11 @@ pub fn default_settings() -> Vec<SamplerSpec> {
         (25, 5.0),
     ]
     .into_iter()
-    .map(|(steps, cfg)| SamplerSpec { steps, cfg })
+    .map(|(steps, cfg)| SamplerSpec {
+        steps,
+        cfg,
+        frame: SamplerFrame::Rf,
+    })
     .collect()
 }
 fn default_grid_cols() -> u32 {
@@ -477,9 +493,10 @@ impl Validate for ClassifierSection {
 }
 
 impl SamplerSpec {
-    /// The setting's name in results: `s<steps>_cfg<scale>`.
+    /// The setting's name in results: `s<steps>_cfg<scale>`, `_native` appended in the native
+    /// frame ([`setting_label`]).
     pub fn label(&self) -> String {
-        format!("s{}_cfg{}", self.steps, self.cfg)
+        setting_label(self.steps, self.cfg, self.frame)
     }
 }
 
@@ -514,6 +531,33 @@ mod tests {
         let c: EvalConfig = flowscale_train::config::load(&path, &[]).unwrap();
         assert_eq!(c.sampling.n, 50);
         assert_eq!(c.sampling.settings, default_settings());
+    }
+
+    /// A setting's frame defaults to rf and names the setting when it is native; any other
+    /// value is refused naming the key and the allowed values.
+    #[test]
+    fn a_settings_frame_is_rf_or_native() {
+        let c: EvalConfig = flowscale_train::config::load_str(
+            "[sampling]\nsettings = [{steps = 5, cfg = 5}, {steps = 5, cfg = 5, frame = \"native\"}]\n",
+            Path::new("e.toml"),
+            &[],
+        )
+        .unwrap();
+        let labels: Vec<String> = c.sampling.settings.iter().map(|s| s.label()).collect();
+        assert_eq!(labels, ["s5_cfg5", "s5_cfg5_native"]);
+        let text = flowscale_train::config::to_toml_string(&c).unwrap();
+        assert_eq!(text.matches("frame").count(), 1, "{text}");
+        let e = flowscale_train::config::load_str::<EvalConfig>(
+            "[sampling]\nsettings = [{steps = 5, cfg = 5, frame = \"ode\"}]\n",
+            Path::new("e.toml"),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("sampling.settings[0].frame") && e.contains("expected `rf` or `native`"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -75,6 +75,18 @@ pub fn evaluate(req: &EvalRequest, log: &mut dyn FnMut(&str)) -> Result<EvalOutc
     let dev = device(&c.eval.device)?;
     let run = LoadedRun::load(&req.source, req.step, dev, &c.prompts)?;
     let labels_w = run.weight_labels(&c.eval.weights)?;
+    let shift = if c.sampling.shift > 0.0 {
+        c.sampling.shift
+    } else {
+        run.cfg.formulation.shift
+    };
+    // A native-frame setting the formulation's schedule refuses (the LDM schedule takes no
+    // shift) is an error now, not after the validation loss, FID reference and other settings.
+    for spec in &c.sampling.settings {
+        spec.frame
+            .schedule(run.formulation, spec.steps, shift)
+            .map_err(|e| EvalError::Invalid(format!("sampler setting {}: {e}", spec.label())))?;
+    }
     let out_dir = if c.eval.out_dir.is_empty() {
         default_out_dir(&run.run_dir, run.step)
     } else {
@@ -175,11 +187,6 @@ pub fn evaluate(req: &EvalRequest, log: &mut dyn FnMut(&str)) -> Result<EvalOutc
 
     let mut rows = Vec::new();
     let mut grids = Vec::new();
-    let shift = if c.sampling.shift > 0.0 {
-        c.sampling.shift
-    } else {
-        run.cfg.formulation.shift
-    };
     // The validation inputs and noise are the same for every weight set: read them once.
     let validation = if c.validation.enabled {
         Some(validation_set(&run, c)?)
@@ -201,6 +208,7 @@ pub fn evaluate(req: &EvalRequest, log: &mut dyn FnMut(&str)) -> Result<EvalOutc
                 cfg: spec.cfg,
                 shift,
                 method: SamplerMethod::Euler,
+                frame: spec.frame,
             };
             let start = Instant::now();
             let generated = sample_all(

@@ -20,6 +20,7 @@
 
 use crate::error::{EvalError, Result};
 use crate::pareto::{fronts, MetricSpec};
+use flowscale_formulations::SamplerFrame;
 use std::collections::BTreeMap;
 
 pub type Row = BTreeMap<String, String>;
@@ -37,27 +38,39 @@ pub struct RankOptions {
     pub columns: Option<Vec<RankColumn>>,
 }
 
-/// A sampler setting as `flowscale eval` names it, `s<steps>_cfg<scale>`.
+/// A sampler setting as `flowscale eval` names it, `s<steps>_cfg<scale>`, with `_native` for
+/// the native sampler frame ([`flowscale_train::sampling::setting_label`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SamplerKey {
     pub steps: u32,
     pub cfg: f64,
+    pub frame: SamplerFrame,
 }
 
 impl SamplerKey {
-    /// `s50_cfg2.5` -> 50 steps at CFG 2.5; `None` for other names (`validation`).
+    /// `s50_cfg2.5` -> 50 steps at CFG 2.5 in the RF frame, `s5_cfg5_native` -> 5 steps at
+    /// CFG 5 in the native frame; `None` for other names (`validation`).
     pub fn parse(setting: &str) -> Option<Self> {
+        let (setting, frame) = SamplerFrame::ALL
+            .into_iter()
+            .filter(|f| *f != SamplerFrame::Rf)
+            .find_map(|f| Some((setting.strip_suffix(&format!("_{f}"))?, f)))
+            .unwrap_or((setting, SamplerFrame::Rf));
         let (steps, cfg) = setting.strip_prefix('s')?.split_once("_cfg")?;
         let cfg: f64 = cfg.parse().ok()?;
         cfg.is_finite().then_some(Self {
             steps: steps.parse().ok()?,
             cfg,
+            frame,
         })
     }
 
-    /// The same steps and the same guidance scale (`cfg5` and `cfg5.0` are one setting).
+    /// The same steps, guidance scale and frame (`cfg5` and `cfg5.0` are one setting; a
+    /// column of RF-frame settings never takes the native frame's, whose samples differ).
     fn matches(&self, other: &Self) -> bool {
-        self.steps == other.steps && (self.cfg - other.cfg).abs() < 1e-9
+        self.steps == other.steps
+            && (self.cfg - other.cfg).abs() < 1e-9
+            && self.frame == other.frame
     }
 }
 
@@ -74,8 +87,8 @@ impl RankColumn {
     pub fn parse(spec: &str) -> Result<Self> {
         let bad = |why: &str| {
             EvalError::Invalid(format!(
-                "rank column `{spec}`: {why} (expected LABEL=s<steps>_cfg<scale>[+...], e.g. \
-                 `5 steps=s5_cfg5`)"
+                "rank column `{spec}`: {why} (expected LABEL=s<steps>_cfg<scale>[_native][+...], \
+                 e.g. `5 steps=s5_cfg5`)"
             ))
         };
         let (label, settings) = spec.split_once('=').ok_or_else(|| bad("no `=`"))?;
@@ -102,7 +115,11 @@ impl RankColumn {
             .into_iter()
             .map(|(label, steps)| Self {
                 label: label.to_string(),
-                settings: vec![SamplerKey { steps, cfg: 5.0 }],
+                settings: vec![SamplerKey {
+                    steps,
+                    cfg: 5.0,
+                    frame: SamplerFrame::Rf,
+                }],
             })
             .collect()
     }
@@ -562,6 +579,50 @@ mod tests {
         for bad in ["s5_cfg5", "=s5_cfg5", "x=s5", "x=s5_cfg5+"] {
             assert!(RankColumn::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    /// Settings of the native sampler frame (`s5_cfg5_native`) are other settings than the RF
+    /// frame's: the paper's "5 steps" column takes only `s5_cfg5`, and a column asks for the
+    /// native ones by name. `x` wins the RF setting, `y` the native one.
+    #[test]
+    fn sampler_keys_keep_the_frame_apart() {
+        let mut rows = Vec::new();
+        for (setting, x_fid, y_fid) in [("s5_cfg5", 4.0, 6.0), ("s5_cfg5_native", 7.0, 5.0)] {
+            for (run, fid) in [("x", x_fid), ("y", y_fid)] {
+                rows.push(
+                    [
+                        ("run", run.to_string()),
+                        ("setting", setting.to_string()),
+                        ("clip", "0.2".to_string()),
+                        ("fid", fid.to_string()),
+                    ]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect(),
+                );
+            }
+        }
+        let r = rank_rows(&rows, &opts()).unwrap();
+        assert_eq!(r.step_subsets.len(), 1, "{:?}", r.step_subsets);
+        let x = r.rows.iter().find(|c| c.candidate == "x").unwrap();
+        assert_eq!((x.mean, x.subset_means.clone()), (1.5, vec![1.0]));
+        let mut o = opts();
+        o.columns = Some(vec![RankColumn::parse("5 native=s5_cfg5_native").unwrap()]);
+        let r = rank_rows(&rows, &o).unwrap();
+        let y = r.rows.iter().find(|c| c.candidate == "y").unwrap();
+        assert_eq!(y.subset_means, vec![1.0]);
+        let native = SamplerKey::parse("s5_cfg5_native").unwrap();
+        assert_eq!(
+            (native.steps, native.cfg, native.frame),
+            (5, 5.0, SamplerFrame::Native)
+        );
+        assert!(!native.matches(&SamplerKey::parse("s5_cfg5").unwrap()));
+        for frame in SamplerFrame::ALL {
+            let label = flowscale_train::sampling::setting_label(25, 2.5, frame);
+            let key = SamplerKey::parse(&label).unwrap();
+            assert_eq!((key.steps, key.cfg, key.frame), (25, 2.5, frame), "{label}");
+        }
+        assert_eq!(SamplerKey::parse("s5_cfg5_ddim"), None);
     }
 
     /// The acceptance table of the protocol: 3 formulations x 2 datasets x 6 sampler settings x

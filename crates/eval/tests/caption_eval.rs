@@ -6,6 +6,7 @@
 
 use flowscale_eval::config::{EvalConfig, SamplerSpec};
 use flowscale_eval::evaluate::{evaluate, EvalRequest};
+use flowscale_formulations::SamplerFrame;
 use flowscale_train::checkpoint::{CheckpointStore, LoadedCheckpoint};
 use flowscale_train::config::{load_str, RunConfig};
 use flowscale_train::export::StepChoice;
@@ -80,7 +81,11 @@ fn a_caption_conditioned_run_is_evaluated_like_a_class_conditioned_one() {
     c.eval.out_dir = tmp.path().join("eval").display().to_string();
     c.sampling.n = 4;
     c.sampling.batch_size = 2;
-    c.sampling.settings = vec![SamplerSpec { steps: 2, cfg: 2.0 }];
+    c.sampling.settings = vec![SamplerSpec {
+        steps: 2,
+        cfg: 2.0,
+        frame: SamplerFrame::Rf,
+    }];
     c.sampling.grid_rows = 1;
     c.sampling.grid_cols = 4;
     c.fid.enabled = false;

@@ -8,6 +8,7 @@ mod tiny_clip;
 
 use flowscale_eval::config::{EvalConfig, SamplerSpec};
 use flowscale_eval::evaluate::{evaluate, EvalRequest};
+use flowscale_formulations::SamplerFrame;
 use flowscale_train::config::{load_str, RunConfig};
 use flowscale_train::export::StepChoice;
 use flowscale_train::TrainOptions;
@@ -57,8 +58,16 @@ fn tiny_run_end_to_end() {
     c.sampling.n = 8;
     c.sampling.batch_size = 3;
     c.sampling.settings = vec![
-        SamplerSpec { steps: 2, cfg: 1.0 },
-        SamplerSpec { steps: 3, cfg: 4.0 },
+        SamplerSpec {
+            steps: 2,
+            cfg: 1.0,
+            frame: SamplerFrame::Rf,
+        },
+        SamplerSpec {
+            steps: 3,
+            cfg: 4.0,
+            frame: SamplerFrame::Native,
+        },
     ];
     c.sampling.grid_rows = 1;
     c.sampling.grid_cols = 5;
@@ -146,6 +155,14 @@ fn tiny_run_end_to_end() {
     }
     assert_eq!(out.grids.len(), 4);
     assert!(out.grids.iter().all(|g| g.is_file()));
+    // The native-frame setting is named so in rows and grids; the default frame is not named.
+    let settings: std::collections::BTreeSet<&str> =
+        fid.iter().map(|r| r.setting.as_str()).collect();
+    assert_eq!(
+        settings.into_iter().collect::<Vec<_>>(),
+        ["s2_cfg1", "s3_cfg4_native"]
+    );
+    assert!(out.out_dir.join("samples_raw_s3_cfg4_native.png").is_file());
 
     // Fixed inputs: a second evaluation (cached stats and classifier) gives the same numbers.
     c.eval.weights = vec!["ema".into()];
@@ -185,7 +202,11 @@ fn clip_score_and_clip_fid() {
     c.classifier.enabled = false;
     c.sampling.n = 6;
     c.sampling.batch_size = 6;
-    c.sampling.settings = vec![SamplerSpec { steps: 2, cfg: 1.0 }];
+    c.sampling.settings = vec![SamplerSpec {
+        steps: 2,
+        cfg: 1.0,
+        frame: SamplerFrame::Rf,
+    }];
     c.sampling.grid_rows = 1;
     c.sampling.grid_cols = 3;
     c.fid.feature_network = "clip".into();

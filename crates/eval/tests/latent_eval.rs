@@ -14,6 +14,7 @@ use class_pngs::png;
 use flowscale_data::precompute::{precompute, PrecomputeConfig, ShardShare, Silent};
 use flowscale_eval::config::{EvalConfig, SamplerSpec};
 use flowscale_eval::evaluate::{evaluate, EvalRequest};
+use flowscale_formulations::SamplerFrame;
 use flowscale_train::config::{load_str, RunConfig};
 use flowscale_train::export::StepChoice;
 use flowscale_train::TrainOptions;
@@ -77,7 +78,11 @@ fn a_taef2_latent_run_is_evaluated_through_its_autoencoder() {
     c.eval.out_dir = tmp.path().join("eval").display().to_string();
     c.sampling.n = 6;
     c.sampling.batch_size = 3;
-    c.sampling.settings = vec![SamplerSpec { steps: 2, cfg: 1.0 }];
+    c.sampling.settings = vec![SamplerSpec {
+        steps: 2,
+        cfg: 1.0,
+        frame: SamplerFrame::Rf,
+    }];
     c.sampling.grid_rows = 1;
     c.sampling.grid_cols = 3;
     c.fid.weights = root()

@@ -14,6 +14,7 @@ use flowscale_eval::config::{EvalConfig, SamplerSpec};
 use flowscale_eval::evaluate::{evaluate, EvalOutcome, EvalRequest};
 use flowscale_eval::rank::{rank_rows, RankOptions};
 use flowscale_eval::result_rows::read_rows;
+use flowscale_formulations::SamplerFrame;
 use flowscale_train::config::{load_str, RunConfig};
 use flowscale_train::export::StepChoice;
 use flowscale_train::TrainOptions;
@@ -60,7 +61,11 @@ fn eval_config(tmp: &Path, out: &str) -> EvalConfig {
     c.eval.out_dir = tmp.join(out).display().to_string();
     c.sampling.n = 6;
     c.sampling.batch_size = 4;
-    c.sampling.settings = vec![SamplerSpec { steps: 2, cfg: 2.0 }];
+    c.sampling.settings = vec![SamplerSpec {
+        steps: 2,
+        cfg: 2.0,
+        frame: SamplerFrame::Rf,
+    }];
     c.sampling.grid_rows = 1;
     c.sampling.grid_cols = 3;
     c.fid.weights = root()

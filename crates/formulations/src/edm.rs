@@ -13,6 +13,15 @@ use crate::parameterisation::EDM_SIGMA_DATA;
 use crate::training::per_sample;
 use tch::Tensor;
 
+/// EDM's smallest sigma (Karras et al. 2022, Table 1): the last non-zero level of its sampler and
+/// the lowest level at which its training loss is finite enough to validate.
+pub const EDM_SIGMA_MIN: f64 = 0.002;
+/// EDM's largest sigma: its sampler starts from `x = sigma_max · eps`, where the data (std 0.5)
+/// is 0.6% of the latent's std.
+pub const EDM_SIGMA_MAX: f64 = 80.0;
+/// EDM's schedule exponent: sigmas are uniform in `sigma^(1/rho)`.
+pub const EDM_RHO: f64 = 7.0;
+
 /// EDM preconditioning with data std `sigma_data`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EdmPreconditioning {

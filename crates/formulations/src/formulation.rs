@@ -5,6 +5,7 @@
 //! [`Formulation::parameterisation`] and [`Formulation::loss_weight`]. A resolution shift is not a
 //! property of a formulation but of a training/sampling configuration, and is passed separately.
 
+use crate::edm::EDM_SIGMA_MIN;
 use crate::error::Result;
 use crate::parameterisation::{Parameterisation, EDM_SIGMA_DATA};
 use crate::path::{ldm_lambdas, NoiseLevel, Path, LDM_STEPS};
@@ -136,7 +137,6 @@ impl Formulation {
     /// (`t_eq = sigma / (1 + sigma)`): at `sigma = 0` its weight `(sigma^2 + sd^2)/(sigma sd)^2`
     /// is infinite and `c_out = 0`, so the loss is 0 x inf.
     pub fn validation_t_eq_range(self) -> (f64, f64) {
-        const EDM_SIGMA_MIN: f64 = 0.002;
         let (lo, hi) = self.sampling_t_eq_range();
         match self {
             Self::Edm { .. } | Self::EdmRf | Self::EdmCos => {

@@ -3,7 +3,8 @@
 //! A formulation is a composition of orthogonal parts, each explicit and tested:
 //! the path ([`Path`]), the timestep distribution ([`TimestepDistribution`]), the
 //! parameterisation and training target ([`Parameterisation`]), the loss weight ([`LossWeight`]),
-//! the resolution shift ([`Shift`], passed separately) and the discretisation ([`sampling`]).
+//! the resolution shift ([`Shift`], passed separately) and the discretisation ([`sampling`] in
+//! the RF frame, [`native_frame`] in each formulation's own; [`SamplerFrame`] selects).
 //! [`registry`] lists the 61 formulations of the study; [`Formulation::parse`] and `Display`
 //! convert names.
 
@@ -11,7 +12,11 @@ pub mod analysis;
 pub mod edm;
 pub mod error;
 pub mod formulation;
+pub mod frame;
+pub mod integrator;
 pub mod name;
+pub mod native_frame;
+pub mod native_schedule;
 pub mod parameterisation;
 pub mod path;
 pub mod registry;
@@ -24,10 +29,13 @@ pub mod training;
 pub mod weighting;
 
 pub use analysis::{table, write_csv, TableRow};
-pub use edm::EdmPreconditioning;
+pub use edm::{EdmPreconditioning, EDM_RHO, EDM_SIGMA_MAX, EDM_SIGMA_MIN};
 pub use error::{FormulationError, Result};
 pub use flowscale_core::{with_torch_seed, FlowRng};
 pub use formulation::{Formulation, TIME_INPUT_SCALE};
+pub use frame::SamplerFrame;
+pub use native_frame::sample_native;
+pub use native_schedule::native_schedule;
 pub use parameterisation::{Parameterisation, EDM_SIGMA_DATA};
 pub use path::{NoiseLevel, Path};
 pub use registry::registry;

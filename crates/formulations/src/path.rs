@@ -112,6 +112,28 @@ impl Path {
         }
     }
 
+    /// `(da/dt, db/dt)` at native time t: the coefficients of the probability-flow ODE
+    /// `dz/dt = a'(t) x0 + b'(t) eps` (docs/protocol.md section 7).
+    ///
+    /// The LDM schedule uses the variance-preserving identities `a' = a b^2 lambda'/2`,
+    /// `b' = -b a^2 lambda'/2` (from `a^2 = sigmoid(lambda)`) with the slope of its piecewise-linear
+    /// log-SNR; at a knot that is the slope of the segment above it (see [`Path::dlambda_dt`]).
+    pub fn coefficient_rates(self, t: f64) -> (f64, f64) {
+        match self {
+            Path::Linear => (-1.0, 1.0),
+            Path::Cosine => {
+                let x = PI * t / 2.0;
+                (-PI / 2.0 * x.sin(), PI / 2.0 * x.cos())
+            }
+            Path::LdmLinear => {
+                let (a, b) = self.coefficients(t);
+                let dl = self.dlambda_dt(t);
+                (a * b * b * dl / 2.0, -b * a * a * dl / 2.0)
+            }
+            Path::VarianceExploding => (0.0, 1.0 / ((1.0 - t) * (1.0 - t))),
+        }
+    }
+
     /// Everything about native time t.
     pub fn level(self, t: f64) -> NoiseLevel {
         let (a, b) = self.coefficients(t);

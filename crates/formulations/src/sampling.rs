@@ -1,18 +1,22 @@
-//! Sampling side: prediction conversions, the sigma schedule, Euler / Heun ODE samplers, CFG.
+//! Sampling side: prediction conversions, the RF sampler frame and its sigma schedule, CFG.
 //!
-//! Frame: every formulation is sampled on the RF path `z = (1-s) x0 + s eps` in RF time s from 1
-//! to 0 (`dz = (eps_hat - x0_hat) ds`), whatever path it was trained on. A network trained on any
-//! path is a function of the log-SNR, and at equal log-SNR the native latent is
-//! `z_native = (a + b) z_rf` with `s = t_eq = b/(a+b)`; so the same ODE, discretised on the same
-//! schedule (the SD3 scheduler's sigmas are RF times), serves all 61 formulations and differences
-//! in samples come from training alone. Network evaluations are clamped to
-//! [`Formulation::sampling_t_eq_range`] (relevant for the LDM schedule, whose noisiest trained
-//! level still has `a ≈ 0.068`: like SD 1.x, we start from pure noise regardless); outside the
-//! range the velocity is made consistent with the current latent (see [`Formulation::rf_velocity`]).
+//! RF frame (the default [`crate::SamplerFrame`]): every formulation is sampled on the RF path
+//! `z = (1-s) x0 + s eps` in RF time s from 1 to 0 (`dz = (eps_hat - x0_hat) ds`), whatever path
+//! it was trained on. A network trained on any path is a function of the log-SNR, and at equal
+//! log-SNR the native latent is `z_native = (a + b) z_rf` with `s = t_eq = b/(a+b)`; so the same
+//! ODE, discretised on the same schedule (the SD3 scheduler's sigmas are RF times), serves all 61
+//! formulations and differences in samples come from training alone. Network evaluations are
+//! clamped to [`Formulation::sampling_t_eq_range`] (relevant for the LDM schedule, whose noisiest
+//! trained level still has `a ≈ 0.068`: like SD 1.x, we start from pure noise regardless);
+//! outside the range the velocity is made consistent with the current latent (see
+//! [`Formulation::rf_velocity`]). The other frame, each formulation's own ODE on its own
+//! schedule, is [`crate::native_frame`].
 
 use crate::error::{FormulationError, Result};
 use crate::formulation::Formulation;
-use crate::path::NoiseLevel;
+use crate::integrator::integrate;
+pub use crate::integrator::SamplerMethod;
+use crate::path::{NoiseLevel, Path};
 use crate::shift::Shift;
 use tch::Tensor;
 
@@ -69,72 +73,82 @@ impl Formulation {
         E: From<FormulationError>,
     {
         let (lo, hi) = self.sampling_t_eq_range();
-        let level = self.level_at_t_eq(s.clamp(lo, hi));
-        let (net_in, t_in) = self.rf_network_input(z_rf, &level)?;
-        let out = model(&net_in, &t_in)?;
-        Ok(self.rf_velocity_from_output(&out, z_rf, s, &level)?)
+        let network = self.level_at_t_eq(s.clamp(lo, hi));
+        let p = self.frame_predictions(model, z_rf, &Path::Linear.level(s), &network)?;
+        Ok(p.rf_velocity()?)
     }
 
-    /// The network input and time input at `level` for RF latent `z_rf`.
-    fn rf_network_input(self, z_rf: &Tensor, level: &NoiseLevel) -> Result<(Tensor, Tensor)> {
+    /// x0 and eps predictions for a latent `z = a x0 + b eps` of a sampler frame at `frame` (the
+    /// RF path's level or the formulation's own), from one evaluation of `model` at `network`:
+    /// the formulation's level at `frame.t_eq`, clamped to [`Formulation::sampling_t_eq_range`].
+    ///
+    /// The network sees the native latent of `network`, `z · (a_n + b_n)/(a + b)` (equal log-SNR
+    /// makes the two latents proportional). Inside the range the two predictions satisfy
+    /// `z = a x0 + b eps` exactly. Outside it the network was evaluated at a different level, so
+    /// the prediction that is reliable there is kept (x0 towards noise, eps towards data) and the
+    /// other is derived from z: an Euler step of the RF frame is then a DDIM step that stays
+    /// consistent with the current latent.
+    pub(crate) fn frame_predictions<F, E>(
+        self,
+        model: &F,
+        z: &Tensor,
+        frame: &NoiseLevel,
+        network: &NoiseLevel,
+    ) -> std::result::Result<Predictions, E>
+    where
+        F: Fn(&Tensor, &Tensor) -> std::result::Result<Tensor, E>,
+        E: From<FormulationError>,
+    {
         let param = self.parameterisation();
-        let scale = level.a + level.b; // z_native = scale · z_rf
-        let batch = z_rf.size().first().copied().unwrap_or(1);
+        let scale = (network.a + network.b) / (frame.a + frame.b);
+        let batch = z.size().first().copied().unwrap_or(1);
         let t_in = Tensor::f_full(
             [batch].as_slice(),
-            self.time_input(level),
-            (z_rf.kind(), z_rf.device()),
-        )?;
-        let net_in = z_rf.f_mul_scalar(param.input_scale(level) * scale)?;
-        Ok((net_in, t_in))
-    }
-
-    /// The RF velocity at RF time `s` from the network output `out` at `level`, the clamped
-    /// level of `s` (see [`Self::rf_network_input`]).
-    fn rf_velocity_from_output(
-        self,
-        out: &Tensor,
-        z_rf: &Tensor,
-        s: f64,
-        level: &NoiseLevel,
-    ) -> Result<Tensor> {
-        let (lo, hi) = self.sampling_t_eq_range();
-        let scale = level.a + level.b;
-        let c = self.parameterisation().conversion(level);
-        let x0 = out
-            .f_mul_scalar(c.x0_from_out)?
-            .f_add(&z_rf.f_mul_scalar(c.x0_from_z * scale)?)?;
-        let eps = z_rf
-            .f_mul_scalar(c.eps_from_z * scale)?
-            .f_add(&out.f_mul_scalar(c.eps_from_out)?)?;
-        // Inside the range the two predictions satisfy z_rf = (1-s) x0 + s eps exactly. Outside it
-        // the network was evaluated at a different level, so keep the prediction that is reliable
-        // there (x0 towards noise, eps towards data) and derive the other one from z_rf: the
-        // Euler step then is a DDIM step that stays consistent with the current latent.
-        let (x0, eps) = if s > hi {
-            let eps = z_rf
-                .f_sub(&x0.f_mul_scalar(1.0 - s)?)?
-                .f_mul_scalar(1.0 / s)?;
-            (x0, eps)
-        } else if s < lo {
-            let x0 = z_rf
-                .f_sub(&eps.f_mul_scalar(s)?)?
-                .f_mul_scalar(1.0 / (1.0 - s))?;
-            (x0, eps)
-        } else {
-            (x0, eps)
-        };
-        Ok(eps.f_sub(&x0)?)
+            self.time_input(network),
+            (z.kind(), z.device()),
+        )
+        .map_err(FormulationError::from)?;
+        let net_in = z
+            .f_mul_scalar(param.input_scale(network) * scale)
+            .map_err(FormulationError::from)?;
+        let out = model(&net_in, &t_in)?;
+        Ok(consistent_predictions(
+            self, &out, z, frame, network, scale,
+        )?)
     }
 }
 
-/// The ODE discretisation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SamplerMethod {
-    /// First-order Euler (the paper's protocol).
-    Euler,
-    /// Heun's second-order method (Euler on the last step to s = 0).
-    Heun,
+/// The predictions of [`Formulation::frame_predictions`] from the network output `out`.
+fn consistent_predictions(
+    formulation: Formulation,
+    out: &Tensor,
+    z: &Tensor,
+    frame: &NoiseLevel,
+    network: &NoiseLevel,
+    scale: f64,
+) -> Result<Predictions> {
+    let (lo, hi) = formulation.sampling_t_eq_range();
+    let c = formulation.parameterisation().conversion(network);
+    let x0 = out
+        .f_mul_scalar(c.x0_from_out)?
+        .f_add(&z.f_mul_scalar(c.x0_from_z * scale)?)?;
+    let eps = z
+        .f_mul_scalar(c.eps_from_z * scale)?
+        .f_add(&out.f_mul_scalar(c.eps_from_out)?)?;
+    let (x0, eps) = if frame.t_eq > hi {
+        let eps = z
+            .f_sub(&x0.f_mul_scalar(frame.a)?)?
+            .f_mul_scalar(1.0 / frame.b)?;
+        (x0, eps)
+    } else if frame.t_eq < lo {
+        let x0 = z
+            .f_sub(&eps.f_mul_scalar(frame.b)?)?
+            .f_mul_scalar(1.0 / frame.a)?;
+        (x0, eps)
+    } else {
+        (x0, eps)
+    };
+    Ok(Predictions { x0, eps })
 }
 
 /// The sigmas of diffusers' SD3 scheduler (docs/protocol.md section 7): `linspace(1, shift(0.001), N)`
@@ -214,21 +228,9 @@ where
     E: From<FormulationError>,
 {
     check_schedule(schedule)?;
-    let mut z = noise.shallow_clone();
-    for w in schedule.windows(2) {
-        let (s, s_next) = (w[0], w[1]);
-        let dt = s_next - s;
-        let v = formulation.rf_velocity(model, &z, s)?;
-        let euler = euler_step(&z, &v, dt)?;
-        z = match method {
-            SamplerMethod::Heun if s_next > 0.0 => {
-                let v2 = formulation.rf_velocity(model, &euler, s_next)?;
-                heun_step(&z, &v, &v2, dt)?
-            }
-            _ => euler,
-        };
-    }
-    Ok(z)
+    integrate(noise.shallow_clone(), schedule, method, |z, s| {
+        formulation.rf_velocity(model, z, s)
+    })
 }
 
 /// At least 2 times in [0, 1], strictly decreasing.
@@ -246,14 +248,4 @@ fn check_schedule(schedule: &[f64]) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// `z + v dt`.
-fn euler_step(z: &Tensor, v: &Tensor, dt: f64) -> Result<Tensor> {
-    Ok(z.f_add(&v.f_mul_scalar(dt)?)?)
-}
-
-/// `z + (v + v2) dt / 2`.
-fn heun_step(z: &Tensor, v: &Tensor, v2: &Tensor, dt: f64) -> Result<Tensor> {
-    Ok(z.f_add(&v.f_add(v2)?.f_mul_scalar(dt / 2.0)?)?)
 }

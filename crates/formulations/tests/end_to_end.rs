@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{analytic_minimum, optimal_network};
+use common::{analytic_minimum, column_mean_std, optimal_network};
 use flowscale_formulations::{
     registry, sample, sd3_sigmas, FlowRng, Formulation, FormulationError, SamplerMethod, Shift,
 };
@@ -141,13 +141,7 @@ fn check_sampling(method: SamplerMethod, steps: usize, shift: f64, mean_tol: f64
     }
     let discrete =
         &noise * Tensor::from_slice(&p).view([1, 4]) + Tensor::from_slice(&q).view([1, 4]);
-    let stats = |x: &Tensor| {
-        (
-            Vec::<f64>::try_from(x.mean_dim(0, false, Kind::Double)).unwrap(),
-            Vec::<f64>::try_from(x.std_dim(0, true, false)).unwrap(),
-        )
-    };
-    let (ref_mean, ref_std) = stats(&flow);
+    let (ref_mean, ref_std) = column_mean_std(&flow);
     let mut worst: f64 = 0.0;
     for f in registry() {
         let net = optimal_network(f, MU.to_vec(), STD.to_vec());
@@ -166,7 +160,7 @@ fn check_sampling(method: SamplerMethod, steps: usize, shift: f64, mean_tol: f64
                 "{f}: differs from the discretised exact ODE by {diff:e}"
             );
         }
-        let (mean, std) = stats(&x);
+        let (mean, std) = column_mean_std(&x);
         for d in 0..4 {
             let (em, es) = (
                 (mean[d] - ref_mean[d]).abs() / STD[d],

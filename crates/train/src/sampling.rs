@@ -1,11 +1,12 @@
 //! Sampling for sample grids, evaluation and `flowscale generate`: the formulation's ODE sampler
-//! on the SD3 sigma schedule, with classifier-free guidance against the all-zero (dropped)
-//! conditioning, or against an explicit unconditional input (a negative prompt's). The first
-//! backbone error stops sampling and comes back as is.
+//! in the setting's frame (the RF frame on the SD3 sigma schedule by default, or the
+//! formulation's native frame; docs/protocol.md section 7), with classifier-free guidance against
+//! the all-zero (dropped) conditioning, or against an explicit unconditional input (a negative
+//! prompt's). The first backbone error stops sampling and comes back as is.
 
 use crate::conditioning::Conditioning;
 use crate::error::{Result, TrainError};
-use flowscale_formulations::{guided, sample, sd3_sigmas, Formulation, SamplerMethod};
+use flowscale_formulations::{guided, Formulation, SamplerFrame, SamplerMethod};
 use tch::Tensor;
 
 /// One sampler setting.
@@ -16,6 +17,17 @@ pub struct SamplerSetting {
     pub cfg: f64,
     pub shift: f64,
     pub method: SamplerMethod,
+    pub frame: SamplerFrame,
+}
+
+/// The name of a sampler setting in grid file names and result rows: `s<steps>_cfg<scale>`, with
+/// `_native` appended in the native frame, so that settings of the two frames never share a name
+/// (and names of the default RF frame are those of before the frames existed).
+pub fn setting_label(steps: usize, cfg: f64, frame: SamplerFrame) -> String {
+    match frame {
+        SamplerFrame::Rf => format!("s{steps}_cfg{cfg}"),
+        other => format!("s{steps}_cfg{cfg}_{other}"),
+    }
 }
 
 /// Sampler steps above this are refused before the schedule is allocated (the paper samples
@@ -71,19 +83,25 @@ where
     B: Fn(&Tensor, &Tensor, &Conditioning) -> Result<Tensor>,
 {
     setting.check()?;
-    let schedule = sd3_sigmas(setting.steps, setting.shift)?;
+    let schedule = setting
+        .frame
+        .schedule(formulation, setting.steps, setting.shift)?;
     let _guard = tch::no_grad_guard();
     ensure_finite(&cond.context, "the conditioning's context tokens")?;
     ensure_finite(&cond.pooled, "the conditioning's pooled vector")?;
     let conditional = |x: &Tensor, t: &Tensor| backbone(x, t, cond);
     let out = if setting.cfg == 1.0 {
-        sample(formulation, &conditional, noise, &schedule, setting.method)?
+        setting
+            .frame
+            .sample(formulation, &conditional, noise, &schedule, setting.method)?
     } else {
         ensure_finite(&uncond.context, "the unconditional context tokens")?;
         ensure_finite(&uncond.pooled, "the unconditional pooled vector")?;
         let unconditional = |x: &Tensor, t: &Tensor| backbone(x, t, uncond);
         let model = guided(unconditional, conditional, setting.cfg);
-        sample(formulation, &model, noise, &schedule, setting.method)?
+        setting
+            .frame
+            .sample(formulation, &model, noise, &schedule, setting.method)?
     };
     // Inputs were finite, so NaN here comes from the weights (a diverged checkpoint) or the
     // setting: an error, not images of NaN decoded as black and written with success.
@@ -141,16 +159,70 @@ mod tests {
         cfg: 3.0,
         shift: 1.0,
         method: SamplerMethod::Euler,
+        frame: SamplerFrame::Rf,
     };
 
     #[test]
     fn guidance_extrapolates_from_the_unconditional_branch() {
         let form = Formulation::parse("rf").unwrap();
         let noise = Tensor::randn([3, 1, 2, 2], (Kind::Float, Device::Cpu));
-        let out = generate(form, GUIDED, &noise, &cond(3), net).unwrap();
-        let expect = -0.5 + 3.0 * (1.0 + 0.5);
-        let err = (out - expect).abs().max().double_value(&[]);
-        assert!(err < 1e-4, "{err}");
+        for frame in SamplerFrame::ALL {
+            let setting = SamplerSetting { frame, ..GUIDED };
+            let out = generate(form, setting, &noise, &cond(3), net).unwrap();
+            let expect = -0.5 + 3.0 * (1.0 + 0.5);
+            let err = (out - expect).abs().max().double_value(&[]);
+            assert!(err < 1e-4, "{frame}: {err}");
+        }
+    }
+
+    /// The setting's frame picks the schedule: the native frame of rf steps uniformly in t
+    /// (the first evaluation after t = 1 is at 0.9 for 10 steps), the RF frame on SD3's sigmas
+    /// (at 1 - 0.999/9 = 0.889); the native frame's refusals come back as errors.
+    #[test]
+    fn the_frame_picks_the_schedule() {
+        let form = Formulation::parse("rf").unwrap();
+        let noise = Tensor::randn([1, 1, 2, 2], (Kind::Float, Device::Cpu));
+        for (frame, second) in [
+            (SamplerFrame::Rf, 1.0 - 0.999 / 9.0),
+            (SamplerFrame::Native, 0.9),
+        ] {
+            let times = std::cell::RefCell::new(Vec::new());
+            let recording = |x: &Tensor, t: &Tensor, c: &Conditioning| {
+                times.borrow_mut().push(t.double_value(&[0]) / 1000.0);
+                net(x, t, c)
+            };
+            let setting = SamplerSetting {
+                frame,
+                cfg: 1.0,
+                ..GUIDED
+            };
+            let _sample = generate(form, setting, &noise, &cond(1), recording).unwrap();
+            let times = times.into_inner();
+            assert_eq!(times.len(), 10, "{frame}");
+            assert!((times[1] - second).abs() < 1e-5, "{frame}: {times:?}");
+        }
+        let ldm = Formulation::parse("eps/linear").unwrap();
+        let setting = SamplerSetting {
+            frame: SamplerFrame::Native,
+            shift: 3.0,
+            ..GUIDED
+        };
+        let err = generate(ldm, setting, &noise, &cond(1), net)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("eps/linear") && err.contains("shift 3"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn setting_labels_name_the_frame_unless_it_is_the_default() {
+        assert_eq!(setting_label(50, 2.5, SamplerFrame::Rf), "s50_cfg2.5");
+        assert_eq!(
+            setting_label(5, 5.0, SamplerFrame::Native),
+            "s5_cfg5_native"
+        );
     }
 
     #[test]
@@ -240,6 +312,7 @@ mod tests {
             cfg: 1.0,
             shift: 1.0,
             method: SamplerMethod::Euler,
+            frame: SamplerFrame::Rf,
         };
         let err = generate(form, setting, &noise, &cond(1), net).unwrap_err();
         assert!(err.to_string().contains("backbone broke"));

@@ -86,6 +86,42 @@ fn bad_enum_value_lists_the_allowed_values() {
     assert!(msg.contains("(set with --set)"), "{msg}");
 }
 
+/// `samples.frame` is `rf` (the default) or `native`; a native grid the formulation's schedule
+/// refuses (the LDM schedule takes no shift) is named before the run starts.
+#[test]
+fn the_sampler_frame_is_rf_or_native_and_checked_up_front() {
+    let cfg: RunConfig = load_str(MINIMAL, Path::new("m.toml"), &[]).unwrap();
+    assert_eq!(cfg.samples.frame, flowscale_formulations::SamplerFrame::Rf);
+    let native: RunConfig = load_str(
+        MINIMAL,
+        Path::new("m.toml"),
+        &["samples.frame=\"native\"".into()],
+    )
+    .unwrap();
+    assert_eq!(
+        native.samples.frame,
+        flowscale_formulations::SamplerFrame::Native
+    );
+    let err = err_of(MINIMAL, &["samples.frame=\"ddim\""]);
+    let msg = err.to_string();
+    assert_eq!(err.keys(), vec!["samples.frame"], "{msg}");
+    assert!(msg.contains("expected `rf` or `native`"), "{msg}");
+    let err = err_of(
+        MINIMAL,
+        &[
+            "samples.frame=\"native\"",
+            "formulation.name=\"eps/linear\"",
+            "formulation.shift=3.0",
+        ],
+    );
+    let msg = err.to_string();
+    assert_eq!(err.keys(), vec!["samples.frame"], "{msg}");
+    assert!(
+        msg.contains("eps/linear") && msg.contains("shift 3"),
+        "{msg}"
+    );
+}
+
 #[test]
 fn out_of_range_values_are_all_reported_with_their_ranges() {
     let err = err_of(

@@ -23,6 +23,44 @@ fn python_with_tensorboard() -> Option<PathBuf> {
     ok.then_some(py)
 }
 
+/// With `samples.frame = "native"` the grids and their sample events name the frame, so that
+/// grids of the two frames never overwrite each other.
+#[test]
+fn native_frame_grids_are_named_after_the_frame() {
+    let tmp = tempfile::tempdir().unwrap();
+    train(
+        tiny_config(
+            tmp.path(),
+            "native",
+            &["train.steps=1", "samples.frame=\"native\""],
+        ),
+        TrainOptions {
+            quiet: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let run = tmp.path().join("native");
+    let mut grids: Vec<String> = std::fs::read_dir(run.join("samples"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    grids.sort();
+    assert_eq!(grids.len(), 3, "{grids:?}");
+    assert!(
+        grids.iter().all(|g| g.ends_with("_s2_cfg2_native.png")),
+        "{grids:?}"
+    );
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let frames: Vec<String> = metrics
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["kind"] == "samples")
+        .map(|v| v["frame"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(frames, ["native"; 3]);
+}
+
 #[test]
 fn run_directory_has_everything_and_tensorboard_reads_it() {
     let tmp = tempfile::tempdir().unwrap();

@@ -264,6 +264,7 @@ fn samples_follow_held_out_prompts() {
         cfg: 2.0,
         shift: 1.0,
         method: flowscale_formulations::SamplerMethod::Euler,
+        frame: flowscale_formulations::SamplerFrame::Rf,
     };
     let x = generate(formulation, setting, &noise, &cond, |x, t, c| {
         model.forward(x, t, c)

@@ -8,7 +8,7 @@
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use flowscale_formulations::SamplerMethod;
+use flowscale_formulations::{SamplerFrame, SamplerMethod};
 use flowscale_train::config::DeviceChoice;
 use flowscale_train::generation::{
     parse_autoencoder, row_inputs, FromExport, FromRun, Generator, Origin, RowInputs, RowRequest,
@@ -75,6 +75,10 @@ pub struct GenerateArgs {
     /// --checkpoint 1.0, the default run's).
     #[arg(long)]
     shift: Option<f64>,
+    /// Sampler frame: rf (every formulation on the RF path on SD3's sigmas, the paper's
+    /// protocol) or native (the formulation's own ODE and schedule; docs/protocol.md section 7).
+    #[arg(long, default_value = "rf", value_parser = parse_frame)]
+    frame: SamplerFrame,
     /// Seed of the initial noise: the same seed gives the same images.
     #[arg(long, default_value_t = 0)]
     seed: i64,
@@ -106,6 +110,11 @@ pub struct GenerateArgs {
     /// Images sampled at once.
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
+}
+
+/// `--frame`: the names of [`SamplerFrame`]; anything else is refused listing them.
+fn parse_frame(name: &str) -> Result<SamplerFrame, String> {
+    SamplerFrame::parse(name).map_err(|e| e.to_string())
 }
 
 impl GenerateArgs {
@@ -206,6 +215,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
         cfg: args.cfg,
         shift: args.shift.unwrap_or(generator.default_shift),
         method: SamplerMethod::Euler,
+        frame: args.frame,
     };
     let images = generator.sample(
         &rows,
@@ -282,6 +292,7 @@ fn write_outputs(
         "latent_size": [g.model_shape[1], g.model_shape[2]],
         "seed": args.seed,
         "sampler": "euler",
+        "frame": setting.frame.name(),
         "steps": setting.steps,
         "cfg": setting.cfg,
         "shift": setting.shift,

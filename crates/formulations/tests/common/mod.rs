@@ -23,8 +23,18 @@ pub fn optimal_network(
         let x = Vec::<f64>::try_from(net_in.to_kind(Kind::Double).flatten(0, -1)).unwrap();
         let ts = Vec::<f64>::try_from(t_in.to_kind(Kind::Double)).unwrap();
         let mut out = vec![0.0; x.len()];
+        // A sampler gives every sample the same time: one level per distinct time (the LDM
+        // schedule's t_eq -> t is a bisection).
+        let mut cached: Option<(f64, NoiseLevel)> = None;
         for (i, &t) in ts.iter().enumerate() {
-            let level = formulation.level_at_t_eq(t / TIME_INPUT_SCALE);
+            let level = match cached {
+                Some((ct, level)) if ct == t => level,
+                _ => {
+                    let level = formulation.level_at_t_eq(t / TIME_INPUT_SCALE);
+                    cached = Some((t, level));
+                    level
+                }
+            };
             let (ca, cb) = param.target_coefficients(&level);
             let c_in = param.input_scale(&level);
             let (a, b) = (level.a, level.b);
@@ -41,6 +51,14 @@ pub fn optimal_network(
             .view(size.as_slice())
             .to_kind(net_in.kind())
     }
+}
+
+/// Per-column sample mean and standard deviation of `x` [n, d].
+pub fn column_mean_std(x: &Tensor) -> (Vec<f64>, Vec<f64>) {
+    (
+        Vec::<f64>::try_from(x.mean_dim(0, false, Kind::Double)).unwrap(),
+        Vec::<f64>::try_from(x.std_dim(0, true, false)).unwrap(),
+    )
 }
 
 /// Irreducible per-sample loss at a level: weight · mean_d s_d^2 det^2 / (a^2 s_d^2 + b^2).

@@ -2,6 +2,7 @@
 //! grids, checkpoints and logging. Each hook runs on its own schedule (every N optimiser steps,
 //! plus once at the end of the run).
 
+use flowscale_formulations::SamplerFrame;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -188,9 +189,13 @@ pub struct SamplesConfig {
     pub steps: Vec<u32>,
     /// Guidance scales of each grid (1 = no guidance).
     pub cfg: Vec<f64>,
-    /// Shift of the SD3 sigma schedule (default: the formulation's training shift).
+    /// Shift of the sampler's schedule (default: the formulation's training shift).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shift: Option<f64>,
+    /// Sampler frame: `rf` (every formulation on the RF path on SD3's sigmas, the paper's
+    /// protocol) or `native` (each formulation's own ODE and schedule); docs/protocol.md
+    /// section 7. Grids of the native frame are named `..._native.png`.
+    pub frame: SamplerFrame,
     /// Rows of a text run's grids: the first val captions, one row each (a caption file next
     /// to each grid lists them). Class runs have one row per class.
     pub text_rows: u32,
@@ -208,6 +213,7 @@ impl Default for SamplesConfig {
             steps: vec![25],
             cfg: vec![1.0, 2.5],
             shift: None,
+            frame: SamplerFrame::Rf,
             text_rows: 8,
             drop_sources: Vec::new(),
         }

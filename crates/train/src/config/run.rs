@@ -2,6 +2,7 @@
 //! (data -> model -> formulation -> optimiser/EMA -> training loop). Every field has the default
 //! written next to it, and `flowscale config` prints the resolved file.
 
+use flowscale_formulations::{native_schedule, Formulation, SamplerFrame};
 use serde::{Deserialize, Serialize};
 
 use super::distributed::{DistBackend, GradReduceDtype};
@@ -50,6 +51,35 @@ impl Validate for RunConfig {
         v.section("samples", &self.samples);
         v.section("checkpoint", &self.checkpoint);
         v.section("logging", &self.logging);
+        self.check_native_grids(v);
+    }
+}
+
+impl RunConfig {
+    /// Native-frame grids whose schedule the formulation refuses (the LDM schedule takes no
+    /// shift) are named now rather than failing the run at its first grid. Problems of the
+    /// values themselves (an unknown formulation, a zero step count, a bad shift) are reported
+    /// by their own keys.
+    fn check_native_grids(&self, v: &mut Validator) {
+        if self.samples.frame != SamplerFrame::Native {
+            return;
+        }
+        let Ok(formulation) = Formulation::parse(&self.formulation.name) else {
+            return;
+        };
+        let shift = self.samples.shift.unwrap_or(self.formulation.shift);
+        if !(shift.is_finite() && shift > 0.0) {
+            return;
+        }
+        let refused = self
+            .samples
+            .steps
+            .iter()
+            .filter(|&&steps| steps > 0)
+            .find_map(|&steps| native_schedule(formulation, steps as usize, shift).err());
+        if let Some(e) = refused {
+            v.fail("samples.frame", e.to_string());
+        }
     }
 }
 

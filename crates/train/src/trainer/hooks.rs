@@ -7,7 +7,7 @@ use crate::distributed::shard;
 use crate::error::{Result, TrainError};
 use crate::image_grid::save_grid;
 use crate::run::ema_group_name;
-use crate::sampling::{generate, SamplerSetting};
+use crate::sampling::{generate, setting_label, SamplerSetting};
 use crate::validation::{from_level_sums, level_grid, level_sums};
 use flowscale_formulations::SamplerMethod;
 use serde_json::{json, Map, Value};
@@ -258,6 +258,7 @@ impl Trainer {
                         cfg: cfg_scale,
                         shift,
                         method: SamplerMethod::Euler,
+                        frame: s.frame,
                     };
                     let sampled = self.with_weights(w, |t| {
                         let cond = t
@@ -286,7 +287,8 @@ impl Trainer {
                     };
                     // Latent-space runs: the run's autoencoder turns latents into pixels.
                     let images = self.data.to_pixels(&images)?;
-                    let name = format!("step-{step:09}_{label}_s{steps}_cfg{cfg_scale}.png");
+                    let setting_name = setting_label(setting.steps, cfg_scale, s.frame);
+                    let name = format!("step-{step:09}_{label}_{setting_name}.png");
                     let path = self.dir.samples().join(&name);
                     let (png, h, wd, c) = save_grid(&images, ncol, &path)?;
                     if let CondInput::Text(_) = &self.grid_cond {
@@ -299,7 +301,7 @@ impl Trainer {
                             format!("{}\n", rows.join("\n")).as_bytes(),
                         )?;
                     }
-                    let tag = format!("samples/{label}/s{steps}_cfg{cfg_scale}");
+                    let tag = format!("samples/{label}/{setting_name}");
                     if let (Some(tb), Some(metrics)) = (self.tb.as_mut(), self.metrics.as_mut()) {
                         tb.image_png(&tag, &png, h, wd, c, step as i64)?;
                         let mut fields = Map::new();
@@ -307,6 +309,7 @@ impl Trainer {
                         fields.insert("weights".into(), json!(label));
                         fields.insert("sampler_steps".into(), json!(steps));
                         fields.insert("cfg".into(), json!(cfg_scale));
+                        fields.insert("frame".into(), json!(s.frame.name()));
                         metrics.write(step, "samples", fields)?;
                     }
                 }
