@@ -206,6 +206,29 @@ fn a_folder_becomes_shards_with_a_manifest_and_bad_files_are_listed() {
     assert_eq!(outputs(&out), before);
 }
 
+/// A unit record whose latent sums do not fit the autoencoder (edited or damaged) is named when
+/// the manifest is assembled, instead of merging into wrong statistics.
+#[test]
+fn a_damaged_record_of_latent_sums_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (images, out) = (tmp.path().join("images"), tmp.path().join("shards"));
+    labelled_folder(&images);
+    let cfg = folder_config(&images, &out, "");
+    run(&cfg);
+    let record = out.join(".precompute/train-000000.tar.json");
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
+    json["latent_sums"]["sum"] = serde_json::json!([1.0]);
+    std::fs::write(&record, json.to_string()).unwrap();
+    let err = precompute(&cfg, ShardShare { index: 0, count: 1 }, &Silent)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("train-000000.tar.json") && err.contains("latent_sums: 1 channels"),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_second_process_on_the_same_share_is_refused_and_other_shares_run() {
     let tmp = tempfile::tempdir().unwrap();

@@ -339,7 +339,22 @@ fn build_manifest(
     {
         sums = match (sums, &r.latent_sums) {
             (Some(mut all), Some(unit)) => {
-                all.merge(unit)?;
+                // A record is a file like any other: a damaged one is named, not merged.
+                let record = ShardRecord::path(&cfg.output.dir, &r.file);
+                let finite = unit.sum.iter().chain(&unit.sum_sq).all(|v| v.is_finite());
+                if !finite || unit.sum.len() as i64 != encoders.info.latent_channels {
+                    return Err(DataError::corrupt(
+                        &record,
+                        format!(
+                            "latent_sums: {} channels (the autoencoder has {}), all finite: \
+                             {finite}; delete the record to redo its shard",
+                            unit.sum.len(),
+                            encoders.info.latent_channels
+                        ),
+                    ));
+                }
+                all.merge(unit)
+                    .map_err(|e| DataError::corrupt(&record, e.to_string()))?;
                 Some(all)
             }
             _ => None,
