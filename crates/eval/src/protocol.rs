@@ -124,14 +124,20 @@ pub fn substitutions(c: &EvalConfig, prompts: PromptSource) -> Vec<Substitution>
 /// The substitutions a `results.json` records; `None` for results written before they were
 /// recorded (so nothing can be said about them).
 pub fn read_substitutions(results_json: &Path) -> Result<Option<Vec<Substitution>>> {
-    let text = std::fs::read_to_string(results_json).map_err(|e| EvalError::io(results_json, e))?;
-    let doc: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| EvalError::Invalid(format!("{}: {e}", results_json.display())))?;
+    let doc = crate::result_rows::read_json(results_json)?;
+    substitutions_of_json(&doc, &results_json.display().to_string())
+}
+
+/// [`read_substitutions`] of a parsed `results.json` (`what` names it in errors).
+pub fn substitutions_of_json(
+    doc: &serde_json::Value,
+    what: &str,
+) -> Result<Option<Vec<Substitution>>> {
     match doc.get(RESULTS_KEY) {
         None => Ok(None),
-        Some(v) => serde_json::from_value(v.clone()).map(Some).map_err(|e| {
-            EvalError::Invalid(format!("{}: {RESULTS_KEY}: {e}", results_json.display()))
-        }),
+        Some(v) => Vec::<Substitution>::deserialize(v)
+            .map(Some)
+            .map_err(|e| EvalError::Invalid(format!("{what}: {RESULTS_KEY}: {e}"))),
     }
 }
 

@@ -404,18 +404,23 @@ mod tests {
     use super::*;
     use crate::pareto::parse_metrics;
 
+    /// A row from `(column, value)` pairs.
+    fn row<V: ToString>(pairs: &[(&str, V)]) -> Row {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
     fn wide(rows: &[(&str, &str, f64, f64)]) -> Vec<Row> {
         rows.iter()
             .map(|(c, s, clip, fid)| {
-                [
+                row(&[
                     ("run", c.to_string()),
                     ("setting", s.to_string()),
                     ("clip", clip.to_string()),
                     ("fid", fid.to_string()),
-                ]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect()
+                ])
             })
             .collect()
     }
@@ -497,17 +502,14 @@ mod tests {
             ("y", "raw", 0.2, 6.0),
         ] {
             for (metric, value) in [("clip", clip), ("fid", fid), ("val_loss", 1.0)] {
-                let row: Row = [
+                let value = value.to_string();
+                rows.push(row(&[
                     ("run", run),
                     ("weights", weights),
                     ("setting", "s50_cfg5"),
                     ("metric", metric),
-                ]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .chain([("value".to_string(), value.to_string())])
-                .collect();
-                rows.push(row);
+                    ("value", &value),
+                ]));
             }
         }
         let r = rank_rows(&rows, &opts()).unwrap();
@@ -529,18 +531,13 @@ mod tests {
         ] {
             for (run, fid) in [("x", x_fid), ("y", y_fid)] {
                 for weights in ["raw", "ema0.99"] {
-                    rows.push(
-                        [
-                            ("run", run.to_string()),
-                            ("weights", weights.to_string()),
-                            ("setting", setting.to_string()),
-                            ("clip", "0.2".to_string()),
-                            ("fid", fid.to_string()),
-                        ]
-                        .into_iter()
-                        .map(|(k, v)| (k.to_string(), v))
-                        .collect(),
-                    );
+                    rows.push(row(&[
+                        ("run", run.to_string()),
+                        ("weights", weights.to_string()),
+                        ("setting", setting.to_string()),
+                        ("clip", "0.2".to_string()),
+                        ("fid", fid.to_string()),
+                    ]));
                 }
             }
         }
@@ -589,17 +586,12 @@ mod tests {
         let mut rows = Vec::new();
         for (setting, x_fid, y_fid) in [("s5_cfg5", 4.0, 6.0), ("s5_cfg5_native", 7.0, 5.0)] {
             for (run, fid) in [("x", x_fid), ("y", y_fid)] {
-                rows.push(
-                    [
-                        ("run", run.to_string()),
-                        ("setting", setting.to_string()),
-                        ("clip", "0.2".to_string()),
-                        ("fid", fid.to_string()),
-                    ]
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), v))
-                    .collect(),
-                );
+                rows.push(row(&[
+                    ("run", run.to_string()),
+                    ("setting", setting.to_string()),
+                    ("clip", "0.2".to_string()),
+                    ("fid", fid.to_string()),
+                ]));
             }
         }
         let r = rank_rows(&rows, &opts()).unwrap();
@@ -651,27 +643,21 @@ mod tests {
         for dataset in ["imagenet", "cc12m"] {
             for weights in ["ema0.99", "raw"] {
                 for setting in sampler {
-                    // Ranks 1..3 of A, B, C; FID = rank, CLIP equal.
-                    let (ranks, trade) = match (setting, dataset) {
-                        ("s5_cfg5", _) => ([3, 1, 2], false),
-                        ("s50_cfg5", "imagenet") => ([1, 2, 3], false),
-                        ("s50_cfg5", _) => ([2, 3, 1], false),
-                        ("s10_cfg5", "cc12m") if weights == "raw" => ([1, 1, 2], true),
-                        _ => ([1, 2, 3], false),
+                    // (CLIP, FID) of A, B, C. With equal CLIP the FID is the rank.
+                    let by_fid = |ranks: [f64; 3]| ranks.map(|r| (0.25, r));
+                    let points = match (setting, dataset) {
+                        ("s5_cfg5", _) => by_fid([3.0, 1.0, 2.0]),
+                        ("s50_cfg5", "imagenet") => by_fid([1.0, 2.0, 3.0]),
+                        ("s50_cfg5", _) => by_fid([2.0, 3.0, 1.0]),
+                        // A and B trade CLIP for FID (one front), both dominate C.
+                        ("s10_cfg5", "cc12m") if weights == "raw" => {
+                            [(0.30, 2.0), (0.20, 1.0), (0.10, 9.0)]
+                        }
+                        _ => by_fid([1.0, 2.0, 3.0]),
                     };
-                    for (k, formulation) in ["A", "B", "C"].iter().enumerate() {
-                        let (clip, fid) = match (trade, k) {
-                            (true, 0) => (0.30, 2.0),
-                            (true, 1) => (0.20, 1.0),
-                            _ => (0.25, f64::from(ranks[k])),
-                        };
-                        let (clip, fid) = if trade && k == 2 {
-                            (0.10, 9.0)
-                        } else {
-                            (clip, fid)
-                        };
+                    for (formulation, (clip, fid)) in ["A", "B", "C"].into_iter().zip(points) {
                         for (metric, value) in [("clip_score", clip), ("fid", fid)] {
-                            let row: Row = [
+                            rows.push(row(&[
                                 ("run", format!("{formulation}-{dataset}")),
                                 ("dataset", dataset.to_string()),
                                 ("formulation", formulation.to_string()),
@@ -680,11 +666,7 @@ mod tests {
                                 ("setting", setting.to_string()),
                                 ("metric", metric.to_string()),
                                 ("value", value.to_string()),
-                            ]
-                            .into_iter()
-                            .map(|(k, v)| (k.to_string(), v))
-                            .collect();
-                            rows.push(row);
+                            ]));
                         }
                     }
                 }

@@ -17,7 +17,19 @@ pub fn read_rows(path: &Path) -> Result<Vec<Row>> {
     }
     let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| EvalError::Invalid(format!("{what}: {e}")))?;
-    let rows = match &value {
+    rows_of_json(&value, &what)
+}
+
+/// A results JSON file, parsed (for readers that take several things from one file).
+pub fn read_json(path: &Path) -> Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path).map_err(|e| EvalError::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| EvalError::Invalid(format!("{}: {e}", path.display())))
+}
+
+/// The rows of a parsed results JSON (`what` names it in errors): its `rows` array, or the
+/// value itself when it is an array.
+pub fn rows_of_json(value: &serde_json::Value, what: &str) -> Result<Vec<Row>> {
+    let rows = match value {
         serde_json::Value::Array(a) => a,
         serde_json::Value::Object(o) => o
             .get("rows")

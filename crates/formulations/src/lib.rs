@@ -41,6 +41,7 @@ pub use path::{NoiseLevel, Path};
 pub use registry::registry;
 pub use sampling::{cfg, guided, sample, sd3_sigmas, uniform_schedule, Predictions, SamplerMethod};
 pub use shift::Shift;
+pub use time_input::NativeTimeInput;
 pub use timesteps::TimestepDistribution;
 pub use training::TrainingBatch;
 pub use weighting::{effective_weight, LossWeight};

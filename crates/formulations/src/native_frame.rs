@@ -134,15 +134,16 @@ where
     E: From<FormulationError>,
 {
     let clock = NativeClock::of(formulation.path());
-    check_native_times(clock, times)?;
+    check_times(clock, times)?;
     let z = clock.start(noise, times[0])?;
     integrate(z, times, method, |z, tau| {
         formulation.native_velocity(model, z, tau)
     })
 }
 
-/// At least 2 times, strictly decreasing, in [0, 1] (path time) or [0, inf) (sigma).
-pub(crate) fn check_native_times(clock: NativeClock, times: &[f64]) -> Result<()> {
+/// At least 2 times, strictly decreasing, in [0, 1] (path time, also the RF frame's) or [0, inf)
+/// (sigma).
+pub(crate) fn check_times(clock: NativeClock, times: &[f64]) -> Result<()> {
     if times.len() < 2 {
         return Err(FormulationError::InvalidParameter(
             "a schedule needs at least 2 times".into(),
@@ -159,7 +160,7 @@ pub(crate) fn check_native_times(clock: NativeClock, times: &[f64]) -> Result<()
             NativeClock::Sigma => "[0, inf) (sigma)",
         };
         return Err(FormulationError::InvalidParameter(format!(
-            "native schedule times must be finite, lie in {range} and strictly decrease, got {times:?}"
+            "schedule times must be finite, lie in {range} and strictly decrease, got {times:?}"
         )));
     }
     Ok(())

@@ -27,7 +27,7 @@
 use crate::edm::{EDM_RHO, EDM_SIGMA_MAX, EDM_SIGMA_MIN};
 use crate::error::{FormulationError, Result};
 use crate::formulation::Formulation;
-use crate::native_frame::{check_native_times, NativeClock};
+use crate::native_frame::{check_times, NativeClock};
 use crate::path::Path;
 use crate::shift::Shift;
 
@@ -53,7 +53,7 @@ pub fn native_schedule(formulation: Formulation, steps: usize, shift: f64) -> Re
         NativeClock::Sigma => karras_sigmas(steps, shift),
         NativeClock::PathTime(_) => uniform_path_times(formulation, steps, shift),
     };
-    check_native_times(clock, &times)?;
+    check_times(clock, &times)?;
     Ok(times)
 }
 

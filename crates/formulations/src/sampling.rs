@@ -16,6 +16,7 @@ use crate::error::{FormulationError, Result};
 use crate::formulation::Formulation;
 use crate::integrator::integrate;
 pub use crate::integrator::SamplerMethod;
+use crate::native_frame::{check_times, NativeClock};
 use crate::path::{NoiseLevel, Path};
 use crate::shift::Shift;
 use tch::Tensor;
@@ -227,25 +228,9 @@ where
     F: Fn(&Tensor, &Tensor) -> std::result::Result<Tensor, E>,
     E: From<FormulationError>,
 {
-    check_schedule(schedule)?;
+    // RF times: the linear path's native time.
+    check_times(NativeClock::PathTime(Path::Linear), schedule)?;
     integrate(noise.shallow_clone(), schedule, method, |z, s| {
         formulation.rf_velocity(model, z, s)
     })
-}
-
-/// At least 2 times in [0, 1], strictly decreasing.
-fn check_schedule(schedule: &[f64]) -> Result<()> {
-    if schedule.len() < 2 {
-        return Err(FormulationError::InvalidParameter(
-            "a schedule needs at least 2 times".into(),
-        ));
-    }
-    if schedule.iter().any(|s| !(0.0..=1.0).contains(s))
-        || schedule.windows(2).any(|w| w[1] >= w[0])
-    {
-        return Err(FormulationError::InvalidParameter(
-            "schedule times must lie in [0, 1] and strictly decrease".into(),
-        ));
-    }
-    Ok(())
 }

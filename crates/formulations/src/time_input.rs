@@ -8,20 +8,21 @@
 //! native time for the cosine schedule (for rf native time is `t_eq`, so nothing changes).
 //!
 //! The conversion works on the common input as a tensor, on its device, so it applies wherever
-//! the backbone is called (training, validation, sampling) without another host round trip.
+//! the backbone is called (training, validation, sampling) without another host round trip;
+//! [`NativeTimeInput`] puts the LDM table on that device once, not at every call.
 
 use crate::error::Result;
 use crate::formulation::{Formulation, TIME_INPUT_SCALE};
 use crate::path::{ldm_lambdas, Path, LDM_STEPS};
 use std::f64::consts::PI;
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 /// How far from 0 and 1 `t_eq` is kept before logs and ratios: the ends are pure data or pure
 /// noise, where EDM's `ln(sigma)` is infinite; no sampler or validation level goes closer.
 const T_EQ_MARGIN: f64 = 1e-7;
 
 impl Formulation {
-    /// The native time input at equal-SNR time `t_eq` (the reference for [`Self::native_time_input`]).
+    /// The native time input at equal-SNR time `t_eq` (the reference for [`NativeTimeInput`]).
     pub fn native_time_input_at(self, t_eq: f64) -> f64 {
         let t = t_eq.clamp(T_EQ_MARGIN, 1.0 - T_EQ_MARGIN);
         let path = self.path();
@@ -32,9 +33,39 @@ impl Formulation {
             Path::VarianceExploding => (t / (1.0 - t)).ln() / 4.0,
         }
     }
+}
 
-    /// The native time input from the common one (`1000 t_eq`, any shape), elementwise.
-    pub fn native_time_input(self, common: &Tensor) -> Result<Tensor> {
+/// A formulation's native time input from the common one (`1000 t_eq`, any shape), elementwise,
+/// on one device.
+pub enum NativeTimeInput {
+    /// rf: the common input itself (native time is `t_eq`).
+    Linear,
+    /// `1000 t` in the cosine schedule's time.
+    Cosine,
+    /// EDM's `ln(sigma) / 4`.
+    EdmNoise,
+    /// The LDM step index; the table is the schedule's negated log-SNR per step (increasing, as
+    /// searchsorted needs) on the device.
+    LdmStep { table: Tensor },
+}
+
+impl NativeTimeInput {
+    pub fn new(formulation: Formulation, device: Device) -> Result<Self> {
+        Ok(match formulation.path() {
+            Path::Linear => Self::Linear,
+            Path::Cosine => Self::Cosine,
+            Path::VarianceExploding => Self::EdmNoise,
+            Path::LdmLinear => {
+                let table: Vec<f64> = ldm_lambdas().iter().map(|l| -l).collect();
+                Self::LdmStep {
+                    table: Tensor::f_from_slice(&table)?.f_to_device(device)?,
+                }
+            }
+        })
+    }
+
+    /// The native input for the common input `common`.
+    pub fn apply(&self, common: &Tensor) -> Result<Tensor> {
         let kind = common.kind();
         let t = common
             .f_to_kind(Kind::Double)?
@@ -42,14 +73,14 @@ impl Formulation {
             .f_clamp(T_EQ_MARGIN, 1.0 - T_EQ_MARGIN)?;
         // sigma = t / (1 - t) = b / a at equal SNR.
         let sigma = || -> Result<Tensor> { Ok(t.f_div(&t.f_neg()?.f_add_scalar(1.0)?)?) };
-        let native = match self.path() {
-            Path::Linear => t.f_mul_scalar(TIME_INPUT_SCALE)?,
+        let native = match self {
+            Self::Linear => t.f_mul_scalar(TIME_INPUT_SCALE)?,
             // t = (2/pi) atan(b/a) = (2/pi) atan(sigma).
-            Path::Cosine => sigma()?
+            Self::Cosine => sigma()?
                 .f_atan()?
                 .f_mul_scalar(TIME_INPUT_SCALE * 2.0 / PI)?,
-            Path::VarianceExploding => sigma()?.f_log()?.f_div_scalar(4.0)?,
-            Path::LdmLinear => ldm_step(&sigma()?)?,
+            Self::EdmNoise => sigma()?.f_log()?.f_div_scalar(4.0)?,
+            Self::LdmStep { table } => ldm_step(table, &sigma()?)?,
         };
         Ok(native.f_to_kind(kind)?)
     }
@@ -57,15 +88,11 @@ impl Formulation {
 
 /// The continuous LDM step index with noise-to-signal ratio `sigma`: log-SNR `-2 ln sigma`,
 /// interpolated linearly between the table's steps (which is how [`Path::LdmLinear`] extends
-/// the table), clamped to 0..=999.
-fn ldm_step(sigma: &Tensor) -> Result<Tensor> {
-    let lambdas = ldm_lambdas();
-    // Decreasing in k: negated, the table is increasing, as searchsorted needs.
-    let table: Vec<f64> = lambdas.iter().map(|l| -l).collect();
-    let table = Tensor::f_from_slice(&table)?.f_to_device(sigma.device())?;
+/// the table), clamped to 0..=999. `table` is [`NativeTimeInput::LdmStep`]'s.
+fn ldm_step(table: &Tensor, sigma: &Tensor) -> Result<Tensor> {
     let x = sigma.f_log()?.f_mul_scalar(2.0)?; // -lambda
     let upper = x
-        .f_searchsorted(&table, false, false, "left", None::<Tensor>)?
+        .f_searchsorted(table, false, false, "left", None::<Tensor>)?
         .f_clamp(1, (LDM_STEPS - 1) as i64)?;
     let lower = upper.f_sub_scalar(1)?;
     let (lo, hi) = (
@@ -96,7 +123,8 @@ mod tests {
             .f_mul_scalar(TIME_INPUT_SCALE)
             .unwrap();
         for f in crate::registry() {
-            let got = Vec::<f64>::try_from(f.native_time_input(&common).unwrap()).unwrap();
+            let native = NativeTimeInput::new(f, Device::Cpu).unwrap();
+            let got = Vec::<f64>::try_from(native.apply(&common).unwrap()).unwrap();
             for (t, g) in t_eq.iter().zip(&got) {
                 let want = f.native_time_input_at(*t);
                 assert!(
@@ -123,8 +151,9 @@ mod tests {
             let level = Path::LdmLinear.level(k as f64 / (LDM_STEPS - 1) as f64);
             let got = f.native_time_input_at(level.t_eq);
             assert!((got - k as f64).abs() < 1e-6, "step {k}: {got}");
-            let tensor = f
-                .native_time_input(&Tensor::from_slice(&[1000.0 * level.t_eq]))
+            let tensor = NativeTimeInput::new(f, Device::Cpu)
+                .unwrap()
+                .apply(&Tensor::from_slice(&[1000.0 * level.t_eq]))
                 .unwrap();
             assert!(
                 (tensor.double_value(&[0]) - k as f64).abs() < 1e-6,

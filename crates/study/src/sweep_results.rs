@@ -8,9 +8,9 @@ use crate::error::{Result, StudyError};
 use crate::sweep::Sweep;
 use crate::sweep_eval::EvalStatus;
 use flowscale_eval::pareto::parse_metrics;
-use flowscale_eval::protocol::{read_substitutions, Substitution};
+use flowscale_eval::protocol::{substitutions_of_json, Substitution};
 use flowscale_eval::rank::{rank_rows, RankOptions, Ranking, Row};
-use flowscale_eval::result_rows::read_rows;
+use flowscale_eval::result_rows::{read_json, rows_of_json};
 use std::collections::BTreeMap;
 
 /// Sample metrics that are correlated with validation loss, when present.
@@ -130,9 +130,12 @@ pub fn collect(sweep: &Sweep) -> Result<SweepResults> {
                     id: id.clone(),
                     source: Box::new(e),
                 };
-                let rows = read_rows(&path).map_err(eval_error)?;
-                out.rows.extend(rows);
-                match read_substitutions(&path).map_err(eval_error)? {
+                // One read and parse for the rows and the substitutions.
+                let what = path.display().to_string();
+                let doc = read_json(&path).map_err(eval_error)?;
+                out.rows
+                    .extend(rows_of_json(&doc, &what).map_err(eval_error)?);
+                match substitutions_of_json(&doc, &what).map_err(eval_error)? {
                     Some(list) => {
                         for s in list {
                             match out.substitutions.iter_mut().find(|(x, _)| *x == s) {

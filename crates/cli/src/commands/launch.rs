@@ -72,15 +72,12 @@ fn relay(from: impl Read + Send + 'static, prefix: String, to: Stream) -> JoinHa
             if !line.ends_with(b"\n") {
                 line.push(b'\n');
             }
-            let written = match to {
+            // A failed write (the launcher's own output closed) is dropped: the loop keeps
+            // draining the rank so it never blocks on a full pipe.
+            let _ = match to {
                 Stream::Stdout => std::io::stdout().lock().write_all(&line),
                 Stream::Stderr => std::io::stderr().lock().write_all(&line),
             };
-            if written.is_err() {
-                // The launcher's own output is gone (a closed pipe): keep draining the rank so
-                // it never blocks on a full pipe.
-                continue;
-            }
         }
     })
 }

@@ -55,11 +55,21 @@ fn header(name: &str, size: u64) -> Result<[u8; BLOCK]> {
     h[156] = b'0';
     h[257..263].copy_from_slice(b"ustar\0");
     h[263..265].copy_from_slice(b"00");
-    h[148..156].copy_from_slice(b"        ");
-    let sum: u64 = h.iter().map(|&b| u64::from(b)).sum();
-    let s = format!("{sum:06o}\0 ");
-    h[148..156].copy_from_slice(s.as_bytes());
+    write_checksum(&mut h);
     Ok(h)
+}
+
+/// A header block's checksum: the byte sum with the checksum field itself read as spaces.
+fn header_checksum(h: &[u8]) -> u64 {
+    let sum: u64 = h.iter().map(|&b| u64::from(b)).sum();
+    let field: u64 = h[148..156].iter().map(|&b| u64::from(b)).sum();
+    sum - field + 8 * u64::from(b' ')
+}
+
+/// Fills a header block's checksum field.
+fn write_checksum(h: &mut [u8]) {
+    let sum = header_checksum(h);
+    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
 }
 
 /// Appends entries to a tar stream.
@@ -262,11 +272,7 @@ impl<R: Read> TarEntries<R> {
             if block.iter().all(|&b| b == 0) {
                 return Ok(None);
             }
-            let stored = parse_octal(&block[148..156]);
-            let mut check = block;
-            check[148..156].copy_from_slice(b"        ");
-            let sum: u64 = check.iter().map(|&b| u64::from(b)).sum();
-            if stored != Some(sum) {
+            if parse_octal(&block[148..156]) != Some(header_checksum(&block)) {
                 return Err(DataError::corrupt(
                     path,
                     format!("bad tar header checksum after entry {last}"),
@@ -408,11 +414,7 @@ mod tests {
         w.append("aY.jpg", b"2").unwrap();
         let mut bytes = w.finish().unwrap();
         for (at, byte) in [(0, 0xff), (2 * BLOCK, 0xfe)] {
-            let h = &mut bytes[at..at + BLOCK];
-            h[1] = byte;
-            h[148..156].copy_from_slice(b"        ");
-            let sum: u64 = h.iter().map(|&b| u64::from(b)).sum();
-            h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+            edit_header(&mut bytes, at, |h| h[1] = byte);
         }
         let e = read_entries(&bytes[..], Path::new("n.tar")).unwrap();
         let names: Vec<&str> = e.iter().map(|(n, _)| n.as_str()).collect();
@@ -433,11 +435,7 @@ mod tests {
         w.append(&long[..100], b"png").unwrap();
         w.append("short.txt", b"t").unwrap();
         let mut bytes = w.finish().unwrap();
-        let h = &mut bytes[..BLOCK];
-        h[156] = b'L';
-        h[148..156].copy_from_slice(b"        ");
-        let sum: u64 = h.iter().map(|&b| u64::from(b)).sum();
-        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        edit_header(&mut bytes, 0, |h| h[156] = b'L');
         let e = read_entries(&bytes[..], Path::new("gnu.tar")).unwrap();
         let names: Vec<&str> = e.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, [long.as_str(), "short.txt"]);
@@ -463,23 +461,23 @@ mod tests {
         w.append("PaxHeader", b"2 path=x\n").unwrap();
         w.append("a.txt", b"hello").unwrap();
         let mut bytes = w.finish().unwrap();
-        let h = &mut bytes[..BLOCK];
-        h[156] = b'x';
-        h[148..156].copy_from_slice(b"        ");
-        let sum: u64 = h.iter().map(|&b| u64::from(b)).sum();
-        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        edit_header(&mut bytes, 0, |h| h[156] = b'x');
         let e = read_entries(&bytes[..], Path::new("pax.tar")).unwrap();
         assert_eq!(e, [("a.txt".to_string(), b"hello".to_vec())]);
+    }
+
+    /// Applies `edit` to the header block at `at` and rewrites its checksum, so the header
+    /// reads as a valid one with the edited fields.
+    fn edit_header(tar: &mut [u8], at: usize, edit: impl FnOnce(&mut [u8])) {
+        let h = &mut tar[at..at + BLOCK];
+        edit(h);
+        write_checksum(h);
     }
 
     /// Rewrites the size field of the header at `at` (12 bytes, octal) and its checksum, as a
     /// damaged or hostile archive would have them.
     pub(crate) fn set_size_field(tar: &mut [u8], at: usize, field: &[u8; 12]) {
-        let h = &mut tar[at..at + BLOCK];
-        h[124..136].copy_from_slice(field);
-        h[148..156].copy_from_slice(b"        ");
-        let sum: u64 = h.iter().map(|&b| u64::from(b)).sum();
-        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        edit_header(tar, at, |h| h[124..136].copy_from_slice(field));
     }
 
     #[test]

@@ -28,12 +28,18 @@ pub fn safe_key(name: &str) -> String {
     if is_safe_key(name) {
         return name.to_string();
     }
-    let cleaned: String = name
+    hashed_key(name, name.as_bytes())
+}
+
+/// `text`'s safe characters (others become `_`), shortened, plus `-` and 16 hex digits of the
+/// hash of `raw`, the name's bytes.
+fn hashed_key(text: &str, raw: &[u8]) -> String {
+    let cleaned: String = text
         .chars()
         .map(|c| if allowed(c) { c } else { '_' })
         .take(MAX_KEY_LEN - 17)
         .collect();
-    format!("{cleaned}-{:016x}", stable_hash(name.as_bytes()))
+    format!("{cleaned}-{:016x}", stable_hash(raw))
 }
 
 /// [`safe_key`] of a name that need not be UTF-8 (a file name on Linux is any bytes but `/` and
@@ -42,14 +48,7 @@ pub fn safe_key(name: &str) -> String {
 pub fn safe_key_bytes(name: &[u8]) -> String {
     match std::str::from_utf8(name) {
         Ok(text) => safe_key(text),
-        Err(_) => {
-            let cleaned: String = escaped_name(name)
-                .chars()
-                .map(|c| if allowed(c) { c } else { '_' })
-                .take(MAX_KEY_LEN - 17)
-                .collect();
-            format!("{cleaned}-{:016x}", stable_hash(name))
-        }
+        Err(_) => hashed_key(&escaped_name(name), name),
     }
 }
 

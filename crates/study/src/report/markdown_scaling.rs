@@ -5,7 +5,7 @@
 
 use super::markdown::MIXED_LOSSES;
 use super::{Report, Scaling};
-use crate::fit::PowerLawFit;
+use crate::fit::{distinct_count, PowerLawFit};
 use crate::fit_bounds::Unconstrained;
 use crate::fit_size_steps::SizeStepsFit;
 use crate::frontier::{optimal_segments, optimal_size_exponent};
@@ -182,12 +182,10 @@ fn render_frontier(md: &mut String, s: &Scaling, heading: &str) {
         );
     }
     md.push('\n');
-    let mut sizes: Vec<f64> = segments
+    let sizes: Vec<f64> = segments
         .iter()
         .map(|seg| s.frontier_curves[seg.0].params)
         .collect();
-    sizes.sort_by(f64::total_cmp);
-    sizes.dedup();
     match optimal_size_exponent(&s.frontier, &s.frontier_curves) {
         // A line through a step function of a few sizes: the budgets are interpolated from
         // those runs' curves, not independent measurements, so no interval can be claimed.
@@ -199,7 +197,7 @@ fn render_frontier(md: &mut String, s: &Scaling, heading: &str) {
                  interval: the budgets are interpolated from the optimal runs' curves, not \
                  independent measurements).\n",
                 s.frontier.len(),
-                sizes.len()
+                distinct_count(&sizes)
             );
         }
         None => {

@@ -4,7 +4,7 @@
 //! on different scales and a law or a frontier across them would compare units, not runs.
 
 use super::RunSummary;
-use crate::fit::{fit_power_law, PowerLawFit};
+use crate::fit::{distinct_count, fit_power_law, PowerLawFit};
 use crate::fit_size_steps::{fit_size_steps, SizeStepsFit};
 use crate::frontier::{frontier, FrontierPoint, RunCurve};
 
@@ -58,13 +58,8 @@ fn scaling(formulation: &str, members: &[(usize, &RunSummary)]) -> Scaling {
         0,
     );
     let frontier_curves = frontier_curves(members);
-    let sizes = {
-        let mut v: Vec<f64> = frontier_curves.iter().map(|c| c.params).collect();
-        v.sort_by(f64::total_cmp);
-        v.dedup();
-        v.len()
-    };
-    let frontier = if sizes >= 2 {
+    let sizes: Vec<f64> = frontier_curves.iter().map(|c| c.params).collect();
+    let frontier = if distinct_count(&sizes) >= 2 {
         frontier(&frontier_curves, 60)
     } else {
         Vec::new()

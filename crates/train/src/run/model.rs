@@ -18,7 +18,7 @@ use crate::error::{Result, TrainError};
 use crate::sample_text::SampleText;
 use crate::text_conditioning::CaptionConditioning;
 use flowscale_encoders::text::{TextEncoder, TextSourceSpan};
-use flowscale_formulations::Formulation;
+use flowscale_formulations::{Formulation, NativeTimeInput};
 use flowscale_models::checkpoint::LoadedMmdit;
 use flowscale_models::{forward_cost, Mmdit, MmditConfig};
 use std::collections::{HashMap, HashSet};
@@ -214,8 +214,8 @@ pub struct RunModel {
     cond_vs: VarStore,
     conditioner: Option<Box<dyn ConditioningProvider>>,
     context_tokens: i64,
-    /// See [`RunModelSpec::native_time`].
-    native_time: Option<Formulation>,
+    /// See [`RunModelSpec::native_time`]; built once on the model's device.
+    native_time: Option<NativeTimeInput>,
 }
 
 impl RunModel {
@@ -249,7 +249,10 @@ impl RunModel {
                 cond_vs,
                 conditioner,
                 context_tokens: i64::from(c.context_tokens),
-                native_time: spec.native_time,
+                native_time: spec
+                    .native_time
+                    .map(|f| NativeTimeInput::new(f, device))
+                    .transpose()?,
             })
         })
     }
@@ -411,8 +414,8 @@ impl RunModel {
     pub fn forward(&self, x: &Tensor, t: &Tensor, cond: &Conditioning) -> Result<Tensor> {
         // Every caller passes the common input `1000 t_eq`; a native-time run converts it here,
         // once, for training, validation and sampling alike.
-        let t = match self.native_time {
-            Some(f) => f.native_time_input(t)?,
+        let t = match &self.native_time {
+            Some(native) => native.apply(t)?,
             None => t.shallow_clone(),
         };
         let run =
