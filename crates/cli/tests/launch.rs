@@ -33,6 +33,9 @@ fn launch_runs_two_ranks_and_rank_zero_writes() {
     let out = Command::new(env!("CARGO_BIN_EXE_flowscale"))
         .args(["launch", "--nproc-per-node", "2", "--", "train", &config])
         .args(["--set", &out_dir])
+        // A run that succeeds: a generous timeout, so a loaded machine (rank 0 writing the final
+        // checkpoint while rank 1 waits in a collective) cannot fail it.
+        .args(["--set", "run.dist_timeout_s=120"])
         .output()
         .unwrap();
     let log = format!(

@@ -1,6 +1,7 @@
 //! The MMDiT joint block: two streams (image, context) with separate weights, adaLN-Zero
 //! modulation from the conditioning vector, joint attention and per-stream MLPs.
 
+use crate::activation_checkpointing::StreamBlock;
 use crate::attention::JointAttention;
 use crate::builder::Scope;
 use crate::error::Result;
@@ -113,5 +114,14 @@ impl JointBlock {
             _ => None,
         };
         Ok((x, ctx))
+    }
+}
+
+/// The block over the streams `[image, context]`; the pre-only last block passes the context
+/// through unchanged (nothing reads it afterwards).
+impl StreamBlock for JointBlock {
+    fn forward_streams(&self, streams: &[Tensor], c: &Tensor) -> Result<Vec<Tensor>> {
+        let (x, ctx) = self.forward(&streams[0], &streams[1], c)?;
+        Ok(vec![x, ctx.unwrap_or_else(|| streams[1].shallow_clone())])
     }
 }

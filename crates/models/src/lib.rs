@@ -5,6 +5,7 @@
 //! `vs.variables()` is a diffusers state dict (including the fixed `pos_embed.pos_embed` table,
 //! which is not trainable) and `vs.trainable_variables()` are the parameters.
 
+pub mod activation_checkpointing;
 pub mod builder;
 pub mod checkpoint;
 pub mod config;
@@ -17,6 +18,7 @@ mod attention;
 mod joint_block;
 mod layers;
 
+pub use activation_checkpointing::{BlockTape, Checkpointing};
 pub use builder::ParamInfo;
 pub use checkpoint::{load_mmdit, save_mmdit, Layout, LoadedMmdit, StateDict};
 pub use config::{MmditConfig, PRESETS};

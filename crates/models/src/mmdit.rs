@@ -1,6 +1,7 @@
 //! SD3's MMDiT (diffusers `SD3Transformer2DModel`), with VarStore names equal to the diffusers
 //! checkpoint keys.
 
+use crate::activation_checkpointing::{run_blocks, BlockTape, Checkpointing, StreamBlock};
 use crate::builder::{ParamInfo, Scope};
 use crate::config::MmditConfig;
 use crate::embeddings::{PatchEmbed, TimeTextEmbed};
@@ -142,13 +143,7 @@ impl Mmdit {
         context: &Tensor,
         pooled: &Tensor,
     ) -> Result<Tensor> {
-        self.check_inputs(latents, timestep, context, pooled)?;
-        let size = latents.size();
-        let p = self.config.patch_size;
-        let (b, h, w) = (size[0], size[2] / p, size[3] / p);
-        let mut x = self.pos_embed.forward(latents)?;
-        let c = self.time_text_embed.forward(timestep, pooled)?;
-        let mut ctx = self.context_embedder.forward(context)?;
+        let (mut x, mut ctx, c) = self.embed(latents, timestep, context, pooled)?;
         for block in &self.blocks {
             let (nx, nctx) = block.forward(&x, &ctx, &c)?;
             x = nx;
@@ -156,9 +151,48 @@ impl Mmdit {
                 ctx = nctx;
             }
         }
+        self.head(&x, &c, &latents.size())
+    }
+
+    /// [`Mmdit::forward`] for training with activation checkpointing `plan`: the output's graph
+    /// ends at the blocks, so after `loss.backward()` the caller must call the returned tape's
+    /// [`BlockTape::backward`] to reach the blocks' and embeddings' parameters.
+    pub fn forward_checkpointed(
+        &self,
+        latents: &Tensor,
+        timestep: &Tensor,
+        context: &Tensor,
+        pooled: &Tensor,
+        plan: Checkpointing,
+    ) -> Result<(Tensor, BlockTape<'_>)> {
+        let (x, ctx, c) = self.embed(latents, timestep, context, pooled)?;
+        let blocks = self.blocks.iter().map(|b| b as &dyn StreamBlock);
+        let (streams, c_leaf, tape) = run_blocks(blocks, vec![x, ctx], &c, plan)?;
+        Ok((self.head(&streams[0], &c_leaf, &latents.size())?, tape))
+    }
+
+    /// Patch and position embedding, the conditioning vector, the context projection.
+    fn embed(
+        &self,
+        latents: &Tensor,
+        timestep: &Tensor,
+        context: &Tensor,
+        pooled: &Tensor,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        self.check_inputs(latents, timestep, context, pooled)?;
+        let x = self.pos_embed.forward(latents)?;
+        let c = self.time_text_embed.forward(timestep, pooled)?;
+        let ctx = self.context_embedder.forward(context)?;
+        Ok((x, ctx, c))
+    }
+
+    /// The final adaLN, projection and unpatchify to the shape of latents `size`.
+    fn head(&self, x: &Tensor, c: &Tensor, size: &[i64]) -> Result<Tensor> {
+        let p = self.config.patch_size;
+        let (b, h, w) = (size[0], size[2] / p, size[3] / p);
         // AdaLayerNormContinuous: (scale, shift).
-        let m = self.norm_out.forward(&c)?;
-        let x = modulate(&layer_norm(&x, NORM_EPS)?, &m[1], &m[0])?;
+        let m = self.norm_out.forward(c)?;
+        let x = modulate(&layer_norm(x, NORM_EPS)?, &m[1], &m[0])?;
         let x = self.proj_out.forward(&x)?;
         let cout = self.config.out_channels();
         Ok(x.f_reshape([b, h, w, p, p, cout])?

@@ -68,6 +68,7 @@ mod tests {
             micro_batch_size: micro,
             grad_accum: None,
             precision: crate::config::Precision::Fp32,
+            activation_checkpointing: Default::default(),
         }
     }
 

@@ -20,6 +20,8 @@ pub const RESUMABLE_CHANGES: &[&str] = &[
     "data.prefetch",
     "data.skip_bad_shards",
     "train.steps",
+    // A memory setting: the gradients agree up to float rounding.
+    "train.activation_checkpointing",
     "validation.every",
     "samples.",
     "checkpoint.",

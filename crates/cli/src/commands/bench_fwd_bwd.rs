@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use flowscale_models::{Mmdit, MmditConfig};
+use flowscale_models::{Checkpointing, Mmdit, MmditConfig};
 use tch::{nn, Device, Kind, Tensor};
 
 #[derive(Debug, Args)]
@@ -32,6 +32,9 @@ pub struct FwdBwdArgs {
     /// `cpu`, `cuda` or `cuda:N`.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Activation checkpointing: `none`, `blocks` or `every-N`.
+    #[arg(long, default_value = "none")]
+    checkpointing: String,
     /// Print one JSON line instead of text.
     #[arg(long)]
     json: bool,
@@ -54,6 +57,7 @@ pub fn run(args: &FwdBwdArgs) -> anyhow::Result<()> {
     let config = MmditConfig::from_json(&text)
         .with_context(|| format!("parsing {}", args.config_json.display()))?;
     let device = parse_device(&args.device)?;
+    let plan = Checkpointing::parse(&args.checkpointing)?;
     tch::manual_seed(0);
     let vs = nn::VarStore::new(device);
     let model = Mmdit::new(&vs.root(), &config)?;
@@ -66,9 +70,18 @@ pub fn run(args: &FwdBwdArgs) -> anyhow::Result<()> {
     let pooled = Tensor::f_randn([b, config.pooled_projection_dim], opts)?;
     let params: Vec<Tensor> = vs.trainable_variables();
     let iteration = || -> anyhow::Result<Tensor> {
-        let out = model.forward(&x, &t, &ctx, &pooled)?;
+        let (out, tape) = match plan {
+            Checkpointing::None => (model.forward(&x, &t, &ctx, &pooled)?, None),
+            plan => {
+                let (out, tape) = model.forward_checkpointed(&x, &t, &ctx, &pooled, plan)?;
+                (out, Some(tape))
+            }
+        };
         let loss = out.f_square()?.f_mean(Kind::Float)?;
         loss.f_backward()?;
+        if let Some(tape) = tape {
+            tape.backward()?;
+        }
         for p in &params {
             // Zeroed in place (the trainer does the same); the peer uses PyTorch's default
             // zero_grad(set_to_none=True).
@@ -79,7 +92,10 @@ pub fn run(args: &FwdBwdArgs) -> anyhow::Result<()> {
         }
         Ok(loss)
     };
-    for _ in 0..args.warmup {
+    // The first step's memory above what the model and inputs hold: measured before any other
+    // step, so memory the allocator kept from an earlier step cannot hide it.
+    let step_memory = first_step_memory(device, &iteration)?;
+    for _ in 1..args.warmup {
         let _ = iteration()?;
     }
     let start = std::time::Instant::now();
@@ -93,20 +109,46 @@ pub fn run(args: &FwdBwdArgs) -> anyhow::Result<()> {
     }
     let ms = 1e3 * start.elapsed().as_secs_f64() / args.steps as f64;
     let threads = tch::get_num_threads();
+    let mib = step_memory as f64 / (1u64 << 20) as f64;
+    let plan = plan.name();
     if args.json {
         println!(
-            "{{\"ms_per_iter\": {ms:.3}, \"batch\": {b}, \"latent\": [{h}, {w}], \"context\": {}, \"steps\": {}, \"device\": \"{}\", \"threads\": {threads}}}",
+            "{{\"ms_per_iter\": {ms:.3}, \"batch\": {b}, \"latent\": [{h}, {w}], \"context\": {}, \"steps\": {}, \"device\": \"{}\", \"threads\": {threads}, \"checkpointing\": \"{plan}\", \"step_peak_mib\": {mib:.1}}}",
             args.context, args.steps, args.device
         );
     } else {
         println!(
-            "{ms:.1} ms per forward+backward, {:.1} samples/s (batch {b}, latent {h}x{w}, context {}, {} timed after {} warm-up, {}, {threads} threads)",
+            "{ms:.1} ms per forward+backward, {:.1} samples/s (batch {b}, latent {h}x{w}, context {}, {} timed after {} warm-up, {}, {threads} threads); checkpointing {plan}: first step peaks {mib:.1} MiB above the model",
             1e3 * b as f64 / ms,
             args.context,
             args.steps,
-            args.warmup,
+            args.warmup.max(1),
             args.device
         );
     }
     Ok(())
+}
+
+/// Runs `step` once and returns its peak memory above the memory in use before it: resident
+/// memory on the CPU, the caching allocator's allocated bytes on CUDA.
+fn first_step_memory(
+    device: Device,
+    step: &dyn Fn() -> anyhow::Result<Tensor>,
+) -> anyhow::Result<u64> {
+    match device {
+        Device::Cuda(i) => {
+            use flowscale_torch_ext::cuda;
+            cuda::reset_peak_memory_stats(i)?;
+            let before = cuda::memory_stats(i)?.allocated;
+            step()?.f_double_value(&[])?;
+            Ok(cuda::memory_stats(i)?.peak_allocated.saturating_sub(before))
+        }
+        _ => {
+            use super::host_memory::{reset_peak, resident_and_peak};
+            reset_peak()?;
+            let (before, _) = resident_and_peak()?;
+            let _ = step()?;
+            Ok(resident_and_peak()?.1.saturating_sub(before))
+        }
+    }
 }

@@ -13,6 +13,7 @@ mod eval;
 mod export;
 mod formulations;
 mod generate;
+mod host_memory;
 mod info;
 mod launch;
 mod precompute;

@@ -3,6 +3,7 @@
 //! written next to it, and `flowscale config` prints the resolved file.
 
 use flowscale_formulations::{native_schedule, Formulation, SamplerFrame};
+use flowscale_models::Checkpointing;
 use serde::{Deserialize, Serialize};
 
 use super::distributed::{DistBackend, GradReduceDtype};
@@ -554,6 +555,11 @@ pub struct TrainConfig {
     pub grad_accum: Option<u64>,
     #[serde(default = "default_precision")]
     pub precision: Precision,
+    /// Which blocks recompute their activations in backward instead of keeping them:
+    /// `"none"` (default), `"blocks"` (all) or `"every-N"` (one block in N). Trades compute
+    /// for memory; the gradients are the same up to float rounding.
+    #[serde(default, skip_serializing_if = "Checkpointing::is_none")]
+    pub activation_checkpointing: Checkpointing,
 }
 
 fn default_precision() -> Precision {

@@ -20,7 +20,7 @@ use crate::text_conditioning::CaptionConditioning;
 use flowscale_encoders::text::{TextEncoder, TextSourceSpan};
 use flowscale_formulations::{Formulation, NativeTimeInput};
 use flowscale_models::checkpoint::LoadedMmdit;
-use flowscale_models::{forward_cost, Mmdit, MmditConfig};
+use flowscale_models::{forward_cost, BlockTape, Checkpointing, Mmdit, MmditConfig};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use tch::nn::VarStore;
@@ -412,20 +412,59 @@ impl RunModel {
     /// The backbone under the run's precision: bf16 autocast on CUDA, fp32 otherwise; the output
     /// is fp32.
     pub fn forward(&self, x: &Tensor, t: &Tensor, cond: &Conditioning) -> Result<Tensor> {
-        // Every caller passes the common input `1000 t_eq`; a native-time run converts it here,
-        // once, for training, validation and sampling alike.
-        let t = match &self.native_time {
+        let t = self.time_input(t)?;
+        let out =
+            self.under_precision(|| Ok(self.model.forward(x, &t, &cond.context, &cond.pooled)?))?;
+        Ok(out.f_to_kind(Kind::Float)?)
+    }
+
+    /// [`RunModel::forward`] for a training step with activation checkpointing `plan`. With a
+    /// plan other than none, the returned tape must be finished by [`RunModel::finish_backward`]
+    /// after the loss's `backward()`, or the blocks and embeddings get no gradient.
+    pub fn forward_for_training(
+        &self,
+        x: &Tensor,
+        t: &Tensor,
+        cond: &Conditioning,
+        plan: Checkpointing,
+    ) -> Result<(Tensor, Option<BlockTape<'_>>)> {
+        if plan == Checkpointing::None {
+            return Ok((self.forward(x, t, cond)?, None));
+        }
+        let t = self.time_input(t)?;
+        let (out, tape) = self.under_precision(|| {
+            Ok(self
+                .model
+                .forward_checkpointed(x, &t, &cond.context, &cond.pooled, plan)?)
+        })?;
+        Ok((out.f_to_kind(Kind::Float)?, Some(tape)))
+    }
+
+    /// Back-propagates through the blocks of a checkpointed forward, recomputing them under the
+    /// same precision as the forward. Call after the loss's `backward()`.
+    pub fn finish_backward(&self, tape: Option<BlockTape<'_>>) -> Result<()> {
+        match tape {
+            Some(tape) => self.under_precision(|| Ok(tape.backward()?)),
+            None => Ok(()),
+        }
+    }
+
+    /// Every caller passes the common input `1000 t_eq`; a native-time run converts it here,
+    /// once, for training, validation and sampling alike.
+    fn time_input(&self, t: &Tensor) -> Result<Tensor> {
+        Ok(match &self.native_time {
             Some(native) => native.apply(t)?,
             None => t.shallow_clone(),
-        };
-        let run =
-            || -> Result<Tensor> { Ok(self.model.forward(x, &t, &cond.context, &cond.pooled)?) };
-        let out = if self.precision == Precision::Bf16 && self.device.is_cuda() {
-            flowscale_torch_ext::autocast::with_autocast(self.device, Kind::BFloat16, run)??
+        })
+    }
+
+    /// Runs `f` under bf16 autocast when the run trains in bf16 on CUDA.
+    fn under_precision<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        if self.precision == Precision::Bf16 && self.device.is_cuda() {
+            flowscale_torch_ext::autocast::with_autocast(self.device, Kind::BFloat16, f)?
         } else {
-            run()?
-        };
-        Ok(out.f_to_kind(Kind::Float)?)
+            f()
+        }
     }
 
     /// Training FLOPs per sample (forward and backward: 3x the forward) at `side` x `side`.

@@ -180,12 +180,16 @@ impl Trainer {
                 global,
             } = micro;
             let cond = self.model.encode(&cond, &keep)?;
-            let out = self
-                .model
-                .forward(&batch.net_input, &batch.time_input, &cond)?;
+            let (out, tape) = self.model.forward_for_training(
+                &batch.net_input,
+                &batch.time_input,
+                &cond,
+                self.cfg.train.activation_checkpointing,
+            )?;
             let per = batch.per_sample_loss(&out)?;
             let loss = per.f_mean(Kind::Float)?.f_div_scalar(accum as f64)?;
             loss.f_backward()?;
+            self.model.finish_backward(tape)?;
             let per = per.f_detach()?.f_to_kind(Kind::Double)?;
             let _ = step_loss
                 .shallow_clone()
