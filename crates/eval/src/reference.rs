@@ -35,6 +35,9 @@ pub struct StatsProvenance {
 pub struct ReferenceStats {
     pub stats: FeatureStats,
     pub provenance: StatsProvenance,
+    /// The cached statistics file (`<cache_dir>/<key>.safetensors`); the covariance root is
+    /// cached next to it (`crate::reference_root`).
+    pub path: PathBuf,
 }
 
 /// Features of every PNG of `folder` (sorted by name), in batches of `batch_size`.
@@ -147,7 +150,11 @@ fn cached(
     };
     let text = serde_json::to_string_pretty(&provenance).expect("provenance serialises");
     flowscale_core::write_atomic(&js, (text + "\n").as_bytes())?;
-    Ok(ReferenceStats { stats, provenance })
+    Ok(ReferenceStats {
+        stats,
+        provenance,
+        path: st,
+    })
 }
 
 /// Loads `<key>.safetensors` and its `<key>.json`, checking the recorded hash.
@@ -168,7 +175,11 @@ pub fn load_reference_stats(path: &Path) -> Result<ReferenceStats> {
         n: provenance.n_images,
     };
     stats.check(&path.display().to_string())?;
-    Ok(ReferenceStats { stats, provenance })
+    Ok(ReferenceStats {
+        stats,
+        provenance,
+        path: path.to_path_buf(),
+    })
 }
 
 fn cache_paths(dir: &Path, key: &str) -> (PathBuf, PathBuf) {
