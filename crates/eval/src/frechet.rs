@@ -19,11 +19,12 @@
 //! - full: `M = R S2 R`, a `d x d` eigenproblem;
 //! - low-rank, for `n < d` samples: with the centred features `A` `[n, d]`, `S2 = A^T A / (n-1)`,
 //!   so `M = B^T B` with `B = A R / sqrt(n-1)` `[n, d]`, and `tr(M^(1/2))` is the sum of the
-//!   singular values of `B` (LAPACK's SVD, values only): no `d x d` matrix of the samples is
-//!   formed. It is also the more accurate form: singular values carry rounding errors of
-//!   `eps |B|`, while each of the `d - n + 1` zero eigenvalues of `M` in the full form (and in
-//!   pytorch-fid's `sqrtm`) turns rounding into `sqrt(eps |M|)` (on the 2048-d fixture the two
-//!   differ by 4e-7 relative, and an independent route agrees with the low-rank form to 1e-15).
+//!   singular values of `B`: the square roots of the eigenvalues of the `n x n` matrix `B B^T`.
+//!   No `d x d` matrix of the samples is formed. It is also the more accurate form: `B B^T` has
+//!   one zero eigenvalue (centring), while each of the `d - n + 1` zero eigenvalues of `M` in the
+//!   full form (and in pytorch-fid's `sqrtm`) turns rounding into `sqrt(eps |M|)` (on the 2048-d
+//!   fixture the two forms differ by 4e-7 relative, and an independent route agrees with the
+//!   low-rank form to 2e-10).
 
 use crate::error::{EvalError, Result};
 use crate::stats::FeatureStats;
@@ -34,7 +35,8 @@ use tch::{Device, Kind, Tensor};
 pub enum TraceForm {
     /// Eigenvalues of the `d x d` matrix `R S2 R`.
     Full,
-    /// Singular values of the `n x d` matrix `A R / sqrt(n - 1)` (centred features `A`).
+    /// Singular values of the `n x d` matrix `B = A R / sqrt(n - 1)` (centred features `A`), from
+    /// the eigenvalues of the smaller of `B B^T` and `B^T B`.
     LowRank,
 }
 
@@ -135,9 +137,16 @@ impl PreparedReference {
                 let a = x.f_sub(&mean)?.f_div_scalar(scale)?;
                 let trace2 = a.f_square()?.f_sum(Kind::Double)?.f_double_value(&[])?;
                 let b = a.f_matmul(&self.root)?;
-                let (_, sv, _) = b.f_svd(true, false)?;
-                let tr_sqrt = sv.f_sum(Kind::Double)?.f_double_value(&[])?;
-                self.combine(&mean, trace2, tr_sqrt)
+                // B B^T [n, n] and B^T B [d, d] share their non-zero eigenvalues (the squared
+                // singular values of B); the smaller one has no zero eigenvalues but the one
+                // centring makes, so rounding is not amplified by square roots of zeros.
+                let bt = b.f_transpose(0, 1)?;
+                let gram = if size[0] <= size[1] {
+                    b.f_matmul(&bt)?
+                } else {
+                    bt.f_matmul(&b)?
+                };
+                self.combine(&mean, trace2, sum_sqrt_eigenvalues(&symmetric(&gram)?)?)
             }
         }
     }

