@@ -4,6 +4,9 @@
 //! command itself, the printed FID equals pytorch-fid's to 1e-6 relative; bad inputs are errors
 //! naming the argument.
 
+#[path = "../../../tests/support/skip.rs"]
+mod skip;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use tch::{Kind, Tensor};
@@ -116,6 +119,46 @@ fn saved_statistics_give_the_same_fid() {
         assert_close(case, fid(&[&stats[0], &stats[1]]));
         assert_close(case, fid(&[&stats[0], &fixture(&format!("{case}_b.npy"))]));
     }
+}
+
+/// Two folders of 16 committed PNGs (RGB and grey) through the FID Inception network: pytorch-fid's
+/// number with the same weights (crates/eval/tests/fixtures/inception, to 1e-3 as there, since the
+/// features agree to 1e-4), and a folder's saved statistics give the same FID as the folder.
+#[test]
+fn image_folders_match_pytorch_fid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let weights = root.join(".assets/fid-inception/default_1.pt");
+    if !weights.is_file() {
+        skip::skipped(
+            "image_folders_match_pytorch_fid",
+            "no FID Inception weights (scripts/setup)",
+        );
+        return;
+    }
+    let inception = root.join("crates/eval/tests/fixtures/inception");
+    let text = std::fs::read_to_string(inception.join("expected.json")).unwrap();
+    let want = serde_json::from_str::<serde_json::Value>(&text).unwrap()["fid_a_b"]
+        .as_f64()
+        .unwrap();
+    let (a, b) = (
+        inception.join("a").display().to_string(),
+        inception.join("b").display().to_string(),
+    );
+    let w = weights.display().to_string();
+    let common = ["--weights", &w, "--device", "cpu", "--batch-size", "8"];
+    let got = fid(&[&[a.as_str(), &b][..], &common].concat());
+    assert!((got - want).abs() < 1e-3, "{got} vs pytorch-fid {want}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let stats = dir.path().join("a.npz").display().to_string();
+    let run = flowscale(&[&["--save-stats", a.as_str(), &stats][..], &common].concat());
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let again = fid(&[&[stats.as_str(), &b][..], &common].concat());
+    assert!((again - got).abs() < 1e-9 * got, "{again} vs {got}");
 }
 
 #[test]
