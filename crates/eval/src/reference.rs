@@ -5,7 +5,9 @@
 //! float64) plus `<key>.json` ([`StatsProvenance`]). The key is the SHA-256 of the provenance
 //! inputs (the folder's file names and contents, the feature network's hash, the preprocessing),
 //! so a changed image, weight file or resize mode gives a new entry. The statistics' own hash (of
-//! the safetensors file) is what results cite as the reference stats hash.
+//! the safetensors file) is what results cite as the reference stats hash. The covariance's square
+//! root, which every FID against these statistics needs, is cached next to the entry by
+//! `crate::reference_root`.
 
 use crate::error::{EvalError, Result};
 use crate::feature_net::FeatureNet;
