@@ -52,6 +52,7 @@ fn help_lists_every_subcommand() {
         "precompute",
         "sample",
         "eval",
+        "fid",
         "rank",
         "plot",
         "report",

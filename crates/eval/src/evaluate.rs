@@ -18,13 +18,12 @@ use crate::conditions::{eval_conditions, PromptSource};
 use crate::config::EvalConfig;
 use crate::error::{EvalError, Result};
 use crate::feature_net::FeatureNet;
-use crate::frechet::frechet_distance;
 use crate::inception::FidInception;
 use crate::loaded_run::LoadedRun;
 use crate::protocol;
 use crate::reference::{folder_reference_stats, tensor_reference_stats, ReferenceStats};
+use crate::reference_root::prepared_reference;
 use crate::results::{to_csv, write_text, ResultRow};
-use crate::stats::FeatureStats;
 use flowscale_data::{to_model_pixels, to_u8_pixels};
 use flowscale_formulations::SamplerMethod;
 use flowscale_train::cond_input::CondInput;
@@ -53,7 +52,9 @@ pub struct EvalOutcome {
     pub grids: Vec<PathBuf>,
 }
 
-fn device(choice: &str) -> Result<Device> {
+/// The device of an `eval.device`-style choice: "cpu", "cuda" or anything else for CUDA
+/// when available.
+pub fn device(choice: &str) -> Result<Device> {
     match choice {
         "cpu" => Ok(Device::Cpu),
         "cuda" if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
@@ -170,7 +171,9 @@ pub fn evaluate(req: &EvalRequest, log: &mut dyn FnMut(&str)) -> Result<EvalOutc
             reference.provenance.n_images,
             &reference.provenance.stats_sha256[..12]
         ));
-        Some((net, reference))
+        // The reference side of every setting's FID (mean, trace, covariance root), once.
+        let prepared = prepared_reference(&reference)?;
+        Some((net, reference, prepared))
     } else {
         None
     };
@@ -237,10 +240,9 @@ pub fn evaluate(req: &EvalRequest, log: &mut dyn FnMut(&str)) -> Result<EvalOutc
             };
             rows.push(row("sampling_seconds", seconds));
             let mut line = format!("{wl} {}: {seconds:.1} s", spec.label());
-            if let Some((net, reference)) = &fid {
+            if let Some((net, reference, prepared)) = &fid {
                 let feats = net.features_u8(&u8s, c.fid.batch_size as usize)?;
-                let value =
-                    frechet_distance(&FeatureStats::from_features(&feats)?, &reference.stats)?;
+                let value = prepared.distance_to_features(&feats)?;
                 rows.push(ResultRow {
                     feature_network: net.name(),
                     feature_weights_sha256: net.weights_sha256(),
@@ -296,7 +298,7 @@ pub fn evaluate(req: &EvalRequest, log: &mut dyn FnMut(&str)) -> Result<EvalOutc
         "device": format!("{dev:?}"),
         "config": c,
         "prompts": conditions.description,
-        "fid_reference": fid.as_ref().map(|(_, r)| &r.provenance),
+        "fid_reference": fid.as_ref().map(|(_, r, _)| &r.provenance),
         "clip_model": clip.as_ref().map(|m| json!({
             "dir": m.dir.display().to_string(),
             "files_sha256": m.sha256,

@@ -5,7 +5,9 @@
 //! float64) plus `<key>.json` ([`StatsProvenance`]). The key is the SHA-256 of the provenance
 //! inputs (the folder's file names and contents, the feature network's hash, the preprocessing),
 //! so a changed image, weight file or resize mode gives a new entry. The statistics' own hash (of
-//! the safetensors file) is what results cite as the reference stats hash.
+//! the safetensors file) is what results cite as the reference stats hash. The covariance's square
+//! root, which every FID against these statistics needs, is cached next to the entry by
+//! `crate::reference_root`.
 
 use crate::error::{EvalError, Result};
 use crate::feature_net::FeatureNet;
@@ -35,6 +37,9 @@ pub struct StatsProvenance {
 pub struct ReferenceStats {
     pub stats: FeatureStats,
     pub provenance: StatsProvenance,
+    /// The cached statistics file (`<cache_dir>/<key>.safetensors`); the covariance root is
+    /// cached next to it (`crate::reference_root`).
+    pub path: PathBuf,
 }
 
 /// Features of every PNG of `folder` (sorted by name), in batches of `batch_size`.
@@ -147,7 +152,11 @@ fn cached(
     };
     let text = serde_json::to_string_pretty(&provenance).expect("provenance serialises");
     flowscale_core::write_atomic(&js, (text + "\n").as_bytes())?;
-    Ok(ReferenceStats { stats, provenance })
+    Ok(ReferenceStats {
+        stats,
+        provenance,
+        path: st,
+    })
 }
 
 /// Loads `<key>.safetensors` and its `<key>.json`, checking the recorded hash.
@@ -168,7 +177,11 @@ pub fn load_reference_stats(path: &Path) -> Result<ReferenceStats> {
         n: provenance.n_images,
     };
     stats.check(&path.display().to_string())?;
-    Ok(ReferenceStats { stats, provenance })
+    Ok(ReferenceStats {
+        stats,
+        provenance,
+        path: path.to_path_buf(),
+    })
 }
 
 fn cache_paths(dir: &Path, key: &str) -> (PathBuf, PathBuf) {

@@ -25,6 +25,9 @@ enum BenchCommand {
     Decode(super::bench_decode::DecodeArgs),
     /// Latent-shard loading throughput of the streaming loader (samples/s).
     Shards(super::bench_shards::ShardsArgs),
+    /// The Frechet part of an eval row (FID statistics and distance), before and after the
+    /// prepared reference; with --weights, Inception's per-image cost too.
+    Frechet(super::bench_frechet::FrechetArgs),
 }
 
 #[derive(Debug, Args)]
@@ -73,6 +76,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Minilm(m) => return super::bench_minilm::run(m),
         BenchCommand::Decode(d) => return super::bench_decode::run(d),
         BenchCommand::Shards(s) => return super::bench_shards::run(s),
+        BenchCommand::Frechet(f) => return super::bench_frechet::run(f),
     };
     let mut cfg = match (&a.preset, a.depth) {
         (Some(p), _) => MmditConfig::preset(p)?,

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_decode;
+mod bench_frechet;
 mod bench_fwd_bwd;
 mod bench_minilm;
 mod bench_shards;
@@ -11,6 +12,7 @@ mod config;
 mod embed_text;
 mod eval;
 mod export;
+mod fid;
 mod formulations;
 mod generate;
 mod host_memory;
@@ -56,6 +58,8 @@ enum Command {
     Generate(Box<generate::GenerateArgs>),
     /// Evaluate a run: validation loss, and per sampler setting FID and class accuracy.
     Eval(eval::EvalArgs),
+    /// FID between two image folders, .npz statistics or .npy features (like python -m pytorch_fid).
+    Fid(fid::FidArgs),
     /// Rank runs: Pareto fronts per setting (e.g. CLIP up, FID down), mean rank over settings.
     Rank(rank::RankArgs),
     /// Plot the validation curves of runs (PNG and SVG).
@@ -83,6 +87,7 @@ impl Cli {
             Command::Sample(args) => sample::run(&args),
             Command::Generate(args) => generate::run(&args),
             Command::Eval(args) => eval::run(&args),
+            Command::Fid(args) => fid::run(&args),
             Command::Rank(args) => rank::run(&args),
             Command::Plot(args) => report::plot(&args),
             Command::Report(args) => report::report(&args),
