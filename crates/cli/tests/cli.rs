@@ -57,6 +57,7 @@ fn help_lists_every_subcommand() {
         "plot",
         "report",
         "export",
+        "ema-reconstruct",
         "formulations",
         "bench",
         "info",

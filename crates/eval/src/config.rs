@@ -90,7 +90,8 @@ impl Validate for PromptsSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvalSection {
-    /// Weights to evaluate: "raw", "ema" (every EMA of the run) or "ema:DECAY".
+    /// Weights to evaluate: "raw", "ema" (every EMA of the run), "ema:DECAY", "phema" (every
+    /// power-function EMA of the checkpoint) or "phema:STD".
     #[serde(default = "default_weights")]
     pub weights: Vec<String>,
     /// "auto", "cpu" or "cuda".
@@ -407,12 +408,16 @@ impl Validate for EvalSection {
         for w in &self.weights {
             let ok = w == "raw"
                 || w == "ema"
+                || w == "phema"
                 || w.strip_prefix("ema:")
+                    .or_else(|| w.strip_prefix("phema:"))
                     .is_some_and(|d| d.parse::<f64>().is_ok());
             if !ok {
                 v.fail(
                     "weights",
-                    format!("`{w}` is not \"raw\", \"ema\" or \"ema:DECAY\""),
+                    format!(
+                        "`{w}` is not \"raw\", \"ema\", \"ema:DECAY\", \"phema\" or \"phema:STD\""
+                    ),
                 );
             }
         }

@@ -70,6 +70,20 @@ pub fn default_out_dir(run_dir: &Path, step: u64) -> PathBuf {
     run_dir.join("eval").join(format!("step-{step:09}"))
 }
 
+/// A reconstructed post-hoc EMA checkpoint (`<run>/posthoc/reconstructed/std-S/step-N`) is
+/// evaluated into `<run>/eval/posthoc-std-S/step-N`, apart from the run checkpoint of the same
+/// step.
+fn reconstructed_out_dir(run: &LoadedRun) -> Option<PathBuf> {
+    flowscale_train::posthoc::reconstructed::run_dir_of_reconstructed(&run.checkpoint)?;
+    let store = run.checkpoint.parent()?.file_name()?.to_str()?;
+    Some(
+        run.run_dir
+            .join("eval")
+            .join(format!("posthoc-{store}"))
+            .join(format!("step-{:09}", run.step)),
+    )
+}
+
 /// Runs the evaluation; `log` receives one line per finished measurement.
 pub fn evaluate(req: &EvalRequest, log: &mut dyn FnMut(&str)) -> Result<EvalOutcome> {
     let c = &req.config;
@@ -89,7 +103,7 @@ pub fn evaluate(req: &EvalRequest, log: &mut dyn FnMut(&str)) -> Result<EvalOutc
             .map_err(|e| EvalError::Invalid(format!("sampler setting {}: {e}", spec.label())))?;
     }
     let out_dir = if c.eval.out_dir.is_empty() {
-        default_out_dir(&run.run_dir, run.step)
+        reconstructed_out_dir(&run).unwrap_or_else(|| default_out_dir(&run.run_dir, run.step))
     } else {
         PathBuf::from(&c.eval.out_dir)
     };

@@ -113,7 +113,8 @@ impl LoadedRun {
         self.ck.ema_decays()
     }
 
-    /// Expands the config's weight names ("raw", "ema", "ema:D") into labels `raw`, `ema<D>`.
+    /// Expands the config's weight names ("raw", "ema", "ema:D", "phema", "phema:S") into labels
+    /// `raw`, `ema<D>`, `phema<S>` (power-function EMAs: tracked, or reconstructed post hoc).
     pub fn weight_labels(&self, wanted: &[String]) -> Result<Vec<String>> {
         let mut out = Vec::new();
         for w in wanted {
@@ -124,6 +125,13 @@ impl LoadedRun {
                     .iter()
                     .map(|d| format!("ema{d}"))
                     .collect(),
+                "phema" => self
+                    .ck
+                    .power_ema_stds()
+                    .iter()
+                    .map(|s| format!("phema{s}"))
+                    .collect(),
+                other if other.starts_with("phema:") => vec![self.power_ema_label(other)?],
                 other => {
                     let d: f64 = other
                         .strip_prefix("ema:")
@@ -147,15 +155,35 @@ impl LoadedRun {
         Ok(out)
     }
 
-    /// Loads weights `raw` or `ema<decay>` into the model: the raw weights first (they carry
-    /// the fixed buffers), then the EMA over them.
+    /// `phema:STD` as the label `phema<STD>`, when the checkpoint has that power-function EMA.
+    fn power_ema_label(&self, wanted: &str) -> Result<String> {
+        let s: f64 = wanted
+            .strip_prefix("phema:")
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| invalid("eval.weights", format!("`{wanted}`")))?;
+        let stds = self.ck.power_ema_stds();
+        if !stds.contains(&s) {
+            return Err(invalid(
+                self.checkpoint.display(),
+                format!("no power-function EMA with std {s} (has {stds:?})"),
+            ));
+        }
+        Ok(format!("phema{s}"))
+    }
+
+    /// Loads weights `raw`, `ema<decay>` or `phema<std>` into the model: the raw weights first
+    /// (they carry the fixed buffers), then the EMA over them.
     pub fn use_weights(&self, label: &str) -> Result<()> {
-        let set = match label.strip_prefix("ema") {
-            None => WeightSet::Raw,
-            Some(d) => WeightSet::Ema(
-                d.parse()
-                    .map_err(|_| invalid("weights", format!("`{label}`")))?,
-            ),
+        let value = |v: &str| -> Result<f64> {
+            v.parse()
+                .map_err(|_| invalid("weights", format!("`{label}`")))
+        };
+        let set = if let Some(s) = label.strip_prefix("phema") {
+            WeightSet::PowerEma(value(s)?)
+        } else if let Some(d) = label.strip_prefix("ema") {
+            WeightSet::Ema(value(d)?)
+        } else {
+            WeightSet::Raw
         };
         Ok(self.ck.load_weights(&self.model, set)?)
     }

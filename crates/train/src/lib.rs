@@ -18,6 +18,7 @@ pub mod interrupt;
 pub mod metrics;
 pub mod optim;
 pub mod peak_flops;
+pub mod posthoc;
 pub mod resume_compat;
 pub mod run;
 pub mod run_dir;

@@ -29,7 +29,8 @@ pub struct ExportArgs {
     source: PathBuf,
     #[arg(long, value_enum)]
     format: Format,
-    /// raw, ema (the run's only EMA) or ema:DECAY.
+    /// raw, ema (the run's only EMA), ema:DECAY, phema (the checkpoint's only power-function
+    /// EMA, as in a reconstructed checkpoint) or phema:STD.
     #[arg(long, default_value = "ema")]
     weights: WeightChoice,
     /// Export the checkpoint of this step (default: the newest).

@@ -82,7 +82,8 @@ pub struct GenerateArgs {
     /// Seed of the initial noise: the same seed gives the same images.
     #[arg(long, default_value_t = 0)]
     seed: i64,
-    /// raw, ema (the run's only EMA) or ema:DECAY.
+    /// raw, ema (the run's only EMA), ema:DECAY, phema (the checkpoint's only power-function
+    /// EMA, as in a reconstructed checkpoint) or phema:STD.
     #[arg(long, default_value = "ema", conflicts_with = "checkpoint")]
     weights: WeightChoice,
     /// Generate from the checkpoint of this step (default: the newest).

@@ -9,6 +9,7 @@ mod bench_shards;
 mod bench_timing;
 mod bench_train;
 mod config;
+mod ema_reconstruct;
 mod embed_text;
 mod eval;
 mod export;
@@ -66,6 +67,9 @@ enum Command {
     Plot(report::PlotArgs),
     /// Write a sweep's report: table, plots, compute fit (Markdown).
     Report(report::ReportArgs),
+    /// EDM2's post-hoc EMA: reconstruct EMAs of other lengths from a run's snapshots, as
+    /// checkpoints (--weights phema).
+    EmaReconstruct(ema_reconstruct::EmaReconstructArgs),
     /// Export a run's weights in diffusers, SD3 or plain safetensors layout, with a model card.
     Export(export::ExportArgs),
     /// List the 61 noise formulations and tabulate their schedules and weights.
@@ -83,6 +87,7 @@ impl Cli {
             Command::Launch(args) => launch::run(&args),
             Command::Sweep(args) => sweep::run(&args),
             Command::Precompute(args) => precompute::run(&args),
+            Command::EmaReconstruct(args) => ema_reconstruct::run(&args),
             Command::EmbedText(args) => embed_text::run(&args),
             Command::Sample(args) => sample::run(&args),
             Command::Generate(args) => generate::run(&args),

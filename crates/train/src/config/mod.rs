@@ -4,6 +4,7 @@
 
 mod distributed;
 mod hooks;
+mod posthoc_ema;
 mod run;
 
 pub use distributed::{DistBackend, GradReduceDtype};
@@ -15,6 +16,7 @@ pub use hooks::{
     CheckpointConfig, ConditioningConfig, ConditioningProviderKind, LoggingConfig, NonFinitePolicy,
     SamplesConfig, TextFrom, ValidationConfig, ValidationGrid,
 };
+pub use posthoc_ema::PosthocEmaConfig;
 pub use run::{
     DataConfig, DatasetKind, DeviceChoice, EmaConfig, FormulationConfig, LatentNormalization,
     LrSchedule, ModelConfig, OptimConfig, Precision, RunConfig, RunSection, TimeInputKind,

@@ -10,6 +10,7 @@ use super::distributed::{DistBackend, GradReduceDtype};
 use super::hooks::{
     CheckpointConfig, ConditioningConfig, LoggingConfig, SamplesConfig, ValidationConfig,
 };
+use super::posthoc_ema::PosthocEmaConfig;
 use super::{Validate, Validator};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -498,6 +499,9 @@ pub struct EmaConfig {
     /// initialisation (default false: the paper's plain EMA).
     #[serde(default)]
     pub warmup: bool,
+    /// EDM2's power-function EMAs with snapshots for post-hoc reconstruction (off by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub posthoc: Option<PosthocEmaConfig>,
 }
 
 fn default_decays() -> Vec<f64> {
@@ -514,6 +518,7 @@ impl Default for EmaConfig {
             decays: default_decays(),
             every: default_ema_every(),
             warmup: false,
+            posthoc: None,
         }
     }
 }
@@ -524,6 +529,9 @@ impl Validate for EmaConfig {
             v.in_range(&format!("decays[{i}]"), *d, 0.0, 1.0, true);
         }
         v.count_at_least("every", self.every, 1);
+        if let Some(p) = &self.posthoc {
+            v.section("posthoc", p);
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! A run's checkpoint as the run layer reads it: which folder a request names (a checkpoint
 //! folder, or a run directory with a step choice), the run config beside it, its weight sets
-//! (raw = `model.safetensors`, EMAs = `ema-<decay>.safetensors`) and which of them a user chose.
+//! (raw = `model.safetensors`, EMAs = `ema-<decay>.safetensors`, power-function EMAs =
+//! `phema-<std>.safetensors`, tracked or reconstructed post hoc) and which of them a user chose.
 
 use super::model::RunModel;
 use crate::checkpoint::{CheckpointStore, LoadedCheckpoint, STATE_FILE};
@@ -22,6 +23,9 @@ pub enum WeightChoice {
     Raw,
     /// An EMA; `None` = the run's only EMA.
     Ema(Option<f64>),
+    /// A power-function EMA by relative std (`crate::posthoc`); `None` = the checkpoint's only
+    /// one (a reconstructed checkpoint holds exactly one).
+    PowerEma(Option<f64>),
 }
 
 impl std::str::FromStr for WeightChoice {
@@ -30,11 +34,19 @@ impl std::str::FromStr for WeightChoice {
         match s {
             "raw" => Ok(Self::Raw),
             "ema" => Ok(Self::Ema(None)),
-            _ => s
-                .strip_prefix("ema:")
-                .and_then(|d| d.parse::<f64>().ok())
-                .map(|d| Self::Ema(Some(d)))
-                .ok_or_else(|| format!("--weights must be raw, ema or ema:DECAY, got {s:?}")),
+            "phema" => Ok(Self::PowerEma(None)),
+            _ => {
+                let value = |prefix: &str| s.strip_prefix(prefix).and_then(|d| d.parse().ok());
+                if let Some(d) = value("ema:") {
+                    Ok(Self::Ema(Some(d)))
+                } else if let Some(std) = value("phema:") {
+                    Ok(Self::PowerEma(Some(std)))
+                } else {
+                    Err(format!(
+                        "--weights must be raw, ema, ema:DECAY, phema or phema:STD, got {s:?}"
+                    ))
+                }
+            }
         }
     }
 }
@@ -139,11 +151,14 @@ impl RunCheckpoint {
     pub fn open(source: &Path, step: StepChoice) -> Result<Self> {
         let dir = resolve_checkpoint(source, step)?;
         let checkpoint = load_intact(&dir)?;
+        // `<run>/checkpoints/step-N`, or a reconstructed post-hoc EMA's
+        // `<run>/posthoc/reconstructed/std-S/step-N`.
         let run_dir = dir
             .parent()
             .filter(|p| p.file_name().is_some_and(|n| n == "checkpoints"))
             .and_then(Path::parent)
-            .map(Path::to_path_buf);
+            .map(Path::to_path_buf)
+            .or_else(|| crate::posthoc::reconstructed::run_dir_of_reconstructed(&dir));
         Ok(Self {
             checkpoint,
             run_dir,
@@ -203,6 +218,18 @@ impl RunCheckpoint {
         d
     }
 
+    /// Relative stds of the checkpoint's power-function EMAs, ascending.
+    pub fn power_ema_stds(&self) -> Vec<f64> {
+        let mut s: Vec<f64> = self
+            .checkpoint
+            .groups
+            .keys()
+            .filter_map(|k| k.strip_prefix("phema-").and_then(|s| s.parse().ok()))
+            .collect();
+        s.sort_by(f64::total_cmp);
+        s
+    }
+
     /// The tensors of group `name`.
     pub fn group(&self, name: &str) -> Result<&HashMap<String, Tensor>> {
         self.checkpoint.group(name)
@@ -239,6 +266,28 @@ impl RunCheckpoint {
                 }
                 Ok(WeightSet::Ema(d))
             }
+            WeightChoice::PowerEma(wanted) => {
+                let stds = self.power_ema_stds();
+                let s = match (wanted, stds.as_slice()) {
+                    (Some(s), _) => *s,
+                    (None, [only]) => *only,
+                    (None, _) => {
+                        return Err(TrainError::Invalid(format!(
+                            "{}: the checkpoint keeps power-function EMAs {stds:?}; choose one \
+                             with --weights phema:STD",
+                            self.dir().display()
+                        )))
+                    }
+                };
+                if !stds.contains(&s) {
+                    return Err(TrainError::Invalid(format!(
+                        "{}: no power-function EMA with std {s} (the checkpoint keeps {stds:?}; \
+                         `flowscale ema-reconstruct` writes others)",
+                        self.dir().display()
+                    )));
+                }
+                Ok(WeightSet::PowerEma(s))
+            }
         }
     }
 }
@@ -248,6 +297,8 @@ impl RunCheckpoint {
 pub enum WeightSet {
     Raw,
     Ema(f64),
+    /// A power-function EMA of relative std (tracked, or reconstructed post hoc).
+    PowerEma(f64),
 }
 
 impl WeightSet {
@@ -256,6 +307,7 @@ impl WeightSet {
         match self {
             Self::Raw => "model".into(),
             Self::Ema(d) => ema_group_name(d),
+            Self::PowerEma(s) => crate::posthoc::power_ema_group_name(s),
         }
     }
 
@@ -264,6 +316,7 @@ impl WeightSet {
         match self {
             Self::Raw => "raw".into(),
             Self::Ema(d) => format!("ema:{d}"),
+            Self::PowerEma(s) => format!("phema:{s}"),
         }
     }
 }

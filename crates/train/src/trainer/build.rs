@@ -15,6 +15,7 @@ use crate::ema::Ema;
 use crate::error::{Result, TrainError};
 use crate::metrics::MetricsWriter;
 use crate::optim::{AdamW, AdamWConfig, LrScheduler};
+use crate::posthoc::{power_ema_group_name, PowerEmas};
 use crate::resume_compat::{config_hash, incompatible_changes};
 use crate::run::{ema_group_name, load_intact, CondSource, RunData, RunModel, RunModelSpec};
 use crate::run_dir::{write_atomic, RunDir};
@@ -101,6 +102,10 @@ impl Trainer {
         let mut optimizer = AdamW::new(&params, adamw_config(&cfg.optim))?;
         let schedule = lr_schedule(&cfg.optim, cfg.train.steps);
         let mut ema = Ema::new(&params, &cfg.ema.decays, cfg.ema.every, cfg.ema.warmup)?;
+        let mut power_emas = match &cfg.ema.posthoc {
+            Some(p) => Some(PowerEmas::new(&params, &p.stds)?),
+            None => None,
+        };
         let flops_per_sample = model.train_flops_per_sample(data.side())?;
 
         // Resume: the checkpoint's tensors, state and generator replace the fresh ones; the
@@ -124,6 +129,9 @@ impl Trainer {
                 )));
             }
             restore(&ck, &model, &mut optimizer, &mut ema, &cfg.ema)?;
+            if let Some(p) = &mut power_emas {
+                restore_power_emas(&ck, p)?;
+            }
             rng = FlowRng::from_state(ck.state.rng_state).ok_or_else(|| {
                 TrainError::corrupt(
                     path.join(crate::checkpoint::STATE_FILE),
@@ -193,6 +201,7 @@ impl Trainer {
             optimizer,
             schedule,
             ema,
+            power_emas,
             store,
             dp,
             tb,
@@ -400,6 +409,14 @@ fn restore(
     let updates = ck.state.step / ema_cfg.every.max(1);
     for (k, d) in ema_cfg.decays.iter().enumerate() {
         ema.load(k, ck.group(&ema_group_name(*d))?, updates)?;
+    }
+    Ok(())
+}
+
+/// Restores the power-function EMAs (`phema-<std>` groups) from a checkpoint.
+fn restore_power_emas(ck: &LoadedCheckpoint<TrainState>, emas: &mut PowerEmas) -> Result<()> {
+    for (k, s) in emas.stds().to_vec().iter().enumerate() {
+        emas.load(k, ck.group(&power_ema_group_name(*s))?)?;
     }
     Ok(())
 }

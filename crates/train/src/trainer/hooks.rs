@@ -6,6 +6,7 @@ use crate::config::NonFinitePolicy;
 use crate::distributed::shard;
 use crate::error::{Result, TrainError};
 use crate::image_grid::save_grid;
+use crate::posthoc::power_ema_group_name;
 use crate::run::ema_group_name;
 use crate::sampling::{generate, setting_label, SamplerSetting};
 use crate::validation::{from_level_sums, level_grid, level_sums};
@@ -336,6 +337,11 @@ impl Trainer {
         for (k, d) in self.ema.decays().to_vec().iter().enumerate() {
             groups.push((ema_group_name(*d), self.ema.named(k)));
         }
+        if let Some(p) = &self.power_emas {
+            for (k, s) in p.stds().iter().enumerate() {
+                groups.push((power_ema_group_name(*s), p.named(k)));
+            }
+        }
         groups.push(("optimizer".into(), self.optimizer.state()));
         let refs: Vec<(&str, Vec<(String, Tensor)>)> = groups
             .iter()
@@ -357,6 +363,20 @@ impl Trainer {
             &[("config.json", mcfg.as_bytes())],
             &self.state,
         )?;
+        Ok(())
+    }
+}
+
+impl Trainer {
+    /// Writes a snapshot of every power-function EMA into `<run>/posthoc/` (rank 0), for
+    /// post-hoc reconstruction (`crate::posthoc::snapshots`).
+    pub(super) fn write_posthoc_snapshots(&self) -> Result<()> {
+        let (Some(p), true) = (&self.power_emas, self.is_main()) else {
+            return Ok(());
+        };
+        for (k, (s, g)) in p.stds().iter().zip(p.gammas()).enumerate() {
+            crate::posthoc::snapshots::write(&self.dir.root, *s, *g, self.state.step, &p.named(k))?;
+        }
         Ok(())
     }
 }

@@ -25,6 +25,7 @@ use crate::ema::Ema;
 use crate::error::{Result, TrainError};
 use crate::metrics::MetricsWriter;
 use crate::optim::{AdamW, LrScheduler};
+use crate::posthoc::PowerEmas;
 use crate::run::{RunData, RunModel};
 use crate::run_dir::RunDir;
 use crate::state::TrainState;
@@ -79,6 +80,8 @@ pub struct Trainer {
     optimizer: AdamW,
     schedule: LrScheduler,
     ema: Ema,
+    /// EDM2's power-function EMAs (`[ema] posthoc`), snapshotted for post-hoc reconstruction.
+    power_emas: Option<PowerEmas>,
     store: CheckpointStore,
     /// Data-parallel group when launched with several ranks.
     dp: Option<DataParallel>,
@@ -139,6 +142,11 @@ impl Trainer {
             let checkpointed = due(step, self.cfg.checkpoint.every, last) || improved;
             if checkpointed {
                 self.save_checkpoint()?;
+            }
+            if let Some(p) = &self.cfg.ema.posthoc {
+                if due(step, p.snapshot_every, step == total) {
+                    self.write_posthoc_snapshots()?;
+                }
             }
             if due(step, self.cfg.samples.every, step == total) {
                 self.run_samples()?;

@@ -1,5 +1,5 @@
 //! One optimiser step: micro-batches (data, timesteps, noise, CFG dropout), forward, loss,
-//! backward, gradient averaging across ranks, clipping, the update, the EMA; and the refresh of
+//! backward, gradient averaging across ranks, clipping, the update, the EMAs (classic and power-function); and the refresh of
 //! the resumable state before a checkpoint.
 
 use super::Trainer;
@@ -247,6 +247,9 @@ impl Trainer {
         self.state.lr = lr;
         self.state.train_flops += self.flops_per_sample * self.batch.global as f64;
         self.ema.after_step(self.state.step, &self.params)?;
+        if let Some(p) = &mut self.power_emas {
+            p.after_step(self.state.step, &self.params)?;
+        }
         self.running.steps += 1;
         Ok(())
     }
