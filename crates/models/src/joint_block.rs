@@ -3,6 +3,7 @@
 
 use crate::activation_checkpointing::StreamBlock;
 use crate::attention::JointAttention;
+use crate::attention_stats::AttentionStats;
 use crate::builder::Scope;
 use crate::error::Result;
 use crate::layers::{layer_norm, modulate, FeedForward, Linear};
@@ -94,6 +95,35 @@ impl JointBlock {
         ctx: &Tensor,
         c: &Tensor,
     ) -> Result<(Tensor, Option<Tensor>)> {
+        let (x, ctx, ()) = self.forward_via(x, ctx, c, |attn, x_in, ctx_in| {
+            let (img, ctx_out) = attn.forward(x_in, ctx_in)?;
+            Ok((img, ctx_out, ()))
+        })?;
+        Ok((x, ctx))
+    }
+
+    /// [`JointBlock::forward`] through the math-form attention, with its logits' statistics.
+    pub(crate) fn forward_with_stats(
+        &self,
+        x: &Tensor,
+        ctx: &Tensor,
+        c: &Tensor,
+    ) -> Result<(Tensor, Option<Tensor>, AttentionStats)> {
+        self.forward_via(x, ctx, c, |attn, x_in, ctx_in| {
+            attn.forward_with_stats(x_in, ctx_in)
+        })
+    }
+
+    /// The block with `attend(attention, image input, context input)` as its attention, so the
+    /// fused and the diagnostic forward share every other operation; `attend`'s extra value
+    /// (the statistics, or nothing) is passed through.
+    fn forward_via<T>(
+        &self,
+        x: &Tensor,
+        ctx: &Tensor,
+        c: &Tensor,
+        attend: impl FnOnce(&JointAttention, &Tensor, &Tensor) -> Result<(Tensor, Option<Tensor>, T)>,
+    ) -> Result<(Tensor, Option<Tensor>, T)> {
         let m = self.norm1.forward(c)?;
         let x_in = modulate(&layer_norm(x, NORM_EPS)?, &m[0], &m[1])?;
         let mc = self.norm1_context.forward(c)?;
@@ -103,7 +133,7 @@ impl JointBlock {
             // AdaLayerNormContinuous: (scale, shift).
             modulate(&layer_norm(ctx, NORM_EPS)?, &mc[1], &mc[0])?
         };
-        let (attn_x, attn_ctx) = self.attn.forward(&x_in, &ctx_in)?;
+        let (attn_x, attn_ctx, extra) = attend(&self.attn, &x_in, &ctx_in)?;
         let x = x.f_add(&attn_x.f_mul(&m[2].f_unsqueeze(1)?)?)?;
         let x = mlp_residual(&self.ff, &x, &m[3], &m[4], &m[5])?;
         let ctx = match (&self.ff_context, attn_ctx) {
@@ -113,7 +143,7 @@ impl JointBlock {
             }
             _ => None,
         };
-        Ok((x, ctx))
+        Ok((x, ctx, extra))
     }
 }
 

@@ -6,6 +6,7 @@
 //! which is not trainable) and `vs.trainable_variables()` are the parameters.
 
 pub mod activation_checkpointing;
+pub mod attention_stats;
 pub mod builder;
 pub mod checkpoint;
 pub mod config;
@@ -19,6 +20,7 @@ mod joint_block;
 mod layers;
 
 pub use activation_checkpointing::{BlockTape, Checkpointing};
+pub use attention_stats::AttentionStats;
 pub use builder::ParamInfo;
 pub use checkpoint::{load_mmdit, save_mmdit, Layout, LoadedMmdit, StateDict};
 pub use config::{MmditConfig, PRESETS};

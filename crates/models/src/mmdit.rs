@@ -2,6 +2,7 @@
 //! checkpoint keys.
 
 use crate::activation_checkpointing::{run_blocks, BlockTape, Checkpointing, StreamBlock};
+use crate::attention_stats::AttentionStats;
 use crate::builder::{ParamInfo, Scope};
 use crate::config::MmditConfig;
 use crate::embeddings::{PatchEmbed, TimeTextEmbed};
@@ -152,6 +153,31 @@ impl Mmdit {
             }
         }
         self.head(&x, &c, &latents.size())
+    }
+
+    /// [`Mmdit::forward`] (the same output up to float rounding) with every block's attention in
+    /// the explicit math form, returning the output and each block's attention statistics in
+    /// block order. Runs without autograd; for diagnostics, not training (it materialises the
+    /// `[B, heads, N, N]` logits).
+    pub fn forward_with_attention_stats(
+        &self,
+        latents: &Tensor,
+        timestep: &Tensor,
+        context: &Tensor,
+        pooled: &Tensor,
+    ) -> Result<(Tensor, Vec<AttentionStats>)> {
+        let _no_grad = tch::no_grad_guard();
+        let (mut x, mut ctx, c) = self.embed(latents, timestep, context, pooled)?;
+        let mut stats = Vec::with_capacity(self.blocks.len());
+        for block in &self.blocks {
+            let (nx, nctx, s) = block.forward_with_stats(&x, &ctx, &c)?;
+            x = nx;
+            if let Some(nctx) = nctx {
+                ctx = nctx;
+            }
+            stats.push(s);
+        }
+        Ok((self.head(&x, &c, &latents.size())?, stats))
     }
 
     /// [`Mmdit::forward`] for training with activation checkpointing `plan`: the output's graph

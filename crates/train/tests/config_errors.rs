@@ -255,3 +255,10 @@ fn sizes_that_cannot_be_allocated_and_shifts_that_fail_late_are_refused_up_front
     );
     assert!(ok.is_ok(), "{:?}", ok.err());
 }
+
+/// `logging.attention_every` is a step count: a negative one names the key.
+#[test]
+fn a_negative_attention_every_names_its_key() {
+    let err = err_of(MINIMAL, &["logging.attention_every=-4"]);
+    assert_eq!(err.keys(), vec!["logging.attention_every"], "{err}");
+}

@@ -295,6 +295,9 @@ pub struct LoggingConfig {
     /// figure when its name is known (`crate::peak_flops`), none on the CPU.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peak_tflops: Option<f64>,
+    /// Attention diagnostics every this many steps (0 = off): each block's largest attention
+    /// logit and mean attention entropy on a fixed probe batch (`trainer::attention_hook`).
+    pub attention_every: u64,
 }
 
 impl Default for LoggingConfig {
@@ -305,6 +308,7 @@ impl Default for LoggingConfig {
             progress: None,
             nonfinite: NonFinitePolicy::Stop,
             peak_tflops: None,
+            attention_every: 0,
         }
     }
 }

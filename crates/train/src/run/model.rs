@@ -20,7 +20,9 @@ use crate::text_conditioning::CaptionConditioning;
 use flowscale_encoders::text::{TextEncoder, TextSourceSpan};
 use flowscale_formulations::{Formulation, NativeTimeInput};
 use flowscale_models::checkpoint::LoadedMmdit;
-use flowscale_models::{forward_cost, BlockTape, Checkpointing, Mmdit, MmditConfig};
+use flowscale_models::{
+    forward_cost, AttentionStats, BlockTape, Checkpointing, Mmdit, MmditConfig,
+};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use tch::nn::VarStore;
@@ -416,6 +418,23 @@ impl RunModel {
         let out =
             self.under_precision(|| Ok(self.model.forward(x, &t, &cond.context, &cond.pooled)?))?;
         Ok(out.f_to_kind(Kind::Float)?)
+    }
+
+    /// Each backbone block's attention statistics on `(x, t, cond)`, from the diagnostic
+    /// forward under the run's precision (its logits in fp32); no autograd.
+    pub fn attention_stats(
+        &self,
+        x: &Tensor,
+        t: &Tensor,
+        cond: &Conditioning,
+    ) -> Result<Vec<AttentionStats>> {
+        let t = self.time_input(t)?;
+        let (_, stats) = self.under_precision(|| {
+            Ok(self
+                .model
+                .forward_with_attention_stats(x, &t, &cond.context, &cond.pooled)?)
+        })?;
+        Ok(stats)
     }
 
     /// [`RunModel::forward`] for a training step with activation checkpointing `plan`. With a

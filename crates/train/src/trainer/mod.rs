@@ -2,7 +2,8 @@
 //!
 //! Reading order: this file (the trainer's parts and the loop), [`build`] (construction in
 //! named phases: run directory, process group, model, optimiser, resume, data position, logs),
-//! [`step`] (one optimiser step), [`hooks`] (logging, validation, sample grids, checkpoints).
+//! [`step`] (one optimiser step), [`hooks`] (logging, validation, sample grids, checkpoints),
+//! [`attention_hook`] (attention diagnostics).
 //!
 //! Determinism: every random draw of the loop comes from one host generator ([`FlowRng`]) whose
 //! state is checkpointed (timesteps, the seeds of the noise tensors, CFG dropout), the data order
@@ -12,6 +13,7 @@
 //! Host synchronisation: the loss, per-t-bin losses and gradient norm accumulate on the device
 //! and are read only every `logging.every` steps.
 
+mod attention_hook;
 mod build;
 mod hooks;
 mod step;
@@ -131,6 +133,9 @@ impl Trainer {
                     eprintln!("step {step}/{total} | {msg}");
                 }
                 bar.set_message(msg);
+            }
+            if due(step, self.cfg.logging.attention_every, false) {
+                self.log_attention()?;
             }
             let improved =
                 due(step, self.cfg.validation.every, step == total) && self.run_validation()?;
