@@ -4,6 +4,7 @@
 //! * [`autocast`]: choose the autocast dtype (bf16 on CUDA) and run closures under autocast on CPU
 //!   or CUDA.
 //! * [`fused_adamw`]: ATen's fused AdamW kernel (`at::_fused_adamw_`) over lists of tensors.
+//! * [`cpu`]: whether the CPU has bf16 matrix instructions (AMX-BF16, AVX512-BF16).
 //! * [`cuda`]: device names and the CUDA caching allocator's memory statistics.
 //! * [`numerics`]: deterministic algorithms and TF32 switches.
 //! * [`c10d`]: PyTorch's distributed engine: TCPStore rendezvous, Gloo and NCCL collectives, the
@@ -13,6 +14,7 @@
 pub mod autocast;
 pub mod build_info;
 pub mod c10d;
+pub mod cpu;
 pub mod cuda;
 mod error;
 mod ffi;

@@ -540,7 +540,8 @@ impl Validate for EmaConfig {
 pub enum Precision {
     /// float32 everywhere.
     Fp32,
-    /// float32 master weights, bf16 autocast on CUDA (fp32 on CPU).
+    /// float32 master weights, loss, optimiser and EMA; the backbone under bf16 autocast on CUDA
+    /// and on CPUs with bf16 matrix instructions (AMX-BF16, AVX512-BF16), fp32 on other CPUs.
     Bf16,
 }
 

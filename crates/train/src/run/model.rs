@@ -211,6 +211,8 @@ pub fn mmdit_config(
 pub struct RunModel {
     device: Device,
     precision: Precision,
+    /// The CPU's bf16 matrix instructions, if any (a bf16 run on the CPU autocasts only then).
+    cpu_bf16: Option<&'static str>,
     model_vs: VarStore,
     model: Mmdit,
     cond_vs: VarStore,
@@ -246,6 +248,7 @@ impl RunModel {
             Ok(Self {
                 device,
                 precision: spec.precision,
+                cpu_bf16: flowscale_torch_ext::cpu::bf16_matrix_instructions(),
                 model_vs,
                 model,
                 cond_vs,
@@ -272,6 +275,7 @@ impl RunModel {
             device,
             // The export records no training precision; fp32 is what it stores.
             precision: Precision::Fp32,
+            cpu_bf16: None,
             model_vs: loaded.vs,
             model: loaded.model,
             cond_vs: VarStore::new(device),
@@ -477,12 +481,31 @@ impl RunModel {
         })
     }
 
-    /// Runs `f` under bf16 autocast when the run trains in bf16 on CUDA.
+    /// Runs `f` under bf16 autocast when the run trains in bf16 on CUDA, or on a CPU with bf16
+    /// matrix instructions ([`autocasts`]).
     fn under_precision<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        if self.precision == Precision::Bf16 && self.device.is_cuda() {
+        if autocasts(self.precision, self.device, self.cpu_bf16) {
             flowscale_torch_ext::autocast::with_autocast(self.device, Kind::BFloat16, f)?
         } else {
             f()
+        }
+    }
+
+    /// How the backbone runs, for the start-up line: e.g. `bf16 autocast on the CPU (AMX-BF16)`.
+    pub fn precision_description(&self) -> String {
+        let autocast = autocasts(self.precision, self.device, self.cpu_bf16);
+        match (self.precision, autocast, self.device.is_cuda()) {
+            (Precision::Fp32, ..) => "fp32".into(),
+            (Precision::Bf16, true, true) => "bf16 autocast on CUDA".into(),
+            (Precision::Bf16, true, false) => format!(
+                "bf16 autocast on the CPU ({})",
+                self.cpu_bf16.unwrap_or_default()
+            ),
+            (Precision::Bf16, false, _) => {
+                "fp32: train.precision = \"bf16\" but this CPU has no bf16 matrix instructions \
+                 (AMX-BF16 or AVX512-BF16), where bf16 autocast would only add conversions"
+                    .into()
+            }
         }
     }
 
@@ -491,6 +514,12 @@ impl RunModel {
         let cost = forward_cost(self.model.config(), side, side, self.context_tokens)?;
         Ok(3.0 * cost.flops())
     }
+}
+
+/// Whether the backbone runs under bf16 autocast: a bf16 run on CUDA, or on a CPU whose bf16
+/// matrix instructions are `cpu_bf16` (the loss, optimiser and EMA stay fp32 either way).
+fn autocasts(precision: Precision, device: Device, cpu_bf16: Option<&str>) -> bool {
+    precision == Precision::Bf16 && (device.is_cuda() || cpu_bf16.is_some())
 }
 
 /// `conditioning: the text ... gives ...; set ...` when `got` differs from the configured shapes.

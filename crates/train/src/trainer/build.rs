@@ -92,6 +92,9 @@ impl Trainer {
         let mut data = RunData::open(&cfg.data, &cfg.conditioning, device, main)?;
         let spec = RunModelSpec::for_run(&cfg, &data);
         let model = RunModel::build(&spec, device)?;
+        if main && !options.quiet && cfg.train.precision == crate::config::Precision::Bf16 {
+            eprintln!("precision: {}", model.precision_description());
+        }
         let sources = model.conditioning_sources();
         check_source_names(&cfg, &sources)?;
         let source_dropout = sources
