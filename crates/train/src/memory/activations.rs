@@ -142,8 +142,9 @@ impl ActivationProfile {
         };
         format!(
             "measured on {:?} ({reading}) as the memory a forward's autograd graph holds, {precision}, \
-             MMDiT of this width with 1 and 2 blocks at batch 1 and 2 (batch 2 / batch 1 = {:.2}); \
-             per-block part = 2 blocks - 1 block, scaled linearly to the depth and batch",
+             MMDiT of this width with 1 and 2 blocks at batch 1 and 2 (2 blocks: batch 2 / batch 1 = \
+             {:.2}; the part that does not grow with the batch includes autocast's bf16 weight \
+             copies); per-block part = 2 blocks - 1 block, scaled linearly to the depth and batch",
             self.device,
             self.batch_ratio()
         )
