@@ -186,6 +186,42 @@ char *fx_cuda_device_name(int64_t device, char **out) {
   });
 }
 
+char *fx_cuda_device_total_memory(int64_t device, int64_t *out) {
+  return guarded([&] {
+    require_cuda_device(device);
+    // The driver API, as for the name: the runtime's cudaMemGetInfo would need the toolkit
+    // headers the wheels do not ship.
+    using cu_init_t = int (*)(unsigned int);
+    using cu_device_get_t = int (*)(int *, int);
+    using cu_device_total_mem_t = int (*)(size_t *, int);
+    void *lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (lib == nullptr) {
+      throw std::runtime_error("libcuda.so.1 could not be loaded");
+    }
+    auto cu_init = reinterpret_cast<cu_init_t>(dlsym(lib, "cuInit"));
+    auto cu_device_get = reinterpret_cast<cu_device_get_t>(dlsym(lib, "cuDeviceGet"));
+    auto cu_device_total_mem =
+        reinterpret_cast<cu_device_total_mem_t>(dlsym(lib, "cuDeviceTotalMem_v2"));
+    if (cu_init == nullptr || cu_device_get == nullptr || cu_device_total_mem == nullptr) {
+      throw std::runtime_error("libcuda.so.1 lacks cuInit/cuDeviceGet/cuDeviceTotalMem_v2");
+    }
+    int dev = 0;
+    size_t bytes = 0;
+    int rc = cu_init(0);
+    if (rc == 0) {
+      rc = cu_device_get(&dev, static_cast<int>(device));
+    }
+    if (rc == 0) {
+      rc = cu_device_total_mem(&bytes, dev);
+    }
+    if (rc != 0) {
+      throw std::runtime_error("CUDA driver error " + std::to_string(rc) +
+                               " reading the total memory of device " + std::to_string(device));
+    }
+    *out = static_cast<int64_t>(bytes);
+  });
+}
+
 char *fx_cuda_memory_stats(int64_t device, int64_t out[7]) {
   return guarded([&] {
     require_cuda_device(device);

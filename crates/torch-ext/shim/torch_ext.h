@@ -38,6 +38,8 @@ char *fx_fused_adamw(fx_tensor *params, fx_tensor *grads, fx_tensor *exp_avgs,
 char *fx_cuda_device_count(int64_t *out);
 char *fx_cuda_device_name(int64_t device, char **out);
 // out: allocated, peak allocated, reserved, peak reserved, active, allocation retries, OOMs.
+// Total memory of a CUDA device in bytes (the driver's cuDeviceTotalMem).
+char *fx_cuda_device_total_memory(int64_t device, int64_t *out);
 char *fx_cuda_memory_stats(int64_t device, int64_t out[7]);
 char *fx_cuda_reset_peak_memory_stats(int64_t device);
 char *fx_cuda_empty_cache(void);

@@ -20,6 +20,20 @@ pub fn device_name(device: usize) -> Result<String> {
     })
 }
 
+/// Total memory of a CUDA device in bytes, as the driver reports it (`cuDeviceTotalMem`); an
+/// error naming the device where it does not exist (always on a machine without CUDA).
+pub fn device_total_memory(device: usize) -> Result<u64> {
+    let mut bytes = 0i64;
+    // SAFETY: valid out-pointer.
+    unsafe {
+        ffi::check(
+            "cuda_device_total_memory",
+            ffi::fx_cuda_device_total_memory(device as i64, &mut bytes),
+        )?
+    };
+    Ok(u64::try_from(bytes).unwrap_or(0))
+}
+
 /// Memory statistics of one device's caching allocator, in bytes (counts for the last two).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MemoryStats {

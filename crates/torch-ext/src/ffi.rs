@@ -40,6 +40,7 @@ extern "C" {
 
     pub fn fx_cuda_device_count(out: *mut i64) -> *mut c_char;
     pub fn fx_cuda_device_name(device: i64, out: *mut *mut c_char) -> *mut c_char;
+    pub fn fx_cuda_device_total_memory(device: i64, out: *mut i64) -> *mut c_char;
     pub fn fx_cuda_memory_stats(device: i64, out: *mut i64) -> *mut c_char;
     pub fn fx_cuda_reset_peak_memory_stats(device: i64) -> *mut c_char;
     pub fn fx_cuda_empty_cache() -> *mut c_char;

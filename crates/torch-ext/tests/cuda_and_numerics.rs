@@ -25,6 +25,8 @@ fn memory_stats_of_a_missing_device_is_an_error_naming_it() {
     let err = cuda::memory_stats(missing).unwrap_err().to_string();
     assert!(err.contains(&format!("CUDA device {missing}")), "{err}");
     assert!(cuda::device_name(missing).is_err());
+    let err = cuda::device_total_memory(missing).unwrap_err().to_string();
+    assert!(err.contains(&format!("CUDA device {missing}")), "{err}");
     cuda::empty_cache().unwrap();
 }
 
@@ -51,6 +53,8 @@ fn cuda_memory_stats_track_an_allocation() {
         "cuda-tests needs a CUDA device"
     );
     assert!(!cuda::device_name(0).unwrap().is_empty());
+    // Every CUDA device has at least 1 GiB; a wrong symbol or unit would give 0 or bytes/1024.
+    assert!(cuda::device_total_memory(0).unwrap() >= 1 << 30);
     cuda::reset_peak_memory_stats(0).unwrap();
     let before = cuda::memory_stats(0).unwrap();
     let bytes: u64 = 64 << 20;

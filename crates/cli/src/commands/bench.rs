@@ -28,6 +28,9 @@ enum BenchCommand {
     /// The Frechet part of an eval row (FID statistics and distance), before and after the
     /// prepared reference; with --weights, Inception's per-image cost too.
     Frechet(super::bench_frechet::FrechetArgs),
+    /// Memory per device (weights, gradients, AdamW, EMAs, measured activations) and whether
+    /// it fits; the world size ZeRO would need.
+    Memory(super::bench_memory::MemoryArgs),
 }
 
 #[derive(Debug, Args)]
@@ -77,6 +80,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Decode(d) => return super::bench_decode::run(d),
         BenchCommand::Shards(s) => return super::bench_shards::run(s),
         BenchCommand::Frechet(f) => return super::bench_frechet::run(f),
+        BenchCommand::Memory(m) => return super::bench_memory::run(m),
     };
     let mut cfg = match (&a.preset, a.depth) {
         (Some(p), _) => MmditConfig::preset(p)?,

@@ -144,7 +144,7 @@ fn first_step_memory(
             Ok(cuda::memory_stats(i)?.peak_allocated.saturating_sub(before))
         }
         _ => {
-            use super::host_memory::{reset_peak, resident_and_peak};
+            use flowscale_train::host_memory::{reset_peak, resident_and_peak};
             reset_peak()?;
             let (before, _) = resident_and_peak()?;
             let _ = step()?;

@@ -13,6 +13,7 @@ use crate::config::{
 use crate::distributed::{rank_device, select_backend, DataParallel};
 use crate::ema::Ema;
 use crate::error::{Result, TrainError};
+use crate::memory::{fit_warning, MemoryPlan, PlanSpec, ZeroStage};
 use crate::metrics::MetricsWriter;
 use crate::optim::{AdamW, AdamWConfig, LrScheduler};
 use crate::posthoc::{power_ema_group_name, PowerEmas};
@@ -91,6 +92,10 @@ impl Trainer {
         // Model: rank 0 alone draws sample grids, so only it loads a latent run's decoder.
         let mut data = RunData::open(&cfg.data, &cfg.conditioning, device, main)?;
         let spec = RunModelSpec::for_run(&cfg, &data);
+        if main && !options.quiet && device.is_cuda() {
+            // Before the model takes its memory: the measurement builds two blocks of its width.
+            warn_if_too_large(&cfg, &spec, data.side(), &batch, dp.as_ref(), device)?;
+        }
         let model = RunModel::build(&spec, device)?;
         if main && !options.quiet && cfg.train.precision == crate::config::Precision::Bf16 {
             eprintln!("precision: {}", model.precision_description());
@@ -224,6 +229,40 @@ impl Trainer {
             _lock: lock,
         })
     }
+}
+
+/// Prints a warning when the memory plan of this run (states from the backbone's layout,
+/// activations measured at its width on `device`) exceeds the device's memory.
+fn warn_if_too_large(
+    cfg: &RunConfig,
+    spec: &RunModelSpec,
+    side: i64,
+    batch: &BatchPlan,
+    dp: Option<&DataParallel>,
+    device: Device,
+) -> Result<()> {
+    let Device::Cuda(index) = device else {
+        return Ok(());
+    };
+    let emas = cfg.ema.decays.len() + cfg.ema.posthoc.as_ref().map_or(0, |p| p.stds.len());
+    let plan_spec = PlanSpec {
+        config: spec.backbone.clone(),
+        side,
+        context_tokens: i64::from(cfg.conditioning.context_tokens),
+        micro_batch: batch.micro,
+        world: dp.map_or(1, |d| d.world_size() as u64),
+        precision: cfg.train.precision,
+        checkpointing: cfg.train.activation_checkpointing,
+        zero: ZeroStage::Replicated,
+        emas: emas as u64,
+    };
+    let (plan, _) = MemoryPlan::measure(&plan_spec, device)?;
+    flowscale_torch_ext::cuda::empty_cache()?;
+    let capacity = flowscale_torch_ext::cuda::device_total_memory(index)?;
+    if let Some(w) = fit_warning(&plan, capacity, &plan_spec) {
+        eprintln!("warning: {w}");
+    }
+    Ok(())
 }
 
 /// The checkpoint a resumed run continues from, loaded, and the damaged newer ones it skipped.

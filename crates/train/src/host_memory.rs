@@ -1,0 +1,78 @@
+//! This process's resident memory from `/proc/self/status` (Linux): the current size and the
+//! high-water mark, which writing `5` to `/proc/self/clear_refs` resets to the current size.
+//! The CPU counterpart of CUDA's allocated / peak-allocated counters for memory benchmarks and
+//! the memory plan.
+
+use std::path::Path;
+
+use crate::{Result, TrainError};
+
+const STATUS: &str = "/proc/self/status";
+
+/// `VmRSS` and `VmHWM` in bytes.
+pub fn resident_and_peak() -> Result<(u64, u64)> {
+    let status = std::fs::read_to_string(STATUS).map_err(|e| TrainError::io(STATUS, e))?;
+    let field = |name: &str| -> Result<u64> {
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .ok_or_else(|| TrainError::corrupt(STATUS, format!("no {name} line")))?;
+        let kib: u64 = line[name.len()..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .map_err(|_| TrainError::corrupt(STATUS, format!("cannot read `{line}`")))?;
+        Ok(kib * 1024)
+    };
+    Ok((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// Resets the high-water mark to the current resident size.
+pub fn reset_peak() -> Result<()> {
+    let path = Path::new("/proc/self/clear_refs");
+    std::fs::write(path, "5").map_err(|e| TrainError::io(path, e))
+}
+
+/// Makes every allocation of at least 256 KiB its own mapping, returned to the system when
+/// freed: glibc otherwise raises its mmap threshold (up to 32 MiB) after large frees and keeps
+/// freed tensors in its heap, so resident memory would lag behind the live tensors. Process-wide;
+/// costs a system call per large allocation, so only memory measurements call it.
+pub fn release_large_frees() -> Result<()> {
+    // SAFETY: mallopt only sets an allocator parameter.
+    let ok = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10) };
+    if ok == 1 {
+        Ok(())
+    } else {
+        Err(TrainError::Invalid(
+            "mallopt(M_MMAP_THRESHOLD) was refused".into(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_peak_follows_a_touched_allocation_and_resets() {
+        reset_peak().unwrap();
+        let (rss, peak) = resident_and_peak().unwrap();
+        assert!(peak >= rss && rss > 0);
+        // Touch 64 MiB, so it is resident, then free it.
+        let block = vec![1u8; 64 << 20];
+        let (_, during) = resident_and_peak().unwrap();
+        assert!(
+            during >= rss + (60 << 20),
+            "peak {during} after touching 64 MiB from {rss}"
+        );
+        drop(block);
+        reset_peak().unwrap();
+        let (after_rss, after_peak) = resident_and_peak().unwrap();
+        assert!(
+            after_peak < during,
+            "reset left the peak at {after_peak} (was {during})"
+        );
+        assert!(after_peak >= after_rss);
+    }
+}
