@@ -93,7 +93,9 @@ pub fn evaluate(req: &EvalRequest, log: &mut dyn FnMut(&str)) -> Result<EvalOutc
     let shift = if c.sampling.shift > 0.0 {
         c.sampling.shift
     } else {
-        run.cfg.formulation.shift
+        run.cfg
+            .shift_alpha()
+            .map_err(flowscale_train::TrainError::from)?
     };
     // A native-frame setting the formulation's schedule refuses (the LDM schedule takes no
     // shift) is an error now, not after the validation loss, FID reference and other settings.
@@ -127,6 +129,7 @@ pub fn evaluate(req: &EvalRequest, log: &mut dyn FnMut(&str)) -> Result<EvalOutc
         feature_weights_sha256: String::new(),
         reference_stats_sha256: String::new(),
         resize_mode: String::new(),
+        shift: None,
     };
     let res = run.data.resolution();
 
@@ -250,6 +253,7 @@ pub fn evaluate(req: &EvalRequest, log: &mut dyn FnMut(&str)) -> Result<EvalOutc
                 metric: metric.into(),
                 value,
                 n: n as usize,
+                shift: Some(shift),
                 ..base.clone()
             };
             rows.push(row("sampling_seconds", seconds));

@@ -27,9 +27,14 @@ pub struct ResultRow {
     pub feature_weights_sha256: String,
     pub reference_stats_sha256: String,
     pub resize_mode: String,
+    /// The schedule shift alpha the samples were drawn with (`sampling.shift`, else the run's
+    /// resolved `formulation.shift`); empty for validation losses. `flowscale rank --candidate
+    /// shift` ranks a shift sweep's values by it. Absent from results written before it.
+    #[serde(default)]
+    pub shift: Option<f64>,
 }
 
-pub const CSV_COLUMNS: [&str; 14] = [
+pub const CSV_COLUMNS: [&str; 15] = [
     "run",
     "dataset",
     "formulation",
@@ -44,10 +49,11 @@ pub const CSV_COLUMNS: [&str; 14] = [
     "feature_weights_sha256",
     "reference_stats_sha256",
     "resize_mode",
+    "shift",
 ];
 
 impl ResultRow {
-    fn fields(&self) -> [String; 14] {
+    fn fields(&self) -> [String; 15] {
         [
             self.run.clone(),
             self.dataset.clone(),
@@ -63,6 +69,7 @@ impl ResultRow {
             self.feature_weights_sha256.clone(),
             self.reference_stats_sha256.clone(),
             self.resize_mode.clone(),
+            self.shift.map(|s| s.to_string()).unwrap_or_default(),
         ]
     }
 }
@@ -102,6 +109,7 @@ mod tests {
             feature_weights_sha256: "ab".into(),
             reference_stats_sha256: "cd".into(),
             resize_mode: "bilinear".into(),
+            shift: Some(3.0),
         };
         let parsed = crate::csv::parse_with_header(&to_csv(&[row]), "r.csv").unwrap();
         assert_eq!(parsed[0].len(), CSV_COLUMNS.len());
@@ -109,5 +117,6 @@ mod tests {
         assert_eq!(parsed[0]["value"], "12.5");
         assert_eq!(parsed[0]["dataset"], "fashion-mnist");
         assert_eq!(parsed[0]["setting"], "s50_cfg2.5");
+        assert_eq!(parsed[0]["shift"], "3");
     }
 }

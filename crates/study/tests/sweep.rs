@@ -2,6 +2,7 @@
 
 use common::write;
 use flowscale_study::{EvalStatus, RunStatus, StudyError, Sweep};
+use flowscale_train::config::ShiftSetting;
 use flowscale_train::TrainOptions;
 use std::path::Path;
 
@@ -313,6 +314,38 @@ fn the_shipped_experiments_load() {
         .collect();
     assert_eq!(depths, [1, 2, 3, 4]);
     assert_eq!(load("scaling.toml").runs.len(), 6);
+    // The shift sweep: "auto" resolves to 32 px / 16 px = 2, beside the three numbers.
+    let shifts: Vec<ShiftSetting> = load("shift-cpu.toml")
+        .runs
+        .iter()
+        .map(|r| r.config.formulation.shift)
+        .collect();
+    let alphas = [1.0, 1.5, 3.0, 2.0].map(ShiftSetting::Alpha);
+    assert_eq!(shifts, alphas);
+}
+
+/// An "auto" shift gets the run ID of the alpha it resolves to, so a sweep that lists both is
+/// refused as two runs of one config.
+#[test]
+fn an_auto_shift_equal_to_a_listed_alpha_is_one_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sweep = |axis: &str| {
+        let text = format!(
+            "[sweep]\nname = \"s\"\nbase = \"configs/base.toml\"\nout_dir = \"OUT\"\n\
+             [set]\n\"formulation.shift_base_resolution\" = 8\n[axes]\n\"formulation.shift\" = {axis}\n"
+        );
+        Sweep::load(&write(tmp.path(), &text))
+    };
+    let ok = sweep("[1.0, \"auto\"]").unwrap();
+    let resolution = f64::from(ok.runs[1].config.data.resolution);
+    assert_eq!(
+        ok.runs[1].config.formulation.shift,
+        ShiftSetting::Alpha(resolution / 8.0)
+    );
+    let err = sweep(&format!("[{}, \"auto\"]", resolution / 8.0))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("resolve to the same config"), "{err}");
 }
 
 fn flowscale_formulations_names() -> Vec<String> {

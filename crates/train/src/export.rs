@@ -122,7 +122,10 @@ fn model_card(ck: &RunCheckpoint, label: &str, req: &ExportRequest) -> Result<St
     let formulation = config_text
         .as_deref()
         .and_then(|t| toml::from_str::<RunConfig>(t).ok())
-        .map(|c| format!("{} (shift {})", c.formulation.name, c.formulation.shift))
+        .and_then(|c| {
+            let alpha = c.shift_alpha().ok()?;
+            Some(format!("{} (shift {alpha})", c.formulation.name))
+        })
         .unwrap_or_else(|| "unknown (no config.resolved.toml beside the checkpoints)".into());
     let val = match state.best_val_loss {
         Some((v, s)) => format!("{v:.6} at step {s} (mean over the 7 levels t < 1, EMA weights)"),

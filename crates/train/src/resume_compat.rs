@@ -127,6 +127,32 @@ batch_size = 4
         assert_eq!(config_hash(&a).unwrap(), config_hash(&b).unwrap());
     }
 
+    /// "auto" is resolved before a run records its config: its hash is that of the number it
+    /// resolves to, and a numeric shift hashes as it did before the key took "auto" (the base
+    /// resolution, which only "auto" reads, drops out).
+    #[test]
+    fn an_auto_shift_hashes_as_its_alpha() {
+        let resolved = |o: &[&str]| cfg(o).with_resolved_shift().unwrap();
+        let auto = resolved(&[
+            "data.resolution=64",
+            "formulation.shift=\"auto\"",
+            "formulation.shift_base_resolution=32",
+        ]);
+        let two = cfg(&["data.resolution=64", "formulation.shift=2"]);
+        assert_eq!(config_hash(&auto).unwrap(), config_hash(&two).unwrap());
+        let three = cfg(&["data.resolution=64", "formulation.shift=3"]);
+        assert_ne!(config_hash(&auto).unwrap(), config_hash(&three).unwrap());
+        let flat = flatten(&two).unwrap();
+        assert_eq!(flat["formulation.shift"], "2.0");
+        assert!(!flat.contains_key("formulation.shift_base_resolution"));
+        let with_base = resolved(&[
+            "data.resolution=64",
+            "formulation.shift=2",
+            "formulation.shift_base_resolution=512",
+        ]);
+        assert_eq!(config_hash(&with_base).unwrap(), config_hash(&two).unwrap());
+    }
+
     #[test]
     fn model_and_optimiser_changes_are_named() {
         let a = cfg(&[]);

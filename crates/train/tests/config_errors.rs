@@ -262,3 +262,30 @@ fn a_negative_attention_every_names_its_key() {
     let err = err_of(MINIMAL, &["logging.attention_every=-4"]);
     assert_eq!(err.keys(), vec!["logging.attention_every"], "{err}");
 }
+
+/// `formulation.shift` takes a positive number or `"auto"`; everything else, and a base
+/// resolution `"auto"` cannot divide by, is named by its key.
+#[test]
+fn bad_shift_values_are_named_by_key() {
+    let cases: [(&str, &str); 6] = [
+        ("formulation.shift=\"Auto\"", "formulation.shift"),
+        ("formulation.shift=0", "formulation.shift"),
+        ("formulation.shift=-2", "formulation.shift"),
+        ("formulation.shift=nan", "formulation.shift"),
+        (
+            "formulation.shift_base_resolution=0",
+            "formulation.shift_base_resolution",
+        ),
+        (
+            "formulation.shift_base_resolution=-256",
+            "formulation.shift_base_resolution",
+        ),
+    ];
+    for (set, key) in cases {
+        let err = err_of(MINIMAL, &[set]);
+        let msg = err.to_string();
+        assert_eq!(err.keys(), vec![key], "{set}: {msg}");
+    }
+    let msg = err_of(MINIMAL, &["formulation.shift=\"Auto\""]).to_string();
+    assert!(msg.contains("\"auto\""), "{msg}");
+}

@@ -19,7 +19,10 @@ pub struct ConfigArgs {
 }
 
 pub fn run(args: &ConfigArgs) -> anyhow::Result<()> {
-    let config: RunConfig = load(&args.config, &args.overrides)?;
+    // As the trainer records it: `formulation.shift = "auto"` becomes its alpha.
+    let config = load::<RunConfig>(&args.config, &args.overrides)?
+        .with_resolved_shift()
+        .context("formulation.shift")?;
     let text = to_toml_string(&config).context("serialising the resolved config")?;
     match &args.out {
         Some(path) => flowscale_core::write_atomic(path, text.as_bytes())?,

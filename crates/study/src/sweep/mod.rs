@@ -21,7 +21,7 @@
 
 mod file;
 
-use crate::error::Result;
+use crate::error::{Result, StudyError};
 use crate::run_id::run_id;
 use file::SweepFile;
 use flowscale_core::config::{load, load_str, ConfigError, Validator};
@@ -118,7 +118,12 @@ impl Sweep {
         for values in cartesian(&axes) {
             let mut run_overrides = common.clone();
             run_overrides.extend(values.iter().map(|(k, v)| override_arg(k, v)));
-            let mut config: RunConfig = load_str(&base_text, &base, &run_overrides)?;
+            // The shift resolved as the trainer will: an "auto" run's ID is that of its alpha.
+            let mut config = load_str::<RunConfig>(&base_text, &base, &run_overrides)?
+                .with_resolved_shift()
+                .map_err(|e| {
+                    StudyError::invalid(base.display(), format!("formulation.shift: {e}"))
+                })?;
             config.run.out_dir = out_dir.display().to_string();
             let id = run_id(&config)?;
             config.run.name = id.clone();

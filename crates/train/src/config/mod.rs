@@ -6,6 +6,7 @@ mod distributed;
 mod hooks;
 mod posthoc_ema;
 mod run;
+mod shift;
 
 pub use distributed::{DistBackend, GradReduceDtype};
 pub use flowscale_core::config::{
@@ -22,3 +23,4 @@ pub use run::{
     LrSchedule, ModelConfig, OptimConfig, Precision, RunConfig, RunSection, TimeInputKind,
     TrainConfig,
 };
+pub use shift::{ShiftSetting, DEFAULT_SHIFT_BASE_RESOLUTION};

@@ -11,6 +11,7 @@ use super::hooks::{
     CheckpointConfig, ConditioningConfig, LoggingConfig, SamplesConfig, ValidationConfig,
 };
 use super::posthoc_ema::PosthocEmaConfig;
+use super::shift::{ShiftSetting, DEFAULT_SHIFT_BASE_RESOLUTION};
 use super::{Validate, Validator};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,10 +70,14 @@ impl RunConfig {
         let Ok(formulation) = Formulation::parse(&self.formulation.name) else {
             return;
         };
-        let shift = self.samples.shift.unwrap_or(self.formulation.shift);
-        if !(shift.is_finite() && shift > 0.0) {
-            return;
-        }
+        let shift = match self.samples.shift {
+            Some(s) if s.is_finite() && s > 0.0 => s,
+            Some(_) => return,
+            None => match self.shift_alpha() {
+                Ok(a) => a,
+                Err(_) => return,
+            },
+        };
         let refused = self
             .samples
             .steps
@@ -82,6 +87,29 @@ impl RunConfig {
         if let Some(e) = refused {
             v.fail("samples.frame", e.to_string());
         }
+    }
+}
+
+impl RunConfig {
+    /// The training shift alpha: `formulation.shift`, or for `"auto"` the run's resolution
+    /// against `formulation.shift_base_resolution`. Every consumer of the run's shift (training
+    /// timesteps, sample grids, eval, generation, export cards) reads it here.
+    pub fn shift_alpha(&self) -> flowscale_formulations::Result<f64> {
+        let base = self
+            .formulation
+            .shift_base_resolution
+            .unwrap_or(DEFAULT_SHIFT_BASE_RESOLUTION);
+        self.formulation.shift.alpha(self.data.resolution, base)
+    }
+
+    /// The config with `formulation.shift = "auto"` replaced by its alpha (and the base
+    /// resolution, which then says nothing, dropped): what a run records as its resolved
+    /// config, so its config hash, run ID and every later reader see the number it trained
+    /// with, the same as a config that wrote that number.
+    pub fn with_resolved_shift(mut self) -> flowscale_formulations::Result<Self> {
+        self.formulation.shift = ShiftSetting::Alpha(self.shift_alpha()?);
+        self.formulation.shift_base_resolution = None;
+        Ok(self)
     }
 }
 
@@ -334,9 +362,16 @@ pub struct FormulationConfig {
     /// Canonical name, e.g. `rf/lognorm(0.00, 1.00)` (the default), `eps/linear`, `edm(0.00, 0.60)`.
     #[serde(default = "default_formulation")]
     pub name: String,
-    /// Timestep shift alpha (1 = none; SD3 uses 3 at 1024^2).
-    #[serde(default = "one")]
-    pub shift: f64,
+    /// Timestep shift alpha (1 = none; SD3 uses 3 at 1024^2), or `"auto"`: alpha =
+    /// `data.resolution / shift_base_resolution`, the square root of the pixel-count ratio
+    /// (SD3 Eq. 23). Read through [`RunConfig::shift_alpha`].
+    #[serde(default = "no_shift")]
+    pub shift: ShiftSetting,
+    /// The base resolution in pixels a side of `shift = "auto"` (default 256, the paper's
+    /// pre-training resolution). Absent rather than defaulted in the resolved config, so
+    /// configs written before the key existed keep their hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shift_base_resolution: Option<u32>,
     /// What the backbone sees as time: `t_eq` (the default, `1000 t_eq` for every family, SD3's
     /// input for rf) or `native` (the LDM step index, EDM's `ln(sigma)/4`, `1000 t` on the
     /// cosine schedule; docs/protocol.md section 1).
@@ -360,15 +395,16 @@ fn default_formulation() -> String {
     "rf/lognorm(0.00, 1.00)".to_owned()
 }
 
-fn one() -> f64 {
-    1.0
+fn no_shift() -> ShiftSetting {
+    ShiftSetting::Alpha(1.0)
 }
 
 impl Default for FormulationConfig {
     fn default() -> Self {
         Self {
             name: default_formulation(),
-            shift: 1.0,
+            shift: no_shift(),
+            shift_base_resolution: None,
             time_input: TimeInputKind::TEq,
         }
     }
@@ -386,7 +422,13 @@ impl Validate for FormulationConfig {
             v.fail("name", e.to_string());
         }
         // alpha = sqrt(m / n) (docs/protocol.md section 7): even 16384^2 against 256^2 gives 64.
-        v.in_range("shift", self.shift, f64::MIN_POSITIVE, MAX_SHIFT, false);
+        if let ShiftSetting::Alpha(a) = self.shift {
+            v.in_range("shift", a, f64::MIN_POSITIVE, MAX_SHIFT, false);
+        }
+        // The same bounds as data.resolution: "auto" then stays in [1/512, 512].
+        if let Some(base) = self.shift_base_resolution {
+            v.count_in("shift_base_resolution", u64::from(base), 8, 4096);
+        }
     }
 }
 

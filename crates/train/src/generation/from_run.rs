@@ -81,7 +81,10 @@ impl Generator {
             formulation,
             formulation_name: cfg.formulation.name.clone(),
             // What the run's sample grids used: samples.shift, else the formulation's.
-            default_shift: cfg.samples.shift.unwrap_or(cfg.formulation.shift),
+            default_shift: match cfg.samples.shift {
+                Some(s) => s,
+                None => cfg.shift_alpha()?,
+            },
             text_config,
             origin: Origin::Run {
                 run_dir,

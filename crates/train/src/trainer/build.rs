@@ -9,6 +9,7 @@ use crate::checkpoint::{CheckpointStore, LoadedCheckpoint};
 use crate::cond_input::CondInput;
 use crate::config::{
     DataConfig, EmaConfig, GradReduceDtype, OptimConfig, RunConfig, RunSection, SamplesConfig,
+    ShiftSetting, DEFAULT_SHIFT_BASE_RESOLUTION,
 };
 use crate::distributed::{rank_device, select_backend, DataParallel};
 use crate::ema::Ema;
@@ -44,6 +45,15 @@ impl Trainer {
     }
 
     fn build(cfg: RunConfig, options: TrainOptions, solo_group: bool) -> Result<Self> {
+        // The base resolution of `shift = "auto"`, for the line that reports its alpha.
+        let auto_base = (cfg.formulation.shift == ShiftSetting::Auto).then(|| {
+            cfg.formulation
+                .shift_base_resolution
+                .unwrap_or(DEFAULT_SHIFT_BASE_RESOLUTION)
+        });
+        // Resolved once, before the config is recorded: the saved config, its hash and every
+        // later reader of the run (eval, generate, export) see the alpha it trains with.
+        let cfg = cfg.with_resolved_shift()?;
         let dir = RunDir::new(PathBuf::from(&cfg.run.out_dir).join(&cfg.run.name));
         let store = CheckpointStore::new(
             dir.checkpoints(),
@@ -83,10 +93,17 @@ impl Trainer {
         }
         let formulation = Formulation::parse(&cfg.formulation.name)
             .map_err(|e| TrainError::Invalid(format!("formulation.name: {e}")))?;
-        let shift = if cfg.formulation.shift == 1.0 {
+        let alpha = cfg.shift_alpha()?;
+        if let (Some(base), true, false) = (auto_base, main, options.quiet) {
+            eprintln!(
+                "formulation.shift = \"auto\": alpha = {alpha} ({} px against a base of {base} px)",
+                cfg.data.resolution
+            );
+        }
+        let shift = if alpha == 1.0 {
             None
         } else {
-            Some(Shift::new(cfg.formulation.shift)?)
+            Some(Shift::new(alpha)?)
         };
 
         // Model: rank 0 alone draws sample grids, so only it loads a latent run's decoder.

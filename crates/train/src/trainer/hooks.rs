@@ -249,7 +249,10 @@ impl Trainer {
         }
         let step = self.state.step;
         let s = self.cfg.samples.clone();
-        let shift = s.shift.unwrap_or(self.cfg.formulation.shift);
+        let shift = match s.shift {
+            Some(s) => s,
+            None => self.cfg.shift_alpha()?,
+        };
         let ncol = i64::from(s.per_class);
         for (label, w) in self.weight_sets() {
             for &steps in &s.steps {
@@ -311,6 +314,7 @@ impl Trainer {
                         fields.insert("sampler_steps".into(), json!(steps));
                         fields.insert("cfg".into(), json!(cfg_scale));
                         fields.insert("frame".into(), json!(s.frame.name()));
+                        fields.insert("shift".into(), json!(shift));
                         metrics.write(step, "samples", fields)?;
                     }
                 }
