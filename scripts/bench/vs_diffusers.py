@@ -2,11 +2,15 @@
 """flowscale vs PyTorch eager + diffusers, side by side on one machine (benchmarks, not tests).
 
     python scripts/bench/vs_diffusers.py train-step [--config configs/demo.toml] [--rounds 3]
+                                             [--precision fp32|bf16] [--set KEY=VALUE ...]
         A full training step of a run config (data batch, class conditioning with CFG dropout,
         rf/lognorm timesteps, forward, backward, grad-norm clipping, AdamW, EMA): flowscale's
         `bench train-step` against the same step written in PyTorch with diffusers'
         SD3Transformer2DModel (built from the config.json flowscale writes for its backbone) and
-        torch.optim.AdamW (default implementation, and fused=True).
+        torch.optim.AdamW (default implementation, and fused=True). `--precision bf16` runs
+        flowscale with train.precision = "bf16" (CPU autocast where the CPU has bf16 matrix
+        instructions) and the PyTorch forward and loss under torch.autocast("cpu", bfloat16);
+        `--set` overrides run-config keys on both sides (e.g. model.depth=8).
 
     python scripts/bench/vs_diffusers.py fwd-bwd [--batch 4] [--latent 32 32] [--context 77]
                                              [--joint-dim 384] [--pooled-dim 384]
@@ -30,7 +34,9 @@ import torch
 from diffusers import SD3Transformer2DModel
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.path.join(ROOT, "target", "release", "flowscale")
+# FLOWSCALE_BIN: another build of the binary (e.g. target/debug/flowscale, optimised in this
+# workspace), recorded with the figures.
+BIN = os.environ.get("FLOWSCALE_BIN", os.path.join(ROOT, "target", "release", "flowscale"))
 
 
 def flowscale(*args):
@@ -38,8 +44,11 @@ def flowscale(*args):
     return json.loads(out.strip().splitlines()[-1])
 
 
-def resolved_config(path):
-    text = subprocess.run([BIN, "config", path], check=True, capture_output=True, text=True).stdout
+def resolved_config(path, overrides):
+    sets = [a for o in overrides for a in ("--set", o)]
+    text = subprocess.run(
+        [BIN, "config", path, *sets], check=True, capture_output=True, text=True
+    ).stdout
     return tomllib.loads(text)
 
 
@@ -65,7 +74,7 @@ def decays(name, p):
 
 
 class TorchTrainStep:
-    def __init__(self, cfg, model_config, fused):
+    def __init__(self, cfg, model_config, fused, bf16):
         name = cfg["formulation"]["name"].replace(" ", "")
         if name != "rf/lognorm(0.00,1.00)" or cfg["formulation"].get("shift", 1.0) != 1.0:
             sys.exit(f"the PyTorch peer implements rf/lognorm(0.00, 1.00) without shift, not {name}")
@@ -97,6 +106,7 @@ class TorchTrainStep:
         self.decays, self.ema_warmup = e["decays"], e["warmup"]
         self.ema = [[p.detach().clone() for p in self.params] for _ in self.decays]
         self.step_count = 0
+        self.bf16 = bf16
 
     def step(self):
         b = self.batch
@@ -108,11 +118,13 @@ class TorchTrainStep:
         noise = torch.randn_like(x0)
         tt = t.view(-1, 1, 1, 1)
         zt = (1 - tt) * x0 + tt * noise
-        out = self.model(
-            zt, encoder_hidden_states=ctx, pooled_projections=pooled, timestep=1000 * t,
-            return_dict=False,
-        )[0]
-        loss = ((out - (noise - x0)) ** 2).mean()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            out = self.model(
+                zt, encoder_hidden_states=ctx, pooled_projections=pooled, timestep=1000 * t,
+                return_dict=False,
+            )[0]
+        # The loss in fp32, as flowscale computes it.
+        loss = ((out.float() - (noise - x0)) ** 2).mean()
         loss.backward()
         if self.clip:
             torch.nn.utils.clip_grad_norm_(self.params, self.clip)
@@ -151,25 +163,28 @@ def report(rows, ours, peers):
 
 
 def train_step(args):
-    cfg = resolved_config(args.config)
+    overrides = [f'train.precision="{args.precision}"', 'run.device="cpu"', *args.set]
+    cfg = resolved_config(args.config, overrides)
+    sets = [a for o in overrides for a in ("--set", o)]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         model_json = os.path.join(tmp, "config.json")
         for _ in range(args.rounds):
             ours = flowscale(
                 "bench", "train-step", args.config, "--warmup", str(args.warmup),
-                "--steps", str(args.steps), "--json", "--model-json", model_json,
+                "--steps", str(args.steps), "--json", "--model-json", model_json, *sets,
             )
             with open(model_json) as f:
                 model_config = json.load(f)
             row = {"flowscale ms/step": ours["ms_per_step"]}
             for fused in (False, True):
-                peer = TorchTrainStep(cfg, model_config, fused)
+                peer = TorchTrainStep(cfg, model_config, fused, args.precision == "bf16")
                 key = "torch fused ms/step" if fused else "torch ms/step"
                 row[key] = time_torch(peer.step, args.warmup, args.steps)
                 del peer
             rows.append(row)
-    print(f"config {args.config}: batch {cfg['train']['batch_size']}, flowscale threads "
+    print(f"config {args.config} {' '.join(overrides)}: batch {cfg['train']['batch_size']}, "
+          f"precision {args.precision}, flowscale threads "
           f"{ours['threads']}, torch threads {torch.get_num_threads()}, torch {torch.__version__}")
     report(rows, "flowscale ms/step", ["torch ms/step", "torch fused ms/step"])
 
@@ -232,6 +247,8 @@ def main():
     ts.add_argument("--warmup", type=int, default=5)
     ts.add_argument("--steps", type=int, default=20)
     ts.add_argument("--rounds", type=int, default=3)
+    ts.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    ts.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     fb = sub.add_parser("fwd-bwd")
     fb.add_argument("--batch", type=int, default=4)
     fb.add_argument("--latent", type=int, nargs=2, default=[32, 32])
