@@ -3,7 +3,8 @@
 //! warm-up `decay_t = min(decay, (1 + n) / (10 + n))` over the update count n, so early averages
 //! are not dominated by the random initialisation.
 
-use crate::error::{Result, TrainError};
+use crate::error::Result;
+use crate::weight_average::WeightAverage;
 use std::collections::HashMap;
 use tch::Tensor;
 
@@ -12,9 +13,8 @@ pub struct Ema {
     every: u64,
     warmup: bool,
     updates: u64,
-    /// One list of averages per decay, in parameter order.
-    averages: Vec<Vec<Tensor>>,
-    names: Vec<String>,
+    /// One average per decay.
+    averages: Vec<WeightAverage>,
 }
 
 impl std::fmt::Debug for Ema {
@@ -35,19 +35,9 @@ impl Ema {
         every: u64,
         warmup: bool,
     ) -> Result<Self> {
-        let _guard = tch::no_grad_guard();
         let averages = decays
             .iter()
-            .map(|_| {
-                params
-                    .iter()
-                    .map(|(_, p)| {
-                        let mut c = p.f_zeros_like()?.f_detach()?;
-                        c.f_copy_(p)?;
-                        Ok(c)
-                    })
-                    .collect::<Result<Vec<_>>>()
-            })
+            .map(|_| WeightAverage::copy_of(params))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             decays: decays.to_vec(),
@@ -55,7 +45,6 @@ impl Ema {
             warmup,
             updates: 0,
             averages,
-            names: params.iter().map(|(n, _)| n.clone()).collect(),
         })
     }
 
@@ -84,13 +73,10 @@ impl Ema {
         if !step.is_multiple_of(self.every) {
             return Ok(());
         }
-        let _guard = tch::no_grad_guard();
         for (k, decay) in self.decays.clone().into_iter().enumerate() {
             let d = self.effective(decay);
-            for (avg, (_, p)) in self.averages[k].iter_mut().zip(params) {
-                // avg <- d avg + (1 - d) p  ==  avg.lerp_(p, 1 - d)
-                let _ = avg.f_lerp_(p, 1.0 - d)?;
-            }
+            // avg <- d avg + (1 - d) p
+            self.averages[k].move_towards(params, 1.0 - d)?;
         }
         self.updates += 1;
         Ok(())
@@ -98,32 +84,18 @@ impl Ema {
 
     /// The averages of decay index `k`, in parameter order.
     pub fn averages(&self, k: usize) -> &[Tensor] {
-        &self.averages[k]
+        self.averages[k].values()
     }
 
     /// Averages of decay index `k` as named tensors.
     pub fn named(&self, k: usize) -> Vec<(String, Tensor)> {
-        self.names
-            .iter()
-            .cloned()
-            .zip(self.averages[k].iter().map(|t| t.shallow_clone()))
-            .collect()
+        self.averages[k].named()
     }
 
     /// Restores the averages of decay index `k` from named tensors (all names, same shapes).
     pub fn load(&mut self, k: usize, values: &HashMap<String, Tensor>, updates: u64) -> Result<()> {
-        let expects: Vec<(String, Tensor)> = self.named(k);
-        let none = std::collections::HashSet::new();
-        if let Some(problems) = crate::checkpoint::tensor_match::mismatch(&expects, &none, values) {
-            return Err(TrainError::Invalid(format!(
-                "EMA {} does not match the model: {problems}",
-                self.decays[k]
-            )));
-        }
-        let _guard = tch::no_grad_guard();
-        for (name, avg) in self.names.iter().zip(self.averages[k].iter_mut()) {
-            avg.f_copy_(&values[name])?;
-        }
+        let what = format!("EMA {}", self.decays[k]);
+        self.averages[k].load(values, &what)?;
         self.updates = updates;
         Ok(())
     }

@@ -31,6 +31,7 @@ pub mod tensorboard;
 pub mod text_conditioning;
 pub mod trainer;
 pub mod validation;
+pub mod weight_average;
 
 pub use error::{Result, TrainError};
 pub use run::{RunData, RunModel};

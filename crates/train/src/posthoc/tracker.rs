@@ -4,9 +4,10 @@
 //! averages from a checkpoint is all a resumed run needs to continue bit-identically.
 
 use super::profile::{beta, std_to_gamma};
-use crate::error::{Result, TrainError};
+use crate::error::Result;
+use crate::weight_average::WeightAverage;
 use std::collections::HashMap;
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 /// Checkpoint group (and weight-set) name of the power-function EMA of relative std `std`:
 /// `phema-0.05`.
@@ -17,9 +18,8 @@ pub fn power_ema_group_name(std: f64) -> String {
 pub struct PowerEmas {
     stds: Vec<f64>,
     gammas: Vec<f64>,
-    /// One list of fp32 averages per std, in parameter order.
-    averages: Vec<Vec<Tensor>>,
-    names: Vec<String>,
+    /// One fp32 average per std.
+    averages: Vec<WeightAverage>,
 }
 
 impl std::fmt::Debug for PowerEmas {
@@ -35,29 +35,18 @@ impl PowerEmas {
     /// Averages start as fp32 copies of `params`; the first update replaces them entirely
     /// (`beta_1 = 0`), so the initialisation never contributes.
     pub fn new(params: &[(String, Tensor)], stds: &[f64]) -> Result<Self> {
-        let _guard = tch::no_grad_guard();
         let gammas = stds
             .iter()
             .map(|s| std_to_gamma(*s))
             .collect::<Result<Vec<_>>>()?;
         let averages = stds
             .iter()
-            .map(|_| {
-                params
-                    .iter()
-                    .map(|(_, p)| {
-                        let mut avg = Tensor::f_zeros(p.size(), (Kind::Float, p.device()))?;
-                        avg.f_copy_(p)?;
-                        Ok(avg)
-                    })
-                    .collect::<Result<Vec<_>>>()
-            })
+            .map(|_| WeightAverage::copy_of(params))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             stds: stds.to_vec(),
             gammas,
             averages,
-            names: params.iter().map(|(n, _)| n.clone()).collect(),
         })
     }
 
@@ -71,41 +60,22 @@ impl PowerEmas {
 
     /// Call after optimiser step `step` (1-based count of completed steps).
     pub fn after_step(&mut self, step: u64, params: &[(String, Tensor)]) -> Result<()> {
-        let _guard = tch::no_grad_guard();
         for (k, gamma) in self.gammas.iter().enumerate() {
-            let weight = 1.0 - beta(*gamma, step);
-            for (avg, (_, p)) in self.averages[k].iter_mut().zip(params) {
-                // avg <- beta avg + (1 - beta) p  ==  avg.lerp_(p, 1 - beta)
-                let _ = avg.f_lerp_(&p.f_to_kind(Kind::Float)?, weight)?;
-            }
+            // avg <- beta avg + (1 - beta) p
+            self.averages[k].move_towards(params, 1.0 - beta(*gamma, step))?;
         }
         Ok(())
     }
 
     /// Averages of std index `k` as named tensors.
     pub fn named(&self, k: usize) -> Vec<(String, Tensor)> {
-        self.names
-            .iter()
-            .cloned()
-            .zip(self.averages[k].iter().map(|t| t.shallow_clone()))
-            .collect()
+        self.averages[k].named()
     }
 
     /// Restores the averages of std index `k` from named tensors (all names, same shapes).
     pub fn load(&mut self, k: usize, values: &HashMap<String, Tensor>) -> Result<()> {
-        let expects = self.named(k);
-        let none = std::collections::HashSet::new();
-        if let Some(problems) = crate::checkpoint::tensor_match::mismatch(&expects, &none, values) {
-            return Err(TrainError::Invalid(format!(
-                "power-function EMA std {} does not match the model: {problems}",
-                self.stds[k]
-            )));
-        }
-        let _guard = tch::no_grad_guard();
-        for (name, avg) in self.names.iter().zip(self.averages[k].iter_mut()) {
-            avg.f_copy_(&values[name])?;
-        }
-        Ok(())
+        let what = format!("power-function EMA std {}", self.stds[k]);
+        self.averages[k].load(values, &what)
     }
 }
 
