@@ -1,26 +1,10 @@
 //! Activation checkpointing: the gradients of every parameter and input equal those of one plain
 //! backward pass, for every plan, and the recomputed forward gives the same output.
 
-use flowscale_models::{Checkpointing, Mmdit, MmditConfig};
-use tch::{nn, Device, Kind, Tensor};
+mod common;
 
-fn config(depth: i64) -> MmditConfig {
-    MmditConfig {
-        sample_size: 8,
-        patch_size: 2,
-        in_channels: 2,
-        num_layers: depth,
-        attention_head_dim: 4,
-        num_attention_heads: 2,
-        joint_attention_dim: 6,
-        caption_projection_dim: 8,
-        pooled_projection_dim: 5,
-        out_channels: Some(2),
-        pos_embed_max_size: Some(8),
-        qk_norm: Some("rms_norm".to_owned()),
-        dual_attention_layers: vec![],
-    }
-}
+use flowscale_models::{Checkpointing, Mmdit};
+use tch::{nn, Device, Kind, Tensor};
 
 struct Inputs {
     x: Tensor,
@@ -73,7 +57,7 @@ fn gradients(
 
 fn setup(depth: i64, kind: Kind) -> (Mmdit, nn::VarStore, Inputs) {
     tch::manual_seed(7);
-    let cfg = config(depth);
+    let cfg = common::small_config(depth, true);
     let mut vs = nn::VarStore::new(Device::Cpu);
     let model = Mmdit::new(&vs.root(), &cfg).unwrap();
     if kind == Kind::Double {

@@ -2,27 +2,11 @@
 //! what QK-norm is for (SD3 section 5.3.2): with plain attention the logits grow with the
 //! scale of the q, k projections, with QK-norm they stay bounded.
 
-use flowscale_models::{Mmdit, MmditConfig};
+mod common;
+
+use flowscale_models::Mmdit;
 use std::sync::Mutex;
 use tch::{nn, Device, Kind, Tensor};
-
-fn config(depth: i64, qk_norm: bool) -> MmditConfig {
-    MmditConfig {
-        sample_size: 8,
-        patch_size: 2,
-        in_channels: 2,
-        num_layers: depth,
-        attention_head_dim: 4,
-        num_attention_heads: 2,
-        joint_attention_dim: 6,
-        caption_projection_dim: 8,
-        pooled_projection_dim: 5,
-        out_channels: Some(2),
-        pos_embed_max_size: Some(8),
-        qk_norm: qk_norm.then(|| "rms_norm".to_owned()),
-        dual_attention_layers: vec![],
-    }
-}
 
 /// A model with every parameter re-randomised (the adaLN-Zero initialisation zeroes the
 /// output), and inputs with 12 image and 3 context tokens.
@@ -33,7 +17,7 @@ fn setup(depth: i64, qk_norm: bool) -> (Mmdit, nn::VarStore, [Tensor; 4]) {
     let _one_at_a_time = SEEDED.lock().unwrap_or_else(|e| e.into_inner());
     tch::manual_seed(11);
     let vs = nn::VarStore::new(Device::Cpu);
-    let model = Mmdit::new(&vs.root(), &config(depth, qk_norm)).unwrap();
+    let model = Mmdit::new(&vs.root(), &common::small_config(depth, qk_norm)).unwrap();
     // In name order: the store's own order is a hash map's, and two calls must draw the
     // same values.
     let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
