@@ -197,6 +197,24 @@ impl Mmdit {
         Ok((self.head(&streams[0], &c_leaf, &latents.size())?, tape))
     }
 
+    /// The forward of a training step under `plan`: [`Mmdit::forward`] and no tape for
+    /// [`Checkpointing::None`], else [`Mmdit::forward_checkpointed`] and its tape, which the
+    /// caller must finish after the loss's `backward()`.
+    pub fn forward_planned(
+        &self,
+        latents: &Tensor,
+        timestep: &Tensor,
+        context: &Tensor,
+        pooled: &Tensor,
+        plan: Checkpointing,
+    ) -> Result<(Tensor, Option<BlockTape<'_>>)> {
+        if plan.is_none() {
+            return Ok((self.forward(latents, timestep, context, pooled)?, None));
+        }
+        let (out, tape) = self.forward_checkpointed(latents, timestep, context, pooled, plan)?;
+        Ok((out, Some(tape)))
+    }
+
     /// Patch and position embedding, the conditioning vector, the context projection.
     fn embed(
         &self,

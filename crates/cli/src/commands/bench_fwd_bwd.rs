@@ -70,13 +70,7 @@ pub fn run(args: &FwdBwdArgs) -> anyhow::Result<()> {
     let pooled = Tensor::f_randn([b, config.pooled_projection_dim], opts)?;
     let params: Vec<Tensor> = vs.trainable_variables();
     let iteration = || -> anyhow::Result<Tensor> {
-        let (out, tape) = match plan {
-            Checkpointing::None => (model.forward(&x, &t, &ctx, &pooled)?, None),
-            plan => {
-                let (out, tape) = model.forward_checkpointed(&x, &t, &ctx, &pooled, plan)?;
-                (out, Some(tape))
-            }
-        };
+        let (out, tape) = model.forward_planned(&x, &t, &ctx, &pooled, plan)?;
         let loss = out.f_square()?.f_mean(Kind::Float)?;
         loss.f_backward()?;
         if let Some(tape) = tape {

@@ -172,17 +172,8 @@ impl Probe<'_> {
         let ctx = Tensor::f_randn([batch, self.context, cfg.joint_attention_dim], opts)?;
         let pooled = Tensor::f_randn([batch, cfg.pooled_projection_dim], opts)?;
         let before = self.in_use()?;
-        let forward = || -> Result<_> {
-            Ok(match plan {
-                Checkpointing::None => (self.model.forward(&x, &t, &ctx, &pooled)?, None),
-                plan => {
-                    let (out, tape) = self
-                        .model
-                        .forward_checkpointed(&x, &t, &ctx, &pooled, plan)?;
-                    (out, Some(tape))
-                }
-            })
-        };
+        let forward =
+            || -> Result<_> { Ok(self.model.forward_planned(&x, &t, &ctx, &pooled, plan)?) };
         let kept = match self.precision {
             Precision::Bf16 => {
                 flowscale_torch_ext::autocast::with_autocast(self.device, Kind::BFloat16, forward)??

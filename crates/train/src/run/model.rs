@@ -451,16 +451,13 @@ impl RunModel {
         cond: &Conditioning,
         plan: Checkpointing,
     ) -> Result<(Tensor, Option<BlockTape<'_>>)> {
-        if plan == Checkpointing::None {
-            return Ok((self.forward(x, t, cond)?, None));
-        }
         let t = self.time_input(t)?;
         let (out, tape) = self.under_precision(|| {
             Ok(self
                 .model
-                .forward_checkpointed(x, &t, &cond.context, &cond.pooled, plan)?)
+                .forward_planned(x, &t, &cond.context, &cond.pooled, plan)?)
         })?;
-        Ok((out.f_to_kind(Kind::Float)?, Some(tape)))
+        Ok((out.f_to_kind(Kind::Float)?, tape))
     }
 
     /// Back-propagates through the blocks of a checkpointed forward, recomputing them under the
