@@ -127,6 +127,29 @@ char *fx_all_gather(fx_process_group pg, fx_tensor input, fx_tensor *outputs, si
   });
 }
 
+char *fx_reduce_scatter(fx_process_group pg, fx_tensor output, fx_tensor input, int op) {
+  return guarded([&] {
+    auto *g = static_cast<GroupHandle *>(pg);
+    auto out = *static_cast<at::Tensor *>(output);
+    auto in = *static_cast<at::Tensor *>(input);
+    c10d::ReduceScatterOptions opts;
+    opts.reduceOp = reduce_op(op);
+    opts.timeout = g->timeout;
+    wait(g, g->pg->_reduce_scatter_base(out, in, opts));
+  });
+}
+
+char *fx_all_gather_flat(fx_process_group pg, fx_tensor output, fx_tensor input) {
+  return guarded([&] {
+    auto *g = static_cast<GroupHandle *>(pg);
+    auto out = *static_cast<at::Tensor *>(output);
+    auto in = *static_cast<at::Tensor *>(input);
+    c10d::AllgatherOptions opts;
+    opts.timeout = g->timeout;
+    wait(g, g->pg->_allgather_base(out, in, opts));
+  });
+}
+
 char *fx_barrier(fx_process_group pg) {
   return guarded([&] {
     auto *g = static_cast<GroupHandle *>(pg);

@@ -38,6 +38,10 @@ char *fx_all_reduce(fx_process_group pg, fx_tensor *tensors, size_t n, int op);
 char *fx_broadcast(fx_process_group pg, fx_tensor *tensors, size_t n, int64_t root);
 // outputs: size tensors shaped like input.
 char *fx_all_gather(fx_process_group pg, fx_tensor input, fx_tensor *outputs, size_t size);
+// input: world_size * n elements; output: n elements, this rank's chunk of the reduction.
+char *fx_reduce_scatter(fx_process_group pg, fx_tensor output, fx_tensor input, int op);
+// output: world_size * n elements, every rank's n-element input in rank order.
+char *fx_all_gather_flat(fx_process_group pg, fx_tensor output, fx_tensor input);
 char *fx_barrier(fx_process_group pg);
 
 #ifdef __cplusplus

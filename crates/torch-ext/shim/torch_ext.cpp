@@ -144,6 +144,10 @@ char *fx_fused_adamw(fx_tensor *params, fx_tensor *grads, fx_tensor *exp_avgs,
   });
 }
 
+char *fx_clear_grad(fx_tensor tensor) {
+  return guarded([&] { static_cast<at::Tensor *>(tensor)->mutable_grad().reset(); });
+}
+
 char *fx_cuda_device_count(int64_t *out) {
   return guarded([&] {
     *out = cuda_device_count();

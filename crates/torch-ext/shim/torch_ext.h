@@ -27,6 +27,10 @@ char *fx_autocast_increment_nesting(int64_t *out);
 char *fx_autocast_decrement_nesting(int64_t *out);
 char *fx_autocast_clear_cache(void);
 
+// Drops the tensor's .grad (undefined afterwards), freeing its memory: what PyTorch's
+// zero_grad(set_to_none=True) does.
+char *fx_clear_grad(fx_tensor tensor);
+
 // at::_fused_adamw_ over n parameters. max_exp_avg_sqs may be NULL when amsgrad == 0.
 char *fx_fused_adamw(fx_tensor *params, fx_tensor *grads, fx_tensor *exp_avgs,
                      fx_tensor *exp_avg_sqs, fx_tensor *max_exp_avg_sqs,

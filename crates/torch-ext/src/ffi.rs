@@ -20,6 +20,8 @@ extern "C" {
     pub fn fx_autocast_decrement_nesting(out: *mut i64) -> *mut c_char;
     pub fn fx_autocast_clear_cache() -> *mut c_char;
 
+    pub fn fx_clear_grad(tensor: FxTensor) -> *mut c_char;
+
     #[allow(clippy::too_many_arguments)]
     pub fn fx_fused_adamw(
         params: *mut FxTensor,

@@ -120,6 +120,28 @@ fn worker_collectives() {
         .unwrap();
     let got: Vec<Vec<f64>> = g.iter().map(|t| Vec::try_from(t).unwrap()).collect();
     assert_eq!(got, vec![vec![0.0, 1.0], vec![7.0, 8.0]]);
+    // Reduce-scatter: each rank gets its half of the sum; a bf16 input reduces too.
+    let flat = Tensor::from_slice(&[r, 1.0 + r, 10.0 * r, 5.0]).to_kind(Kind::Float);
+    let mine = pg.reduce_scatter_sum(&flat).unwrap();
+    let want = [[1.0f32, 3.0], [10.0, 10.0]][env.rank as usize];
+    assert_eq!(Vec::<f32>::try_from(&mine).unwrap(), want);
+    let half = pg
+        .reduce_scatter_sum(&flat.to_kind(Kind::BFloat16))
+        .unwrap();
+    assert_eq!(half.kind(), Kind::BFloat16);
+    // Flat all-gather: rank order, one tensor.
+    let all = pg
+        .all_gather_flat(&Tensor::from_slice(&[r, -r, 3.0 * r]))
+        .unwrap();
+    assert_eq!(
+        Vec::<f64>::try_from(&all).unwrap(),
+        vec![0.0, 0.0, 0.0, 1.0, -1.0, 3.0]
+    );
+    let err = pg
+        .reduce_scatter_sum(&Tensor::zeros([3], (Kind::Float, tch::Device::Cpu)))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("divides by the world size 2"), "{err}");
     pg.barrier().unwrap();
     // Argument checks name the problem instead of crashing in C++.
     let err = pg

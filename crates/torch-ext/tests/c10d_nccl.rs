@@ -66,6 +66,13 @@ mod on_a_gpu {
         let gathered = pg.all_gather(&x).unwrap();
         assert_eq!(gathered.len(), 1);
         assert_eq!(gathered[0].device(), dev);
+        let mine = pg.reduce_scatter_sum(&x).unwrap();
+        assert_eq!(
+            Vec::<f32>::try_from(&mine).unwrap(),
+            [0., 1., 2., 3., 4., 5.]
+        );
+        let flat = pg.all_gather_flat(&x).unwrap();
+        assert_eq!(flat.size(), [6]);
         pg.barrier().unwrap();
         let err = pg
             .all_reduce(

@@ -69,6 +69,7 @@ mod tests {
             grad_accum: None,
             precision: crate::config::Precision::Fp32,
             activation_checkpointing: Default::default(),
+            zero_stage: Default::default(),
         }
     }
 

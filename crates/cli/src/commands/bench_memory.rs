@@ -27,8 +27,7 @@ pub struct MemoryArgs {
     /// `none`, `blocks` or `every-N`.
     #[arg(long, default_value = "none")]
     checkpointing: String,
-    /// ZeRO stage 0, 1 (AdamW moments and EMAs sharded) or 2 (gradients too): planned, not
-    /// implemented; the figures are what the stage would hold.
+    /// ZeRO stage 0, 1 (AdamW moments sharded) or 2 (gradients too), as `train.zero_stage`.
     #[arg(long, default_value = "0")]
     zero: String,
     /// Image resolution in pixels (latent = resolution / 8).
@@ -99,7 +98,7 @@ pub fn run(a: &MemoryArgs) -> anyhow::Result<()> {
     let act = &plan.activations;
     println!(
         "MMDiT depth {} (hidden {}), {} trainable parameters; {}x{} px, {} context tokens, \
-         {}, micro-batch {} per device, world {}, checkpointing {}, ZeRO {}{}",
+         {}, micro-batch {} per device, world {}, checkpointing {}, ZeRO {}",
         spec.config.num_layers,
         spec.config.hidden(),
         plan.params,
@@ -111,11 +110,6 @@ pub fn run(a: &MemoryArgs) -> anyhow::Result<()> {
         a.world,
         spec.checkpointing.name(),
         spec.zero.number(),
-        if spec.zero == ZeroStage::Replicated {
-            ""
-        } else {
-            " (planned, not implemented: what the stage would hold)"
-        }
     );
     println!("per device, GiB:");
     println!("  weights (fp32)             {:8.2}", gib(s.weights));
@@ -135,7 +129,7 @@ pub fn run(a: &MemoryArgs) -> anyhow::Result<()> {
         let world = plan.smallest_world(a.emas, zero, capacity, MAX_WORLD)?;
         let found = world.map_or(format!("none up to {MAX_WORLD}"), |w| w.to_string());
         println!(
-            "smallest world size that fits with ZeRO {} (planned) at this micro-batch: {found}",
+            "smallest world size that fits with ZeRO {} at this micro-batch: {found}",
             zero.number()
         );
     }

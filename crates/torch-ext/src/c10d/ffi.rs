@@ -53,5 +53,13 @@ extern "C" {
         outputs: *mut FxTensor,
         size: usize,
     ) -> *mut c_char;
+    pub fn fx_reduce_scatter(
+        pg: FxProcessGroup,
+        output: FxTensor,
+        input: FxTensor,
+        op: c_int,
+    ) -> *mut c_char;
+    pub fn fx_all_gather_flat(pg: FxProcessGroup, output: FxTensor, input: FxTensor)
+        -> *mut c_char;
     pub fn fx_barrier(pg: FxProcessGroup) -> *mut c_char;
 }

@@ -9,6 +9,21 @@ pub const STATE_FILE: &str = "state.json";
 const PREFIX: &str = "step-";
 const TMP_PREFIX: &str = ".tmp-step-";
 
+/// Writes group `name` (file `<name>.safetensors`, tensors moved to the CPU) into the checkpoint
+/// folder `tmp` being assembled, synced to disk; returns the file name for the checksums.
+pub fn write_group(tmp: &Path, name: &str, tensors: &[(String, Tensor)]) -> Result<String> {
+    let file = format!("{name}.safetensors");
+    let path = tmp.join(&file);
+    let cpu: Vec<(String, Tensor)> = tensors
+        .iter()
+        .map(|(k, t)| Ok((k.clone(), t.f_detach()?.f_to_device(tch::Device::Cpu)?)))
+        .collect::<Result<_>>()?;
+    Tensor::write_safetensors(&cpu, &path)
+        .map_err(|e| TrainError::io(&path, std::io::Error::other(e.to_string())))?;
+    sync(&path)?;
+    Ok(file)
+}
+
 /// A folder of checkpoints with a retention policy.
 #[derive(Debug, Clone)]
 pub struct CheckpointStore {
@@ -105,23 +120,42 @@ impl CheckpointStore {
         files: &[(&str, &[u8])],
         state: &S,
     ) -> Result<PathBuf> {
-        std::fs::create_dir_all(&self.dir).map_err(|e| io_error(&self.dir, e))?;
-        self.remove_temporaries()?;
-        let tmp = self.dir.join(format!("{TMP_PREFIX}{step:09}"));
-        std::fs::create_dir_all(&tmp).map_err(|e| io_error(&tmp, e))?;
+        let tmp = self.begin(step)?;
         let mut written = Vec::new();
         for (name, tensors) in groups {
-            let file = format!("{name}.safetensors");
-            let path = tmp.join(&file);
-            written.push(file);
-            let cpu: Vec<(String, Tensor)> = tensors
-                .iter()
-                .map(|(k, t)| Ok((k.clone(), t.f_detach()?.f_to_device(tch::Device::Cpu)?)))
-                .collect::<Result<_>>()?;
-            Tensor::write_safetensors(&cpu, &path)
-                .map_err(|e| TrainError::io(&path, std::io::Error::other(e.to_string())))?;
-            sync(&path)?;
+            written.push(write_group(&tmp, name, tensors)?);
         }
+        self.commit(step, written, files, state)
+    }
+
+    /// The folder checkpoint `step` is assembled in before [`CheckpointStore::commit`] renames
+    /// it into place.
+    pub fn temp_path(&self, step: u64) -> PathBuf {
+        self.dir.join(format!("{TMP_PREFIX}{step:09}"))
+    }
+
+    /// Starts checkpoint `step`: removes the temporaries of interrupted saves and creates an
+    /// empty [`CheckpointStore::temp_path`]. Several writers (the ranks of a sharded run) may
+    /// then add groups with [`write_group`] before one of them commits.
+    pub fn begin(&self, step: u64) -> Result<PathBuf> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| io_error(&self.dir, e))?;
+        self.remove_temporaries()?;
+        let tmp = self.temp_path(step);
+        std::fs::create_dir_all(&tmp).map_err(|e| io_error(&tmp, e))?;
+        Ok(tmp)
+    }
+
+    /// Completes checkpoint `step` begun with [`CheckpointStore::begin`]: writes `files`, the
+    /// checksums of those and of the `written` groups (file names), then `state`; renames the
+    /// folder into place and applies retention.
+    pub fn commit<S: Serialize>(
+        &self,
+        step: u64,
+        mut written: Vec<String>,
+        files: &[(&str, &[u8])],
+        state: &S,
+    ) -> Result<PathBuf> {
+        let tmp = self.temp_path(step);
         for (name, bytes) in files {
             written.push((*name).to_owned());
             let path = tmp.join(name);
@@ -143,6 +177,17 @@ impl CheckpointStore {
         Ok(final_path)
     }
 
+    /// Reads group `name` of the checkpoint folder `dir` alone (checksums are verified by
+    /// [`CheckpointStore::load`], which every reader of a checkpoint goes through first).
+    pub fn load_group(dir: &Path, name: &str) -> Result<HashMap<String, Tensor>> {
+        let path = dir.join(format!("{name}.safetensors"));
+        if !path.is_file() {
+            return Err(TrainError::corrupt(dir, format!("no {name}.safetensors")));
+        }
+        let tensors = Tensor::read_safetensors(&path).map_err(|e| TrainError::corrupt(&path, e))?;
+        Ok(tensors.into_iter().collect())
+    }
+
     /// Reads a checkpoint folder: every `*.safetensors` as a group, and the state.
     pub fn load<S: DeserializeOwned>(dir: &Path) -> Result<LoadedCheckpoint<S>> {
         super::checksums::verify(dir)?;
@@ -160,6 +205,11 @@ impl CheckpointStore {
             else {
                 continue;
             };
+            // A sharded run's per-rank optimiser files: each rank reads its own
+            // (`load_group`), no reader needs them all.
+            if name.starts_with(crate::distributed::zero::SHARD_GROUP_PREFIX) {
+                continue;
+            }
             let tensors =
                 Tensor::read_safetensors(&path).map_err(|e| TrainError::corrupt(&path, e))?;
             groups.insert(name.to_owned(), tensors.into_iter().collect());

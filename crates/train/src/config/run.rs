@@ -2,6 +2,7 @@
 //! (data -> model -> formulation -> optimiser/EMA -> training loop). Every field has the default
 //! written next to it, and `flowscale config` prints the resolved file.
 
+use crate::distributed::zero::ZeroStage;
 use flowscale_formulations::{native_schedule, Formulation, SamplerFrame};
 use flowscale_models::Checkpointing;
 use serde::{Deserialize, Serialize};
@@ -611,6 +612,11 @@ pub struct TrainConfig {
     /// for memory; the gradients are the same up to float rounding.
     #[serde(default, skip_serializing_if = "Checkpointing::is_none")]
     pub activation_checkpointing: Checkpointing,
+    /// ZeRO stage over the data-parallel ranks: 0 (default) replicates the whole state, 1
+    /// shards AdamW's moments, 2 the gradients too. Resuming needs the same stage and the same
+    /// number of ranks.
+    #[serde(default, skip_serializing_if = "ZeroStage::is_replicated")]
+    pub zero_stage: ZeroStage,
 }
 
 fn default_precision() -> Precision {

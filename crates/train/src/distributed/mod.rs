@@ -7,6 +7,7 @@
 //! order of the all-reduce. Rank 0 alone writes logs, samples and checkpoints.
 
 mod select;
+pub mod zero;
 
 pub use select::{rank_device, select_backend};
 
@@ -135,6 +136,39 @@ impl DataParallel {
         Ok(())
     }
 
+    /// The dtype gradients are reduced in (`run.dist_grad_dtype`).
+    pub fn grad_kind(&self) -> Kind {
+        self.grad_kind
+    }
+
+    /// Returns when every rank has reached this point.
+    pub fn barrier(&self) -> Result<()> {
+        self.group.barrier().map_err(|e| c10d_error("barrier", e))
+    }
+
+    /// The mean over ranks of the flat `input` (`world * n` elements), of which this rank gets
+    /// its chunk of `n`: the reduce-scatter of ZeRO-2's gradients. Timed with the gradient sync.
+    pub fn reduce_scatter_mean(&self, input: &Tensor) -> Result<Tensor> {
+        let staged = self.on_group_device(input)?;
+        let mut chunk = self
+            .group
+            .reduce_scatter_sum(&staged)
+            .map_err(|e| c10d_error("gradient reduce-scatter", e))?;
+        let _ = chunk.f_div_scalar_(self.world_size() as f64)?;
+        Ok(chunk.f_to_device(input.device())?)
+    }
+
+    /// Every rank's flat `input`, concatenated in rank order: the all-gather of the updated
+    /// weight shards.
+    pub fn all_gather_flat(&self, input: &Tensor) -> Result<Tensor> {
+        let staged = self.on_group_device(input)?;
+        Ok(self
+            .group
+            .all_gather_flat(&staged)
+            .map_err(|e| c10d_error("weight all-gather", e))?
+            .f_to_device(input.device())?)
+    }
+
     /// Averages the gradients of `params` over ranks: flattened into buckets of the configured
     /// dtype on the gradients' own device (one collective per bucket rather than per tensor;
     /// with NCCL nothing leaves the GPU), reduced, and copied back.
@@ -143,6 +177,11 @@ impl DataParallel {
         let result = self.average_gradients_untimed(params);
         self.grad_sync += start.elapsed();
         result
+    }
+
+    /// Adds `d` to the gradient-sync time (ZeRO-2's reduce-scatter, timed by its caller).
+    pub fn add_gradient_sync_time(&mut self, d: Duration) {
+        self.grad_sync += d;
     }
 
     /// Total wall time of [`DataParallel::average_gradients`] so far.

@@ -194,17 +194,25 @@ mod tests {
         assert!(fit_warning(&plan, total, &s).is_none());
         let w = fit_warning(&plan, total - 1, &s).unwrap();
         assert!(w.contains("train.micro_batch_size") && w.contains("activation_checkpointing"));
-        // Stage 1 at world W holds weights + grads + (8 + 4) bytes / W per parameter.
+        // Stage 1 at world W holds weights + grads + one whole EMA + 8 bytes / W of moments
+        // per parameter.
         let p = plan.params;
-        let capacity = 8 * p + 12 * p.div_ceil(3) + plan.activations.total();
+        let capacity = 12 * p + 8 * p.div_ceil(3) + plan.activations.total();
         let found = plan
             .smallest_world(1, ZeroStage::Optimizer, capacity, 64)
             .unwrap();
         assert_eq!(found, Some(3));
         assert_eq!(
-            plan.smallest_world(1, ZeroStage::Optimizer, 8 * p, 64)
+            plan.smallest_world(1, ZeroStage::Optimizer, 12 * p, 64)
                 .unwrap(),
             None
+        );
+        // Stage 2 shards the gradients too: 8 bytes whole, 12 / W.
+        let capacity = 8 * p + 12 * p.div_ceil(4) + plan.activations.total();
+        assert_eq!(
+            plan.smallest_world(1, ZeroStage::Gradients, capacity, 64)
+                .unwrap(),
+            Some(4)
         );
     }
 }

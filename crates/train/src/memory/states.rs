@@ -1,47 +1,15 @@
-//! The training state one device holds per parameter, and what ZeRO's stages would shard of it.
+//! The training state one device holds per parameter, and what ZeRO's stages shard of it.
 //!
 //! Per trainable parameter the trainer keeps fp32 weights (the master copy, also under bf16
 //! autocast), an fp32 gradient, AdamW's two fp32 moments and one fp32 copy per EMA (the
-//! `ema.decays` and the post-hoc `ema.posthoc.stds`).
+//! `ema.decays` and the post-hoc `ema.posthoc.stds`). ZeRO stage 1 splits the moments, stage 2
+//! the gradients too ([`crate::distributed::zero`]); the weights and the EMAs stay whole on every
+//! rank (validation and sample grids read the EMA weights whole).
 
+pub use crate::distributed::zero::ZeroStage;
 use crate::{Result, TrainError};
 
 const FP32: u64 = 4;
-
-/// ZeRO stage: which part of the state is split over the data-parallel ranks. Planned, not
-/// implemented: the trainer replicates everything (stage 0); the plan computes what the stages
-/// would hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ZeroStage {
-    /// Every rank holds the whole state.
-    Replicated,
-    /// AdamW's moments and the EMAs are split over the ranks.
-    Optimizer,
-    /// The gradients too; full fp32 weights stay on every rank.
-    Gradients,
-}
-
-impl ZeroStage {
-    /// `0`, `1` or `2`; `option` names the setting in the error.
-    pub fn parse(option: &str, s: &str) -> Result<Self> {
-        match s {
-            "0" => Ok(Self::Replicated),
-            "1" => Ok(Self::Optimizer),
-            "2" => Ok(Self::Gradients),
-            _ => Err(TrainError::Invalid(format!(
-                "{option} `{s}`: expected 0, 1 or 2"
-            ))),
-        }
-    }
-
-    pub fn number(self) -> u32 {
-        match self {
-            Self::Replicated => 0,
-            Self::Optimizer => 1,
-            Self::Gradients => 2,
-        }
-    }
-}
 
 /// Bytes of the training state on one device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +42,7 @@ impl StateBytes {
             weights: params * FP32,
             gradients: shard(params, zero == ZeroStage::Gradients) * FP32,
             optimizer: 2 * shard(params, moments_split) * FP32,
-            emas: emas * shard(params, moments_split) * FP32,
+            emas: emas * params * FP32,
         })
     }
 
@@ -98,12 +66,12 @@ mod tests {
     }
 
     #[test]
-    fn stages_split_moments_emas_then_gradients_rounding_up() {
+    fn stages_split_moments_then_gradients_rounding_up() {
         let one = StateBytes::per_device(1001, 1, 4, ZeroStage::Optimizer).unwrap();
-        // 1001 / 4 rounds up to 251 elements per rank.
+        // 1001 / 4 rounds up to 251 elements per rank; the EMA stays whole.
         assert_eq!(
             (one.weights, one.gradients, one.optimizer, one.emas),
-            (4004, 4004, 2 * 251 * 4, 251 * 4)
+            (4004, 4004, 2 * 251 * 4, 4004)
         );
         let two = StateBytes::per_device(1001, 1, 4, ZeroStage::Gradients).unwrap();
         assert_eq!((two.weights, two.gradients), (4004, 251 * 4));

@@ -78,6 +78,15 @@ impl AdamW {
         self.step
     }
 
+    /// Bytes of the two moments.
+    pub fn state_bytes(&self) -> u64 {
+        self.groups
+            .iter()
+            .flat_map(|g| g.exp_avgs.iter().chain(&g.exp_avg_sqs))
+            .map(|t| t.numel() as u64 * t.kind().elt_size_in_bytes() as u64)
+            .sum()
+    }
+
     /// Names of the parameters that get weight decay and of those that do not.
     pub fn group_names(&self) -> (Vec<String>, Vec<String>) {
         (self.groups[0].names.clone(), self.groups[1].names.clone())

@@ -27,11 +27,7 @@ pub fn clip_grad_norm(params: &[Tensor], max_norm: f64) -> Result<Option<Tensor>
     let Some(norm) = grad_norm(params)? else {
         return Ok(None);
     };
-    let scale = norm
-        .f_add_scalar(1e-6)?
-        .f_reciprocal()?
-        .f_mul_scalar(max_norm)?
-        .f_clamp_max(1.0)?;
+    let scale = clip_scale(&norm, max_norm)?;
     let _guard = tch::no_grad_guard();
     for p in params {
         let mut g = p.grad();
@@ -41,6 +37,15 @@ pub fn clip_grad_norm(params: &[Tensor], max_norm: f64) -> Result<Option<Tensor>
         }
     }
     Ok(Some(norm))
+}
+
+/// The factor `min(1, max_norm / (norm + 1e-6))` gradients of global norm `norm` are scaled by.
+pub fn clip_scale(norm: &Tensor, max_norm: f64) -> Result<Tensor> {
+    Ok(norm
+        .f_add_scalar(1e-6)?
+        .f_reciprocal()?
+        .f_mul_scalar(max_norm)?
+        .f_clamp_max(1.0)?)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! data position, the logs, and the fixed inputs of validation and sample grids. Each phase
 //! receives the config sections it needs.
 
-use super::{Running, TrainOptions, Trainer};
+use super::{RunOptimizer, Running, TrainOptions, Trainer};
 use crate::batch_plan::BatchPlan;
 use crate::checkpoint::{CheckpointStore, LoadedCheckpoint};
 use crate::cond_input::CondInput;
@@ -14,9 +14,9 @@ use crate::config::{
 use crate::distributed::{rank_device, select_backend, DataParallel};
 use crate::ema::Ema;
 use crate::error::{Result, TrainError};
-use crate::memory::{fit_warning, MemoryPlan, PlanSpec, ZeroStage};
+use crate::memory::{fit_warning, MemoryPlan, PlanSpec};
 use crate::metrics::MetricsWriter;
-use crate::optim::{AdamW, AdamWConfig, LrScheduler};
+use crate::optim::{AdamWConfig, LrScheduler};
 use crate::posthoc::{power_ema_group_name, PowerEmas};
 use crate::resume_compat::{config_hash, incompatible_changes};
 use crate::run::{ema_group_name, load_intact, CondSource, RunData, RunModel, RunModelSpec};
@@ -124,7 +124,13 @@ impl Trainer {
             .map(|name| cfg.conditioning.dropout_of(name))
             .collect();
         let params = model.params();
-        let mut optimizer = AdamW::new(&params, adamw_config(&cfg.optim))?;
+        let rank_world = dp.as_ref().map_or((0, 1), |d| (d.rank(), d.world_size()));
+        let mut optimizer = RunOptimizer::new(
+            &params,
+            adamw_config(&cfg.optim),
+            cfg.train.zero_stage,
+            rank_world,
+        )?;
         let schedule = lr_schedule(&cfg.optim, cfg.train.steps);
         let mut ema = Ema::new(&params, &cfg.ema.decays, cfg.ema.every, cfg.ema.warmup)?;
         let mut power_emas = match &cfg.ema.posthoc {
@@ -153,7 +159,8 @@ impl Trainer {
                     state.config_hash
                 )));
             }
-            restore(&ck, &model, &mut optimizer, &mut ema, &cfg.ema)?;
+            restore(&ck, &model, &mut ema, &cfg.ema)?;
+            optimizer.restore(&ck, rank_world)?;
             if let Some(p) = &mut power_emas {
                 restore_power_emas(&ck, p)?;
             }
@@ -178,7 +185,6 @@ impl Trainer {
         }
 
         // Data position: where the resumed run's data order stands.
-        let rank_world = dp.as_ref().map_or((0, 1), |d| (d.rank(), d.world_size()));
         let sampler = start_data(
             &mut data,
             &cfg.data,
@@ -270,7 +276,7 @@ fn warn_if_too_large(
         world: dp.map_or(1, |d| d.world_size() as u64),
         precision: cfg.train.precision,
         checkpointing: cfg.train.activation_checkpointing,
-        zero: ZeroStage::Replicated,
+        zero: cfg.train.zero_stage,
         emas: emas as u64,
     };
     let (plan, _) = MemoryPlan::measure(&plan_spec, device)?;
@@ -455,16 +461,14 @@ fn check_resumable(dir: &RunDir, cfg: &RunConfig) -> Result<()> {
     )))
 }
 
-/// Restores model, EMA and optimiser tensors from a checkpoint, checking every name and shape.
+/// Restores model and EMA tensors from a checkpoint, checking every name and shape.
 fn restore(
     ck: &LoadedCheckpoint<TrainState>,
     model: &RunModel,
-    optimizer: &mut AdamW,
     ema: &mut Ema,
     ema_cfg: &EmaConfig,
 ) -> Result<()> {
     model.load_weights(ck.group("model")?, &ck.dir.join("model.safetensors"))?;
-    optimizer.load_state(ck.group("optimizer")?, ck.state.step)?;
     let updates = ck.state.step / ema_cfg.every.max(1);
     for (k, d) in ema_cfg.decays.iter().enumerate() {
         ema.load(k, ck.group(&ema_group_name(*d))?, updates)?;

@@ -330,6 +330,31 @@ impl Trainer {
     /// conditioner's under `conditioner.`), the fixed buffers, every EMA, the optimiser, state.
     pub(super) fn save_checkpoint(&mut self) -> Result<()> {
         self.sync_state()?;
+        let step = self.state.step;
+        let (rank, world) = self.rank_world();
+        // A sharded optimiser: rank 0 starts the folder, every rank writes its shard into it,
+        // and rank 0 commits once all have (a rank that fails stops the others at the barrier).
+        let sharded = self.optimizer.replicated_group().is_none();
+        let mut written = Vec::new();
+        if sharded {
+            if self.is_main() {
+                self.store.begin(step)?;
+            }
+            self.barrier()?;
+            written.extend(
+                self.optimizer
+                    .write_shard(&self.store.temp_path(step), (rank, world))?,
+            );
+            self.barrier()?;
+            if self.is_main() {
+                written.extend((0..world).filter(|&r| r != rank).map(|r| {
+                    format!(
+                        "{}.safetensors",
+                        crate::distributed::zero::shard_group_name(r, world)
+                    )
+                }));
+            }
+        }
         if !self.is_main() {
             return Ok(());
         }
@@ -346,28 +371,32 @@ impl Trainer {
                 groups.push((power_ema_group_name(*s), p.named(k)));
             }
         }
-        groups.push(("optimizer".into(), self.optimizer.state()));
-        let refs: Vec<(&str, Vec<(String, Tensor)>)> = groups
-            .iter()
-            .map(|(n, t)| {
-                (
-                    n.as_str(),
-                    t.iter()
-                        .map(|(k, v)| (k.clone(), v.shallow_clone()))
-                        .collect(),
-                )
-            })
-            .collect();
+        groups.extend(self.optimizer.replicated_group());
         let mcfg = self.model.config().to_diffusers_json()?;
         self.store
             .protect(self.state.best_val_loss.map(|(_, step)| step));
-        self.store.save(
-            self.state.step,
-            &refs,
+        if !sharded {
+            self.store.begin(step)?;
+        }
+        let tmp = self.store.temp_path(step);
+        for (name, tensors) in &groups {
+            written.push(crate::checkpoint::write_group(&tmp, name, tensors)?);
+        }
+        self.store.commit(
+            step,
+            written,
             &[("config.json", mcfg.as_bytes())],
             &self.state,
         )?;
         Ok(())
+    }
+
+    /// Waits for every rank (nothing to wait for in a single process).
+    fn barrier(&self) -> Result<()> {
+        match &self.dp {
+            Some(d) => d.barrier(),
+            None => Ok(()),
+        }
     }
 }
 

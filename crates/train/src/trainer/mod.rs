@@ -16,6 +16,7 @@
 mod attention_hook;
 mod build;
 mod hooks;
+mod optimizer;
 mod step;
 
 use crate::batch_plan::BatchPlan;
@@ -26,7 +27,7 @@ use crate::distributed::DataParallel;
 use crate::ema::Ema;
 use crate::error::{Result, TrainError};
 use crate::metrics::MetricsWriter;
-use crate::optim::{AdamW, LrScheduler};
+use crate::optim::LrScheduler;
 use crate::posthoc::PowerEmas;
 use crate::run::{RunData, RunModel};
 use crate::run_dir::RunDir;
@@ -43,6 +44,7 @@ use tch::nn::VarStore;
 use tch::{Device, Tensor};
 
 pub use crate::run::{LatentData, PixelData, CONDITIONER_PREFIX};
+pub use optimizer::RunOptimizer;
 pub use step::Running;
 
 /// How `flowscale train` was asked to run.
@@ -79,7 +81,7 @@ pub struct Trainer {
     model: RunModel,
     /// The trained tensors of `model`, in the fixed order of [`RunModel::params`].
     params: Vec<(String, Tensor)>,
-    optimizer: AdamW,
+    optimizer: RunOptimizer,
     schedule: LrScheduler,
     ema: Ema,
     /// EDM2's power-function EMAs (`[ema] posthoc`), snapshotted for post-hoc reconstruction.
@@ -254,6 +256,11 @@ impl Trainer {
     }
 
     /// `(rank, world size)`: `(0, 1)` without data parallelism.
+    /// Bytes of AdamW moments this rank holds (halved on two ranks under ZeRO 1 and 2).
+    pub fn optimizer_state_bytes(&self) -> u64 {
+        self.optimizer.state_bytes()
+    }
+
     pub fn rank_world(&self) -> (usize, usize) {
         self.dp
             .as_ref()

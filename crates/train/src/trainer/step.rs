@@ -6,7 +6,6 @@ use super::Trainer;
 use crate::cond_input::CondInput;
 use crate::config::NonFinitePolicy;
 use crate::error::Result;
-use crate::optim::{clip_grad_norm, grad_norm};
 use crate::run::{RunData, CONDITIONER_PREFIX};
 use flowscale_core::FlowRng;
 use flowscale_formulations::TrainingBatch;
@@ -210,15 +209,13 @@ impl Trainer {
             self.state.images_seen += global as u64;
         }
         let tensors: Vec<Tensor> = self.params.iter().map(|(_, p)| p.shallow_clone()).collect();
-        if let Some(d) = &mut self.dp {
-            d.average_gradients(&tensors)?;
+        let norm =
+            self.optimizer
+                .reduce_and_clip(&tensors, self.dp.as_mut(), self.cfg.optim.grad_clip)?;
+        if let Some(d) = &self.dp {
             // The global loss, so every rank takes the same non-finite decision.
             d.sum(&step_loss)?;
         }
-        let norm = match self.cfg.optim.grad_clip {
-            Some(max) => clip_grad_norm(&tensors, max)?,
-            None => grad_norm(&tensors)?,
-        };
         if let Some(n) = norm {
             let _ = self
                 .running
@@ -234,9 +231,9 @@ impl Trainer {
         if skip {
             self.state.skipped_steps += 1;
         } else {
-            self.optimizer.step(lr)?;
+            self.optimizer.step(lr, self.dp.as_ref())?;
         }
-        self.optimizer.zero_grad();
+        self.optimizer.zero_grad()?;
         self.conditioner_zero_grad();
         let _ = self.running.loss_sum.f_add_(&step_loss)?;
         let _ = self
