@@ -13,9 +13,15 @@
         `--set` overrides run-config keys on both sides (e.g. model.depth=8).
 
     python scripts/bench/vs_diffusers.py fwd-bwd [--batch 4] [--latent 32 32] [--context 77]
-                                             [--joint-dim 384] [--pooled-dim 384]
+                                             [--joint-dim 384] [--pooled-dim 384] [--depth D]
+                                             [--device cpu|cuda] [--precision fp32|bf16]
+                                             [--optimizer] [--json OUT]
         MMDiT forward + backward on random inputs: flowscale's `bench fwd-bwd` against
-        SD3Transformer2DModel, both built from one config.json written here.
+        SD3Transformer2DModel, both built from one config.json written here. `--depth D` takes
+        the paper's model of depth D (hidden 64 D, 16 latent channels, 4096/2048-d text) instead
+        of tiny-d4; `--precision bf16` runs both forwards under bf16 autocast; `--optimizer`
+        adds the AdamW update (flowscale's fused kernel, torch.optim.AdamW(fused=True)): the
+        backbone's whole training step. `--json OUT` also writes the rows and medians there.
 
 Rounds alternate flowscale and PyTorch so both see the same machine state; the table reports
 every round and the ratio of medians. `scripts/bench/run` installs diffusers and runs this.
@@ -197,46 +203,97 @@ FWD_BWD_MODEL = dict(
 )
 
 
+def paper_model(depth):
+    """The paper's scaling rule, as flowscale's MmditConfig::from_depth."""
+    return dict(
+        sample_size=128, patch_size=2, in_channels=16, num_layers=depth, attention_head_dim=64,
+        num_attention_heads=depth, joint_attention_dim=4096, caption_projection_dim=64 * depth,
+        pooled_projection_dim=2048, out_channels=16, pos_embed_max_size=192,
+    )
+
+
 def fwd_bwd(args):
     torch.manual_seed(0)
-    # Text widths of the conditioning (MiniLM: 384/384; SD3's stack at reduced width, e.g.
-    # 1024/512 for a quarter of 4096/2048): flowscale reads the same config.json.
-    model_cfg = dict(FWD_BWD_MODEL, joint_attention_dim=args.joint_dim,
-                     pooled_projection_dim=args.pooled_dim)
-    model = SD3Transformer2DModel(**model_cfg)
-    model.train()
+    device = torch.device(args.device)
+    if args.depth:
+        model_cfg = paper_model(args.depth)
+    else:
+        # Text widths of the conditioning (MiniLM: 384/384; SD3's stack at reduced width, e.g.
+        # 1024/512 for a quarter of 4096/2048): flowscale reads the same config.json.
+        model_cfg = dict(FWD_BWD_MODEL, joint_attention_dim=args.joint_dim,
+                         pooled_projection_dim=args.pooled_dim)
     h, w = args.latent
     b = args.batch
-    x = torch.randn(b, FWD_BWD_MODEL["in_channels"], h, w)
-    t = torch.rand(b) * 1000
-    ctx = torch.randn(b, args.context, args.joint_dim)
-    pooled = torch.randn(b, args.pooled_dim)
+    bf16 = args.precision == "bf16"
 
-    def step():
-        out = model(x, encoder_hidden_states=ctx, pooled_projections=pooled, timestep=t,
-                    return_dict=False)[0]
-        loss = out.square().mean()
-        loss.backward()
-        model.zero_grad()
-        return loss
+    def peer():
+        """Builds the diffusers model on the device, times its step, and lets it go: one side
+        at a time holds the GPU (a depth-24 model with AdamW state is ~32 GB per side)."""
+        torch.manual_seed(0)
+        with device:
+            model = SD3Transformer2DModel(**model_cfg)
+            x = torch.randn(b, model_cfg["in_channels"], h, w)
+            t = torch.rand(b) * 1000
+            ctx = torch.randn(b, args.context, model_cfg["joint_attention_dim"])
+            pooled = torch.randn(b, model_cfg["pooled_projection_dim"])
+        model.train()
+        opt = (torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.0, fused=True)
+               if args.optimizer else None)
+
+        def step():
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                out = model(x, encoder_hidden_states=ctx, pooled_projections=pooled,
+                            timestep=t, return_dict=False)[0]
+            loss = out.float().square().mean()
+            loss.backward()
+            if opt is not None:
+                opt.step()
+            model.zero_grad()
+            return loss
+
+        ms = time_torch(step, args.warmup, args.steps)
+        del model, opt
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.empty_cache()
+        return ms
 
     rows = []
+    ours = {}
+    sets = ["--device", args.device, "--precision", args.precision]
+    if args.optimizer:
+        sets.append("--optimizer")
     with tempfile.TemporaryDirectory() as tmp:
-        model.save_config(tmp)
+        with open(os.path.join(tmp, "config.json"), "w") as f:
+            json.dump(dict(model_cfg, _class_name="SD3Transformer2DModel"), f)
         for _ in range(args.rounds):
             ours = flowscale(
                 "bench", "fwd-bwd", "--config-json", os.path.join(tmp, "config.json"),
                 "--latent", str(h), str(w), "--context", str(args.context), "--batch", str(b),
-                "--warmup", str(args.warmup), "--steps", str(args.steps), "--json",
+                "--warmup", str(args.warmup), "--steps", str(args.steps), "--json", *sets,
             )
             rows.append({
                 "flowscale ms/iter": ours["ms_per_iter"],
-                "diffusers ms/iter": time_torch(step, args.warmup, args.steps),
+                "diffusers ms/iter": peer(),
             })
+    peak_mib = (torch.cuda.max_memory_allocated(device) / 2**20
+                if device.type == "cuda" else None)
     print(f"MMDiT {model_cfg}, batch {b}, latent {h}x{w}, context {args.context}, "
+          f"{args.device}, {args.precision}, optimizer {args.optimizer}, "
           f"flowscale threads {ours['threads']}, torch threads {torch.get_num_threads()}, "
           f"torch {torch.__version__}")
     report(rows, "flowscale ms/iter", ["diffusers ms/iter"])
+    if args.json:
+        med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+        with open(args.json, "w") as f:
+            json.dump({
+                "model": model_cfg, "batch": b, "latent": [h, w], "context": args.context,
+                "device": args.device, "precision": args.precision,
+                "optimizer": args.optimizer, "rounds": rows, "median": med,
+                "speedup_vs_diffusers": med["diffusers ms/iter"] / med["flowscale ms/iter"],
+                "flowscale_last": ours, "diffusers_peak_mib": peak_mib,
+                "torch": torch.__version__,
+            }, f, indent=1)
 
 
 def main():
@@ -258,6 +315,11 @@ def main():
     fb.add_argument("--warmup", type=int, default=3)
     fb.add_argument("--steps", type=int, default=10)
     fb.add_argument("--rounds", type=int, default=3)
+    fb.add_argument("--depth", type=int, default=0)
+    fb.add_argument("--device", default="cpu")
+    fb.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    fb.add_argument("--optimizer", action="store_true")
+    fb.add_argument("--json", default=None)
     args = ap.parse_args()
     {"train-step": train_step, "fwd-bwd": fwd_bwd}[args.what](args)
 

@@ -348,3 +348,56 @@ fn eval_of_a_missing_run_names_it() {
     assert!(!out.status.success(), "{t}");
     assert!(t.contains("sampling.n"), "{t}");
 }
+
+#[test]
+fn bench_fwd_bwd_takes_a_bf16_training_step_and_reports_its_flops() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("config.json");
+    // depth 2, hidden 64, patch 2, 4 channels, 32-d text: an 8x8 latent has 16 image tokens.
+    std::fs::write(
+        &config,
+        r#"{"sample_size": 8, "patch_size": 2, "in_channels": 4, "num_layers": 2,
+            "attention_head_dim": 32, "num_attention_heads": 2, "joint_attention_dim": 32,
+            "caption_projection_dim": 64, "pooled_projection_dim": 16, "out_channels": 4,
+            "pos_embed_max_size": 8}"#,
+    )
+    .unwrap();
+    let c = config.to_str().unwrap();
+    let common = [
+        "bench",
+        "fwd-bwd",
+        "--config-json",
+        c,
+        "--latent",
+        "8",
+        "8",
+        "--context",
+        "5",
+        "--batch",
+        "2",
+        "--warmup",
+        "1",
+        "--steps",
+        "1",
+        "--json",
+    ];
+    let out = flowscale(&[&common[..], &["--precision", "bf16", "--optimizer"]].concat());
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    let row: serde_json::Value = serde_json::from_str(t.trim().lines().last().unwrap()).unwrap();
+    assert_eq!(row["precision"], "bf16");
+    assert_eq!(row["optimizer"], true);
+    assert!(row["samples_per_s"].as_f64().unwrap() > 0.0, "{row}");
+    // The analytic count: 3 x forward FLOPs x batch, independent of the timing.
+    let cfg = flowscale_models::MmditConfig::from_json(&std::fs::read_to_string(&config).unwrap())
+        .unwrap();
+    let want = flowscale_models::forward_cost(&cfg, 8, 8, 5)
+        .unwrap()
+        .train_step_flops(2);
+    assert_eq!(row["train_flops_per_iter"].as_f64().unwrap(), want);
+    // No MFU without a known peak (the CPU has none).
+    assert!(row["mfu"].is_null(), "{row}");
+    let bad = flowscale(&[&common[..], &["--precision", "fp8"]].concat());
+    assert!(!bad.status.success());
+    assert!(text(&bad).contains("--precision `fp8`"), "{}", text(&bad));
+}

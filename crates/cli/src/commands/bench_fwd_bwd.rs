@@ -1,13 +1,18 @@
 //! `flowscale bench fwd-bwd`: wall time of the MMDiT's forward + backward on random inputs, the
 //! number `scripts/bench/vs_diffusers.py fwd-bwd` compares with diffusers' `SD3Transformer2DModel`
 //! in PyTorch eager. The architecture comes from a diffusers `config.json`, so both sides are
-//! built from the same file.
+//! built from the same file. `--precision bf16` runs the forward under bf16 autocast (fp32
+//! weights), `--optimizer` adds the fused AdamW update: the backbone's whole training step, with
+//! samples/s, the step's FLOPs (the model's analytic count, 3 x forward) and, on a GPU the peak
+//! table knows, MFU.
 
+use std::cell::RefCell;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use flowscale_models::{Checkpointing, Mmdit, MmditConfig};
+use flowscale_models::{forward_cost, Checkpointing, Mmdit, MmditConfig};
+use flowscale_train::optim::{AdamW, AdamWConfig};
 use tch::{nn, Device, Kind, Tensor};
 
 #[derive(Debug, Args)]
@@ -32,6 +37,12 @@ pub struct FwdBwdArgs {
     /// `cpu`, `cuda` or `cuda:N`.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// `fp32`, or `bf16`: the forward under bf16 autocast, weights and optimiser in fp32.
+    #[arg(long, default_value = "fp32")]
+    precision: String,
+    /// Also take a fused AdamW step each iteration (the backbone's whole training step).
+    #[arg(long)]
+    optimizer: bool,
     /// Activation checkpointing: `none`, `blocks` or `every-N`.
     #[arg(long, default_value = "none")]
     checkpointing: String,
@@ -69,12 +80,39 @@ pub fn run(args: &FwdBwdArgs) -> anyhow::Result<()> {
     let ctx = Tensor::f_randn([b, args.context, config.joint_attention_dim], opts)?;
     let pooled = Tensor::f_randn([b, config.pooled_projection_dim], opts)?;
     let params: Vec<Tensor> = vs.trainable_variables();
+    let autocast = match args.precision.as_str() {
+        "fp32" => None,
+        "bf16" => Some(Kind::BFloat16),
+        other => anyhow::bail!("--precision `{other}`: expected fp32 or bf16"),
+    };
+    let optimizer = if args.optimizer {
+        let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        let config = AdamWConfig {
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            weight_decay: 0.0,
+        };
+        Some(RefCell::new(AdamW::new(&named, config)?))
+    } else {
+        None
+    };
     let iteration = || -> anyhow::Result<Tensor> {
-        let (out, tape) = model.forward_planned(&x, &t, &ctx, &pooled, plan)?;
-        let loss = out.f_square()?.f_mean(Kind::Float)?;
+        let forward = || model.forward_planned(&x, &t, &ctx, &pooled, plan);
+        let (out, tape) = match autocast {
+            Some(kind) => flowscale_torch_ext::autocast::with_autocast(device, kind, forward)??,
+            None => forward()?,
+        };
+        let loss = out
+            .f_to_kind(Kind::Float)?
+            .f_square()?
+            .f_mean(Kind::Float)?;
         loss.f_backward()?;
         if let Some(tape) = tape {
             tape.backward()?;
+        }
+        if let Some(opt) = &optimizer {
+            opt.borrow_mut().step(1e-4)?;
         }
         for p in &params {
             // Zeroed in place (the trainer does the same); the peer uses PyTorch's default
@@ -101,26 +139,63 @@ pub fn run(args: &FwdBwdArgs) -> anyhow::Result<()> {
     if let Some(l) = last {
         l.f_double_value(&[])?;
     }
-    let ms = 1e3 * start.elapsed().as_secs_f64() / args.steps as f64;
+    let seconds = start.elapsed().as_secs_f64() / args.steps as f64;
+    let ms = 1e3 * seconds;
+    let samples_per_s = b as f64 / seconds;
+    let flops = forward_cost(&config, h, w, args.context)?.train_step_flops(b);
+    let mfu = flowscale_train::peak_flops::device_peak_flops(None, device)
+        .map(|peak| flowscale_train::peak_flops::mfu(flops / seconds, 1, peak));
+    let peak = process_peak_memory(device)?;
     let threads = tch::get_num_threads();
-    let mib = step_memory as f64 / (1u64 << 20) as f64;
+    let mib = |bytes: u64| bytes as f64 / (1u64 << 20) as f64;
     let plan = plan.name();
-    if args.json {
-        println!(
-            "{{\"ms_per_iter\": {ms:.3}, \"batch\": {b}, \"latent\": [{h}, {w}], \"context\": {}, \"steps\": {}, \"device\": \"{}\", \"threads\": {threads}, \"checkpointing\": \"{plan}\", \"step_peak_mib\": {mib:.1}}}",
-            args.context, args.steps, args.device
-        );
+    let what = if args.optimizer {
+        "forward+backward+AdamW"
     } else {
+        "forward+backward"
+    };
+    if args.json {
+        let row = serde_json::json!({
+            "ms_per_iter": (ms * 1e3).round() / 1e3,
+            "samples_per_s": samples_per_s,
+            "train_flops_per_iter": flops,
+            "mfu": mfu,
+            "batch": b,
+            "latent": [h, w],
+            "context": args.context,
+            "steps": args.steps,
+            "device": args.device,
+            "precision": args.precision,
+            "optimizer": args.optimizer,
+            "threads": threads,
+            "checkpointing": plan,
+            "step_peak_mib": (mib(step_memory) * 10.0).round() / 10.0,
+            "process_peak_mib": (mib(peak) * 10.0).round() / 10.0,
+        });
+        println!("{row}");
+    } else {
+        let mfu = mfu.map_or(String::new(), |m| format!(", MFU {:.1}%", 100.0 * m));
         println!(
-            "{ms:.1} ms per forward+backward, {:.1} samples/s (batch {b}, latent {h}x{w}, context {}, {} timed after {} warm-up, {}, {threads} threads); checkpointing {plan}: first step peaks {mib:.1} MiB above the model",
-            1e3 * b as f64 / ms,
+            "{ms:.1} ms per {what}, {samples_per_s:.1} samples/s{mfu} (batch {b}, latent {h}x{w}, context {}, {}, {} timed after {} warm-up, {}, {threads} threads); checkpointing {plan}: first step peaks {:.1} MiB above the model; process peak {:.1} MiB",
             args.context,
+            args.precision,
             args.steps,
             args.warmup.max(1),
-            args.device
+            args.device,
+            mib(step_memory),
+            mib(peak),
         );
     }
     Ok(())
+}
+
+/// The peak memory of the whole run so far: the caching allocator's peak allocated bytes on
+/// CUDA (weights, optimiser state and the step's activations), the resident peak on the CPU.
+fn process_peak_memory(device: Device) -> anyhow::Result<u64> {
+    Ok(match device {
+        Device::Cuda(i) => flowscale_torch_ext::cuda::memory_stats(i)?.peak_allocated,
+        _ => flowscale_train::host_memory::resident_and_peak()?.1,
+    })
 }
 
 /// Runs `step` once and returns its peak memory above the memory in use before it: resident
