@@ -76,12 +76,27 @@ pub fn default_out_dir(run_dir: &Path, step: u64) -> PathBuf {
 fn reconstructed_out_dir(run: &LoadedRun) -> Option<PathBuf> {
     flowscale_train::posthoc::reconstructed::run_dir_of_reconstructed(&run.checkpoint)?;
     let store = run.checkpoint.parent()?.file_name()?.to_str()?;
-    Some(
-        run.run_dir
-            .join("eval")
-            .join(format!("posthoc-{store}"))
-            .join(format!("step-{:09}", run.step)),
-    )
+    Some(posthoc_eval_dir(&run.run_dir, store, run.step))
+}
+
+/// Where the evaluation of the reconstructed checkpoint of store `store` (`std-<S>`) at `step`
+/// goes: `<run>/eval/posthoc-std-<S>/step-N`.
+fn posthoc_eval_dir(run_dir: &Path, store: &str, step: u64) -> PathBuf {
+    run_dir
+        .join("eval")
+        .join(format!("posthoc-{store}"))
+        .join(format!("step-{step:09}"))
+}
+
+/// The evaluation folder of run `run_dir`'s post-hoc EMA of relative std `std` reconstructed at
+/// `step` (what `flowscale eval` on that reconstructed checkpoint writes).
+pub fn reconstructed_eval_dir(run_dir: &Path, std: f64, step: u64) -> PathBuf {
+    let store = flowscale_train::posthoc::reconstructed::reconstructed_store_dir(run_dir, std);
+    let name = store
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    posthoc_eval_dir(run_dir, &name, step)
 }
 
 /// Runs the evaluation; `log` receives one line per finished measurement.

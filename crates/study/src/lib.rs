@@ -16,6 +16,7 @@ pub mod run_id;
 pub mod runner;
 pub mod sweep;
 pub mod sweep_eval;
+pub mod sweep_posthoc;
 pub mod sweep_results;
 
 pub use error::{Result, StudyError};

@@ -48,6 +48,33 @@ pub struct SweepResults {
     /// made it, and the runs whose results predate the record (nothing known about them).
     pub substitutions: Vec<(Substitution, Vec<String>)>,
     pub substitutions_unknown: Vec<String>,
+    /// Each run at its best post-hoc EMA length, when the sweep has `[eval] posthoc_stds`.
+    pub posthoc: Option<PosthocResults>,
+}
+
+/// `(std, the run's averaged metric at that std)` in `posthoc_stds` order.
+pub type StdScores = Vec<(f64, Option<f64>)>;
+
+/// One run's post-hoc rows, per std.
+type RowsPerStd = Vec<(f64, Vec<Row>)>;
+
+/// The post-hoc EMA evaluations of a sweep ([`crate::sweep_posthoc`]): which std suits each
+/// run, and the ranking with every run at its own best.
+#[derive(Debug, Clone, Default)]
+pub struct PosthocResults {
+    /// What the best std is chosen by (`fid:min` when FID was measured: EDM2 chose by FID;
+    /// else the first ranking metric), averaged over the sampler settings.
+    pub metric: String,
+    /// Per run, each std's averaged metric (`None`: no result for that std).
+    pub table: Vec<(String, StdScores)>,
+    /// Per run, the chosen std.
+    pub picks: Vec<(String, f64)>,
+    /// Every post-hoc row, with a `posthoc_std` column.
+    pub rows: Vec<Row>,
+    /// The paper's ranking over the runs' picked rows (weights labelled `phema`).
+    pub ranking: Option<(String, Ranking)>,
+    /// Runs and stds without up-to-date results, with the reason.
+    pub missing: Vec<(String, String)>,
 }
 
 /// Which metrics the ranking uses: the paper's (CLIP score up, FID down) when CLIP rows exist,
@@ -159,31 +186,145 @@ pub fn collect(sweep: &Sweep) -> Result<SweepResults> {
     };
     if evaluated.len() >= 2 {
         if let Some(spec) = ranking_metrics(&out.rows) {
-            let sample_rows: Vec<Row> = out
-                .rows
-                .iter()
-                .filter(|r| r.get("setting").is_some_and(|s| s != "validation"))
-                .cloned()
-                .collect();
-            let opts = RankOptions {
-                metrics: parse_metrics(spec).map_err(|e| StudyError::Eval {
-                    id: sweep.name.clone(),
-                    source: Box::new(e),
-                })?,
-                candidate: vec!["run".into()],
-                group_by: Vec::new(),
-                columns: None,
-            };
-            let ranking = rank_rows(&sample_rows, &opts).map_err(|e| StudyError::Eval {
-                id: sweep.name.clone(),
-                source: Box::new(e),
-            })?;
-            out.ranking = Some((spec.to_owned(), ranking));
+            out.ranking = Some((spec.to_owned(), rank_runs(&out.rows, spec, &sweep.name)?));
         }
+    }
+    if !sweep.posthoc_stds.is_empty() {
+        out.posthoc = Some(collect_posthoc(sweep)?);
     }
     out.formulations = formulation_count(&out.rows);
     out.correlations = correlations(&out.rows);
     Ok(out)
+}
+
+/// The paper's ranking of the runs in `rows` (sample settings only) on the metrics `spec`.
+fn rank_runs(rows: &[Row], spec: &str, sweep: &str) -> Result<Ranking> {
+    let sample_rows: Vec<Row> = rows
+        .iter()
+        .filter(|r| r.get("setting").is_some_and(|s| s != "validation"))
+        .cloned()
+        .collect();
+    let eval_error = |e| StudyError::Eval {
+        id: sweep.to_owned(),
+        source: Box::new(e),
+    };
+    let opts = RankOptions {
+        metrics: parse_metrics(spec).map_err(eval_error)?,
+        candidate: vec!["run".into()],
+        group_by: Vec::new(),
+        columns: None,
+    };
+    rank_rows(&sample_rows, &opts).map_err(eval_error)
+}
+
+/// The post-hoc rows of every run and std, each run's best std, and the ranking at the picks.
+fn collect_posthoc(sweep: &Sweep) -> Result<PosthocResults> {
+    let mut out = PosthocResults::default();
+    let mut per_run: Vec<(String, RowsPerStd)> = Vec::new();
+    for i in 0..sweep.runs.len() {
+        let id = sweep.runs[i].id.clone();
+        let mut stds = Vec::new();
+        for (std, status) in sweep.posthoc_status(i)? {
+            match status {
+                EvalStatus::Done(_, dir) => {
+                    let path = dir.join("results.json");
+                    let what = path.display().to_string();
+                    let eval_error = |e| StudyError::Eval {
+                        id: id.clone(),
+                        source: Box::new(e),
+                    };
+                    let doc = read_json(&path).map_err(eval_error)?;
+                    let mut rows = rows_of_json(&doc, &what).map_err(eval_error)?;
+                    for r in &mut rows {
+                        r.insert("posthoc_std".into(), std.to_string());
+                    }
+                    stds.push((std, rows));
+                }
+                other => out
+                    .missing
+                    .push((id.clone(), format!("std {std}: {other}"))),
+            }
+        }
+        per_run.push((id, stds));
+    }
+    out.rows = per_run
+        .iter()
+        .flat_map(|(_, s)| s.iter().flat_map(|(_, r)| r.iter().cloned()))
+        .collect();
+    let has_fid = out
+        .rows
+        .iter()
+        .any(|r| r.get("metric").is_some_and(|m| m == "fid"));
+    let Some(spec) = (if has_fid {
+        Some("fid:min")
+    } else {
+        ranking_metrics(&out.rows).and_then(|s| s.split(',').next())
+    }) else {
+        return Ok(out);
+    };
+    out.metric = spec.to_owned();
+    let (name, maximise) = match spec.split_once(':') {
+        Some((n, dir)) => (n, dir == "max"),
+        None => (spec, false),
+    };
+    let mut picked_rows = Vec::new();
+    for (run, stds) in &per_run {
+        let scores: StdScores = sweep
+            .posthoc_stds
+            .iter()
+            .map(|std| {
+                let rows = stds.iter().find(|(s, _)| s == std).map(|(_, r)| r);
+                (*std, rows.and_then(|r| mean_over_settings(r, name)))
+            })
+            .collect();
+        // Best score; a tie goes to the shorter EMA (listed order does not matter).
+        let best = scores.iter().filter_map(|(s, v)| v.map(|v| (*s, v))).fold(
+            None::<(f64, f64)>,
+            |acc, (s, v)| match acc {
+                None => Some((s, v)),
+                Some((bs, bv)) => {
+                    let better = if maximise { v > bv } else { v < bv };
+                    if better || (v == bv && s < bs) {
+                        Some((s, v))
+                    } else {
+                        Some((bs, bv))
+                    }
+                }
+            },
+        );
+        if let Some((std, _)) = best {
+            out.picks.push((run.clone(), std));
+            if let Some((_, rows)) = stds.iter().find(|(s, _)| *s == std) {
+                picked_rows.extend(rows.iter().cloned().map(|mut r| {
+                    r.insert("weights".into(), "phema".into());
+                    r
+                }));
+            }
+        }
+        out.table.push((run.clone(), scores));
+    }
+    if out.picks.len() >= 2 {
+        if let Some(rank_spec) = ranking_metrics(&picked_rows) {
+            out.ranking = Some((
+                rank_spec.to_owned(),
+                rank_runs(&picked_rows, rank_spec, &sweep.name)?,
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// The mean of `metric` over the sampler settings of `rows` (validation rows excluded).
+fn mean_over_settings(rows: &[Row], metric: &str) -> Option<f64> {
+    let values: Vec<f64> = rows
+        .iter()
+        .filter(|r| {
+            r.get("metric").is_some_and(|m| m == metric)
+                && r.get("setting").is_some_and(|s| s != "validation")
+        })
+        .filter_map(value)
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
 }
 
 /// How many different formulations `rows` come from.

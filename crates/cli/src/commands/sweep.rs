@@ -104,6 +104,16 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
                 }
                 EvalStatus::NotConfigured | EvalStatus::NotTrained => {}
             }
+            if !sweep.posthoc_stds.is_empty() {
+                let t = std::time::Instant::now();
+                let done =
+                    sweep.evaluate_posthoc(i, &mut |line| eprintln!("   post-hoc: {line}"))?;
+                eprintln!(
+                    "   post-hoc EMA stds {:?} evaluated ({:.0} s)",
+                    done.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+                    t.elapsed().as_secs_f64()
+                );
+            }
         }
         eprintln!(
             "sweep {} finished in {:.0} s; index {}",
@@ -121,10 +131,21 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
     );
     for i in 0..n {
         let r = &sweep.runs[i];
-        let eval = match sweep.eval_status(i)? {
+        let mut eval = match sweep.eval_status(i)? {
             EvalStatus::NotConfigured => String::new(),
             e => format!("  [{e}]"),
         };
+        let posthoc = sweep.posthoc_status(i)?;
+        if !posthoc.is_empty() {
+            let done = posthoc
+                .iter()
+                .filter(|(_, s)| matches!(s, EvalStatus::Done(..)))
+                .count();
+            eval.push_str(&format!(
+                "  [post-hoc EMA: {done}/{} evaluated]",
+                posthoc.len()
+            ));
+        }
         println!(
             "{i:>4}  {}  {:<20}  {}{eval}",
             r.id,

@@ -45,6 +45,7 @@ pub(super) fn render(md: &mut String, r: &Report, configured: bool) {
     );
     render_substitutions(md, res);
     render_ranking(md, r);
+    super::markdown_posthoc::render(md, r);
     if let Some(w) = &r.metric_weights {
         render_metric_table(md, res, w);
     }

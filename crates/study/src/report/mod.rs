@@ -15,6 +15,7 @@ mod analysis;
 mod formulation_plots;
 mod markdown;
 mod markdown_eval;
+mod markdown_posthoc;
 mod markdown_scaling;
 mod plots;
 mod scaling;
@@ -67,14 +68,24 @@ pub fn write_report(sweep: &Sweep) -> Result<Report> {
     Ok(report)
 }
 
-/// `results.csv` (every evaluation row, `flowscale rank` reads it) and `ranking.csv` (the
-/// per-setting ranks), when the sweep has them.
+/// `results.csv` (every evaluation row, `flowscale rank` reads it), `ranking.csv` (the
+/// per-setting ranks) and the post-hoc EMA's `posthoc.csv` and `posthoc-ranking.csv`, when the
+/// sweep has them.
 fn write_tables(results: &SweepResults, dir: &Path) -> Result<()> {
     if !results.rows.is_empty() {
         write_atomic(&dir.join("results.csv"), rows_csv(&results.rows).as_bytes())?;
     }
     if let Some((_, ranking)) = &results.ranking {
         write_atomic(&dir.join("ranking.csv"), ranking.to_csv().as_bytes())?;
+    }
+    if let Some(p) = results.posthoc.as_ref().filter(|p| !p.rows.is_empty()) {
+        write_atomic(&dir.join("posthoc.csv"), rows_csv(&p.rows).as_bytes())?;
+        if let Some((_, ranking)) = &p.ranking {
+            write_atomic(
+                &dir.join("posthoc-ranking.csv"),
+                ranking.to_csv().as_bytes(),
+            )?;
+        }
     }
     Ok(())
 }

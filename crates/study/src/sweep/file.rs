@@ -41,6 +41,11 @@ pub(super) struct EvalSection {
     /// `KEY=VALUE` overrides of the eval config (what `flowscale eval --set` takes).
     #[serde(default)]
     pub set: Vec<String>,
+    /// Relative stds of post-hoc EMAs (EDM2) to reconstruct at each run's final step and
+    /// evaluate too; the report then ranks every run at its best one. Needs `ema.posthoc` in
+    /// every run.
+    #[serde(default)]
+    pub posthoc_stds: Vec<f64>,
 }
 
 /// Run-config keys the sweep itself chooses for every run.
@@ -72,6 +77,14 @@ impl Validate for EvalSection {
         for arg in &self.set {
             if let Err(e) = parse_override(arg) {
                 v.fail("set", e.to_string());
+            }
+        }
+        for (i, s) in self.posthoc_stds.iter().enumerate() {
+            let key = format!("posthoc_stds[{i}]");
+            if let Err(e) = flowscale_train::posthoc::profile::std_to_gamma(*s) {
+                v.fail(&key, e.to_string());
+            } else if self.posthoc_stds[..i].contains(s) {
+                v.fail(&key, format!("{s} is listed twice"));
             }
         }
     }

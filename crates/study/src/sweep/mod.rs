@@ -45,6 +45,8 @@ pub struct Sweep {
     pub runs: Vec<SweepRun>,
     /// The resolved eval config of `[eval]`, when the sweep evaluates its runs.
     pub eval: Option<EvalConfig>,
+    /// `[eval] posthoc_stds`: post-hoc EMA lengths each run is also evaluated at.
+    pub posthoc_stds: Vec<f64>,
 }
 
 /// One run of the grid: its axis values and its resolved config (`run.name` is the run ID,
@@ -143,6 +145,25 @@ impl Sweep {
         }
         check(path, v)?;
 
+        let posthoc_stds = file
+            .eval
+            .as_ref()
+            .map_or_else(Vec::new, |e| e.posthoc_stds.clone());
+        if !posthoc_stds.is_empty() {
+            let mut v = Validator::new();
+            for r in runs.iter().filter(|r| r.config.ema.posthoc.is_none()) {
+                v.fail(
+                    "eval.posthoc_stds",
+                    format!(
+                        "run {} ({}) keeps no post-hoc EMA snapshots: set \"ema.posthoc\" in \
+                         [set] (e.g. {{ stds = [0.05, 0.10], snapshot_every = 100 }})",
+                        r.id,
+                        describe(&r.values)
+                    ),
+                );
+            }
+            check(path, v)?;
+        }
         let eval = match eval_source {
             Some((text, origin, e)) => {
                 let config: EvalConfig = load_str(&text, &origin, &e.set)?;
@@ -168,6 +189,7 @@ impl Sweep {
             axes: axes.into_iter().map(|(k, _)| k).collect(),
             runs,
             eval,
+            posthoc_stds,
         })
     }
 }

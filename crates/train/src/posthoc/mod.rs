@@ -17,5 +17,5 @@ pub mod snapshots;
 pub mod tracker;
 
 pub use reconstruct::{reconstruct, Reconstruction};
-pub use reconstruct_run::{reconstruct_run, Written};
+pub use reconstruct_run::{default_reconstruction_step, reconstruct_run, Written};
 pub use tracker::{power_ema_group_name, PowerEmas};

@@ -19,6 +19,39 @@ pub struct Written {
     pub reconstruction: Reconstruction,
 }
 
+/// The step a reconstruction uses by default: the newest step with both a run checkpoint and a
+/// post-hoc snapshot (what `flowscale ema-reconstruct` without `--at-step` reconstructs, and
+/// where a sweep evaluates each run's post-hoc EMAs).
+pub fn default_reconstruction_step(run_dir: &Path) -> Result<u64> {
+    let all = snapshots::list(run_dir)?;
+    let checkpoints = CheckpointStore::new(RunDir::new(run_dir).checkpoints(), 1, 0).list()?;
+    default_step_of(run_dir, &all, &checkpoints)
+}
+
+fn default_step_of(
+    run_dir: &Path,
+    snaps: &[snapshots::Snapshot],
+    checkpoints: &[(u64, PathBuf)],
+) -> Result<u64> {
+    checkpoints
+        .iter()
+        .rev()
+        .map(|(s, _)| *s)
+        .find(|s| snaps.iter().any(|snap| snap.step == *s))
+        .ok_or_else(|| {
+            TrainError::Invalid(format!(
+                "{}: no step has both a checkpoint (kept: {}) and a post-hoc EMA snapshot; \
+                 name one with --at-step",
+                run_dir.display(),
+                checkpoints
+                    .iter()
+                    .map(|(s, _)| s.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+}
+
 /// Reconstructs every std of `stds` at step `at_step` (default: the newest step with both a
 /// run checkpoint and a snapshot) from the snapshots of run directory `run_dir`.
 pub fn reconstruct_run(run_dir: &Path, stds: &[f64], at_step: Option<u64>) -> Result<Vec<Written>> {
@@ -38,19 +71,7 @@ pub fn reconstruct_run(run_dir: &Path, stds: &[f64], at_step: Option<u64>) -> Re
     };
     let step = match at_step {
         Some(t) => t,
-        None => checkpoints
-            .iter()
-            .rev()
-            .map(|(s, _)| *s)
-            .find(|s| all.iter().any(|snap| snap.step == *s))
-            .ok_or_else(|| {
-                TrainError::Invalid(format!(
-                    "{}: no step has both a checkpoint (kept: {}) and a post-hoc EMA snapshot; \
-                     name one with --at-step",
-                    run_dir.display(),
-                    kept()
-                ))
-            })?,
+        None => default_step_of(run_dir, &all, &checkpoints)?,
     };
     let base_dir = checkpoints
         .iter()
