@@ -41,6 +41,16 @@ impl LatentData {
                 data.resolution
             )));
         }
+        if !manifest.buckets.is_empty() {
+            // The bucket loader (one bucket per batch) is not wired into the trainer yet; a
+            // plain loader would mix latent shapes in one batch.
+            return Err(TrainError::Invalid(format!(
+                "{}: the shards are in {} aspect-ratio buckets (manifest format 3); training on \
+                 bucketed shards is not supported by this trainer yet",
+                path.display(),
+                manifest.buckets.len()
+            )));
+        }
         let cond = CondSource::for_shards(conditioning, &manifest, &path)?;
         let folder = data.autoencoder_path.as_deref().map(Path::new);
         let mut decoder =
