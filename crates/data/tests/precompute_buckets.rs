@@ -172,6 +172,43 @@ fn images_go_to_their_nearest_bucket_and_keep_their_centre() {
     for e in &manifest.splits.train {
         assert!(e.file.ends_with(&format!("-b{:02}.tar", e.bucket.unwrap())));
     }
+    assert!(report_text(&out, &images).contains("buckets (train/val samples): 32x32 "));
+
+    // A unit one of whose bucket shards went missing is redone, to the same bytes, and only it.
+    let tars = |dir: &Path| -> BTreeMap<String, Vec<u8>> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "tar"))
+            .map(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                (name, std::fs::read(&p).unwrap())
+            })
+            .collect()
+    };
+    let before = tars(&out);
+    let victim = &manifest.splits.train[0].file;
+    std::fs::remove_file(out.join(victim)).unwrap();
+    let again = precompute(
+        &config(&images, &out, BUCKET_KEYS),
+        ShardShare::default(),
+        &Silent,
+    )
+    .unwrap();
+    assert_eq!(again.units_written, 1, "{victim}");
+    assert_eq!(tars(&out), before);
+    assert_eq!(again.manifest.unwrap(), manifest);
+}
+
+/// The report of a run over a finished directory (nothing left to write).
+fn report_text(out: &Path, images: &Path) -> String {
+    precompute(
+        &config(images, out, BUCKET_KEYS),
+        ShardShare::default(),
+        &Silent,
+    )
+    .unwrap()
+    .to_string()
 }
 
 #[test]

@@ -87,6 +87,28 @@ impl std::fmt::Display for PrecomputeReport {
             self.seconds,
             self.images_per_second()
         )?;
+        if let Some(m) = self.manifest.as_ref().filter(|m| !m.buckets.is_empty()) {
+            // Train / val samples of each aspect bucket.
+            let per = |split: ShardSplit, b: u32| -> u64 {
+                m.bucket_shards(split, b).iter().map(|s| s.samples).sum()
+            };
+            let buckets: Vec<String> = m
+                .buckets
+                .iter()
+                .enumerate()
+                .map(|(i, b)| {
+                    let i = i as u32;
+                    format!(
+                        "{}x{} {}/{}",
+                        b.width,
+                        b.height,
+                        per(ShardSplit::Train, i),
+                        per(ShardSplit::Val, i)
+                    )
+                })
+                .collect();
+            writeln!(f, "buckets (train/val samples): {}", buckets.join(", "))?;
+        }
         match &self.manifest {
             Some(m) => write!(
                 f,
