@@ -379,8 +379,13 @@ impl LatentData {
             self.check_labels(&labels, &keys)?;
         }
         if means.len() < n {
+            let r = self.manifest.resolution;
+            let which = match self.square_bucket {
+                Some(_) => format!("the val split's {r}x{r} bucket (what validation reads)"),
+                None => "the val split".to_owned(),
+            };
             return Err(TrainError::Invalid(format!(
-                "{}: the val split holds {} samples, validation.samples is {n}",
+                "{}: {which} holds {} samples, validation.samples is {n}",
                 path.display(),
                 means.len()
             )));
