@@ -95,7 +95,7 @@ fn batches_are_one_bucket_each_seeded_and_resume_exactly() {
     let per_bucket = |b: u32| bucket_of_key.values().filter(|&&x| x == b).count();
     assert_eq!((per_bucket(0), per_bucket(1), per_bucket(2)), (18, 9, 9));
 
-    let mut a = BucketedLoader::new(&out, &manifest, &base(5, 0, 1), None).unwrap();
+    let mut a = BucketedLoader::new(&out, &manifest, &base(5, 0, 1), 1, None).unwrap();
     assert!(a.left_out().is_empty());
     let run = draw(&mut a, 30);
     let mut seen = [0; 3];
@@ -112,21 +112,22 @@ fn batches_are_one_bucket_each_seeded_and_resume_exactly() {
 
     let buckets = |d: &Drawn| d.iter().map(|(b, _, _)| *b).collect::<Vec<_>>();
     let keys = |d: &Drawn| d.iter().map(|(_, k, _)| k.clone()).collect::<Vec<_>>();
-    let mut same = BucketedLoader::new(&out, &manifest, &base(5, 0, 1), None).unwrap();
+    let mut same = BucketedLoader::new(&out, &manifest, &base(5, 0, 1), 1, None).unwrap();
     let again = draw(&mut same, 30);
     assert_eq!(buckets(&again), buckets(&run));
     assert_eq!(keys(&again), keys(&run));
-    let mut other = BucketedLoader::new(&out, &manifest, &base(6, 0, 1), None).unwrap();
+    let mut other = BucketedLoader::new(&out, &manifest, &base(6, 0, 1), 1, None).unwrap();
     assert_ne!(buckets(&draw(&mut other, 30)), buckets(&run));
 
     // Stop after 11 batches, save the position through JSON, resume: batches 11..30 again.
-    let mut first = BucketedLoader::new(&out, &manifest, &base(5, 0, 1), None).unwrap();
+    let mut first = BucketedLoader::new(&out, &manifest, &base(5, 0, 1), 1, None).unwrap();
     draw(&mut first, 11);
     let json = serde_json::to_string(&first.position()).unwrap();
     drop(first);
     let saved: BucketedPosition = serde_json::from_str(&json).unwrap();
     assert_eq!(saved.batches, 11);
-    let mut resumed = BucketedLoader::new(&out, &manifest, &base(5, 0, 1), Some(&saved)).unwrap();
+    let mut resumed =
+        BucketedLoader::new(&out, &manifest, &base(5, 0, 1), 1, Some(&saved)).unwrap();
     let rest = draw(&mut resumed, 19);
     for (i, (r, u)) in rest.iter().zip(&run[11..]).enumerate() {
         assert_eq!((r.0, &r.1), (u.0, &u.1), "batch {}", 11 + i);
@@ -134,18 +135,26 @@ fn batches_are_one_bucket_each_seeded_and_resume_exactly() {
     }
 
     // Two ranks draw the same bucket at every step, from disjoint samples.
-    let mut r0 = BucketedLoader::new(&out, &manifest, &base(5, 0, 2), None).unwrap();
-    let mut r1 = BucketedLoader::new(&out, &manifest, &base(5, 1, 2), None).unwrap();
+    let mut r0 = BucketedLoader::new(&out, &manifest, &base(5, 0, 2), 1, None).unwrap();
+    let mut r1 = BucketedLoader::new(&out, &manifest, &base(5, 1, 2), 1, None).unwrap();
     let (d0, d1) = (draw(&mut r0, 8), draw(&mut r1, 8));
     assert_eq!(buckets(&d0), buckets(&d1));
     for ((_, k0, _), (_, k1, _)) in d0.iter().zip(&d1) {
         assert!(k0.iter().all(|k| !k1.contains(k)), "{k0:?} {k1:?}");
     }
 
+    // Groups of 3 batches (the micro-batches of a step) share the bucket of their group: the
+    // same schedule, each draw repeated 3 times.
+    let mut grouped = BucketedLoader::new(&out, &manifest, &base(5, 0, 1), 3, None).unwrap();
+    let g = buckets(&draw(&mut grouped, 30));
+    let want: Vec<usize> = (0..30).map(|i| a.schedule().bucket_of(i / 3)).collect();
+    assert_eq!(g, want);
+    assert!(g.windows(2).any(|w| w[0] != w[1]), "{g:?}");
+
     // A position of another shard set's shape is refused by name.
     let mut wrong = saved.clone();
     wrong.buckets.pop();
-    let e = BucketedLoader::new(&out, &manifest, &base(5, 0, 1), Some(&wrong))
+    let e = BucketedLoader::new(&out, &manifest, &base(5, 0, 1), 1, Some(&wrong))
         .err()
         .unwrap()
         .to_string();
@@ -162,7 +171,7 @@ fn a_bucket_too_small_for_a_batch_on_every_rank_is_left_out_and_named() {
         batch_size: 10,
         ..base(5, 0, 1)
     };
-    let mut l = BucketedLoader::new(&out, &manifest, &cfg, None).unwrap();
+    let mut l = BucketedLoader::new(&out, &manifest, &cfg, 1, None).unwrap();
     assert_eq!(l.left_out().len(), 2, "{:?}", l.left_out());
     assert!(l.left_out()[0].starts_with("bucket 1 (40x24): 9 samples"));
     assert!(l.left_out()[1].starts_with("bucket 2 (24x40): 9 samples"));
@@ -173,7 +182,7 @@ fn a_bucket_too_small_for_a_batch_on_every_rank_is_left_out_and_named() {
         batch_size: 19,
         ..base(5, 0, 1)
     };
-    let e = BucketedLoader::new(&out, &manifest, &cfg, None)
+    let e = BucketedLoader::new(&out, &manifest, &cfg, 1, None)
         .err()
         .unwrap()
         .to_string();

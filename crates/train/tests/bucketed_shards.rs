@@ -121,8 +121,9 @@ fn a_bucketed_run_trains_counts_flops_per_bucket_and_resumes_bit_for_bit() {
     assert_eq!(pos[0].buckets.len(), 3);
 
     // FLOPs by each batch's tokens: 96 samples, n of them square (16 tokens) and 96 - n in a
-    // 15-token bucket. Solve for n: it must be a whole number of 8-sample batches, and not all
-    // of them (a square-only count would mean the base-side figure was used for every batch).
+    // 15-token bucket. Solve for n: it must be a whole number of 16-sample global batches (the
+    // two micro-batches of a step share a bucket), and not all of them (a square-only count
+    // would mean the base-side figure was used for every batch).
     let cfg = config(tmp.path(), "check", &shards);
     let mut mc = mmdit_config(&cfg.model, &cfg.conditioning, 3, 32);
     mc.pos_embed_max_size = Some(5);
@@ -134,7 +135,7 @@ fn a_bucketed_run_trains_counts_flops_per_bucket_and_resumes_bit_for_bit() {
     let n = (straight.train_flops - 96.0 * wide) / (square - wide);
     assert!((n - n.round()).abs() < 1e-6, "n = {n}");
     let n = n.round() as i64;
-    assert!(n % 8 == 0 && (0..96).contains(&n), "n = {n}");
+    assert!(n % 16 == 0 && (0..96).contains(&n), "n = {n}");
 
     // Stop after step 3 (a checkpoint), resume to 6.
     let cfg = config(tmp.path(), "split", &shards);

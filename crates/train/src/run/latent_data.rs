@@ -152,11 +152,12 @@ impl LatentData {
     }
 
     /// Starts this rank's loader over the train split with batches of `batch` samples, at
-    /// `position` when resuming.
+    /// `position` when resuming. With aspect buckets, each `accum` consecutive batches (the
+    /// micro-batches of one optimiser step) come from one bucket.
     pub fn start(
         &mut self,
         d: &DataConfig,
-        batch: usize,
+        (batch, accum): (usize, u64),
         (rank, world): (usize, usize),
         seed: u64,
         device: Device,
@@ -190,7 +191,7 @@ impl LatentData {
                 Some(LatentPosition::Bucketed(p)) => Some(p),
                 Some(LatentPosition::Plain(_)) => return Err(saved_kind("bucketed")),
             };
-            let loader = BucketedLoader::new(&self.dir, &self.manifest, &loader_cfg, saved)?;
+            let loader = BucketedLoader::new(&self.dir, &self.manifest, &loader_cfg, accum, saved)?;
             if rank == 0 {
                 for why in loader.left_out() {
                     eprintln!("aspect buckets: left out of training: {why}");

@@ -453,7 +453,7 @@ fn start_data(
             };
             l.start(
                 d,
-                batch.micro as usize,
+                (batch.micro as usize, batch.accum),
                 (rank, world),
                 seed,
                 device,

@@ -5,7 +5,8 @@
 //!   probability proportional to the bucket's train samples ([`BucketSchedule`]): a pure
 //!   function of the seed and the step, so every data-parallel rank draws the same bucket for a
 //!   step without talking to the others, and a resumed run draws what the uninterrupted one
-//!   would have.
+//!   would have. A global batch is `group` consecutive loader batches (the micro-batches of one
+//!   optimiser step), all from its bucket.
 //! - Each bucket has its own [`LatentShardLoader`] over the bucket's shards, with its own seed,
 //!   shuffled and split across ranks as an unbucketed set is; a batch of bucket b takes the next
 //!   batch of b's stream.
@@ -66,7 +67,8 @@ fn mix(a: u64, b: u64) -> u64 {
 /// The exact position of a [`BucketedLoader`], saved in checkpoints.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BucketedPosition {
-    /// Batches yielded so far (the next batch's step in the schedule).
+    /// Batches yielded so far (the next batch's global batch in the schedule is
+    /// `batches / group`).
     pub batches: u64,
     /// Each bucket stream's position; `None` for a bucket left out of the schedule.
     pub buckets: Vec<Option<LoaderPosition>>,
@@ -75,6 +77,8 @@ pub struct BucketedPosition {
 /// One bucket per batch over a bucketed shard set's train split.
 pub struct BucketedLoader {
     schedule: BucketSchedule,
+    /// Loader batches per global batch.
+    group: u64,
     loaders: Vec<Option<LatentShardLoader>>,
     batches: u64,
     left_out: Vec<String>,
@@ -83,14 +87,22 @@ pub struct BucketedLoader {
 impl BucketedLoader {
     /// A loader over the buckets of `manifest` (in `dir`), at `position` when resuming. `base`
     /// gives everything but the shards and the latent shape (its `shards` are ignored); each
-    /// bucket's stream is seeded from `base.seed` and the bucket index.
+    /// bucket's stream is seeded from `base.seed` and the bucket index. `group` consecutive
+    /// batches share a bucket (the micro-batches of one optimiser step; 1 without
+    /// accumulation).
     pub fn new(
         dir: &Path,
         manifest: &ShardManifest,
         base: &LoaderConfig,
+        group: u64,
         position: Option<&BucketedPosition>,
     ) -> Result<Self> {
         let n = manifest.buckets.len();
+        if group == 0 {
+            return Err(DataError::Invalid(
+                "bucketed loader: batches per bucket draw must be >= 1".into(),
+            ));
+        }
         if n == 0 {
             return Err(DataError::Invalid(format!(
                 "{}: the shard set has no buckets",
@@ -162,6 +174,7 @@ impl BucketedLoader {
         }
         Ok(Self {
             schedule: BucketSchedule::new(base.seed, weights)?,
+            group,
             loaders,
             batches: position.map_or(0, |p| p.batches),
             left_out,
@@ -170,7 +183,7 @@ impl BucketedLoader {
 
     /// The next batch and its bucket.
     pub fn next_batch(&mut self) -> Result<(usize, LatentBatch)> {
-        let b = self.schedule.bucket_of(self.batches);
+        let b = self.schedule.bucket_of(self.batches / self.group);
         let loader = self.loaders[b]
             .as_mut()
             .expect("scheduled buckets have a loader");
