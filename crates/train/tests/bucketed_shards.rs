@@ -3,11 +3,11 @@
 //! the buckets 32x32, 40x24 and 24x40; a tiny class-conditioned MMDiT (2x2... 8 px patches: 4x4,
 //! 5x3 and 3x5 tokens) trains on it with every batch from one bucket, validates and draws sample
 //! grids on the square bucket, counts FLOPs by each batch's own token count, and resumes bit for
-//! bit from a checkpoint taken mid-run.
+//! bit from a checkpoint taken mid-run, on one rank and on two.
 
 mod common;
 
-use common::{differing_tensors, final_checkpoint, quiet, tiny_config};
+use common::{differing_tensors, final_checkpoint, quiet, spawn_ranks, tiny_config, wait_ranks};
 use flowscale_data::precompute::{precompute, PrecomputeConfig, ShardShare, Silent};
 use flowscale_models::cost::forward_cost;
 use flowscale_train::config::RunConfig;
@@ -204,4 +204,64 @@ fn a_bucketed_set_without_the_square_bucket_is_refused_by_name() {
         e.contains("without the 32x32 square") && e.contains(&path.display().to_string()),
         "{e}"
     );
+}
+
+#[test]
+fn two_ranks_draw_the_same_buckets_and_resume_bit_for_bit() {
+    let tmp = tempfile::tempdir().unwrap();
+    bucket_shards(tmp.path());
+    wait_ranks(spawn_ranks("bucketed_dp_rank", tmp.path(), "straight"));
+    wait_ranks(spawn_ranks("bucketed_dp_rank", tmp.path(), "half"));
+    wait_ranks(spawn_ranks("bucketed_dp_rank", tmp.path(), "resume"));
+    let a = final_checkpoint(&tmp.path().join("dp-straight"));
+    let b = final_checkpoint(&tmp.path().join("dp-split"));
+    assert_eq!((a.state.step, b.state.step), (6, 6));
+    let p = a.state.data_bucket_positions.as_ref().unwrap();
+    assert_eq!(p.len(), 2, "both ranks' positions gathered");
+    // Each rank drew as many batches from each bucket as the other: the same bucket per step.
+    for bucket in 0..3 {
+        let of = |r: usize| {
+            p[r].buckets[bucket]
+                .as_ref()
+                .map(|s| (s.rank, s.epoch, s.batches))
+        };
+        let (r0, r1) = (of(0).unwrap(), of(1).unwrap());
+        assert_eq!((r0.0, r1.0), (0, 1));
+        assert_eq!((r0.1, r0.2), (r1.1, r1.2), "bucket {bucket}");
+    }
+    assert_eq!(a.state.data_bucket_positions, b.state.data_bucket_positions);
+    let (differing, _) = differing_tensors(&a, &b);
+    assert!(differing.is_empty(), "differ: {}", differing.join(", "));
+}
+
+#[test]
+#[ignore = "a rank spawned by two_ranks_draw_the_same_buckets_and_resume_bit_for_bit"]
+fn bucketed_dp_rank() {
+    let out = std::env::var("FLOWSCALE_TEST_OUT").expect("spawned by the test");
+    let out = Path::new(&out);
+    let mode = std::env::var("FLOWSCALE_TEST_MODE").expect("spawned by the test");
+    let (name, options) = match mode.as_str() {
+        "straight" => ("dp-straight", quiet()),
+        "half" => (
+            "dp-split",
+            TrainOptions {
+                stop_at: Some(3),
+                ..quiet()
+            },
+        ),
+        "resume" => (
+            "dp-split",
+            TrainOptions {
+                resume: true,
+                ..quiet()
+            },
+        ),
+        other => panic!("unknown mode {other}"),
+    };
+    // Global batch 12: 2 ranks x 2 micro-batches of 3, all from one bucket per step.
+    let mut cfg = config(out, name, &out.join("shards"));
+    cfg.train.batch_size = 12;
+    cfg.train.micro_batch_size = Some(3);
+    cfg.samples.every = 0;
+    train(cfg, options).unwrap();
 }
