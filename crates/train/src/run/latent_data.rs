@@ -178,10 +178,11 @@ impl LatentData {
                 seed,
             )
         };
-        let saved_kind = |want: &str| {
+        // A run resumes only on shards of the kind it was trained on.
+        let saved_kind = |saved: &str, now: &str| {
             TrainError::Invalid(format!(
-                "the checkpoint's data position is not of a {want} shard set; {} was trained \
-                 on another kind of shards",
+                "the checkpoint holds the position of a {saved} shard loader, but {} is a \
+                 {now} shard set; resume on the shards the run was trained on",
                 self.dir.display()
             ))
         };
@@ -189,7 +190,7 @@ impl LatentData {
             let saved = match position {
                 None => None,
                 Some(LatentPosition::Bucketed(p)) => Some(p),
-                Some(LatentPosition::Plain(_)) => return Err(saved_kind("bucketed")),
+                Some(LatentPosition::Plain(_)) => return Err(saved_kind("plain", "bucketed")),
             };
             let loader = BucketedLoader::new(&self.dir, &self.manifest, &loader_cfg, accum, saved)?;
             if rank == 0 {
@@ -202,7 +203,7 @@ impl LatentData {
             Loader::Plain(match position {
                 None => LatentShardLoader::new(loader_cfg)?,
                 Some(LatentPosition::Plain(p)) => LatentShardLoader::at(loader_cfg, p)?,
-                Some(LatentPosition::Bucketed(_)) => return Err(saved_kind("plain")),
+                Some(LatentPosition::Bucketed(_)) => return Err(saved_kind("bucketed", "plain")),
             })
         });
         Ok(())
