@@ -133,6 +133,7 @@ fn write_shards(
                 file,
                 samples: count as u64,
                 bytes: w.finish().unwrap(),
+                bucket: None,
             }
         })
         .collect()
@@ -190,6 +191,7 @@ pub fn write_set(dir: &Path, kind: SetKind, text_config: &Path) {
         } else {
             Vec::new()
         },
+        buckets: Vec::new(),
         splits: Splits { train, val },
     }
     .save(dir)

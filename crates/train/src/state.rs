@@ -22,6 +22,10 @@ pub struct TrainState {
     /// Latent shards: every rank's exact loader position, by rank.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_positions: Option<Vec<flowscale_data::LoaderPosition>>,
+    /// Latent shards in aspect buckets: every rank's bucketed loader position (the step of the
+    /// bucket schedule and each bucket stream's position), by rank.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_bucket_positions: Option<Vec<flowscale_data::shards::loader::BucketedPosition>>,
     /// Learning rate of the last step.
     pub lr: f64,
     /// Training wall time in seconds, summed over all sessions of the run.
@@ -56,6 +60,7 @@ mod tests {
             data_epoch: 0,
             data_index: 6,
             data_positions: None,
+            data_bucket_positions: None,
             lr: 1.900018048772776,
             wall_time_s: 12.5,
             skipped_steps: 0,

@@ -53,6 +53,7 @@ fn write_shards_seeded(dir: &Path, prefix: &str, counts: &[u64]) -> Vec<ShardEnt
                 file,
                 samples: count,
                 bytes,
+                bucket: None,
             }
         })
         .collect()
@@ -81,6 +82,7 @@ fn write_set(dir: &Path, kind: &str, with_val: bool) {
         has_captions: false,
         text: None,
         caption_fields: Vec::new(),
+        buckets: Vec::new(),
         splits: Splits {
             train: write_shards(dir, "train", &[12, 12, 12, 12, 12], 1),
             val: if with_val {

@@ -70,6 +70,7 @@ fn make_set(dir: &Path, samples: usize) -> anyhow::Result<()> {
                 file,
                 samples: n as u64,
                 bytes,
+                bucket: None,
             });
         }
         Ok(())
@@ -95,6 +96,7 @@ fn make_set(dir: &Path, samples: usize) -> anyhow::Result<()> {
         has_captions: false,
         text: None,
         caption_fields: Vec::new(),
+        buckets: Vec::new(),
         splits: Splits {
             train: entries,
             val: vec![],

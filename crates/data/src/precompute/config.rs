@@ -24,6 +24,7 @@
 //! val_samples = 64
 //! ```
 
+use super::bucket_config::BucketsSection;
 use super::caption_fields;
 use crate::error::Result;
 use crate::images::decode::MAX_SIDE;
@@ -230,6 +231,10 @@ pub struct PreprocessSection {
     /// Abort when more than this fraction of the samples seen are unusable.
     #[serde(default = "default_max_bad_fraction")]
     pub max_bad_fraction: f64,
+    /// Aspect-ratio buckets; without them every image is the `resolution` square. Left out of
+    /// the fingerprint when absent, so directories made before buckets existed still resume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buckets: Option<BucketsSection>,
 }
 
 impl Validate for PreprocessSection {
@@ -240,6 +245,9 @@ impl Validate for PreprocessSection {
             v.fail("filter", e);
         }
         v.in_range("max_bad_fraction", self.max_bad_fraction, 0.0, 1.0, false);
+        if let Some(b) = &self.buckets {
+            b.validate(self.resolution, v);
+        }
     }
 }
 
@@ -416,6 +424,11 @@ impl PrecomputeConfig {
             resolution: self.preprocess.resolution as usize,
             filter: Filter::parse(&self.preprocess.filter).expect("validated"),
             flip: self.preprocess.flip,
+            buckets: self
+                .preprocess
+                .buckets
+                .as_ref()
+                .map(|b| b.buckets(self.preprocess.resolution).expect("validated")),
         }
     }
 

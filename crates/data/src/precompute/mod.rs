@@ -3,6 +3,7 @@
 //! manifest. Resumable (finished shards are kept), deterministic (a shard's bytes depend only on
 //! the config), and splittable across processes.
 
+pub mod bucket_config;
 pub mod caption_fields;
 pub mod config;
 pub mod encoders;

@@ -5,11 +5,11 @@
 use super::config::{parse_device, PrecomputeConfig, SourceConfig};
 use super::encoders::Encoders;
 use super::plan::{Plan, ShardShare};
-use super::record::ShardRecord;
+use super::record::{bucket_file, ShardRecord};
 use super::unit_writer::{write_unit, UnitContext};
 use crate::bad_samples::BadSampleReport;
 use crate::error::{DataError, Result};
-use crate::shards::{LatentSums, ShardEntry, ShardManifest, ShardSplit, Splits, MANIFEST_VERSION};
+use crate::shards::{BucketEntry, LatentSums, ShardEntry, ShardManifest, ShardSplit, Splits};
 use crate::sources::CaptionPolicy;
 use flowscale_core::atomic::{tmp_prefix, write_atomic};
 use serde_json::{json, Value};
@@ -87,6 +87,28 @@ impl std::fmt::Display for PrecomputeReport {
             self.seconds,
             self.images_per_second()
         )?;
+        if let Some(m) = self.manifest.as_ref().filter(|m| !m.buckets.is_empty()) {
+            // Train / val samples of each aspect bucket.
+            let per = |split: ShardSplit, b: u32| -> u64 {
+                m.bucket_shards(split, b).iter().map(|s| s.samples).sum()
+            };
+            let buckets: Vec<String> = m
+                .buckets
+                .iter()
+                .enumerate()
+                .map(|(i, b)| {
+                    let i = i as u32;
+                    format!(
+                        "{}x{} {}/{}",
+                        b.width,
+                        b.height,
+                        per(ShardSplit::Train, i),
+                        per(ShardSplit::Val, i)
+                    )
+                })
+                .collect();
+            writeln!(f, "buckets (train/val samples): {}", buckets.join(", "))?;
+        }
         match &self.manifest {
             Some(m) => write!(
                 f,
@@ -150,6 +172,16 @@ pub fn precompute(
              downsampling factor {factor}"
         )));
     }
+    let buckets = cfg.preprocess_config().buckets;
+    for b in buckets.iter().flat_map(|b| b.sizes()) {
+        if b.width as i64 % factor != 0 || b.height as i64 % factor != 0 {
+            return Err(DataError::Invalid(format!(
+                "preprocess.buckets: {}x{} is not a multiple of the autoencoder's downsampling \
+                 factor {factor}",
+                b.width, b.height
+            )));
+        }
+    }
     check_fingerprint(&dir, cfg, &encoders)?;
 
     let assigned: Vec<_> = plan.assigned(share).collect();
@@ -158,11 +190,16 @@ pub fn precompute(
         .map(|u| ShardRecord::load_complete(&dir, &u.file))
         .collect::<Result<_>>()?;
     let reused = records.iter().flatten().count();
-    let unfinished: Vec<&str> = assigned
+    // A unit's possible shard files: its own, and with buckets one per bucket.
+    let bucket_count = buckets.as_ref().map_or(0, |b| b.sizes().len());
+    let unfinished: Vec<String> = assigned
         .iter()
         .zip(&records)
         .filter(|(_, r)| r.is_none())
-        .map(|(u, _)| u.file.as_str())
+        .flat_map(|(u, _)| {
+            std::iter::once(u.file.clone())
+                .chain((0..bucket_count).map(|b| bucket_file(&u.file, b)))
+        })
         .collect();
     remove_partial_shards(&dir, &unfinished)?;
     let listed: Option<u64> = assigned
@@ -274,7 +311,7 @@ pub fn precompute(
 
 /// Deletes what killed writers left of `files` (`.<file>.tmp-<pid>-<n>`). Only this process writes
 /// its units, so no live writer's file is touched.
-fn remove_partial_shards(dir: &Path, files: &[&str]) -> Result<()> {
+fn remove_partial_shards(dir: &Path, files: &[String]) -> Result<()> {
     let prefixes: Vec<String> = files.iter().map(|f| tmp_prefix(f)).collect();
     for entry in std::fs::read_dir(dir).map_err(|e| DataError::io(dir, e))? {
         let path = entry.map_err(|e| DataError::io(dir, e))?.path();
@@ -318,14 +355,29 @@ fn build_manifest(
     encoders: &Encoders,
     records: &[(&ShardRecord, ShardSplit)],
 ) -> Result<ShardManifest> {
+    let buckets = cfg.preprocess_config().buckets;
+    // Unit order; with buckets, each unit's shards in bucket order.
     let entries = |split: ShardSplit| -> Vec<ShardEntry> {
         records
             .iter()
             .filter(|(r, s)| *s == split && r.samples > 0)
-            .map(|(r, _)| ShardEntry {
-                file: r.file.clone(),
-                samples: r.samples,
-                bytes: r.bytes,
+            .flat_map(|(r, _)| match &buckets {
+                None => vec![ShardEntry {
+                    file: r.file.clone(),
+                    samples: r.samples,
+                    bytes: r.bytes,
+                    bucket: None,
+                }],
+                Some(_) => r
+                    .buckets
+                    .iter()
+                    .map(|b| ShardEntry {
+                        file: b.file.clone(),
+                        samples: b.samples,
+                        bytes: b.bytes,
+                        bucket: Some(b.bucket),
+                    })
+                    .collect(),
             })
             .collect()
     };
@@ -361,7 +413,7 @@ fn build_manifest(
         };
     }
     let manifest = ShardManifest {
-        format_version: MANIFEST_VERSION,
+        format_version: ShardManifest::format_for(buckets.is_some()),
         latent_shape: [info.latent_channels, side, side],
         autoencoder: info,
         resolution: cfg.preprocess.resolution,
@@ -377,6 +429,14 @@ fn build_manifest(
         } else {
             Vec::new()
         },
+        buckets: buckets
+            .iter()
+            .flat_map(|b| b.sizes())
+            .map(|s| BucketEntry {
+                width: s.width as u32,
+                height: s.height as u32,
+            })
+            .collect(),
         splits: Splits {
             train: entries(ShardSplit::Train),
             val: entries(ShardSplit::Val),

@@ -1,11 +1,12 @@
 //! One unit to one shard: read and preprocess batches on a producer thread (rayon inside) while
 //! this thread encodes the previous batch and appends it to the shard. Every caption field read
 //! (`txt`, then further ones such as a synthetic `syn`) is stored with its text and, with a text
-//! encoder, its fp16 embedding.
+//! encoder, its fp16 embedding. With aspect buckets each bucket the unit's images fall into gets
+//! its own shard, samples in source order within it.
 
 use super::encoders::Encoders;
 use super::plan::Unit;
-use super::record::ShardRecord;
+use super::record::{bucket_file, BucketShard, ShardRecord};
 use crate::bad_samples::{BadSample, BadSampleReport};
 use crate::error::{DataError, Result};
 use crate::images::{preprocess_batch, stack_images, PreparedSample};
@@ -14,6 +15,7 @@ use crate::shards::{
 };
 use crate::sources::{CaptionPolicy, Sample};
 use crate::PreprocessConfig;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::mpsc::sync_channel;
 use tch::{Kind, Tensor};
@@ -42,7 +44,9 @@ pub fn write_unit(unit: &Unit, ctx: &UnitContext) -> Result<ShardRecord> {
     let batch = ctx.encoders.batch_size;
     let needs_caption = ctx.encoders.text.is_some();
     let mut report = BadSampleReport::new();
-    let mut writer = LatentShardWriter::create(&ctx.dir.join(&unit.file))?;
+    let bucketed = ctx.preprocess.buckets.is_some();
+    // By bucket (0 without buckets), created at the bucket's first sample.
+    let mut writers: BTreeMap<usize, LatentShardWriter> = BTreeMap::new();
     // Statistics describe the train split only.
     let mut sums = (unit.split == ShardSplit::Train).then(LatentSums::default);
     std::thread::scope(|scope| -> Result<()> {
@@ -76,25 +80,60 @@ pub fn write_unit(unit: &Unit, ctx: &UnitContext) -> Result<ShardRecord> {
         for (prepared, r) in rx {
             let consumed = r.seen();
             report.merge(r);
-            encode_and_append(prepared, ctx, &mut writer, sums.as_mut())?;
+            for (bucket, group) in by_bucket(prepared) {
+                let writer = match writers.entry(bucket) {
+                    std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::btree_map::Entry::Vacant(e) => {
+                        let file = if bucketed {
+                            bucket_file(&unit.file, bucket)
+                        } else {
+                            unit.file.clone()
+                        };
+                        e.insert(LatentShardWriter::create(&ctx.dir.join(file))?)
+                    }
+                };
+                encode_and_append(group, ctx, writer, sums.as_mut())?;
+            }
             (ctx.on_samples)(consumed);
         }
         Ok(())
     })?;
-    let samples = writer.samples() as u64;
-    let bytes = if samples == 0 {
-        drop(writer); // removes the empty temporary file; no shard for this unit
-        0
-    } else {
-        writer.finish()?
-    };
-    Ok(ShardRecord::new(
-        &unit.file,
-        samples,
-        bytes,
-        report.into_bad(),
-        sums,
-    ))
+    // A writer exists only once a sample was appended, so no empty shard is written.
+    let mut shards = Vec::new();
+    for (bucket, writer) in writers {
+        let samples = writer.samples() as u64;
+        let file = if bucketed {
+            bucket_file(&unit.file, bucket)
+        } else {
+            unit.file.clone()
+        };
+        shards.push(BucketShard {
+            bucket: bucket as u32,
+            file,
+            samples,
+            bytes: writer.finish()?,
+        });
+    }
+    let samples = shards.iter().map(|s| s.samples).sum();
+    let bytes = shards.iter().map(|s| s.bytes).sum();
+    let mut record = ShardRecord::new(&unit.file, samples, bytes, report.into_bad(), sums);
+    if bucketed {
+        record.buckets = shards;
+    }
+    Ok(record)
+}
+
+/// The batch split by bucket (one group, bucket 0, without buckets), source order kept in
+/// each: the autoencoder encodes one image size at a time.
+fn by_bucket(batch: Vec<PreparedSample>) -> BTreeMap<usize, Vec<PreparedSample>> {
+    let mut groups: BTreeMap<usize, Vec<PreparedSample>> = BTreeMap::new();
+    for s in batch {
+        groups
+            .entry(s.image.bucket.unwrap_or(0))
+            .or_default()
+            .push(s);
+    }
+    groups
 }
 
 fn encode_and_append(

@@ -13,9 +13,13 @@ use std::path::{Path, PathBuf};
 
 /// File name of the manifest inside a shard directory.
 pub const MANIFEST_FILE: &str = "manifest.json";
-/// The manifest format this version writes. Version 2 added `latent_stats`; version 1
-/// manifests (without it) are read as they are.
-pub const MANIFEST_VERSION: u32 = 2;
+/// The newest manifest format this version reads and writes. Version 2 added `latent_stats`,
+/// version 3 aspect buckets (`buckets`, and each shard's `bucket`); older manifests are read as
+/// they are. A manifest is written at the oldest format that holds it
+/// ([`ShardManifest::format_for`]): a shard set without buckets is still format 2.
+pub const MANIFEST_VERSION: u32 = 3;
+/// The format of a manifest without buckets.
+pub const MANIFEST_VERSION_UNBUCKETED: u32 = 2;
 /// The oldest format this version reads.
 pub const MANIFEST_VERSION_MIN: u32 = 1;
 
@@ -88,6 +92,18 @@ pub struct ShardEntry {
     pub file: String,
     pub samples: u64,
     pub bytes: u64,
+    /// The aspect bucket of every sample of the shard: an index into
+    /// [`ShardManifest::buckets`] (format 3; absent without buckets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<u32>,
+}
+
+/// One aspect bucket of a bucketed shard set: the image size its samples were cropped to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BucketEntry {
+    pub width: u32,
+    pub height: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -120,9 +136,11 @@ impl ShardSplit {
 pub struct ShardManifest {
     pub format_version: u32,
     pub autoencoder: AutoencoderInfo,
-    /// Square image resolution the latents were encoded at.
+    /// Square image resolution the latents were encoded at (with buckets: the base side S, the
+    /// buckets holding about S^2 pixels each).
     pub resolution: u32,
-    /// `[C, H, W]` of one latent.
+    /// `[C, H, W]` of one latent (with buckets: of the base square; see
+    /// [`ShardManifest::latent_shape_of`]).
     pub latent_shape: [i64; 3],
     pub latent_dtype: LatentDtype,
     pub has_flip: bool,
@@ -142,6 +160,10 @@ pub struct ShardManifest {
     /// when a unit's record predates them): what `data.latent_normalization = "data"` uses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latent_stats: Option<LatentStats>,
+    /// The aspect buckets, indexed by [`ShardEntry::bucket`] (format 3); empty for a square
+    /// shard set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buckets: Vec<BucketEntry>,
     pub splits: Splits,
 }
 
@@ -218,6 +240,38 @@ impl ShardManifest {
         self.shards(split).iter().map(|s| s.samples).sum()
     }
 
+    /// The format a manifest with (or without) buckets is written at.
+    pub fn format_for(bucketed: bool) -> u32 {
+        if bucketed {
+            MANIFEST_VERSION
+        } else {
+            MANIFEST_VERSION_UNBUCKETED
+        }
+    }
+
+    /// `[C, H, W]` of the latents of `bucket` (the base square's for `None`).
+    pub fn latent_shape_of(&self, bucket: Option<u32>) -> [i64; 3] {
+        match bucket.and_then(|b| self.buckets.get(b as usize)) {
+            Some(b) => {
+                let f = self.autoencoder.downsample_factor;
+                [
+                    self.latent_shape[0],
+                    i64::from(b.height) / f,
+                    i64::from(b.width) / f,
+                ]
+            }
+            None => self.latent_shape,
+        }
+    }
+
+    /// The shards of `split` in `bucket`, in manifest order.
+    pub fn bucket_shards(&self, split: ShardSplit, bucket: u32) -> Vec<&ShardEntry> {
+        self.shards(split)
+            .iter()
+            .filter(|s| s.bucket == Some(bucket))
+            .collect()
+    }
+
     /// Consistency of the fields with each other; the message names the field.
     pub fn validate(&self) -> std::result::Result<(), String> {
         if !(MANIFEST_VERSION_MIN..=MANIFEST_VERSION).contains(&self.format_version) {
@@ -232,6 +286,12 @@ impl ShardManifest {
                 return Err("field latent_stats: not part of format_version 1".into());
             }
             stats.validate(self.latent_shape[0])?;
+        }
+        if !self.buckets.is_empty() && self.format_version < 3 {
+            return Err(format!(
+                "field buckets: not part of format_version {}",
+                self.format_version
+            ));
         }
         let ae = &self.autoencoder;
         if ae.kind.is_empty() {
@@ -272,6 +332,25 @@ impl ShardManifest {
                 "field latent_shape: {h}x{w}, but resolution {} / downsample_factor {} is {side}",
                 self.resolution, ae.downsample_factor
             ));
+        }
+        for (i, b) in self.buckets.iter().enumerate() {
+            let f = ae.downsample_factor;
+            if b.width == 0
+                || b.height == 0
+                || i64::from(b.width) % f != 0
+                || i64::from(b.height) % f != 0
+            {
+                return Err(format!(
+                    "field buckets[{i}]: {}x{} is not a positive multiple of downsample_factor {f}",
+                    b.width, b.height
+                ));
+            }
+            if self.buckets[..i].contains(b) {
+                return Err(format!(
+                    "field buckets[{i}]: {}x{} is listed twice",
+                    b.width, b.height
+                ));
+            }
         }
         if self.has_labels && self.class_names.is_empty() {
             return Err("field class_names: required when has_labels is true".into());
@@ -322,6 +401,25 @@ impl ShardManifest {
                         split.name(),
                         s.file
                     ));
+                }
+                let n = self.buckets.len();
+                match s.bucket {
+                    None if n > 0 => {
+                        return Err(format!(
+                            "field splits.{}: shard {} has no bucket (the manifest has {n})",
+                            split.name(),
+                            s.file
+                        ))
+                    }
+                    Some(b) if b as usize >= n => {
+                        return Err(format!(
+                            "field splits.{}: shard {} is in bucket {b}, but the manifest has \
+                             {n} bucket(s)",
+                            split.name(),
+                            s.file
+                        ))
+                    }
+                    _ => {}
                 }
                 if !seen.insert(s.file.as_str()) {
                     return Err(format!(
@@ -419,11 +517,13 @@ mod tests {
                 sources: Vec::new(),
             }),
             caption_fields: Vec::new(),
+            buckets: Vec::new(),
             splits: Splits {
                 train: vec![ShardEntry {
                     file: "train-000000.tar".into(),
                     samples: 100,
                     bytes: 4096,
+                    bucket: None,
                 }],
                 val: vec![],
             },
@@ -553,8 +653,57 @@ mod tests {
             ..stats
         });
         assert!(m.validate().unwrap_err().contains("latent channels"));
+        m.format_version = 4;
+        assert!(m.validate().unwrap_err().contains("versions 1 to 3"));
+    }
+
+    #[test]
+    fn format_3_buckets_are_checked_and_give_each_bucket_its_latent_shape() {
+        let mut m = example();
         m.format_version = 3;
-        assert!(m.validate().unwrap_err().contains("versions 1 to 2"));
+        m.buckets = vec![
+            BucketEntry {
+                width: 256,
+                height: 256,
+            },
+            BucketEntry {
+                width: 320,
+                height: 192,
+            },
+        ];
+        m.splits.train[0].bucket = Some(1);
+        let path = Path::new("/x/manifest.json");
+        let back = ShardManifest::parse(&serde_json::to_string(&m).unwrap(), path).unwrap();
+        assert_eq!(back, m);
+        assert_eq!(m.latent_shape_of(Some(1)), [16, 24, 40]);
+        assert_eq!(m.latent_shape_of(None), [16, 32, 32]);
+        assert_eq!(m.bucket_shards(ShardSplit::Train, 1).len(), 1);
+        assert!(m.bucket_shards(ShardSplit::Train, 0).is_empty());
+        let fails = |f: fn(&mut ShardManifest), what: &str| {
+            let mut bad = m.clone();
+            f(&mut bad);
+            let e = bad.validate().unwrap_err();
+            assert!(e.contains(what), "{e}");
+        };
+        fails(|m| m.format_version = 2, "not part of format_version 2");
+        fails(|m| m.splits.train[0].bucket = None, "has no bucket");
+        fails(|m| m.splits.train[0].bucket = Some(2), "in bucket 2");
+        fails(
+            |m| m.buckets[1].width = 324,
+            "multiple of downsample_factor 8",
+        );
+        fails(|m| m.buckets[1] = m.buckets[0], "listed twice");
+        // A shard set without buckets may not name one.
+        fails(
+            |m| {
+                m.buckets.clear();
+                m.format_version = 2;
+            },
+            "in bucket 1",
+        );
+        // Unbucketed manifests keep the older format.
+        assert_eq!(ShardManifest::format_for(false), 2);
+        assert_eq!(ShardManifest::format_for(true), 3);
     }
 
     #[test]

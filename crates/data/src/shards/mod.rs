@@ -17,6 +17,6 @@ pub use loader::{
     CaptionColumn, LatentBatch, LatentShardLoader, LoaderConfig, LoaderPosition, ShardSource,
 };
 pub use manifest::{
-    AutoencoderInfo, CacheExpectation, LatentDtype, ShardEntry, ShardManifest, ShardSplit, Splits,
-    TextEmbeddingInfo, MANIFEST_FILE, MANIFEST_VERSION, MANIFEST_VERSION_MIN,
+    AutoencoderInfo, BucketEntry, CacheExpectation, LatentDtype, ShardEntry, ShardManifest,
+    ShardSplit, Splits, TextEmbeddingInfo, MANIFEST_FILE, MANIFEST_VERSION, MANIFEST_VERSION_MIN,
 };

@@ -84,6 +84,23 @@ impl RunData {
         }
     }
 
+    /// The largest side of any training input (`side`, or with aspect buckets the longest
+    /// bucket side): what the position grid must cover.
+    pub fn max_side(&self) -> i64 {
+        match self {
+            Self::Pixels(d) => d.resolution,
+            Self::Latents(l) => l.max_side(),
+        }
+    }
+
+    /// `[H, W]` of the latents of each aspect bucket (empty without buckets).
+    pub fn bucket_shapes(&self) -> Vec<[i64; 2]> {
+        match self {
+            Self::Pixels(_) => Vec::new(),
+            Self::Latents(l) => l.bucket_shapes(),
+        }
+    }
+
     /// `[C, H, W]` of what the model generates.
     pub fn model_shape(&self) -> [i64; 3] {
         [self.channels(), self.side(), self.side()]
@@ -213,7 +230,7 @@ impl RunData {
     pub fn held_out_len(&self) -> usize {
         match self {
             Self::Pixels(d) => d.held_out.labels.size()[0] as usize,
-            Self::Latents(l) => l.manifest.samples(ShardSplit::Val) as usize,
+            Self::Latents(l) => l.held_out_len(ShardSplit::Val) as usize,
         }
     }
 }

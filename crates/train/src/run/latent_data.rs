@@ -1,6 +1,8 @@
 //! Training on latent shards (`data.dataset = "latent-shards"`): the manifest, the streaming
 //! loader of this rank, posterior sampling, what each sample is conditioned on (its label or its
-//! caption), and the fixed validation latents.
+//! caption), and the fixed validation latents. A shard set in aspect buckets (manifest format 3)
+//! is read by the bucketed loader, one bucket per batch; validation, sample grids and the
+//! classifier data then use the square bucket of the manifest's resolution only.
 
 use super::cond_source::CondSource;
 use super::decoder::PixelDecoder;
@@ -8,6 +10,7 @@ use crate::cond_input::{CondInput, TextBatch};
 use crate::config::{ConditioningConfig, DataConfig, LatentNormalization};
 use crate::error::{Result, TrainError};
 use flowscale_core::FlowRng;
+use flowscale_data::shards::loader::{BucketedLoader, BucketedPosition};
 use flowscale_data::shards::{read_latent_shard, LatentSample, ShardManifest, ShardSplit};
 use flowscale_data::{LatentShardLoader, LoaderConfig, LoaderPosition, ShardSource};
 use std::path::{Path, PathBuf};
@@ -18,7 +21,22 @@ pub struct LatentData {
     pub manifest: ShardManifest,
     pub decoder: PixelDecoder,
     pub cond: CondSource,
-    loader: Option<LatentShardLoader>,
+    /// With buckets: the index of the `resolution` square bucket, the one validation and
+    /// sample grids use.
+    square_bucket: Option<u32>,
+    loader: Option<Loader>,
+}
+
+/// This rank's training stream.
+enum Loader {
+    Plain(LatentShardLoader),
+    Bucketed(BucketedLoader),
+}
+
+/// Where a rank's training stream stands, as saved in checkpoints.
+pub enum LatentPosition {
+    Plain(LoaderPosition),
+    Bucketed(BucketedPosition),
 }
 
 impl LatentData {
@@ -41,6 +59,23 @@ impl LatentData {
                 data.resolution
             )));
         }
+        let square_bucket = if manifest.buckets.is_empty() {
+            None
+        } else {
+            let r = manifest.resolution;
+            let found = manifest
+                .buckets
+                .iter()
+                .position(|b| b.width == r && b.height == r);
+            Some(found.ok_or_else(|| {
+                TrainError::Invalid(format!(
+                    "{}: the shards are in aspect buckets without the {r}x{r} square; \
+                     validation and sample grids use the square bucket of the resolution, so \
+                     add it to preprocess.buckets.sizes",
+                    path.display()
+                ))
+            })? as u32)
+        };
         let cond = CondSource::for_shards(conditioning, &manifest, &path)?;
         let folder = data.autoencoder_path.as_deref().map(Path::new);
         let mut decoder =
@@ -62,8 +97,45 @@ impl LatentData {
             manifest,
             decoder,
             cond,
+            square_bucket,
             loader: None,
         })
+    }
+
+    /// The largest latent side of any batch (the square side, or the longest bucket side): the
+    /// position grid must cover it.
+    pub fn max_side(&self) -> i64 {
+        (0..self.manifest.buckets.len() as u32)
+            .map(|b| {
+                let [_, h, w] = self.manifest.latent_shape_of(Some(b));
+                h.max(w)
+            })
+            .fold(self.side(), i64::max)
+    }
+
+    /// `[H, W]` of the latents of every bucket (empty without buckets).
+    pub fn bucket_shapes(&self) -> Vec<[i64; 2]> {
+        (0..self.manifest.buckets.len() as u32)
+            .map(|b| {
+                let [_, h, w] = self.manifest.latent_shape_of(Some(b));
+                [h, w]
+            })
+            .collect()
+    }
+
+    /// The shards of `split` that validation and sample grids read: all, or the square
+    /// bucket's.
+    fn square_shards(&self, split: ShardSplit) -> Vec<&flowscale_data::shards::ShardEntry> {
+        self.manifest
+            .shards(split)
+            .iter()
+            .filter(|s| s.bucket == self.square_bucket)
+            .collect()
+    }
+
+    /// Samples of `split` that validation reads.
+    pub fn held_out_len(&self, split: ShardSplit) -> u64 {
+        self.square_shards(split).iter().map(|s| s.samples).sum()
     }
 
     pub fn channels(&self) -> i64 {
@@ -80,15 +152,16 @@ impl LatentData {
     }
 
     /// Starts this rank's loader over the train split with batches of `batch` samples, at
-    /// `position` when resuming.
+    /// `position` when resuming. With aspect buckets, each `accum` consecutive batches (the
+    /// micro-batches of one optimiser step) come from one bucket.
     pub fn start(
         &mut self,
         d: &DataConfig,
-        batch: usize,
+        (batch, accum): (usize, u64),
         (rank, world): (usize, usize),
         seed: u64,
         device: Device,
-        position: Option<&LoaderPosition>,
+        position: Option<&LatentPosition>,
     ) -> Result<()> {
         let loader_cfg = LoaderConfig {
             rank,
@@ -105,15 +178,35 @@ impl LatentData {
                 seed,
             )
         };
-        self.loader = Some(match position {
-            Some(p) => LatentShardLoader::at(loader_cfg, p)?,
-            None => LatentShardLoader::new(loader_cfg)?,
+        // A run resumes only on shards of the kind it was trained on.
+        let saved_kind = |saved: &str, now: &str| {
+            TrainError::Invalid(format!(
+                "the checkpoint holds the position of a {saved} shard loader, but {} is a \
+                 {now} shard set; resume on the shards the run was trained on",
+                self.dir.display()
+            ))
+        };
+        self.loader = Some(if self.square_bucket.is_some() {
+            let saved = match position {
+                None => None,
+                Some(LatentPosition::Bucketed(p)) => Some(p),
+                Some(LatentPosition::Plain(_)) => return Err(saved_kind("plain", "bucketed")),
+            };
+            let loader = BucketedLoader::new(&self.dir, &self.manifest, &loader_cfg, accum, saved)?;
+            if rank == 0 {
+                for why in loader.left_out() {
+                    eprintln!("aspect buckets: left out of training: {why}");
+                }
+            }
+            Loader::Bucketed(loader)
+        } else {
+            Loader::Plain(match position {
+                None => LatentShardLoader::new(loader_cfg)?,
+                Some(LatentPosition::Plain(p)) => LatentShardLoader::at(loader_cfg, p)?,
+                Some(LatentPosition::Bucketed(_)) => return Err(saved_kind("bucketed", "plain")),
+            })
         });
         Ok(())
-    }
-
-    fn loader(&mut self) -> &mut LatentShardLoader {
-        self.loader.as_mut().expect("started in Trainer::new")
     }
 
     /// The next batch of this rank: model-space latents sampled from the posterior
@@ -121,7 +214,10 @@ impl LatentData {
     /// each sample is conditioned on (its label, or the caption of a field drawn by the caption
     /// mix), on `device`. Every draw comes from `rng`.
     pub fn next(&mut self, rng: &mut FlowRng, device: Device) -> Result<(Tensor, CondInput)> {
-        let batch = self.loader().next_batch()?;
+        let batch = match self.loader.as_mut().expect("started in Trainer::new") {
+            Loader::Plain(l) => l.next_batch()?,
+            Loader::Bucketed(l) => l.next_batch()?.1,
+        };
         let to = |t: &Tensor| t.f_to_device_(device, Kind::Float, true, false);
         let b = batch.keys.len();
         let (mut mean, mut std) = (to(&batch.mean)?, to(&batch.std)?);
@@ -180,15 +276,18 @@ impl LatentData {
     }
 
     /// The loader's position (after the last batch taken).
-    pub fn position(&self) -> Option<LoaderPosition> {
-        self.loader.as_ref().map(|l| l.position().clone())
+    pub fn position(&self) -> Option<LatentPosition> {
+        self.loader.as_ref().map(|l| match l {
+            Loader::Plain(l) => LatentPosition::Plain(l.position().clone()),
+            Loader::Bucketed(l) => LatentPosition::Bucketed(l.position()),
+        })
     }
 
     /// The first `n` samples of `split` in manifest order (fewer when the split is smaller),
     /// each with the shard it came from (for messages).
     fn first_samples(&self, split: ShardSplit, n: usize) -> Result<Vec<(PathBuf, LatentSample)>> {
         let mut out = Vec::new();
-        for s in self.manifest.shards(split) {
+        for s in self.square_shards(split) {
             if out.len() >= n {
                 break;
             }
@@ -245,7 +344,7 @@ impl LatentData {
     /// data; the fixed noise comes with the validation set), model-space, and their labels or
     /// captions (of the first field the caption mix draws).
     pub fn held_out(&self, n: usize, device: Device) -> Result<(Tensor, CondInput)> {
-        let shards = self.manifest.shards(ShardSplit::Val);
+        let shards = self.square_shards(ShardSplit::Val);
         let path = ShardManifest::path(&self.dir);
         if shards.is_empty() {
             return Err(TrainError::Invalid(format!(
@@ -282,8 +381,13 @@ impl LatentData {
             self.check_labels(&labels, &keys)?;
         }
         if means.len() < n {
+            let r = self.manifest.resolution;
+            let which = match self.square_bucket {
+                Some(_) => format!("the val split's {r}x{r} bucket (what validation reads)"),
+                None => "the val split".to_owned(),
+            };
             return Err(TrainError::Invalid(format!(
-                "{}: the val split holds {} samples, validation.samples is {n}",
+                "{}: {which} holds {} samples, validation.samples is {n}",
                 path.display(),
                 means.len()
             )));

@@ -26,6 +26,6 @@ pub use checkpoint::{
 pub use cond_source::{CondSource, TextSource};
 pub use data::RunData;
 pub use decoder::PixelDecoder;
-pub use latent_data::LatentData;
+pub use latent_data::{LatentData, LatentPosition};
 pub use model::{mmdit_config, ConditionerSpec, RunModel, RunModelSpec, CONDITIONER_PREFIX};
 pub use pixel_data::PixelData;

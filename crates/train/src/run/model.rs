@@ -95,8 +95,16 @@ pub struct RunModelSpec {
 impl RunModelSpec {
     /// The model of run `cfg` on `data`.
     pub fn for_run(cfg: &RunConfig, data: &RunData) -> Self {
+        let mut backbone =
+            mmdit_config(&cfg.model, &cfg.conditioning, data.channels(), data.side());
+        // Aspect buckets: the grid covers the longest bucket side (SD3's extended grid, each
+        // batch taking its centred crop).
+        let patch = backbone.patch_size.max(1);
+        backbone.pos_embed_max_size = backbone
+            .pos_embed_max_size
+            .map(|m| m.max(data.max_side() / patch));
         Self {
-            backbone: mmdit_config(&cfg.model, &cfg.conditioning, data.channels(), data.side()),
+            backbone,
             conditioning: cfg.conditioning.clone(),
             conditioner: ConditionerSpec::for_run(&cfg.conditioning, data),
             precision: cfg.train.precision,
@@ -508,7 +516,12 @@ impl RunModel {
 
     /// Training FLOPs per sample (forward and backward: 3x the forward) at `side` x `side`.
     pub fn train_flops_per_sample(&self, side: i64) -> Result<f64> {
-        let cost = forward_cost(self.model.config(), side, side, self.context_tokens)?;
+        self.train_flops_per_sample_at(side, side)
+    }
+
+    /// [`RunModel::train_flops_per_sample`] for `height x width` latents (an aspect bucket).
+    pub fn train_flops_per_sample_at(&self, height: i64, width: i64) -> Result<f64> {
+        let cost = forward_cost(self.model.config(), height, width, self.context_tokens)?;
         Ok(3.0 * cost.flops())
     }
 }

@@ -19,7 +19,9 @@ use crate::metrics::MetricsWriter;
 use crate::optim::{AdamWConfig, LrScheduler};
 use crate::posthoc::{power_ema_group_name, PowerEmas};
 use crate::resume_compat::{config_hash, incompatible_changes};
-use crate::run::{ema_group_name, load_intact, CondSource, RunData, RunModel, RunModelSpec};
+use crate::run::{
+    ema_group_name, load_intact, CondSource, LatentPosition, RunData, RunModel, RunModelSpec,
+};
 use crate::run_dir::{write_atomic, RunDir};
 use crate::state::TrainState;
 use crate::tensorboard::EventWriter;
@@ -138,6 +140,11 @@ impl Trainer {
             None => None,
         };
         let flops_per_sample = model.train_flops_per_sample(data.side())?;
+        let bucket_flops = data
+            .bucket_shapes()
+            .into_iter()
+            .map(|[h, w]| Ok(([h, w], model.train_flops_per_sample_at(h, w)?)))
+            .collect::<Result<Vec<_>>>()?;
 
         // Resume: the checkpoint's tensors, state and generator replace the fresh ones; the
         // checkpoint's tensors are let go once restored. `skipped` names the damaged newer
@@ -243,6 +250,7 @@ impl Trainer {
             rng,
             state,
             flops_per_sample,
+            bucket_flops,
             peak_flops,
             batch,
             source_dropout,
@@ -394,6 +402,7 @@ fn fresh_state(cfg: &RunConfig, rng: &FlowRng) -> Result<TrainState> {
         data_epoch: 0,
         data_index: 0,
         data_positions: None,
+        data_bucket_positions: None,
         lr: 0.0,
         wall_time_s: 0.0,
         skipped_steps: 0,
@@ -427,18 +436,35 @@ fn start_data(
             Ok(Some(p.sampler(batch.global as usize, seed, position)?))
         }
         RunData::Latents(l) => {
-            let saved = match resumed.map(|s| &s.data_positions) {
-                None => None,
-                Some(Some(p)) if p.len() == world => Some(&p[rank]),
-                Some(p) => {
-                    return Err(TrainError::Invalid(format!(
-                        "the checkpoint holds shard-loader positions for {} rank(s), this \
-                         run has {world}; resume with the same number of ranks",
-                        p.as_ref().map_or(0, Vec::len)
-                    )))
-                }
+            let wrong_world = |n: usize| {
+                TrainError::Invalid(format!(
+                    "the checkpoint holds shard-loader positions for {n} rank(s), this run has \
+                     {world}; resume with the same number of ranks"
+                ))
             };
-            l.start(d, batch.micro as usize, (rank, world), seed, device, saved)?;
+            let saved = match resumed {
+                None => None,
+                Some(s) => match (&s.data_positions, &s.data_bucket_positions) {
+                    (Some(p), _) if p.len() == world => {
+                        Some(LatentPosition::Plain(p[rank].clone()))
+                    }
+                    (_, Some(p)) if p.len() == world => {
+                        Some(LatentPosition::Bucketed(p[rank].clone()))
+                    }
+                    (p, b) => {
+                        let n = p.as_ref().map(Vec::len).or(b.as_ref().map(Vec::len));
+                        return Err(wrong_world(n.unwrap_or(0)));
+                    }
+                },
+            };
+            l.start(
+                d,
+                (batch.micro as usize, batch.accum),
+                (rank, world),
+                seed,
+                device,
+                saved.as_ref(),
+            )?;
             Ok(None)
         }
     }

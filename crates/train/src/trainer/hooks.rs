@@ -60,9 +60,10 @@ impl Trainer {
         } else {
             Vec::new()
         };
-        // Training FLOP/s of all ranks together (img/s counts the global batch), and MFU.
+        // Training FLOP/s of all ranks together (the FLOPs of the global batches since the last
+        // log, each batch at its own latent size), and MFU.
         let world = self.rank_world().1;
-        let flops_per_s = img_s * self.flops_per_sample;
+        let flops_per_s = r.flops / secs;
         let mfu = self
             .peak_flops
             .map(|peak| crate::peak_flops::mfu(flops_per_s, world, peak));

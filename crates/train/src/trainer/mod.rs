@@ -98,7 +98,11 @@ pub struct Trainer {
     grid_cond: CondInput,
     rng: FlowRng,
     state: TrainState,
+    /// Training FLOPs per sample at the base side (every batch without buckets).
     flops_per_sample: f64,
+    /// Training FLOPs per sample of each aspect bucket's latent `[H, W]` (empty without
+    /// buckets): the FLOP count uses each batch's own token count.
+    bucket_flops: Vec<([i64; 2], f64)>,
     /// Peak FLOP/s of one device, for MFU (`crate::peak_flops`).
     peak_flops: Option<f64>,
     /// The global batch over ranks and micro-batches.

@@ -6,7 +6,7 @@ use super::Trainer;
 use crate::cond_input::CondInput;
 use crate::config::NonFinitePolicy;
 use crate::error::Result;
-use crate::run::{RunData, CONDITIONER_PREFIX};
+use crate::run::{LatentPosition, RunData, CONDITIONER_PREFIX};
 use flowscale_core::FlowRng;
 use flowscale_formulations::TrainingBatch;
 use std::time::Instant;
@@ -21,6 +21,8 @@ pub struct Running {
     pub grad_norm_sum: Tensor,
     pub nonfinite: Tensor,
     pub steps: u64,
+    /// Training FLOPs of these steps (all ranks), by each batch's own latent size.
+    pub flops: f64,
     pub since: Instant,
     /// This rank's realised conditioning dropout: samples, and how many dropped each source
     /// and every source at once (host counts: the masks are drawn on the host).
@@ -40,6 +42,7 @@ impl Running {
             grad_norm_sum: z(&[])?,
             nonfinite: z(&[])?,
             steps: 0,
+            flops: 0.0,
             since: Instant::now(),
             cond_samples: 0,
             cond_dropped: Vec::new(),
@@ -171,6 +174,8 @@ impl Trainer {
         let bins = i64::from(self.cfg.logging.t_bins);
         let step_loss = Tensor::f_zeros([] as [i64; 0], (Kind::Double, self.device))?;
         let (rank, world) = self.rank_world();
+        // Samples per latent `[H, W]` this step (one shape without buckets).
+        let mut shapes: Vec<([i64; 2], u64)> = Vec::new();
         for micro in self.micro_batches(rank, world)? {
             let MicroBatch {
                 batch,
@@ -178,6 +183,12 @@ impl Trainer {
                 keep,
                 global,
             } = micro;
+            let size = batch.net_input.size();
+            let hw = [size[2], size[3]];
+            match shapes.iter_mut().find(|(s, _)| *s == hw) {
+                Some((_, n)) => *n += global as u64,
+                None => shapes.push((hw, global as u64)),
+            }
             let cond = self.model.encode(&cond, &keep)?;
             let (out, tape) = self.model.forward_for_training(
                 &batch.net_input,
@@ -242,13 +253,41 @@ impl Trainer {
             .f_add_(&finite.f_logical_not()?.f_to_kind(Kind::Double)?)?;
         self.state.step += 1;
         self.state.lr = lr;
-        self.state.train_flops += self.flops_per_sample * self.batch.global as f64;
+        let flops = self.step_flops(&shapes)?;
+        self.state.train_flops += flops;
+        self.running.flops += flops;
         self.ema.after_step(self.state.step, &self.params)?;
         if let Some(p) = &mut self.power_emas {
             p.after_step(self.state.step, &self.params)?;
         }
         self.running.steps += 1;
         Ok(())
+    }
+
+    /// The training FLOPs of a step's samples by latent shape: the base-side figure times the
+    /// global batch without buckets (as before buckets existed), each bucket's own per-sample
+    /// figure with them.
+    fn step_flops(&self, shapes: &[([i64; 2], u64)]) -> Result<f64> {
+        if self.bucket_flops.is_empty() {
+            return Ok(self.flops_per_sample * self.batch.global as f64);
+        }
+        shapes
+            .iter()
+            .map(|(hw, n)| {
+                let per = self
+                    .bucket_flops
+                    .iter()
+                    .find(|(s, _)| s == hw)
+                    .map(|(_, f)| *f)
+                    .ok_or_else(|| {
+                        crate::error::TrainError::Invalid(format!(
+                            "a batch of {}x{} latents matches no aspect bucket",
+                            hw[0], hw[1]
+                        ))
+                    })?;
+                Ok(per * *n as f64)
+            })
+            .sum()
     }
 
     fn conditioner_zero_grad(&mut self) {
@@ -269,16 +308,27 @@ impl Trainer {
                 self.state.data_epoch = pos.epoch;
                 self.state.data_index = pos.index;
             }
-            RunData::Latents(l) => {
-                let own = l.position().expect("started in new");
-                let all = match &self.dp {
-                    Some(d) => d.gather_json(&own)?,
-                    None => vec![own],
-                };
-                self.state.data_epoch = all[0].epoch;
-                self.state.data_index = all[0].batches as usize;
-                self.state.data_positions = Some(all);
-            }
+            RunData::Latents(l) => match l.position().expect("started in new") {
+                LatentPosition::Plain(own) => {
+                    let all = match &self.dp {
+                        Some(d) => d.gather_json(&own)?,
+                        None => vec![own],
+                    };
+                    self.state.data_epoch = all[0].epoch;
+                    self.state.data_index = all[0].batches as usize;
+                    self.state.data_positions = Some(all);
+                }
+                LatentPosition::Bucketed(own) => {
+                    let all = match &self.dp {
+                        Some(d) => d.gather_json(&own)?,
+                        None => vec![own],
+                    };
+                    // Epochs are per bucket; the batches drawn stand for the position.
+                    self.state.data_epoch = 0;
+                    self.state.data_index = all[0].batches as usize;
+                    self.state.data_bucket_positions = Some(all);
+                }
+            },
         }
         self.state.wall_time_s = self.wall_at_start + self.session_start.elapsed().as_secs_f64();
         Ok(())

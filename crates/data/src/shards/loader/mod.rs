@@ -13,7 +13,10 @@
 //!   buffer and shard cursor refer to ([`position`]).
 //! - Unreadable shards are errors naming the shard, or skipped and counted with
 //!   `skip_bad_shards`.
+//! - A shard set in aspect buckets is read by [`BucketedLoader`]: one such stream per bucket, and
+//!   a seeded schedule picking each batch's bucket ([`bucketed`]).
 
+pub mod bucketed;
 mod collate;
 mod config;
 mod decode;
@@ -22,6 +25,7 @@ pub mod position;
 mod shuffle;
 mod stream;
 
+pub use bucketed::{BucketSchedule, BucketedLoader, BucketedPosition};
 pub use collate::{CaptionColumn, LatentBatch};
 pub use config::{LoaderConfig, ShardSource};
 pub use position::{LoaderPosition, SampleId, ShardCursor};
