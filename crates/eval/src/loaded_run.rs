@@ -61,7 +61,7 @@ impl LoadedRun {
             )
         })?;
         let data = RunData::open(&cfg.data, &cfg.conditioning, device, true)?;
-        let mut spec = RunModelSpec::for_run(&cfg, &data);
+        let mut spec = RunModelSpec::for_run(&cfg, &data)?;
         if PromptSource::resolve(prompts, data.cond_source())?.encodes_text() {
             let path = Some(prompts.text_encoder.clone())
                 .filter(|p| !p.is_empty())

@@ -3,6 +3,7 @@
 //! diffusers' bookkeeping and are ignored).
 
 use crate::error::{ModelError, Result};
+use crate::position_grid::PositionGrid;
 use serde::{Deserialize, Serialize};
 
 /// The only QK-norm diffusers' SD3 model supports besides none.
@@ -35,6 +36,11 @@ pub struct MmditConfig {
     /// SD3.5's MMDiT-X second attention; only empty is supported.
     #[serde(default)]
     pub dual_attention_layers: Vec<i64>,
+    /// flowscale's extension, not a diffusers field: how image tokens get positions. Absent
+    /// (every diffusers and SD3 config) is SD3's cropped table; only the table exports to
+    /// diffusers.
+    #[serde(default, skip_serializing_if = "PositionGrid::is_table")]
+    pub position_grid: PositionGrid,
 }
 
 /// Preset names accepted by [`MmditConfig::preset`].
@@ -69,6 +75,7 @@ impl MmditConfig {
             pos_embed_max_size: Some(192),
             qk_norm: None,
             dual_attention_layers: Vec::new(),
+            position_grid: PositionGrid::Table,
         }
     }
 
@@ -224,6 +231,13 @@ impl MmditConfig {
             if norm != QK_NORM_RMS {
                 problems.push(format!(
                     "qk_norm must be null or \"{QK_NORM_RMS}\" (got \"{norm}\")"
+                ));
+            }
+        }
+        if let PositionGrid::Interpolated { base_size } = self.position_grid {
+            if !(1..=16384).contains(&base_size) {
+                problems.push(format!(
+                    "position_grid.base_size must be in [1, 16384] (got {base_size})"
                 ));
             }
         }

@@ -1,9 +1,11 @@
-//! Input embeddings: patch embedding with SD3's cropped 2D sin-cos position table, the
-//! timestep sinusoid, and the timestep + pooled-text conditioning vector.
+//! Input embeddings: patch embedding with SD3's cropped 2D sin-cos position table (or the
+//! interpolated grid, `position_grid`), the timestep sinusoid, and the timestep + pooled-text
+//! conditioning vector.
 
 use crate::builder::{ParamInit, Scope};
 use crate::error::{ModelError, Result};
 use crate::layers::Linear;
+use crate::position_grid::{interpolated_positions, PositionGrid};
 use tch::{Device, Kind, Tensor};
 
 /// Channels of the timestep sinusoid.
@@ -21,25 +23,32 @@ fn sincos_1d(pos: &Tensor, dim: i64) -> Result<Tensor> {
     Ok(Tensor::f_cat(&[out.f_sin()?, out.f_cos()?], 1)?)
 }
 
-/// SD3's fixed position table `[1, M*M, hidden]` for an `M x M` grid whose coordinates are
-/// scaled to a base grid of `base` patches: token `(i, j)` (row-major) sits at
-/// `(i, j) * base / M`; the first half of the channels encodes the column, the second the row.
-pub fn position_table(hidden: i64, max_size: i64, base: i64, device: Device) -> Result<Tensor> {
+/// The 2D sin-cos embedding `[1, N, hidden]` (fp32) of tokens at fp64 coordinates `rows`, `cols`
+/// (`[N]` each): the first half of the channels encodes the column, the second the row (DiT/MAE,
+/// SD3). The table and the interpolated grid both go through here, so their layouts agree.
+pub(crate) fn grid_embedding(hidden: i64, rows: &Tensor, cols: &Tensor) -> Result<Tensor> {
     if hidden % 4 != 0 {
         return Err(ModelError::Config(format!(
             "position table width {hidden} is not a multiple of 4"
         )));
     }
+    let emb = Tensor::f_cat(
+        &[sincos_1d(cols, hidden / 2)?, sincos_1d(rows, hidden / 2)?],
+        1,
+    )?;
+    Ok(emb.f_to_kind(Kind::Float)?.f_unsqueeze(0)?)
+}
+
+/// SD3's fixed position table `[1, M*M, hidden]` for an `M x M` grid whose coordinates are
+/// scaled to a base grid of `base` patches: token `(i, j)` (row-major) sits at
+/// `(i, j) * base / M`; the first half of the channels encodes the column, the second the row.
+pub fn position_table(hidden: i64, max_size: i64, base: i64, device: Device) -> Result<Tensor> {
     let coords = Tensor::f_arange(max_size, (Kind::Float, device))?
         .f_div_scalar(max_size as f64 / base as f64)?
         .f_to_kind(Kind::Double)?;
     let rows = coords.f_repeat_interleave_self_int(max_size, 0, None)?;
     let cols = coords.f_repeat([max_size])?;
-    let emb = Tensor::f_cat(
-        &[sincos_1d(&cols, hidden / 2)?, sincos_1d(&rows, hidden / 2)?],
-        1,
-    )?;
-    Ok(emb.f_to_kind(Kind::Float)?.f_unsqueeze(0)?)
+    grid_embedding(hidden, &rows, &cols)
 }
 
 /// The centre crop of an `[1, M*M, H]` table for an `h x w` patch grid, as `[1, h*w, H]`.
@@ -74,18 +83,24 @@ pub fn timestep_sinusoid(t: &Tensor) -> Result<Tensor> {
     Ok(Tensor::f_cat(&[args.f_cos()?, args.f_sin()?], 1)?)
 }
 
-/// Patch embedding (`pos_embed.proj`, a strided conv) plus the cropped position table
-/// (`pos_embed.pos_embed`).
+/// Patch embedding (`pos_embed.proj`, a strided conv) plus the position embedding: the cropped
+/// table (`pos_embed.pos_embed`) or the interpolated grid (no stored tensor).
 #[derive(Debug)]
 pub(crate) struct PatchEmbed {
     weight: Tensor,
     bias: Tensor,
-    table: Tensor,
+    /// `Some` for [`PositionGrid::Table`].
+    table: Option<Tensor>,
+    grid: PositionGrid,
     patch: i64,
     max_size: i64,
+    /// The model's own grid side in patches (`sample_size / patch_size`): the interpolated
+    /// grid's `s`.
+    side: i64,
 }
 
 impl PatchEmbed {
+    /// `base` is the table's base size (`sample_size / patch_size`).
     pub(crate) fn new(
         scope: &Scope,
         in_channels: i64,
@@ -93,8 +108,17 @@ impl PatchEmbed {
         patch: i64,
         max_size: i64,
         base: i64,
+        grid: PositionGrid,
     ) -> Result<Self> {
         let proj = scope.sub("proj");
+        let table = match grid {
+            PositionGrid::Table => Some(scope.buffer(
+                "pos_embed",
+                &[1, max_size * max_size, hidden],
+                |d| position_table(hidden, max_size, base, d),
+            )?),
+            PositionGrid::Interpolated { .. } => None,
+        };
         Ok(PatchEmbed {
             weight: proj.param(
                 "weight",
@@ -102,12 +126,26 @@ impl PatchEmbed {
                 ParamInit::XavierUniform,
             )?,
             bias: proj.param("bias", &[hidden], ParamInit::Zeros)?,
-            table: scope.buffer("pos_embed", &[1, max_size * max_size, hidden], |d| {
-                position_table(hidden, max_size, base, d)
-            })?,
+            table,
+            grid,
             patch,
             max_size,
+            side: base,
         })
+    }
+
+    /// The position embedding `[1, h*w, hidden]` of an `h x w` patch grid.
+    pub(crate) fn positions(&self, h: i64, w: i64) -> Result<Tensor> {
+        match (&self.table, self.grid) {
+            (Some(table), _) => crop_position_table(table, self.max_size, h, w),
+            (None, PositionGrid::Interpolated { base_size }) => {
+                let hidden = self.bias.size()[0];
+                interpolated_positions(hidden, h, w, self.side, base_size, self.bias.device())
+            }
+            (None, PositionGrid::Table) => Err(ModelError::Config(
+                "a table position grid without its table".into(),
+            )),
+        }
     }
 
     /// `[B, C, H, W]` -> `[B, (H/p)(W/p), hidden]`, tokens row-major.
@@ -123,7 +161,7 @@ impl PatchEmbed {
             1,
         )?;
         let y = y.f_flatten(2, 3)?.f_transpose(1, 2)?;
-        let pos = crop_position_table(&self.table, self.max_size, h, w)?;
+        let pos = self.positions(h, w)?;
         Ok(y.f_add(&pos.f_to_kind(y.kind())?)?)
     }
 }

@@ -14,6 +14,7 @@ pub mod cost;
 pub mod embeddings;
 pub mod error;
 pub mod mmdit;
+pub mod position_grid;
 
 mod attention;
 mod joint_block;
@@ -28,3 +29,4 @@ pub use cost::{forward_cost, param_count, ForwardCost, ParamCount};
 pub use error::{KeyReport, ModelError, Result};
 pub use layers::Linear;
 pub use mmdit::Mmdit;
+pub use position_grid::PositionGrid;

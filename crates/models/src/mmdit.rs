@@ -67,6 +67,7 @@ impl Mmdit {
                 cfg.patch_size,
                 cfg.pos_max(),
                 cfg.sample_size / cfg.patch_size,
+                cfg.position_grid,
             )?,
             time_text_embed: TimeTextEmbed::new(
                 &scope.sub("time_text_embed"),
@@ -91,6 +92,12 @@ impl Mmdit {
 
     pub fn config(&self) -> &MmditConfig {
         &self.config
+    }
+
+    /// The position embedding `[1, h*w, hidden]` (fp32) the forward adds to an `h x w` patch
+    /// grid: the cropped table or the interpolated grid of `config.position_grid`.
+    pub fn position_embedding(&self, h: i64, w: i64) -> Result<Tensor> {
+        self.pos_embed.positions(h, w)
     }
 
     fn check_inputs(

@@ -19,6 +19,7 @@ fn small(qk_norm: bool, head_dim: i64) -> MmditConfig {
         pos_embed_max_size: Some(8),
         qk_norm: qk_norm.then(|| "rms_norm".to_owned()),
         dual_attention_layers: vec![],
+        position_grid: flowscale_models::PositionGrid::Table,
     }
 }
 

@@ -23,6 +23,8 @@ pub const RESUMABLE_CHANGES: &[&str] = &[
     // A memory setting: the gradients agree up to float rounding.
     "train.activation_checkpointing",
     "validation.every",
+    // Read only before the first step.
+    "validation.at_start",
     "samples.",
     "checkpoint.",
     "logging.",

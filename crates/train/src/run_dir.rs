@@ -7,6 +7,7 @@
 //!   tb/                    TensorBoard event files
 //!   metrics.jsonl          one JSON object per logged step, validation and sample event
 //!   samples/               PNG sample grids
+//!   init.json              with [init]: which tensors came from the source checkpoint
 //! ```
 
 use crate::error::{Result, TrainError};
@@ -37,6 +38,10 @@ impl RunDir {
     }
     pub fn samples(&self) -> PathBuf {
         self.root.join("samples")
+    }
+    /// The key report of a run initialised from another run's checkpoint (`[init]`).
+    pub fn init_report(&self) -> PathBuf {
+        self.root.join(crate::run::INIT_REPORT_FILE)
     }
 
     /// Creates the directories.

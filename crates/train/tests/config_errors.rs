@@ -289,3 +289,42 @@ fn bad_shift_values_are_named_by_key() {
     let msg = err_of(MINIMAL, &["formulation.shift=\"Auto\""]).to_string();
     assert!(msg.contains("\"auto\""), "{msg}");
 }
+
+/// `[init]` and the position grid: a weight set that is not one of `--weights`' spellings and a
+/// base resolution without the interpolated grid are named by their keys; the shipped pair of
+/// finetune configs loads.
+#[test]
+fn init_and_position_grid_values_are_checked() {
+    let err = err_of(
+        MINIMAL,
+        &[
+            "init.from=\"runs/parent\"",
+            "init.weights=\"best\"",
+            "model.position_base_resolution=32",
+            "model.qk_norm=true",
+        ],
+    );
+    let msg = err.to_string();
+    let mut keys = err.keys();
+    keys.sort();
+    assert_eq!(
+        keys,
+        vec!["init.weights", "model.position_base_resolution"],
+        "{msg}"
+    );
+    assert!(
+        msg.contains("ema:DECAY") && msg.contains("\"interpolated\""),
+        "{msg}"
+    );
+    let err = err_of(MINIMAL, &["init.weights=\"raw\""]);
+    assert!(err.to_string().contains("from"), "{err}");
+    let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+    let child: RunConfig = load(&configs.join("finetune-64.toml"), &[]).unwrap();
+    let init = child.init.expect("[init]");
+    assert_eq!(
+        (init.from.as_str(), init.weights.as_str()),
+        ("runs/finetune-parent", "ema")
+    );
+    let parent: RunConfig = load(&configs.join("finetune-parent.toml"), &[]).unwrap();
+    assert!(parent.init.is_none());
+}

@@ -243,6 +243,7 @@ fn samples_follow_held_out_prompts() {
     let run = ck.run_config().unwrap();
     let data = RunData::open(&run.data, &run.conditioning, Device::Cpu, true).unwrap();
     let spec = RunModelSpec::for_run(&run, &data)
+        .unwrap()
         .with_text_encoder(&text.display().to_string())
         .unwrap();
     let model = RunModel::build(&spec, Device::Cpu).unwrap();

@@ -86,6 +86,12 @@ pub fn write(path: &Path, config: &MmditConfig, state: &StateDict, layout: Layou
         });
     }
     match layout {
+        Layout::Diffusers if !config.position_grid.is_table() => Err(ModelError::Config(format!(
+            "{}: diffusers' SD3Transformer2DModel has only the cropped position table; a model \
+             with position_grid {:?} exports as an SD3 single file (which records it)",
+            path.display(),
+            config.position_grid
+        ))),
         Layout::Diffusers => diffusers::write(path, config, state, None),
         Layout::Sd3 { prefixed } => {
             let prefix = if prefixed { sd3::SD3_PREFIX } else { "" };

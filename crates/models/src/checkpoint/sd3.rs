@@ -295,6 +295,7 @@ pub fn infer_config(
             .contains_key("joint_blocks.0.x_block.attn.ln_q.weight")
             .then(|| QK_NORM_RMS.to_owned()),
         dual_attention_layers: Vec::new(),
+        position_grid: crate::position_grid::PositionGrid::Table,
     };
     cfg.validate()?;
     Ok(cfg)

@@ -41,5 +41,6 @@ pub fn small_config(depth: i64, qk_norm: bool) -> flowscale_models::MmditConfig 
         pos_embed_max_size: Some(8),
         qk_norm: qk_norm.then(|| "rms_norm".to_owned()),
         dual_attention_layers: vec![],
+        position_grid: flowscale_models::PositionGrid::Table,
     }
 }

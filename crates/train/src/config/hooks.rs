@@ -154,6 +154,10 @@ pub struct ValidationConfig {
     pub grid: ValidationGrid,
     /// Samples per forward pass; the result does not depend on it.
     pub batch_size: u64,
+    /// Also validate before the first step (step 0): the starting point of the curve, e.g. how
+    /// far an `[init]` run starts from a fresh one. Default false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub at_start: bool,
 }
 
 impl Default for ValidationConfig {
@@ -164,6 +168,7 @@ impl Default for ValidationConfig {
             levels: 8,
             grid: ValidationGrid::Closed,
             batch_size: 256,
+            at_start: false,
         }
     }
 }

@@ -4,9 +4,11 @@
 
 mod distributed;
 mod hooks;
+mod init;
 mod posthoc_ema;
 mod run;
 mod shift;
+mod weight_choice;
 
 pub use distributed::{DistBackend, GradReduceDtype};
 pub use flowscale_core::config::{
@@ -17,10 +19,12 @@ pub use hooks::{
     CheckpointConfig, ConditioningConfig, ConditioningProviderKind, LoggingConfig, NonFinitePolicy,
     SamplesConfig, TextFrom, ValidationConfig, ValidationGrid,
 };
+pub use init::InitConfig;
 pub use posthoc_ema::PosthocEmaConfig;
 pub use run::{
     DataConfig, DatasetKind, DeviceChoice, EmaConfig, FormulationConfig, LatentNormalization,
-    LrSchedule, ModelConfig, OptimConfig, Precision, RunConfig, RunSection, TimeInputKind,
-    TrainConfig,
+    LrSchedule, ModelConfig, OptimConfig, PositionGridKind, Precision, RunConfig, RunSection,
+    TimeInputKind, TrainConfig,
 };
 pub use shift::{ShiftSetting, DEFAULT_SHIFT_BASE_RESOLUTION};
+pub use weight_choice::WeightChoice;

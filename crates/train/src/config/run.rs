@@ -11,6 +11,7 @@ use super::distributed::{DistBackend, GradReduceDtype};
 use super::hooks::{
     CheckpointConfig, ConditioningConfig, LoggingConfig, SamplesConfig, ValidationConfig,
 };
+use super::init::InitConfig;
 use super::posthoc_ema::PosthocEmaConfig;
 use super::shift::{ShiftSetting, DEFAULT_SHIFT_BASE_RESOLUTION};
 use super::{Validate, Validator};
@@ -39,6 +40,9 @@ pub struct RunConfig {
     pub checkpoint: CheckpointConfig,
     #[serde(default)]
     pub logging: LoggingConfig,
+    /// Start from another run's weights (absent: from scratch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<InitConfig>,
 }
 
 impl Validate for RunConfig {
@@ -55,6 +59,9 @@ impl Validate for RunConfig {
         v.section("samples", &self.samples);
         v.section("checkpoint", &self.checkpoint);
         v.section("logging", &self.logging);
+        if let Some(init) = &self.init {
+            v.section("init", init);
+        }
         self.check_native_grids(v);
     }
 }
@@ -298,7 +305,35 @@ pub struct ModelConfig {
     /// RMSNorm on queries and keys (SD3.5; default false).
     #[serde(default)]
     pub qk_norm: bool,
+    /// Where image tokens sit for the sin-cos position embedding: `"table"` (default: SD3's
+    /// fixed table at the training grid, what diffusers exports hold) or `"interpolated"` (SD3
+    /// Sec. 5.3.2: the training resolution's square maps onto the grid of
+    /// `position_base_resolution`, extended beyond it for other aspect ratios).
+    #[serde(default, skip_serializing_if = "PositionGridKind::is_table")]
+    pub position_grid: PositionGridKind,
+    /// `position_grid = "interpolated"`: the base resolution in pixels a side (default 256, the
+    /// paper's pre-training resolution); in patches it must be a whole number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position_base_resolution: Option<u32>,
 }
+
+/// See [`ModelConfig::position_grid`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PositionGridKind {
+    #[default]
+    Table,
+    Interpolated,
+}
+
+impl PositionGridKind {
+    fn is_table(&self) -> bool {
+        *self == Self::Table
+    }
+}
+
+/// The base resolution of the interpolated position grid when none is set: SD3's 256².
+pub const DEFAULT_POSITION_BASE_RESOLUTION: u32 = 256;
 
 fn default_depth() -> u32 {
     2
@@ -316,6 +351,8 @@ impl Default for ModelConfig {
             num_heads: None,
             patch_size: default_patch_size(),
             qk_norm: false,
+            position_grid: PositionGridKind::Table,
+            position_base_resolution: None,
         }
     }
 }
@@ -327,6 +364,11 @@ impl ModelConfig {
 
     pub fn num_heads(&self) -> u32 {
         self.num_heads.unwrap_or(self.depth)
+    }
+
+    pub fn position_base_resolution(&self) -> u32 {
+        self.position_base_resolution
+            .unwrap_or(DEFAULT_POSITION_BASE_RESOLUTION)
     }
 }
 
@@ -351,6 +393,15 @@ impl Validate for ModelConfig {
                 "num_heads",
                 format!("must divide hidden_size ({h}), got {n}"),
             );
+        }
+        if let Some(base) = self.position_base_resolution {
+            if self.position_grid != PositionGridKind::Interpolated {
+                v.fail(
+                    "position_base_resolution",
+                    "applies to position_grid = \"interpolated\" only",
+                );
+            }
+            v.count_in("position_base_resolution", u64::from(base), 8, 4096);
         }
     }
 }

@@ -43,7 +43,7 @@ impl Generator {
             ))
         })?;
         let data = RunData::open(&cfg.data, &cfg.conditioning, req.device, true)?;
-        let spec = RunModelSpec::for_run(&cfg, &data);
+        let spec = RunModelSpec::for_run(&cfg, &data)?;
         let (spec, text_config) = match data.cond_source() {
             CondSource::Text(_) => {
                 let path = match (req.text_config, &cfg.conditioning.text_encoder) {

@@ -6,6 +6,7 @@
 use super::model::RunModel;
 use crate::checkpoint::{CheckpointStore, LoadedCheckpoint, STATE_FILE};
 use crate::config::RunConfig;
+pub use crate::config::WeightChoice;
 use crate::error::{Result, TrainError};
 use crate::state::TrainState;
 use flowscale_models::MmditConfig;
@@ -16,39 +17,6 @@ use tch::Tensor;
 /// Checkpoint group name of an EMA: `ema-0.999`.
 pub fn ema_group_name(decay: f64) -> String {
     format!("ema-{decay}")
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum WeightChoice {
-    Raw,
-    /// An EMA; `None` = the run's only EMA.
-    Ema(Option<f64>),
-    /// A power-function EMA by relative std (`crate::posthoc`); `None` = the checkpoint's only
-    /// one (a reconstructed checkpoint holds exactly one).
-    PowerEma(Option<f64>),
-}
-
-impl std::str::FromStr for WeightChoice {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s {
-            "raw" => Ok(Self::Raw),
-            "ema" => Ok(Self::Ema(None)),
-            "phema" => Ok(Self::PowerEma(None)),
-            _ => {
-                let value = |prefix: &str| s.strip_prefix(prefix).and_then(|d| d.parse().ok());
-                if let Some(d) = value("ema:") {
-                    Ok(Self::Ema(Some(d)))
-                } else if let Some(std) = value("phema:") {
-                    Ok(Self::PowerEma(Some(std)))
-                } else {
-                    Err(format!(
-                        "--weights must be raw, ema, ema:DECAY, phema or phema:STD, got {s:?}"
-                    ))
-                }
-            }
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

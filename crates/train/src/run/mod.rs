@@ -10,11 +10,14 @@
 //!   labels or per-sample captions), its validation inputs, its decoder to pixels and the FID
 //!   reference.
 //! - [`RunCheckpoint`]: a checkpoint folder chosen by step, its weight sets and the run config.
+//! - [`init_from_checkpoint`]: a fresh run's model from another run's weights (`[init]`), with
+//!   the [`InitReport`] of loaded, new, regenerated and dropped tensors.
 
 mod checkpoint;
 mod cond_source;
 mod data;
 mod decoder;
+mod init;
 mod latent_data;
 mod model;
 mod pixel_data;
@@ -26,6 +29,7 @@ pub use checkpoint::{
 pub use cond_source::{CondSource, TextSource};
 pub use data::RunData;
 pub use decoder::PixelDecoder;
+pub use init::{init_from_checkpoint, InitReport, INIT_REPORT_FILE};
 pub use latent_data::{LatentData, LatentPosition};
 pub use model::{mmdit_config, ConditionerSpec, RunModel, RunModelSpec, CONDITIONER_PREFIX};
 pub use pixel_data::PixelData;

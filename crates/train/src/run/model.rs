@@ -12,7 +12,8 @@ use super::data::RunData;
 use crate::cond_input::CondInput;
 use crate::conditioning::{ClassEmbedding, Conditioning, ConditioningProvider};
 use crate::config::{
-    ConditioningConfig, ConditioningProviderKind, ModelConfig, Precision, RunConfig, TimeInputKind,
+    ConditioningConfig, ConditioningProviderKind, ModelConfig, PositionGridKind, Precision,
+    RunConfig, TimeInputKind,
 };
 use crate::error::{Result, TrainError};
 use crate::sample_text::SampleText;
@@ -21,7 +22,7 @@ use flowscale_encoders::text::{TextEncoder, TextSourceSpan};
 use flowscale_formulations::{Formulation, NativeTimeInput};
 use flowscale_models::checkpoint::LoadedMmdit;
 use flowscale_models::{
-    forward_cost, AttentionStats, BlockTape, Checkpointing, Mmdit, MmditConfig,
+    forward_cost, AttentionStats, BlockTape, Checkpointing, Mmdit, MmditConfig, PositionGrid,
 };
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -94,23 +95,24 @@ pub struct RunModelSpec {
 
 impl RunModelSpec {
     /// The model of run `cfg` on `data`.
-    pub fn for_run(cfg: &RunConfig, data: &RunData) -> Self {
+    pub fn for_run(cfg: &RunConfig, data: &RunData) -> Result<Self> {
         let mut backbone =
             mmdit_config(&cfg.model, &cfg.conditioning, data.channels(), data.side());
-        // Aspect buckets: the grid covers the longest bucket side (SD3's extended grid, each
-        // batch taking its centred crop).
+        // Aspect buckets: the table covers the longest bucket side (SD3's extended grid, each
+        // batch taking its centred crop); the interpolated grid needs no table.
         let patch = backbone.patch_size.max(1);
         backbone.pos_embed_max_size = backbone
             .pos_embed_max_size
             .map(|m| m.max(data.max_side() / patch));
-        Self {
+        backbone.position_grid = position_grid(&cfg.model, data)?;
+        Ok(Self {
             backbone,
             conditioning: cfg.conditioning.clone(),
             conditioner: ConditionerSpec::for_run(&cfg.conditioning, data),
             precision: cfg.train.precision,
             seed: cfg.run.seed,
             native_time: native_time_of(cfg),
-        }
+        })
     }
 
     /// Loads the text encoder of `config` with a text model (to encode prompts at inference,
@@ -176,6 +178,28 @@ impl RunModelSpec {
     }
 }
 
+/// The backbone's position grid from `model.position_grid`: the table, or the interpolated grid
+/// whose base side in patches is `model.position_base_resolution` pixels over the data's
+/// downsample factor (1 in pixel space) and the patch size.
+fn position_grid(m: &ModelConfig, data: &RunData) -> Result<PositionGrid> {
+    if m.position_grid == PositionGridKind::Table {
+        return Ok(PositionGrid::Table);
+    }
+    let base = i64::from(m.position_base_resolution());
+    let downsample = (data.resolution() / data.side().max(1)).max(1);
+    let unit = downsample * i64::from(m.patch_size).max(1);
+    if base % unit != 0 {
+        return Err(TrainError::Invalid(format!(
+            "model.position_base_resolution = {base} px is not a whole number of patches of \
+             {unit} px ({downsample} px a model pixel x patch_size {})",
+            m.patch_size
+        )));
+    }
+    Ok(PositionGrid::Interpolated {
+        base_size: base / unit,
+    })
+}
+
 /// The formulation whose native time input run `cfg`'s backbone takes, if it takes one (the name
 /// was checked when the config loaded).
 fn native_time_of(cfg: &RunConfig) -> Option<Formulation> {
@@ -187,7 +211,8 @@ fn native_time_of(cfg: &RunConfig) -> Option<Formulation> {
 
 /// The MMDiT of `[model]` on data with `channels` channels and `side` x `side` inputs (the
 /// resolution in pixel space, resolution / downsample factor for latents), attending to context
-/// tokens of `[conditioning]`'s widths. The position table is exactly the training grid; larger
+/// tokens of `[conditioning]`'s widths, with the position table (the run's `position_grid` is
+/// set by [`RunModelSpec::for_run`]). The position table is exactly the training grid; larger
 /// inputs need a larger `pos_embed_max_size` at export time, which is a property of the weights
 /// only through the fixed sin-cos table.
 pub fn mmdit_config(
@@ -213,6 +238,7 @@ pub fn mmdit_config(
         pos_embed_max_size: Some((side / patch.max(1)).max(1)),
         qk_norm: m.qk_norm.then(|| "rms_norm".to_owned()),
         dual_attention_layers: Vec::new(),
+        position_grid: PositionGrid::Table,
     }
 }
 

@@ -20,7 +20,8 @@ use crate::optim::{AdamWConfig, LrScheduler};
 use crate::posthoc::{power_ema_group_name, PowerEmas};
 use crate::resume_compat::{config_hash, incompatible_changes};
 use crate::run::{
-    ema_group_name, load_intact, CondSource, LatentPosition, RunData, RunModel, RunModelSpec,
+    ema_group_name, init_from_checkpoint, load_intact, CondSource, LatentPosition, RunData,
+    RunModel, RunModelSpec,
 };
 use crate::run_dir::{write_atomic, RunDir};
 use crate::state::TrainState;
@@ -110,12 +111,23 @@ impl Trainer {
 
         // Model: rank 0 alone draws sample grids, so only it loads a latent run's decoder.
         let mut data = RunData::open(&cfg.data, &cfg.conditioning, device, main)?;
-        let spec = RunModelSpec::for_run(&cfg, &data);
+        let spec = RunModelSpec::for_run(&cfg, &data)?;
         if main && !options.quiet && device.is_cuda() {
             // Before the model takes its memory: the measurement builds two blocks of its width.
             warn_if_too_large(&cfg, &spec, data.side(), &batch, dp.as_ref(), device)?;
         }
         let model = RunModel::build(&spec, device)?;
+        // [init]: a fresh run starts from another run's weights, loaded before the optimiser
+        // and the EMAs take their copies; a resumed run continues from its own checkpoint.
+        if let (Some(init), None) = (&cfg.init, &resume_from) {
+            let report = init_from_checkpoint(&model, init)?;
+            if main {
+                report.write(&dir.init_report())?;
+                if !options.quiet {
+                    eprintln!("{}", report.summary());
+                }
+            }
+        }
         if main && !options.quiet && cfg.train.precision == crate::config::Precision::Bf16 {
             eprintln!("precision: {}", model.precision_description());
         }

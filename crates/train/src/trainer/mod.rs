@@ -128,6 +128,12 @@ impl Trainer {
         let (bar, lines) = self.progress(total)?;
         self.running = Running::new(i64::from(self.cfg.logging.t_bins), self.device)?;
         crate::interrupt::install();
+        if self.cfg.validation.at_start && self.state.step == 0 {
+            // A new best at step 0 is checkpointed like any other, so the selected step exists.
+            if self.run_validation()? {
+                self.save_checkpoint()?;
+            }
+        }
         while self.state.step < stop {
             self.train_step()?;
             let step = self.state.step;
