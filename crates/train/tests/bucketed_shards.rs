@@ -240,24 +240,8 @@ fn bucketed_dp_rank() {
     let out = std::env::var("FLOWSCALE_TEST_OUT").expect("spawned by the test");
     let out = Path::new(&out);
     let mode = std::env::var("FLOWSCALE_TEST_MODE").expect("spawned by the test");
-    let (name, options) = match mode.as_str() {
-        "straight" => ("dp-straight", quiet()),
-        "half" => (
-            "dp-split",
-            TrainOptions {
-                stop_at: Some(3),
-                ..quiet()
-            },
-        ),
-        "resume" => (
-            "dp-split",
-            TrainOptions {
-                resume: true,
-                ..quiet()
-            },
-        ),
-        other => panic!("unknown mode {other}"),
-    };
+    let (name, options) =
+        common::resume_test_run(&mode).unwrap_or_else(|| panic!("unknown mode {mode}"));
     // Global batch 12: 2 ranks x 2 micro-batches of 3, all from one bucket per step.
     let mut cfg = config(out, name, &out.join("shards"));
     cfg.train.batch_size = 12;

@@ -9,7 +9,7 @@ mod common;
 use common::{differing_tensors, final_checkpoint, quiet, spawn_ranks, tiny_config, wait_ranks};
 use flowscale_train::checkpoint::CheckpointStore;
 use flowscale_train::state::TrainState;
-use flowscale_train::{train, TrainOptions};
+use flowscale_train::train;
 use std::path::Path;
 
 const STEPS: &str = "train.steps=20";
@@ -120,22 +120,7 @@ fn dp_rank() {
     let mut o: Vec<&str> = o.iter().map(String::as_str).collect();
     let (name, options) = match mode.as_str() {
         "all" => ("dp", quiet()),
-        "straight" => ("dp-straight", quiet()),
-        "half" => (
-            "dp-split",
-            TrainOptions {
-                stop_at: Some(3),
-                ..quiet()
-            },
-        ),
-        "resume" => (
-            "dp-split",
-            TrainOptions {
-                resume: true,
-                ..quiet()
-            },
-        ),
-        other => panic!("unknown mode {other}"),
+        other => common::resume_test_run(other).unwrap_or_else(|| panic!("unknown mode {other}")),
     };
     if mode != "all" {
         o.extend(["train.steps=6", "checkpoint.every=3", "validation.every=3"]);

@@ -253,24 +253,8 @@ fn latent_dp_rank() {
     let out = std::env::var("FLOWSCALE_TEST_OUT").expect("spawned by the test");
     let out = Path::new(&out);
     let mode = std::env::var("FLOWSCALE_TEST_MODE").expect("spawned by the test");
-    let (name, options) = match mode.as_str() {
-        "straight" => ("dp-straight", quiet()),
-        "half" => (
-            "dp-split",
-            TrainOptions {
-                stop_at: Some(3),
-                ..quiet()
-            },
-        ),
-        "resume" => (
-            "dp-split",
-            TrainOptions {
-                resume: true,
-                ..quiet()
-            },
-        ),
-        other => panic!("unknown mode {other}"),
-    };
+    let (name, options) =
+        common::resume_test_run(&mode).unwrap_or_else(|| panic!("unknown mode {mode}"));
     // Global batch 12: 2 ranks x 2 micro-batches of 3. Each rank reads 2 of the 5 shards (24
     // samples, 8 micro-batches per epoch), so the stop (6 micro-batches) and the end (12) fall
     // mid-epoch with samples waiting in the buffers.

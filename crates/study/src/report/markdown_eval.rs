@@ -99,16 +99,19 @@ fn render_substitutions(md: &mut String, res: &SweepResults) {
     }
 }
 
+/// The axis values of run `id` (`key=value, ...`), or the ID when the report has no such run.
+pub(super) fn run_label(r: &Report, id: &str) -> String {
+    r.runs
+        .iter()
+        .find(|x| x.id == id)
+        .map_or(id.to_owned(), |x| x.values.clone())
+}
+
 fn render_ranking(md: &mut String, r: &Report) {
     let Some((spec, ranking)) = &r.results.ranking else {
         return;
     };
-    let label = |id: &str| -> String {
-        r.runs
-            .iter()
-            .find(|x| x.id == id)
-            .map_or(id.to_owned(), |x| x.values.clone())
-    };
+    let label = |id: &str| run_label(r, id);
     let _ = writeln!(
         md,
         "### Ranking\n\nThe paper's rule: per setting (weights x sampler setting), \

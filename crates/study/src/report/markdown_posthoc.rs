@@ -2,6 +2,7 @@
 //! each run's metric at every reconstructed EMA length with the pick, and the ranking with every
 //! run at its own best length next to its rank at the fixed EMA.
 
+use super::markdown_eval::run_label;
 use super::Report;
 use std::fmt::Write as _;
 
@@ -9,12 +10,7 @@ pub(super) fn render(md: &mut String, r: &Report) {
     let Some(p) = &r.results.posthoc else {
         return;
     };
-    let label = |id: &str| -> String {
-        r.runs
-            .iter()
-            .find(|x| x.id == id)
-            .map_or(id.to_owned(), |x| x.values.clone())
-    };
+    let label = |id: &str| run_label(r, id);
     let _ = writeln!(md, "### Post-hoc EMA: each run at its best EMA length\n");
     if !p.missing.is_empty() {
         let list: Vec<String> = p

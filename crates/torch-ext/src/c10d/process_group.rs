@@ -311,26 +311,10 @@ impl ProcessGroup {
                 ),
             });
         }
-        let output =
-            Tensor::f_empty([total / self.size], (input.kind(), input.device())).map_err(|e| {
-                TorchExtError::Torch {
-                    call: CALL,
-                    message: e.to_string(),
-                }
-            })?;
-        // SAFETY: both tensors are live for the duration of the (blocking) call.
-        unsafe {
-            crate::ffi::check(
-                CALL,
-                ffi::fx_reduce_scatter(
-                    self.ptr,
-                    output.as_ptr() as crate::ffi::FxTensor,
-                    input.as_ptr() as crate::ffi::FxTensor,
-                    0,
-                ),
-            )?;
-        }
-        Ok(output)
+        self.flat_collective(CALL, input, total / self.size, |out, inp| {
+            // SAFETY: both tensors are live for the duration of the (blocking) call.
+            unsafe { ffi::fx_reduce_scatter(self.ptr, out, inp, 0) }
+        })
     }
 
     /// Every rank's flat `input` (same length on every rank), concatenated in rank order into
@@ -344,25 +328,33 @@ impl ProcessGroup {
                 message: format!("needs a flat tensor, got shape {:?}", input.size()),
             });
         }
-        let output = Tensor::f_empty(
-            [input.numel() as i64 * self.size],
-            (input.kind(), input.device()),
-        )
-        .map_err(|e| TorchExtError::Torch {
-            call: CALL,
-            message: e.to_string(),
+        self.flat_collective(CALL, input, input.numel() as i64 * self.size, |out, inp| {
+            // SAFETY: both tensors are live for the duration of the (blocking) call.
+            unsafe { ffi::fx_all_gather_flat(self.ptr, out, inp) }
+        })
+    }
+
+    /// A flat output of `len` elements like `input`, filled by the shim call `run(output,
+    /// input)`, whose error string becomes the error of `call`.
+    fn flat_collective(
+        &self,
+        call: &'static str,
+        input: &Tensor,
+        len: i64,
+        run: impl FnOnce(crate::ffi::FxTensor, crate::ffi::FxTensor) -> *mut std::ffi::c_char,
+    ) -> Result<Tensor> {
+        let output = Tensor::f_empty([len], (input.kind(), input.device())).map_err(|e| {
+            TorchExtError::Torch {
+                call,
+                message: e.to_string(),
+            }
         })?;
-        // SAFETY: both tensors are live for the duration of the (blocking) call.
-        unsafe {
-            crate::ffi::check(
-                CALL,
-                ffi::fx_all_gather_flat(
-                    self.ptr,
-                    output.as_ptr() as crate::ffi::FxTensor,
-                    input.as_ptr() as crate::ffi::FxTensor,
-                ),
-            )?;
-        }
+        let err = run(
+            output.as_ptr() as crate::ffi::FxTensor,
+            input.as_ptr() as crate::ffi::FxTensor,
+        );
+        // SAFETY: `err` is the shim's returned error string (or NULL), taken once.
+        unsafe { crate::ffi::check(call, err)? };
         Ok(output)
     }
 

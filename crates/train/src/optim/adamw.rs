@@ -18,6 +18,42 @@ pub struct AdamWConfig {
     pub weight_decay: f64,
 }
 
+impl AdamWConfig {
+    /// The fused kernel's parameters for one group at learning rate `lr` (`decay`: whether the
+    /// group gets weight decay).
+    pub fn kernel_params(&self, lr: f64, decay: bool) -> AdamWParams {
+        AdamWParams {
+            lr,
+            beta1: self.betas.0,
+            beta2: self.betas.1,
+            weight_decay: if decay { self.weight_decay } else { 0.0 },
+            eps: self.eps,
+            amsgrad: false,
+            maximize: false,
+        }
+    }
+}
+
+/// Copies the named tensors of `state` into `expected` (the optimiser's own state, by name),
+/// after checking that every key is present with its shape and no other key is: `what` names
+/// the state in the error.
+pub fn restore_named(
+    expected: Vec<(String, Tensor)>,
+    state: &HashMap<String, Tensor>,
+    what: &str,
+) -> Result<()> {
+    let none = std::collections::HashSet::new();
+    if let Some(problems) = crate::checkpoint::tensor_match::mismatch(&expected, &none, state) {
+        return Err(TrainError::Invalid(format!("{what}: {problems}")));
+    }
+    let _guard = tch::no_grad_guard();
+    for (k, t) in expected {
+        let mut target = t;
+        target.f_copy_(&state[&k])?;
+    }
+    Ok(())
+}
+
 struct Group {
     decay: bool,
     params: Vec<Tensor>,
@@ -112,19 +148,7 @@ impl AdamW {
             if sel.0.is_empty() {
                 continue;
             }
-            let hp = AdamWParams {
-                lr,
-                beta1: self.config.betas.0,
-                beta2: self.config.betas.1,
-                weight_decay: if g.decay {
-                    self.config.weight_decay
-                } else {
-                    0.0
-                },
-                eps: self.config.eps,
-                amsgrad: false,
-                maximize: false,
-            };
+            let hp = self.config.kernel_params(lr, g.decay);
             let tensors = AdamWTensors {
                 params: &sel.0,
                 grads: &sel.1,
@@ -166,18 +190,11 @@ impl AdamW {
 
     /// Restores [`AdamW::state`]; every key must be present with its shape, and no other key.
     pub fn load_state(&mut self, state: &HashMap<String, Tensor>, steps_taken: u64) -> Result<()> {
-        let expected: Vec<(String, Tensor)> = self.state();
-        let none = std::collections::HashSet::new();
-        if let Some(problems) = crate::checkpoint::tensor_match::mismatch(&expected, &none, state) {
-            return Err(TrainError::Invalid(format!(
-                "optimiser state does not match the model: {problems}"
-            )));
-        }
-        let _guard = tch::no_grad_guard();
-        for (k, t) in expected {
-            let mut target = t;
-            target.f_copy_(&state[&k])?;
-        }
+        restore_named(
+            self.state(),
+            state,
+            "optimiser state does not match the model",
+        )?;
         self.step = steps_taken;
         Ok(())
     }

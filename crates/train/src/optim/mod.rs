@@ -6,7 +6,7 @@ mod clip;
 mod groups;
 mod schedule;
 
-pub use adamw::{AdamW, AdamWConfig};
+pub use adamw::{restore_named, AdamW, AdamWConfig};
 pub use clip::{clip_grad_norm, clip_scale, grad_norm};
 pub use groups::decays;
 pub use schedule::LrScheduler;

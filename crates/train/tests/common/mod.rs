@@ -78,6 +78,30 @@ pub fn spawn_ranks(test: &str, out: &Path, mode: &str) -> Vec<std::process::Chil
         .collect()
 }
 
+/// The run a spawned rank of a resume test trains in mode `mode`: `straight` (uninterrupted, run
+/// `dp-straight`), `half` (stopped after step 3, run `dp-split`) or `resume` (that run resumed);
+/// `None` for another mode.
+pub fn resume_test_run(mode: &str) -> Option<(&'static str, TrainOptions)> {
+    Some(match mode {
+        "straight" => ("dp-straight", quiet()),
+        "half" => (
+            "dp-split",
+            TrainOptions {
+                stop_at: Some(3),
+                ..quiet()
+            },
+        ),
+        "resume" => (
+            "dp-split",
+            TrainOptions {
+                resume: true,
+                ..quiet()
+            },
+        ),
+        _ => return None,
+    })
+}
+
 /// Waits for every rank; a failed one fails the test with its output.
 pub fn wait_ranks(ranks: Vec<std::process::Child>) {
     for (rank, child) in ranks.into_iter().enumerate() {

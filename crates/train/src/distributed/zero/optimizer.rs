@@ -21,8 +21,8 @@ use super::layout::{Piece, ShardLayout};
 use super::stage::ZeroStage;
 use crate::distributed::DataParallel;
 use crate::error::{Result, TrainError};
-use crate::optim::{decays, AdamWConfig};
-use flowscale_torch_ext::fused_adamw::{fused_adamw_step, AdamWParams, AdamWTensors};
+use crate::optim::{decays, restore_named, AdamWConfig};
+use flowscale_torch_ext::fused_adamw::{fused_adamw_step, AdamWTensors};
 use flowscale_torch_ext::grad::clear_grad;
 use std::collections::HashMap;
 use tch::{Kind, Tensor};
@@ -199,12 +199,7 @@ impl ShardedAdamW {
     /// (stage 1). `None` when no parameter has a gradient.
     pub fn grad_norm(&self, dp: Option<&DataParallel>) -> Result<Option<Tensor>> {
         if self.stage != ZeroStage::Gradients {
-            let all: Vec<Tensor> = self
-                .groups
-                .iter()
-                .flat_map(|g| g.params.iter().map(Tensor::shallow_clone))
-                .collect();
-            return crate::optim::grad_norm(&all);
+            return crate::optim::grad_norm(&self.all_params());
         }
         let shards: Vec<&Tensor> = self
             .groups
@@ -238,12 +233,7 @@ impl ShardedAdamW {
         dp: Option<&DataParallel>,
     ) -> Result<Option<Tensor>> {
         if self.stage != ZeroStage::Gradients {
-            let all: Vec<Tensor> = self
-                .groups
-                .iter()
-                .flat_map(|g| g.params.iter().map(Tensor::shallow_clone))
-                .collect();
-            return crate::optim::clip_grad_norm(&all, max_norm);
+            return crate::optim::clip_grad_norm(&self.all_params(), max_norm);
         }
         let Some(norm) = self.grad_norm(dp)? else {
             return Ok(None);
@@ -282,19 +272,7 @@ impl ShardedAdamW {
                 vs.push(g.exp_avg_sq.f_narrow(0, piece.shard_offset, piece.len)?);
                 ss.push(g.steps[k].shallow_clone());
             }
-            let hp = AdamWParams {
-                lr,
-                beta1: self.config.betas.0,
-                beta2: self.config.betas.1,
-                weight_decay: if g.decay {
-                    self.config.weight_decay
-                } else {
-                    0.0
-                },
-                eps: self.config.eps,
-                amsgrad: false,
-                maximize: false,
-            };
+            let hp = self.config.kernel_params(lr, g.decay);
             fused_adamw_step(
                 &AdamWTensors {
                     params: &ps,
@@ -351,22 +329,25 @@ impl ShardedAdamW {
     /// Restores [`ShardedAdamW::state`] written by the same rank of the same world size; every
     /// key must be present with its shape, and no other key.
     pub fn load_state(&mut self, state: &HashMap<String, Tensor>, steps_taken: u64) -> Result<()> {
-        let expected = self.state();
-        let none = std::collections::HashSet::new();
-        if let Some(problems) = crate::checkpoint::tensor_match::mismatch(&expected, &none, state) {
-            return Err(TrainError::Invalid(format!(
-                "rank {} of {}: the sharded optimiser state does not match this model's shard: \
-                 {problems}",
+        restore_named(
+            self.state(),
+            state,
+            &format!(
+                "rank {} of {}: the sharded optimiser state does not match this model's shard",
                 self.rank, self.world
-            )));
-        }
-        let _guard = tch::no_grad_guard();
-        for (k, t) in expected {
-            let mut target = t;
-            target.f_copy_(&state[&k])?;
-        }
+            ),
+        )?;
         self.step = steps_taken;
         Ok(())
+    }
+
+    /// Every parameter of both groups (stage 1 clips the full gradients as plain data
+    /// parallelism does).
+    fn all_params(&self) -> Vec<Tensor> {
+        self.groups
+            .iter()
+            .flat_map(|g| g.params.iter().map(Tensor::shallow_clone))
+            .collect()
     }
 }
 
