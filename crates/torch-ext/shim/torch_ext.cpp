@@ -144,6 +144,14 @@ char *fx_fused_adamw(fx_tensor *params, fx_tensor *grads, fx_tensor *exp_avgs,
   });
 }
 
+char *fx_foreach_lerp_scalar(fx_tensor *selves, fx_tensor *ends, size_t n, double weight) {
+  return guarded([&] {
+    auto a = tensors_of(selves, n);
+    auto b = tensors_of(ends, n);
+    at::_foreach_lerp_(a, b, weight);
+  });
+}
+
 char *fx_clear_grad(fx_tensor tensor) {
   return guarded([&] { static_cast<at::Tensor *>(tensor)->mutable_grad().reset(); });
 }

@@ -27,6 +27,10 @@ char *fx_autocast_increment_nesting(int64_t *out);
 char *fx_autocast_decrement_nesting(int64_t *out);
 char *fx_autocast_clear_cache(void);
 
+// at::_foreach_lerp_: selves[i] += weight * (ends[i] - selves[i]) for n pairs, one multi-tensor
+// kernel per device and dtype on CUDA (a loop on the CPU).
+char *fx_foreach_lerp_scalar(fx_tensor *selves, fx_tensor *ends, size_t n, double weight);
+
 // Drops the tensor's .grad (undefined afterwards), freeing its memory: what PyTorch's
 // zero_grad(set_to_none=True) does.
 char *fx_clear_grad(fx_tensor tensor);

@@ -21,6 +21,12 @@ extern "C" {
     pub fn fx_autocast_clear_cache() -> *mut c_char;
 
     pub fn fx_clear_grad(tensor: FxTensor) -> *mut c_char;
+    pub fn fx_foreach_lerp_scalar(
+        selves: *mut FxTensor,
+        ends: *mut FxTensor,
+        n: usize,
+        weight: f64,
+    ) -> *mut c_char;
 
     #[allow(clippy::too_many_arguments)]
     pub fn fx_fused_adamw(

@@ -4,6 +4,7 @@
 //! * [`autocast`]: choose the autocast dtype (bf16 on CUDA) and run closures under autocast on CPU
 //!   or CUDA.
 //! * [`fused_adamw`]: ATen's fused AdamW kernel (`at::_fused_adamw_`) over lists of tensors.
+//! * [`foreach`]: multi-tensor ops (`_foreach_lerp_`, the EMA update as one op).
 //! * [`grad`]: dropping a tensor's gradient (PyTorch's `set_to_none`).
 //! * [`cpu`]: whether the CPU has bf16 matrix instructions (AMX-BF16, AVX512-BF16).
 //! * [`cuda`]: device names and the CUDA caching allocator's memory statistics.
@@ -19,6 +20,7 @@ pub mod cpu;
 pub mod cuda;
 mod error;
 mod ffi;
+pub mod foreach;
 pub mod fused_adamw;
 pub mod grad;
 mod kind;

@@ -4,7 +4,7 @@
 //! (`posthoc/tracker.rs`, one per std) differ only in the weight of each update, so both keep
 //! their averages in this type.
 
-use crate::error::{Result, TrainError};
+use crate::error::Result;
 use std::collections::HashMap;
 use tch::Tensor;
 
@@ -31,13 +31,17 @@ impl WeightAverage {
         })
     }
 
-    /// `avg <- (1 - weight) avg + weight p` for every parameter (`lerp_`).
+    /// `avg <- (1 - weight) avg + weight p` for every parameter: one multi-tensor `lerp_`
+    /// (`_foreach_lerp_`: one kernel per device and dtype on CUDA, the same per-tensor loop on
+    /// the CPU).
     pub fn move_towards(&mut self, params: &[(String, Tensor)], weight: f64) -> Result<()> {
         let _guard = tch::no_grad_guard();
-        for (avg, (_, p)) in self.values.iter_mut().zip(params) {
-            let _ = avg.f_lerp_(p, weight)?;
-        }
-        Ok(())
+        let targets: Vec<Tensor> = params.iter().map(|(_, p)| p.shallow_clone()).collect();
+        Ok(flowscale_torch_ext::foreach::foreach_lerp_(
+            &self.values,
+            &targets,
+            weight,
+        )?)
     }
 
     /// The averages, in parameter order.
@@ -57,17 +61,10 @@ impl WeightAverage {
     /// Restores the averages from named tensors (all names, same shapes); `what` names the
     /// average in the error (e.g. `EMA 0.99`).
     pub fn load(&mut self, values: &HashMap<String, Tensor>, what: &str) -> Result<()> {
-        let expects = self.named();
-        let none = std::collections::HashSet::new();
-        if let Some(problems) = crate::checkpoint::tensor_match::mismatch(&expects, &none, values) {
-            return Err(TrainError::Invalid(format!(
-                "{what} does not match the model: {problems}"
-            )));
-        }
-        let _guard = tch::no_grad_guard();
-        for (name, avg) in self.names.iter().zip(self.values.iter_mut()) {
-            avg.f_copy_(&values[name])?;
-        }
-        Ok(())
+        crate::optim::restore_named(
+            self.named(),
+            values,
+            &format!("{what} does not match the model"),
+        )
     }
 }
