@@ -9,6 +9,7 @@ use crate::error::{Result, StudyError};
 use crate::runner::RunStatus;
 use crate::sweep::Sweep;
 use flowscale_core::IoError;
+use flowscale_eval::config::EvalConfig;
 use flowscale_eval::evaluate::{default_out_dir, evaluate, EvalRequest};
 use flowscale_train::checkpoint::CheckpointStore;
 use flowscale_train::export::{best_val_loss_step, StepChoice};
@@ -39,6 +40,27 @@ impl std::fmt::Display for EvalStatus {
             EvalStatus::Done(s, _) => write!(f, "evaluated at step {s}"),
         }
     }
+}
+
+/// Where the evaluation in folder `dir` at `step` stands against the eval config `current`
+/// (as JSON): pending without `results.json`, stale when that file records another config.
+pub(crate) fn results_status(
+    dir: PathBuf,
+    step: u64,
+    current: &serde_json::Value,
+) -> Result<EvalStatus> {
+    let results = dir.join("results.json");
+    if !results.is_file() {
+        return Ok(EvalStatus::Pending(step));
+    }
+    let text = std::fs::read_to_string(&results).map_err(|e| IoError::new(&results, e))?;
+    let doc: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| StudyError::invalid(results.display(), e.to_string()))?;
+    Ok(if doc["config"] == *current {
+        EvalStatus::Done(step, dir)
+    } else {
+        EvalStatus::Stale(step)
+    })
 }
 
 impl Sweep {
@@ -78,21 +100,13 @@ impl Sweep {
                  for evaluation (enable [validation])",
             ));
         };
-        let dir = self.eval_dir(i, step);
-        let results = dir.join("results.json");
-        if !results.is_file() {
-            return Ok(EvalStatus::Pending(step));
-        }
-        let text = std::fs::read_to_string(&results).map_err(|e| IoError::new(&results, e))?;
-        let doc: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| StudyError::invalid(results.display(), e.to_string()))?;
-        let current = serde_json::to_value(config)
-            .map_err(|e| StudyError::invalid(self.file.display(), format!("eval config: {e}")))?;
-        Ok(if doc["config"] == current {
-            EvalStatus::Done(step, dir)
-        } else {
-            EvalStatus::Stale(step)
-        })
+        results_status(self.eval_dir(i, step), step, &self.config_value(config)?)
+    }
+
+    /// `config` as the JSON an evaluation records in its `results.json`.
+    pub(crate) fn config_value(&self, config: &EvalConfig) -> Result<serde_json::Value> {
+        serde_json::to_value(config)
+            .map_err(|e| StudyError::invalid(self.file.display(), format!("eval config: {e}")))
     }
 
     /// Evaluates run `i` unless its results are up to date; returns the results folder.

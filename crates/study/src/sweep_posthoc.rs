@@ -10,8 +10,7 @@
 use crate::error::{Result, StudyError};
 use crate::runner::RunStatus;
 use crate::sweep::Sweep;
-use crate::sweep_eval::EvalStatus;
-use flowscale_core::IoError;
+use crate::sweep_eval::{results_status, EvalStatus};
 use flowscale_eval::config::EvalConfig;
 use flowscale_eval::evaluate::{evaluate, reconstructed_eval_dir, EvalRequest};
 use flowscale_train::checkpoint::STATE_FILE;
@@ -56,28 +55,12 @@ impl Sweep {
         }
         let run_dir = self.run_dir(i);
         let step = default_reconstruction_step(&run_dir).map_err(|e| self.train_error(i, e))?;
-        let current = serde_json::to_value(&config)
-            .map_err(|e| StudyError::invalid(self.file.display(), format!("eval config: {e}")))?;
+        let current = self.config_value(&config)?;
         self.posthoc_stds
             .iter()
             .map(|&std| {
                 let dir = reconstructed_eval_dir(&run_dir, std, step);
-                let results = dir.join("results.json");
-                if !results.is_file() {
-                    return Ok((std, EvalStatus::Pending(step)));
-                }
-                let text =
-                    std::fs::read_to_string(&results).map_err(|e| IoError::new(&results, e))?;
-                let doc: serde_json::Value = serde_json::from_str(&text)
-                    .map_err(|e| StudyError::invalid(results.display(), e.to_string()))?;
-                Ok((
-                    std,
-                    if doc["config"] == current {
-                        EvalStatus::Done(step, dir)
-                    } else {
-                        EvalStatus::Stale(step)
-                    },
-                ))
+                Ok((std, results_status(dir, step, &current)?))
             })
             .collect()
     }

@@ -62,16 +62,17 @@ mod tests {
             .iter()
             .map(|s| Tensor::randn(*s, (Kind::Float, Device::Cpu)))
             .collect();
+        let start: Vec<Tensor> = avg.iter().map(Tensor::copy).collect();
         let mut want: Vec<Tensor> = avg.iter().map(Tensor::copy).collect();
         for (w, t) in want.iter_mut().zip(&target) {
             let _ = w.lerp_(t, 0.01);
         }
+        // The reference moved, so equality with it is not equality with a no-op.
+        assert!(want.iter().zip(&start).all(|(w, s)| !w.equal(s)));
         foreach_lerp_(&avg, &target, 0.01).unwrap();
         for (a, w) in avg.iter().zip(&want) {
             assert!(a.equal(w));
         }
-        // It moved: the averages are no longer their starting values.
-        assert!(!avg[0].equal(&target[0]));
         let e = foreach_lerp_(&avg[..2], &target, 0.5)
             .unwrap_err()
             .to_string();

@@ -103,9 +103,17 @@ fn zero_1_and_2_on_two_ranks_equal_plain_data_parallelism() {
             assert!(d < 1e-6, "export of ZeRO-{stage}: {na} differs by {d:e}");
         }
     }
-    // The runs moved: the weights are not the initial ones (agreement is not trivial).
+    // The sharded run moved between its checkpoints (so agreeing with the replicated run is
+    // not agreeing on untouched weights), and its last checkpoint holds one shard per rank.
     let ck = final_checkpoint(&run("2"));
     assert_eq!(ck.state.step, 20);
+    let earlier: flowscale_train::checkpoint::LoadedCheckpoint<flowscale_train::state::TrainState> =
+        flowscale_train::checkpoint::CheckpointStore::load(&ck.dir.with_file_name("step-000000010"))
+            .unwrap();
+    let moved = ck.groups["model"]
+        .iter()
+        .any(|(k, t)| !t.equal(&earlier.groups["model"][k]));
+    assert!(moved, "the weights did not change from step 10 to 20");
     let shard_files: Vec<String> = std::fs::read_dir(&ck.dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -11,4 +11,4 @@ pub mod checksums;
 mod store;
 pub mod tensor_match;
 
-pub use store::{write_group, CheckpointStore, LoadedCheckpoint, STATE_FILE};
+pub use store::{group_file_name, write_group, CheckpointStore, LoadedCheckpoint, STATE_FILE};

@@ -9,10 +9,15 @@ pub const STATE_FILE: &str = "state.json";
 const PREFIX: &str = "step-";
 const TMP_PREFIX: &str = ".tmp-step-";
 
+/// The file of group `name` in a checkpoint folder: `<name>.safetensors`.
+pub fn group_file_name(name: &str) -> String {
+    format!("{name}.safetensors")
+}
+
 /// Writes group `name` (file `<name>.safetensors`, tensors moved to the CPU) into the checkpoint
 /// folder `tmp` being assembled, synced to disk; returns the file name for the checksums.
 pub fn write_group(tmp: &Path, name: &str, tensors: &[(String, Tensor)]) -> Result<String> {
-    let file = format!("{name}.safetensors");
+    let file = group_file_name(name);
     let path = tmp.join(&file);
     let cpu: Vec<(String, Tensor)> = tensors
         .iter()
@@ -180,9 +185,10 @@ impl CheckpointStore {
     /// Reads group `name` of the checkpoint folder `dir` alone (checksums are verified by
     /// [`CheckpointStore::load`], which every reader of a checkpoint goes through first).
     pub fn load_group(dir: &Path, name: &str) -> Result<HashMap<String, Tensor>> {
-        let path = dir.join(format!("{name}.safetensors"));
+        let file = group_file_name(name);
+        let path = dir.join(&file);
         if !path.is_file() {
-            return Err(TrainError::corrupt(dir, format!("no {name}.safetensors")));
+            return Err(TrainError::corrupt(dir, format!("no {file}")));
         }
         let tensors = Tensor::read_safetensors(&path).map_err(|e| TrainError::corrupt(&path, e))?;
         Ok(tensors.into_iter().collect())
@@ -210,9 +216,7 @@ impl CheckpointStore {
             if name.starts_with(crate::distributed::zero::SHARD_GROUP_PREFIX) {
                 continue;
             }
-            let tensors =
-                Tensor::read_safetensors(&path).map_err(|e| TrainError::corrupt(&path, e))?;
-            groups.insert(name.to_owned(), tensors.into_iter().collect());
+            groups.insert(name.to_owned(), Self::load_group(dir, name)?);
         }
         let step = dir
             .file_name()

@@ -4,7 +4,7 @@
 //! Why not tch's optimiser: its moments cannot be read or restored, so a run could not resume
 //! exactly. Here `state()` names every moment by its parameter and `load_state()` puts them back.
 
-use super::groups::decays;
+use super::groups::by_decay;
 use crate::error::{Result, TrainError};
 use flowscale_torch_ext::fused_adamw::{fused_adamw_step, AdamWParams, AdamWTensors};
 use std::collections::HashMap;
@@ -83,7 +83,7 @@ impl AdamW {
     /// [`decays`].
     pub fn new(params: &[(String, Tensor)], config: AdamWConfig) -> Result<Self> {
         let mut groups = vec![];
-        for decay in [true, false] {
+        for (decay, chosen) in by_decay(params) {
             let mut g = Group {
                 decay,
                 params: vec![],
@@ -92,7 +92,7 @@ impl AdamW {
                 steps: vec![],
                 names: vec![],
             };
-            for (name, p) in params.iter().filter(|(n, p)| decays(n, &p.size()) == decay) {
+            for (name, p) in chosen {
                 g.names.push(name.clone());
                 g.params.push(p.shallow_clone());
                 g.exp_avgs.push(p.f_zeros_like()?.f_detach()?);

@@ -6,6 +6,8 @@
 //! regularising it. Decided by rank and name: rank < 2 never decays; names of embedding tables
 //! (`pos_embed`, `embedding`, the `conditioner.` parameters) never decay.
 
+use tch::Tensor;
+
 /// `true` when the parameter named `name` with shape `shape` gets weight decay.
 pub fn decays(name: &str, shape: &[i64]) -> bool {
     if shape.len() < 2 {
@@ -16,6 +18,21 @@ pub fn decays(name: &str, shape: &[i64]) -> bool {
         || name.contains("embedding")
         || name.ends_with(".emb");
     !embedding
+}
+
+/// `params` split into the AdamW groups: `(true, those that decay)`, then `(false, the rest)`,
+/// each in the given order. The replicated and the sharded optimiser share this order, which
+/// their checkpoints depend on.
+pub fn by_decay(params: &[(String, Tensor)]) -> [(bool, Vec<&(String, Tensor)>); 2] {
+    [true, false].map(|decay| {
+        (
+            decay,
+            params
+                .iter()
+                .filter(|(n, p)| decays(n, &p.size()) == decay)
+                .collect(),
+        )
+    })
 }
 
 #[cfg(test)]

@@ -8,5 +8,5 @@ mod schedule;
 
 pub use adamw::{restore_named, AdamW, AdamWConfig};
 pub use clip::{clip_grad_norm, clip_scale, grad_norm};
-pub use groups::decays;
+pub use groups::{by_decay, decays};
 pub use schedule::LrScheduler;

@@ -547,8 +547,10 @@ impl RunModel {
 
     /// [`RunModel::train_flops_per_sample`] for `height x width` latents (an aspect bucket).
     pub fn train_flops_per_sample_at(&self, height: i64, width: i64) -> Result<f64> {
-        let cost = forward_cost(self.model.config(), height, width, self.context_tokens)?;
-        Ok(3.0 * cost.flops())
+        Ok(
+            forward_cost(self.model.config(), height, width, self.context_tokens)?
+                .train_step_flops(1),
+        )
     }
 }
 

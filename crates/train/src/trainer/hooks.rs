@@ -335,26 +335,18 @@ impl Trainer {
         let (rank, world) = self.rank_world();
         // A sharded optimiser: rank 0 starts the folder, every rank writes its shard into it,
         // and rank 0 commits once all have (a rank that fails stops the others at the barrier).
-        let sharded = self.optimizer.replicated_group().is_none();
+        let sharded = self.optimizer.is_sharded();
         let mut written = Vec::new();
         if sharded {
             if self.is_main() {
                 self.store.begin(step)?;
             }
             self.barrier()?;
-            written.extend(
-                self.optimizer
-                    .write_shard(&self.store.temp_path(step), (rank, world))?,
-            );
+            self.optimizer
+                .write_shard(&self.store.temp_path(step), (rank, world))?;
             self.barrier()?;
-            if self.is_main() {
-                written.extend((0..world).filter(|&r| r != rank).map(|r| {
-                    format!(
-                        "{}.safetensors",
-                        crate::distributed::zero::shard_group_name(r, world)
-                    )
-                }));
-            }
+            // Every rank's shard is in the folder now.
+            written.extend((0..world).map(|r| crate::distributed::zero::shard_file_name(r, world)));
         }
         if !self.is_main() {
             return Ok(());

@@ -3,7 +3,9 @@
 //! the gradient reduction before it, and the checkpoint groups.
 
 use crate::checkpoint::{write_group, CheckpointStore, LoadedCheckpoint};
-use crate::distributed::zero::{shard_group_name, ShardedAdamW, ZeroStage, SHARD_GROUP_PREFIX};
+use crate::distributed::zero::{
+    shard_file_name, shard_group_name, ShardedAdamW, ZeroStage, SHARD_GROUP_PREFIX,
+};
 use crate::distributed::DataParallel;
 use crate::error::{Result, TrainError};
 use crate::optim::{clip_grad_norm, grad_norm, AdamW, AdamWConfig};
@@ -55,16 +57,13 @@ impl RunOptimizer {
             Self::Sharded(o) if o.stage() == ZeroStage::Gradients => {
                 let start = Instant::now();
                 o.reduce_gradients(dp.as_deref())?;
-                if let Some(d) = dp {
+                let dp = dp.map(|d| {
                     d.add_gradient_sync_time(start.elapsed());
-                    return match clip {
-                        Some(max) => o.clip_grad_norm(max, Some(d)),
-                        None => o.grad_norm(Some(d)),
-                    };
-                }
+                    &*d
+                });
                 match clip {
-                    Some(max) => o.clip_grad_norm(max, None),
-                    None => o.grad_norm(None),
+                    Some(max) => o.clip_grad_norm(max, dp),
+                    None => o.grad_norm(dp),
                 }
             }
             _ => {
@@ -97,6 +96,11 @@ impl RunOptimizer {
         }
     }
 
+    /// Whether each rank holds (and checkpoints) its own shard of the state.
+    pub fn is_sharded(&self) -> bool {
+        matches!(self, Self::Sharded(_))
+    }
+
     /// The replicated optimiser's checkpoint group, written by rank 0 with the model; `None`
     /// for a sharded one, whose ranks each write their own ([`RunOptimizer::write_shard`]).
     pub fn replicated_group(&self) -> Option<(String, Vec<(String, Tensor)>)> {
@@ -106,17 +110,13 @@ impl RunOptimizer {
         }
     }
 
-    /// Writes this rank's optimiser shard into the checkpoint folder `tmp` being assembled;
-    /// returns its file name.
-    pub fn write_shard(&self, tmp: &Path, (rank, world): (usize, usize)) -> Result<Option<String>> {
-        match self {
-            Self::Replicated(_) => Ok(None),
-            Self::Sharded(o) => Ok(Some(write_group(
-                tmp,
-                &shard_group_name(rank, world),
-                &o.state(),
-            )?)),
+    /// Writes this rank's optimiser shard into the checkpoint folder `tmp` being assembled
+    /// (nothing for a replicated optimiser).
+    pub fn write_shard(&self, tmp: &Path, (rank, world): (usize, usize)) -> Result<()> {
+        if let Self::Sharded(o) = self {
+            write_group(tmp, &shard_group_name(rank, world), &o.state())?;
         }
+        Ok(())
     }
 
     /// Restores the optimiser from checkpoint `ck` (a sharded one: this rank's shard file,
@@ -140,7 +140,7 @@ impl RunOptimizer {
             }
             Self::Sharded(o) => {
                 let name = shard_group_name(rank, world);
-                if !ck.dir.join(format!("{name}.safetensors")).is_file() {
+                if !ck.dir.join(shard_file_name(rank, world)).is_file() {
                     let found = shard_files(&ck.dir);
                     return Err(TrainError::Invalid(format!(
                         "{}: no optimiser shard {name} for rank {rank} of {world}; the \
@@ -154,7 +154,7 @@ impl RunOptimizer {
                         }
                     )));
                 }
-                o.load_state(&CheckpointStore::load_group(&ck.dir, &name)?, step)
+                o.load_state(&CheckpointStore::load_group(&ck.dir, &name)?)
             }
         }
     }

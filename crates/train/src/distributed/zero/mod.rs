@@ -17,6 +17,11 @@ pub fn shard_group_name(rank: usize, world: usize) -> String {
     format!("{SHARD_GROUP_PREFIX}{rank:05}-of-{world:05}")
 }
 
+/// The file of [`shard_group_name`] in a checkpoint folder.
+pub fn shard_file_name(rank: usize, world: usize) -> String {
+    crate::checkpoint::group_file_name(&shard_group_name(rank, world))
+}
+
 /// Prefix of the per-rank optimiser groups: read on demand by the rank that owns one, never as
 /// part of a whole checkpoint.
 pub const SHARD_GROUP_PREFIX: &str = "optimizer-zero-rank-";

@@ -21,7 +21,7 @@ use super::layout::{Piece, ShardLayout};
 use super::stage::ZeroStage;
 use crate::distributed::DataParallel;
 use crate::error::{Result, TrainError};
-use crate::optim::{decays, restore_named, AdamWConfig};
+use crate::optim::{by_decay, restore_named, AdamWConfig};
 use flowscale_torch_ext::fused_adamw::{fused_adamw_step, AdamWTensors};
 use flowscale_torch_ext::grad::clear_grad;
 use std::collections::HashMap;
@@ -50,7 +50,6 @@ pub struct ShardedAdamW {
     rank: usize,
     world: usize,
     groups: Vec<ShardGroup>,
-    step: u64,
 }
 
 impl std::fmt::Debug for ShardedAdamW {
@@ -59,7 +58,6 @@ impl std::fmt::Debug for ShardedAdamW {
             .field("stage", &self.stage)
             .field("rank", &self.rank)
             .field("world", &self.world)
-            .field("step", &self.step)
             .finish()
     }
 }
@@ -84,11 +82,7 @@ impl ShardedAdamW {
             ));
         }
         let mut groups = vec![];
-        for decay in [true, false] {
-            let chosen: Vec<&(String, Tensor)> = params
-                .iter()
-                .filter(|(n, p)| decays(n, &p.size()) == decay)
-                .collect();
+        for (decay, chosen) in by_decay(params) {
             let (kind, device) = match chosen.first() {
                 Some((_, p)) => (p.kind(), p.device()),
                 None => (Kind::Float, tch::Device::Cpu),
@@ -130,17 +124,11 @@ impl ShardedAdamW {
             rank,
             world,
             groups,
-            step: 0,
         })
     }
 
     pub fn stage(&self) -> ZeroStage {
         self.stage
-    }
-
-    /// Optimiser steps taken.
-    pub fn steps_taken(&self) -> u64 {
-        self.step
     }
 
     /// Bytes of AdamW state this rank holds (both moments of its shards).
@@ -194,13 +182,11 @@ impl ShardedAdamW {
         Ok(())
     }
 
-    /// The global L2 norm of the averaged gradients (a float32 0-d tensor), from the shards
-    /// (stage 2: the sums of squares of every rank's shard, all-reduced) or the full gradients
-    /// (stage 1). `None` when no parameter has a gradient.
+    /// Stage 2: the global L2 norm of the reduced gradients (a float32 0-d tensor), from the sums
+    /// of squares of every rank's shard, all-reduced. `None` when no shard holds a gradient
+    /// (always under stage 1, whose full gradients the trainer clips as plain data parallelism
+    /// does).
     pub fn grad_norm(&self, dp: Option<&DataParallel>) -> Result<Option<Tensor>> {
-        if self.stage != ZeroStage::Gradients {
-            return crate::optim::grad_norm(&self.all_params());
-        }
         let shards: Vec<&Tensor> = self
             .groups
             .iter()
@@ -225,16 +211,13 @@ impl ShardedAdamW {
         ))
     }
 
-    /// Scales the gradients so their global norm is at most `max_norm` (what
+    /// Stage 2: scales the reduced gradients so their global norm is at most `max_norm` (what
     /// `torch.nn.utils.clip_grad_norm_` computes); returns the norm before clipping.
     pub fn clip_grad_norm(
         &mut self,
         max_norm: f64,
         dp: Option<&DataParallel>,
     ) -> Result<Option<Tensor>> {
-        if self.stage != ZeroStage::Gradients {
-            return crate::optim::clip_grad_norm(&self.all_params(), max_norm);
-        }
         let Some(norm) = self.grad_norm(dp)? else {
             return Ok(None);
         };
@@ -288,7 +271,6 @@ impl ShardedAdamW {
                 gather_weights(g, d)?;
             }
         }
-        self.step += 1;
         Ok(())
     }
 
@@ -327,8 +309,9 @@ impl ShardedAdamW {
     }
 
     /// Restores [`ShardedAdamW::state`] written by the same rank of the same world size; every
-    /// key must be present with its shape, and no other key.
-    pub fn load_state(&mut self, state: &HashMap<String, Tensor>, steps_taken: u64) -> Result<()> {
+    /// key must be present with its shape, and no other key. (The per-piece step counters are
+    /// the whole step state.)
+    pub fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
         restore_named(
             self.state(),
             state,
@@ -336,18 +319,7 @@ impl ShardedAdamW {
                 "rank {} of {}: the sharded optimiser state does not match this model's shard",
                 self.rank, self.world
             ),
-        )?;
-        self.step = steps_taken;
-        Ok(())
-    }
-
-    /// Every parameter of both groups (stage 1 clips the full gradients as plain data
-    /// parallelism does).
-    fn all_params(&self) -> Vec<Tensor> {
-        self.groups
-            .iter()
-            .flat_map(|g| g.params.iter().map(Tensor::shallow_clone))
-            .collect()
+        )
     }
 }
 
