@@ -1,7 +1,7 @@
 //! `flowscale embed-text` with the real MiniLM (`.assets/`, from scripts/setup), and its output
 //! driving `flowscale sample`.
 
-use flowscale_models::{save_mmdit, Layout, Mmdit, MmditConfig};
+use flowscale_models::{save_mmdit, Layout, Backbone, MmditConfig};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use tch::{nn, Device, Kind, Tensor};
@@ -70,7 +70,7 @@ fn embed_text_writes_context_and_pooled_that_sample_reads() {
     cfg.joint_attention_dim = 384;
     cfg.pooled_projection_dim = 384;
     let vs = nn::VarStore::new(Device::Cpu);
-    let _model = Mmdit::new(&vs.root(), &cfg).unwrap();
+    let _model = Backbone::new(&vs.root(), &cfg).unwrap();
     let ckpt = tmp.path().join("mmdit");
     save_mmdit(&vs, &cfg, &ckpt, Layout::Diffusers).unwrap();
     let latents = tmp.path().join("latents.safetensors");

@@ -5,7 +5,7 @@
 //!     cargo run -p flowscale-models --example export_check -- OUT_DIR
 
 use flowscale_models::checkpoint::safetensors_io;
-use flowscale_models::{save_mmdit, Layout, Mmdit, MmditConfig};
+use flowscale_models::{save_mmdit, Layout, Backbone, MmditConfig};
 use tch::{nn, Device, Kind, Tensor};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -17,7 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tch::manual_seed(0);
     let cfg = MmditConfig::tiny(2);
     let vs = nn::VarStore::new(Device::Cpu);
-    let model = Mmdit::new(&vs.root(), &cfg)?;
+    let model = Backbone::new(&vs.root(), &cfg)?;
     tch::no_grad(|| {
         for mut v in vs.trainable_variables() {
             let r = Tensor::randn_like(&v) * 0.02;

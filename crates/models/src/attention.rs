@@ -1,6 +1,8 @@
-//! Joint attention: both streams project their own q, k, v (optionally RMS-normed per head),
-//! attend together over the concatenated sequence with SDPA, and split back. A math-form twin
-//! reports the logits' statistics (`crate::attention_stats`).
+//! Attention for every backbone. Joint attention: each stream (image, one or two context
+//! streams) projects its own q, k, v (optionally RMS-normed per head), all attend together over
+//! the concatenated sequence with SDPA, and the result is split back per stream. Self-attention
+//! (DiT, UViT, CrossDiT) and cross-attention (CrossDiT) are the one- and two-input cases. A
+//! math-form twin of each reports the logits' statistics (`crate::attention_stats`).
 
 use crate::attention_stats::{logit_stats, stat_kind, AttentionStats};
 use crate::builder::Scope;
@@ -10,6 +12,69 @@ use tch::Tensor;
 
 /// QK-norm epsilon (diffusers and SD3 use 1e-6).
 const QK_EPS: f64 = 1e-6;
+
+/// `[B, N, H]` -> `[B, heads, N, H / heads]`.
+fn split_heads(t: Tensor, heads: i64) -> Result<Tensor> {
+    let s = t.size();
+    Ok(t.f_view([s[0], s[1], heads, s[2] / heads])?
+        .f_transpose(1, 2)?)
+}
+
+/// `[B, heads, N, d]` -> `[B, N, heads * d]`.
+fn merge_heads(t: &Tensor) -> Result<Tensor> {
+    let s = t.size();
+    Ok(t.f_transpose(1, 2)?.f_reshape([s[0], s[2], s[1] * s[3]])?)
+}
+
+/// `softmax(q k^T / sqrt(d)) v` through SDPA.
+fn attend(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
+    Ok(Tensor::f_scaled_dot_product_attention(
+        q,
+        k,
+        v,
+        None::<&Tensor>,
+        0.0,
+        false,
+        None,
+        false,
+    )?)
+}
+
+/// [`attend`] in the explicit math form, with the statistics of its logits. Logits, softmax and
+/// `p v` run in at least fp32 with CUDA autocast off, so the diagnostics do not inherit bf16
+/// rounding.
+fn attend_with_stats(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<(Tensor, AttentionStats)> {
+    let kind = stat_kind(q.kind());
+    let scale = 1.0 / (q.size()[3] as f64).sqrt();
+    tch::autocast(false, || -> Result<(Tensor, AttentionStats)> {
+        let logits = q
+            .f_to_kind(kind)?
+            .f_matmul(&k.f_to_kind(kind)?.f_transpose(-2, -1)?)?
+            .f_mul_scalar(scale)?;
+        let stats = logit_stats(&logits)?;
+        let out = logits
+            .f_softmax(-1, kind)?
+            .f_matmul(&v.f_to_kind(kind)?)?
+            .f_to_kind(v.kind())?;
+        Ok((out, stats))
+    })
+}
+
+/// The optional per-head RMSNorm of q or k at `<scope>.<name>`.
+fn qk_norm(scope: &Scope, name: &str, head_dim: i64, on: bool) -> Result<Option<RmsNorm>> {
+    if on {
+        Ok(Some(RmsNorm::new(&scope.sub(name), head_dim, QK_EPS)?))
+    } else {
+        Ok(None)
+    }
+}
+
+fn apply_norm(norm: &Option<RmsNorm>, t: Tensor) -> Result<Tensor> {
+    match norm {
+        Some(n) => n.forward(&t),
+        None => Ok(t),
+    }
+}
 
 /// q, k, v projections of one stream and their optional QK-norms.
 #[derive(Debug)]
@@ -24,150 +89,249 @@ struct StreamProj {
 impl StreamProj {
     /// `[B, N, H]` -> q, k, v as `[B, heads, N, head_dim]`.
     fn project(&self, x: &Tensor, heads: i64) -> Result<(Tensor, Tensor, Tensor)> {
-        let split = |t: Tensor| -> Result<Tensor> {
-            let s = t.size();
-            Ok(t.f_view([s[0], s[1], heads, s[2] / heads])?
-                .f_transpose(1, 2)?)
-        };
-        let mut q = split(self.q.forward(x)?)?;
-        let mut k = split(self.k.forward(x)?)?;
-        let v = split(self.v.forward(x)?)?;
-        if let Some(n) = &self.norm_q {
-            q = n.forward(&q)?;
-        }
-        if let Some(n) = &self.norm_k {
-            k = n.forward(&k)?;
-        }
-        Ok((q, k, v))
+        let q = split_heads(self.q.forward(x)?, heads)?;
+        let k = split_heads(self.k.forward(x)?, heads)?;
+        let v = split_heads(self.v.forward(x)?, heads)?;
+        Ok((apply_norm(&self.norm_q, q)?, apply_norm(&self.norm_k, k)?, v))
     }
 }
 
+/// One context stream's half of a joint attention: its projections and output projection
+/// (absent in the last block, whose context output is discarded).
+#[derive(Debug)]
+struct ContextProj {
+    proj: StreamProj,
+    to_add_out: Option<Linear>,
+}
+
 /// `attn.*` of a joint block (diffusers names: `to_q/k/v`, `add_q/k/v_proj`, `norm_q/k`,
-/// `norm_added_q/k`, `to_out.0`, `to_add_out`).
+/// `norm_added_q/k`, `to_out.0`, `to_add_out`; MMDiT-3's second context stream repeats the
+/// context names with the suffix `_2`).
 #[derive(Debug)]
 pub(crate) struct JointAttention {
     image: StreamProj,
-    context: StreamProj,
+    contexts: Vec<ContextProj>,
     to_out: Linear,
-    /// Absent in the last block, whose context output is discarded.
-    to_add_out: Option<Linear>,
     heads: i64,
 }
 
+/// The key suffix of context stream `i` (0-based): none for the first (diffusers' names), `_2`
+/// for the second.
+pub(crate) fn context_suffix(i: usize) -> String {
+    if i == 0 {
+        String::new()
+    } else {
+        format!("_{}", i + 1)
+    }
+}
+
 impl JointAttention {
+    /// `contexts` context streams (1 for MMDiT, 2 for MMDiT-3). Parameters are created in
+    /// diffusers' order for the first context stream, the second's after them.
     pub(crate) fn new(
         scope: &Scope,
         hidden: i64,
         heads: i64,
         head_dim: i64,
-        qk_norm: bool,
+        qk_norm_on: bool,
         context_pre_only: bool,
+        contexts: usize,
     ) -> Result<Self> {
-        let norm = |name: &str| -> Result<Option<RmsNorm>> {
-            if qk_norm {
-                Ok(Some(RmsNorm::new(&scope.sub(name), head_dim, QK_EPS)?))
-            } else {
-                Ok(None)
-            }
-        };
         let lin = |name: &str| Linear::xavier(&scope.sub(name), hidden, hidden);
         let image = StreamProj {
-            norm_q: norm("norm_q")?,
-            norm_k: norm("norm_k")?,
+            norm_q: qk_norm(scope, "norm_q", head_dim, qk_norm_on)?,
+            norm_k: qk_norm(scope, "norm_k", head_dim, qk_norm_on)?,
             q: lin("to_q")?,
             k: lin("to_k")?,
             v: lin("to_v")?,
         };
-        let context = StreamProj {
-            q: lin("add_q_proj")?,
-            k: lin("add_k_proj")?,
-            v: lin("add_v_proj")?,
-            norm_q: norm("norm_added_q")?,
-            norm_k: norm("norm_added_k")?,
+        let context = |i: usize| -> Result<StreamProj> {
+            let sfx = context_suffix(i);
+            Ok(StreamProj {
+                q: lin(&format!("add_q_proj{sfx}"))?,
+                k: lin(&format!("add_k_proj{sfx}"))?,
+                v: lin(&format!("add_v_proj{sfx}"))?,
+                norm_q: qk_norm(scope, &format!("norm_added_q{sfx}"), head_dim, qk_norm_on)?,
+                norm_k: qk_norm(scope, &format!("norm_added_k{sfx}"), head_dim, qk_norm_on)?,
+            })
         };
+        let add_out = |i: usize| -> Result<Option<Linear>> {
+            if context_pre_only {
+                Ok(None)
+            } else {
+                Ok(Some(lin(&format!("to_add_out{}", context_suffix(i)))?))
+            }
+        };
+        let first = context(0)?;
         let to_out = Linear::xavier(&scope.sub("to_out").sub(0), hidden, hidden)?;
-        let to_add_out = if context_pre_only {
-            None
-        } else {
-            Some(lin("to_add_out")?)
-        };
+        let mut streams = vec![ContextProj {
+            proj: first,
+            to_add_out: add_out(0)?,
+        }];
+        for i in 1..contexts {
+            streams.push(ContextProj {
+                proj: context(i)?,
+                to_add_out: add_out(i)?,
+            });
+        }
         Ok(JointAttention {
             image,
-            context,
+            contexts: streams,
             to_out,
-            to_add_out,
             heads,
         })
     }
 
-    /// Returns the image stream's output and, unless pre-only, the context stream's.
-    pub(crate) fn forward(&self, x: &Tensor, ctx: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
-        let (q, k, v, n_img) = self.joint_qkv(x, ctx)?;
-        let out = Tensor::f_scaled_dot_product_attention(
-            &q,
-            &k,
-            &v,
-            None::<&Tensor>,
-            0.0,
-            false,
-            None,
-            false,
-        )?;
-        self.project_out(&out, n_img)
+    /// Returns the image stream's output and, unless pre-only, each context stream's.
+    pub(crate) fn forward(
+        &self,
+        x: &Tensor,
+        ctxs: &[Tensor],
+    ) -> Result<(Tensor, Option<Vec<Tensor>>)> {
+        let (q, k, v, lens) = self.joint_qkv(x, ctxs)?;
+        self.project_out(&attend(&q, &k, &v)?, &lens)
     }
 
-    /// [`JointAttention::forward`] in the explicit math form `softmax(q k^T / sqrt(d)) v`, with
-    /// the statistics of its logits. Logits, softmax and `p v` run in at least fp32 with CUDA
-    /// autocast off, so the diagnostics do not inherit bf16 rounding.
+    /// [`JointAttention::forward`] in the math form, with the statistics of its logits.
     pub(crate) fn forward_with_stats(
         &self,
         x: &Tensor,
-        ctx: &Tensor,
-    ) -> Result<(Tensor, Option<Tensor>, AttentionStats)> {
-        let (q, k, v, n_img) = self.joint_qkv(x, ctx)?;
-        let kind = stat_kind(q.kind());
-        let scale = 1.0 / (q.size()[3] as f64).sqrt();
-        let (out, stats) = tch::autocast(false, || -> Result<(Tensor, AttentionStats)> {
-            let logits = q
-                .f_to_kind(kind)?
-                .f_matmul(&k.f_to_kind(kind)?.f_transpose(-2, -1)?)?
-                .f_mul_scalar(scale)?;
-            let stats = logit_stats(&logits)?;
-            let out = logits
-                .f_softmax(-1, kind)?
-                .f_matmul(&v.f_to_kind(kind)?)?
-                .f_to_kind(v.kind())?;
-            Ok((out, stats))
-        })?;
-        let (img, ctx_out) = self.project_out(&out, n_img)?;
+        ctxs: &[Tensor],
+    ) -> Result<(Tensor, Option<Vec<Tensor>>, AttentionStats)> {
+        let (q, k, v, lens) = self.joint_qkv(x, ctxs)?;
+        let (out, stats) = attend_with_stats(&q, &k, &v)?;
+        let (img, ctx_out) = self.project_out(&out, &lens)?;
         Ok((img, ctx_out, stats))
     }
 
-    /// q, k, v of the joint sequence `[image; context]` as `[B, heads, N, head_dim]`, and the
-    /// number of image tokens.
-    fn joint_qkv(&self, x: &Tensor, ctx: &Tensor) -> Result<(Tensor, Tensor, Tensor, i64)> {
-        let n_img = x.size()[1];
+    /// q, k, v of the joint sequence `[image; context 1; context 2]` as
+    /// `[B, heads, N, head_dim]`, and each stream's token count.
+    fn joint_qkv(&self, x: &Tensor, ctxs: &[Tensor]) -> Result<(Tensor, Tensor, Tensor, Vec<i64>)> {
+        if ctxs.len() != self.contexts.len() {
+            return Err(crate::error::ModelError::Input(format!(
+                "joint attention over {} context streams got {}",
+                self.contexts.len(),
+                ctxs.len()
+            )));
+        }
+        let mut lens = vec![x.size()[1]];
         let (qi, ki, vi) = self.image.project(x, self.heads)?;
-        let (qc, kc, vc) = self.context.project(ctx, self.heads)?;
-        let q = Tensor::f_cat(&[qi, qc], 2)?;
-        let k = Tensor::f_cat(&[ki, kc], 2)?;
-        let v = Tensor::f_cat(&[vi, vc], 2)?;
-        Ok((q, k, v, n_img))
+        let (mut qs, mut ks, mut vs) = (vec![qi], vec![ki], vec![vi]);
+        for (c, proj) in ctxs.iter().zip(&self.contexts) {
+            lens.push(c.size()[1]);
+            let (q, k, v) = proj.proj.project(c, self.heads)?;
+            qs.push(q);
+            ks.push(k);
+            vs.push(v);
+        }
+        Ok((
+            Tensor::f_cat(&qs, 2)?,
+            Tensor::f_cat(&ks, 2)?,
+            Tensor::f_cat(&vs, 2)?,
+            lens,
+        ))
     }
 
-    /// The attention output `[B, heads, N, head_dim]` split back into the two streams and
-    /// projected.
-    fn project_out(&self, out: &Tensor, n_img: i64) -> Result<(Tensor, Option<Tensor>)> {
-        let s = out.size();
-        let out = out
-            .f_transpose(1, 2)?
-            .f_reshape([s[0], s[2], s[1] * s[3]])?;
-        let img = self.to_out.forward(&out.f_narrow(1, 0, n_img)?)?;
-        let ctx_out = match &self.to_add_out {
-            Some(proj) => Some(proj.forward(&out.f_narrow(1, n_img, s[2] - n_img)?)?),
-            None => None,
-        };
-        Ok((img, ctx_out))
+    /// The attention output `[B, heads, N, head_dim]` split back into the streams of lengths
+    /// `lens` and projected.
+    fn project_out(&self, out: &Tensor, lens: &[i64]) -> Result<(Tensor, Option<Vec<Tensor>>)> {
+        let out = merge_heads(out)?;
+        let img = self.to_out.forward(&out.f_narrow(1, 0, lens[0])?)?;
+        let mut start = lens[0];
+        let mut ctx_out = Vec::with_capacity(self.contexts.len());
+        for (c, &len) in self.contexts.iter().zip(&lens[1..]) {
+            if let Some(proj) = &c.to_add_out {
+                ctx_out.push(proj.forward(&out.f_narrow(1, start, len)?)?);
+            }
+            start += len;
+        }
+        let pre_only = self.contexts.iter().any(|c| c.to_add_out.is_none());
+        Ok((img, (!pre_only).then_some(ctx_out)))
+    }
+}
+
+/// Self-attention over one sequence (`attn1` of a DiT block, diffusers' `Attention` names:
+/// `to_q/k/v`, `to_out.0`, `norm_q/k` with QK-norm).
+#[derive(Debug)]
+pub(crate) struct SelfAttention {
+    proj: StreamProj,
+    to_out: Linear,
+    heads: i64,
+}
+
+impl SelfAttention {
+    pub(crate) fn new(
+        scope: &Scope,
+        hidden: i64,
+        heads: i64,
+        head_dim: i64,
+        qk_norm_on: bool,
+    ) -> Result<Self> {
+        let lin = |name: &str| Linear::xavier(&scope.sub(name), hidden, hidden);
+        Ok(SelfAttention {
+            proj: StreamProj {
+                norm_q: qk_norm(scope, "norm_q", head_dim, qk_norm_on)?,
+                norm_k: qk_norm(scope, "norm_k", head_dim, qk_norm_on)?,
+                q: lin("to_q")?,
+                k: lin("to_k")?,
+                v: lin("to_v")?,
+            },
+            to_out: Linear::xavier(&scope.sub("to_out").sub(0), hidden, hidden)?,
+            heads,
+        })
+    }
+
+    pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (q, k, v) = self.proj.project(x, self.heads)?;
+        Ok(self.to_out.forward(&merge_heads(&attend(&q, &k, &v)?)?)?)
+    }
+
+    pub(crate) fn forward_with_stats(&self, x: &Tensor) -> Result<(Tensor, AttentionStats)> {
+        let (q, k, v) = self.proj.project(x, self.heads)?;
+        let (out, stats) = attend_with_stats(&q, &k, &v)?;
+        Ok((self.to_out.forward(&merge_heads(&out)?)?, stats))
+    }
+}
+
+/// Cross-attention of the image tokens to the context tokens (`attn2` of a CrossDiT block, as
+/// in PixArt-alpha: queries from the image, keys and values from the context; `to_q/k/v`,
+/// `to_out.0`, `norm_q/k` with QK-norm).
+#[derive(Debug)]
+pub(crate) struct CrossAttention {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    norm_q: Option<RmsNorm>,
+    norm_k: Option<RmsNorm>,
+    to_out: Linear,
+    heads: i64,
+}
+
+impl CrossAttention {
+    pub(crate) fn new(
+        scope: &Scope,
+        hidden: i64,
+        heads: i64,
+        head_dim: i64,
+        qk_norm_on: bool,
+    ) -> Result<Self> {
+        let lin = |name: &str| Linear::xavier(&scope.sub(name), hidden, hidden);
+        Ok(CrossAttention {
+            norm_q: qk_norm(scope, "norm_q", head_dim, qk_norm_on)?,
+            norm_k: qk_norm(scope, "norm_k", head_dim, qk_norm_on)?,
+            q: lin("to_q")?,
+            k: lin("to_k")?,
+            v: lin("to_v")?,
+            to_out: Linear::xavier(&scope.sub("to_out").sub(0), hidden, hidden)?,
+            heads,
+        })
+    }
+
+    pub(crate) fn forward(&self, x: &Tensor, ctx: &Tensor) -> Result<Tensor> {
+        let q = apply_norm(&self.norm_q, split_heads(self.q.forward(x)?, self.heads)?)?;
+        let k = apply_norm(&self.norm_k, split_heads(self.k.forward(ctx)?, self.heads)?)?;
+        let v = split_heads(self.v.forward(ctx)?, self.heads)?;
+        Ok(self.to_out.forward(&merge_heads(&attend(&q, &k, &v)?)?)?)
     }
 }
 
@@ -226,7 +390,8 @@ mod tests {
         let (hidden, heads) = (6, 2);
         let vs = nn::VarStore::new(Device::Cpu);
         let attn =
-            JointAttention::new(&Scope::store(vs.root()), hidden, heads, 3, false, false).unwrap();
+            JointAttention::new(&Scope::store(vs.root()), hidden, heads, 3, false, false, 1)
+                .unwrap();
         tch::no_grad(|| {
             for mut v in vs.trainable_variables() {
                 v.copy_(&(Tensor::randn_like(&v) * 0.7));
@@ -234,7 +399,7 @@ mod tests {
         });
         let x = Tensor::randn([2, 5, hidden], (Kind::Float, Device::Cpu));
         let ctx = Tensor::randn([2, 3, hidden], (Kind::Float, Device::Cpu));
-        let (img, ctx_out, stats) = tch::no_grad(|| attn.forward_with_stats(&x, &ctx)).unwrap();
+        let (img, ctx_out, stats) = tch::no_grad(|| attn.forward_with_stats(&x, &[ctx.shallow_clone()])).unwrap();
         let (max, entropy) = reference(&vs, &x, &ctx, heads as usize);
         assert!((stats.max_logit - max).abs() < 1e-5, "{stats:?} vs {max}");
         assert!(
@@ -243,9 +408,9 @@ mod tests {
         );
         // Not a degenerate case: the rows are neither uniform nor one-hot.
         assert!(entropy > 0.1 && entropy < 8f64.ln() - 0.1, "{entropy}");
-        let (img_ref, ctx_ref) = tch::no_grad(|| attn.forward(&x, &ctx)).unwrap();
+        let (img_ref, ctx_ref) = tch::no_grad(|| attn.forward(&x, &[ctx.shallow_clone()])).unwrap();
         let diff = |a: &Tensor, b: &Tensor| (a - b).abs().max().double_value(&[]);
         assert!(diff(&img, &img_ref) < 1e-5);
-        assert!(diff(&ctx_out.unwrap(), &ctx_ref.unwrap()) < 1e-5);
+        assert!(diff(&ctx_out.unwrap()[0], &ctx_ref.unwrap()[0]) < 1e-5);
     }
 }

@@ -2,7 +2,7 @@
 //! entropy of the attention distributions. Growing logits are the instability SD3 removes with
 //! QK-norm: the softmax saturates (entropy towards 0) and bf16 training diverges.
 //!
-//! The statistics come from [`crate::Mmdit::forward_with_attention_stats`], a separate forward
+//! The statistics come from [`crate::Backbone::forward_with_attention_stats`], a separate forward
 //! that forms the logits explicitly; the training forward keeps its fused SDPA.
 
 use crate::error::Result;

@@ -2,6 +2,7 @@
 //! `config.json`, so a diffusers folder's config parses directly (keys starting with `_` are
 //! diffusers' bookkeeping and are ignored).
 
+use crate::backbone_kind::BackboneKind;
 use crate::error::{ModelError, Result};
 use crate::position_grid::PositionGrid;
 use serde::{Deserialize, Serialize};
@@ -41,6 +42,16 @@ pub struct MmditConfig {
     /// diffusers.
     #[serde(default, skip_serializing_if = "PositionGrid::is_table")]
     pub position_grid: PositionGrid,
+    /// flowscale's extension: the architecture (docs/backbones.md). Absent is SD3's MMDiT, the
+    /// only one with diffusers and SD3 layouts; the others keep this config's field names
+    /// (`num_layers` blocks of width `num_attention_heads x attention_head_dim`, context of
+    /// `joint_attention_dim` channels projected to the width).
+    #[serde(default, skip_serializing_if = "BackboneKind::is_mmdit")]
+    pub backbone: BackboneKind,
+    /// MMDiT-3 only: the number of leading context tokens that form the first context stream
+    /// (CLIP's 77 in SD3's stack); the remaining tokens are the second (T5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_split: Option<i64>,
 }
 
 /// Preset names accepted by [`MmditConfig::preset`].
@@ -76,6 +87,8 @@ impl MmditConfig {
             qk_norm: None,
             dual_attention_layers: Vec::new(),
             position_grid: PositionGrid::Table,
+            backbone: BackboneKind::Mmdit,
+            context_split: None,
         }
     }
 
@@ -133,8 +146,15 @@ impl MmditConfig {
         Ok(cfg)
     }
 
-    /// The JSON of a diffusers `config.json` for this architecture.
+    /// The JSON of a diffusers `config.json` for this architecture (MMDiT only; the other
+    /// backbones have no diffusers class, see [`MmditConfig::to_json`]).
     pub fn to_diffusers_json(&self) -> Result<String> {
+        if !self.backbone.is_mmdit() {
+            return Err(ModelError::Config(format!(
+                "the {} backbone has no diffusers layout; export it as safetensors",
+                self.backbone
+            )));
+        }
         let mut value = serde_json::to_value(self)
             .map_err(|e| ModelError::Config(format!("config JSON: {e}")))?;
         if let serde_json::Value::Object(map) = &mut value {
@@ -142,6 +162,16 @@ impl MmditConfig {
             map.insert("_diffusers_version".into(), "0.35.2".into());
         }
         serde_json::to_string_pretty(&value)
+            .map_err(|e| ModelError::Config(format!("config JSON: {e}")))
+    }
+
+    /// flowscale's JSON of this config: diffusers' field names plus `backbone` (and
+    /// `context_split`) for backbones other than MMDiT; [`MmditConfig::from_json`] reads it.
+    pub fn to_json(&self) -> Result<String> {
+        if self.backbone.is_mmdit() {
+            return self.to_diffusers_json();
+        }
+        serde_json::to_string_pretty(self)
             .map_err(|e| ModelError::Config(format!("config JSON: {e}")))
     }
 
@@ -240,6 +270,22 @@ impl MmditConfig {
                     "position_grid.base_size must be in [1, 16384] (got {base_size})"
                 ));
             }
+        }
+        match (self.backbone, self.context_split) {
+            (BackboneKind::Mmdit3, None) => problems.push(
+                "context_split must be set for the mmdit-3 backbone (the context tokens of its \
+                 first stream)"
+                    .into(),
+            ),
+            (BackboneKind::Mmdit3, Some(n)) if n <= 0 => {
+                problems.push(format!("context_split must be > 0 (got {n})"))
+            }
+            (BackboneKind::Mmdit3, _) => {}
+            (other, Some(n)) => problems.push(format!(
+                "context_split ({n}) is an mmdit-3 setting; the {other} backbone has no context \
+                 streams to split"
+            )),
+            (_, None) => {}
         }
         if !self.dual_attention_layers.is_empty() {
             problems.push(format!(

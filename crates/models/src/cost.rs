@@ -7,12 +7,13 @@
 //! Training FLOPs per step = 3 x forward FLOPs x batch (backward = 2 x forward), no activation
 //! recomputation.
 
+use crate::backbone_kind::BackboneKind;
 use crate::config::MmditConfig;
 use crate::embeddings::TIMESTEP_CHANNELS;
 use crate::error::{ModelError, Result};
-use crate::mmdit::Mmdit;
+use crate::backbone::Backbone;
 
-/// Parameter counts of a config, from [`Mmdit::layout`].
+/// Parameter counts of a config, from [`Backbone::layout`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParamCount {
     /// Trainable parameters.
@@ -22,7 +23,7 @@ pub struct ParamCount {
 }
 
 pub fn param_count(config: &MmditConfig) -> Result<ParamCount> {
-    let layout = Mmdit::layout(config)?;
+    let layout = Backbone::layout(config)?;
     let sum = |trainable: bool| {
         layout
             .iter()
@@ -95,13 +96,42 @@ pub fn forward_cost(
         + (TIMESTEP_CHANNELS * h + h * h)
         + (config.pooled_projection_dim * h + h * h)
         + l * config.joint_attention_dim * h;
-    // Per block: image 6H, context 6H (last block 2H); final layer 2H.
-    let modulation = (d * 6 * h + (d - 1) * 6 * h + 2 * h + 2 * h) * h;
-    // q, k, v for both streams in every block; image out-proj everywhere, context out-proj
-    // except in the last block.
-    let projection = d * 3 * s * h * h + d * n * h * h + (d - 1) * l * h * h;
-    let attention = d * 2 * s * s * h;
-    let mlp = d * 8 * n * h * h + (d - 1) * 8 * l * h * h;
+    // The final layer's modulation (2H) is common to all.
+    let (modulation, projection, attention, mlp) = match config.backbone {
+        BackboneKind::Mmdit | BackboneKind::Mmdit3 => {
+            // Per block: image 6H, each context stream 6H (last block 2H). q, k, v for every
+            // stream in every block; image out-proj everywhere, context out-proj except in the
+            // last block; the context streams together hold the l context tokens.
+            let k = config.backbone.context_streams() as i64;
+            (
+                (d * 6 * h + k * ((d - 1) * 6 * h + 2 * h) + 2 * h) * h,
+                d * 3 * s * h * h + d * n * h * h + (d - 1) * l * h * h,
+                d * 2 * s * s * h,
+                d * 8 * n * h * h + (d - 1) * 8 * l * h * h,
+            )
+        }
+        BackboneKind::Dit | BackboneKind::Uvit => {
+            // One weight set over the s = n + l tokens; UViT adds a Linear(2H, H) over the
+            // sequence in each of the d / 2 skip blocks.
+            let skips = if config.backbone == BackboneKind::Uvit { d / 2 } else { 0 };
+            (
+                (d * 6 * h + 2 * h) * h,
+                d * 4 * s * h * h + skips * 2 * s * h * h,
+                d * 2 * s * s * h,
+                d * 8 * s * h * h,
+            )
+        }
+        BackboneKind::CrossDit => {
+            // Self-attention over the n image tokens (q, k, v, out); cross-attention: q and out
+            // over the image tokens, k and v over the context tokens; QK^T and AV of both.
+            (
+                (d * 6 * h + 2 * h) * h,
+                d * (4 * n + 2 * n + 2 * l) * h * h,
+                d * (2 * n * n + 2 * n * l) * h,
+                d * 8 * n * h * h,
+            )
+        }
+    };
     let output = n * h * p * p * config.out_channels();
     Ok(ForwardCost {
         image_tokens: n,

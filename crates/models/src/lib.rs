@@ -1,5 +1,7 @@
-//! `flowscale-models`: SD3's MMDiT backbone, its checkpoint layouts (diffusers folder, SD3
-//! single file) behind one key map, and analytic cost accounting (issue #4).
+//! `flowscale-models`: SD3's MMDiT backbone and the backbones the paper compares it with
+//! (MMDiT-3, DiT, CrossDiT, UViT; issue #21), their checkpoint layouts (diffusers folder, SD3
+//! single file, flowscale's folder for the others) behind one key map, and analytic cost
+//! accounting (issue #4).
 //!
 //! Variables live in a `tch` VarStore under the diffusers `SD3Transformer2DModel` keys, so
 //! `vs.variables()` is a diffusers state dict (including the fixed `pos_embed.pos_embed` table,
@@ -13,10 +15,16 @@ pub mod config;
 pub mod cost;
 pub mod embeddings;
 pub mod error;
-pub mod mmdit;
+pub mod matched_width;
+pub mod backbone;
+pub mod backbone_kind;
 pub mod position_grid;
 
 mod attention;
+mod backbone_block;
+mod cross_dit_block;
+mod dit_block;
+mod uvit_block;
 mod joint_block;
 mod layers;
 
@@ -28,5 +36,7 @@ pub use config::{MmditConfig, PRESETS};
 pub use cost::{forward_cost, param_count, ForwardCost, ParamCount};
 pub use error::{KeyReport, ModelError, Result};
 pub use layers::Linear;
-pub use mmdit::Mmdit;
+pub use matched_width::match_mmdit_params;
+pub use backbone::Backbone;
+pub use backbone_kind::{BackboneKind, BACKBONES};
 pub use position_grid::PositionGrid;

@@ -3,7 +3,7 @@
 
 mod common;
 
-use flowscale_models::{Checkpointing, Mmdit};
+use flowscale_models::{Checkpointing, Backbone};
 use tch::{nn, Device, Kind, Tensor};
 
 struct Inputs {
@@ -17,7 +17,7 @@ struct Inputs {
 /// Every gradient (parameters, then the context and pooled inputs) after one backward of
 /// `sum(out * weights)` with `plan` (`None` = the plain forward).
 fn gradients(
-    model: &Mmdit,
+    model: &Backbone,
     vs: &nn::VarStore,
     inp: &Inputs,
     plan: Option<Checkpointing>,
@@ -55,11 +55,11 @@ fn gradients(
     grads
 }
 
-fn setup(depth: i64, kind: Kind) -> (Mmdit, nn::VarStore, Inputs) {
+fn setup(depth: i64, kind: Kind) -> (Backbone, nn::VarStore, Inputs) {
     tch::manual_seed(7);
     let cfg = common::small_config(depth, true);
     let mut vs = nn::VarStore::new(Device::Cpu);
-    let model = Mmdit::new(&vs.root(), &cfg).unwrap();
+    let model = Backbone::new(&vs.root(), &cfg).unwrap();
     if kind == Kind::Double {
         vs.double();
     }

@@ -4,20 +4,20 @@
 
 mod common;
 
-use flowscale_models::Mmdit;
+use flowscale_models::Backbone;
 use std::sync::Mutex;
 use tch::{nn, Device, Kind, Tensor};
 
 /// A model with every parameter re-randomised (the adaLN-Zero initialisation zeroes the
 /// output), and inputs with 12 image and 3 context tokens.
-fn setup(depth: i64, qk_norm: bool) -> (Mmdit, nn::VarStore, [Tensor; 4]) {
+fn setup(depth: i64, qk_norm: bool) -> (Backbone, nn::VarStore, [Tensor; 4]) {
     // Tests run on parallel threads and torch's generator is global: one setup at a time, so
     // every call draws the same values.
     static SEEDED: Mutex<()> = Mutex::new(());
     let _one_at_a_time = SEEDED.lock().unwrap_or_else(|e| e.into_inner());
     tch::manual_seed(11);
     let vs = nn::VarStore::new(Device::Cpu);
-    let model = Mmdit::new(&vs.root(), &common::small_config(depth, qk_norm)).unwrap();
+    let model = Backbone::new(&vs.root(), &common::small_config(depth, qk_norm)).unwrap();
     // In name order: the store's own order is a hash map's, and two calls must draw the
     // same values.
     let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();

@@ -4,7 +4,7 @@ mod common;
 
 use common::fixture;
 use flowscale_models::checkpoint::{self, diffusers, Layout};
-use flowscale_models::{load_mmdit, save_mmdit, Mmdit, MmditConfig, ModelError};
+use flowscale_models::{load_mmdit, save_mmdit, Backbone, MmditConfig, ModelError};
 use tch::{nn, Device, Kind, Tensor};
 
 fn assert_same_state(a: &checkpoint::StateDict, b: &checkpoint::StateDict) {
@@ -110,7 +110,7 @@ fn a_trained_model_saves_and_reloads_in_both_layouts() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = MmditConfig::tiny(2);
     let vs = nn::VarStore::new(Device::Cpu);
-    Mmdit::new(&vs.root(), &cfg).unwrap();
+    Backbone::new(&vs.root(), &cfg).unwrap();
     for layout in [Layout::Diffusers, Layout::Sd3 { prefixed: false }] {
         let path = tmp.path().join(format!("{layout:?}"));
         save_mmdit(&vs, &cfg, &path, layout).unwrap();

@@ -1,6 +1,6 @@
 //! Parameter counts and the layout/VarStore agreement.
 
-use flowscale_models::{forward_cost, param_count, Mmdit, MmditConfig};
+use flowscale_models::{forward_cost, param_count, Backbone, MmditConfig};
 use tch::{nn, Device};
 
 #[test]
@@ -30,9 +30,9 @@ fn layout_matches_the_instantiated_var_store() {
         MmditConfig::preset("tiny-d4").unwrap(),
     ] {
         let vs = nn::VarStore::new(Device::Cpu);
-        Mmdit::new(&vs.root(), &cfg).unwrap();
+        Backbone::new(&vs.root(), &cfg).unwrap();
         let vars = vs.variables();
-        let layout = Mmdit::layout(&cfg).unwrap();
+        let layout = Backbone::layout(&cfg).unwrap();
         assert_eq!(vars.len(), layout.len());
         for p in &layout {
             assert_eq!(vars[&p.key].size(), p.shape, "{}", p.key);

@@ -7,7 +7,7 @@ mod common;
 use common::{max_abs_diff, small_config};
 use flowscale_models::embeddings::{crop_position_table, position_table};
 use flowscale_models::position_grid::interpolated_positions;
-use flowscale_models::{Mmdit, MmditConfig, PositionGrid};
+use flowscale_models::{Backbone, MmditConfig, PositionGrid};
 use tch::{nn, Device, Kind, Tensor};
 
 /// The embedding written out per token and channel: row `i` at `(i - (h - s)/2) * s0/s`,
@@ -99,18 +99,18 @@ fn interpolated(base: i64) -> MmditConfig {
 #[test]
 fn an_interpolated_model_stores_no_table_and_takes_any_shape() {
     let cfg = interpolated(2);
-    let keys: Vec<String> = Mmdit::layout(&cfg)
+    let keys: Vec<String> = Backbone::layout(&cfg)
         .unwrap()
         .into_iter()
         .map(|p| p.key)
         .collect();
     assert!(!keys.iter().any(|k| k == "pos_embed.pos_embed"), "{keys:?}");
-    let table_keys = Mmdit::layout(&small_config(1, false)).unwrap();
+    let table_keys = Backbone::layout(&small_config(1, false)).unwrap();
     assert!(table_keys.iter().any(|p| p.key == "pos_embed.pos_embed"));
     assert_eq!(table_keys.len(), keys.len() + 1);
 
     let vs = nn::VarStore::new(Device::Cpu);
-    let model = Mmdit::new(&vs.root(), &cfg).unwrap();
+    let model = Backbone::new(&vs.root(), &cfg).unwrap();
     // sample_size 8, patch 2: s = 4 patches; a 3 x 7 batch is beyond any 8-patch table.
     let emb = model.position_embedding(3, 7).unwrap();
     let want = reference(8, 3, 7, 4.0, 2.0);
@@ -130,7 +130,7 @@ fn an_interpolated_model_stores_no_table_and_takes_any_shape() {
         )
         .unwrap();
     assert_eq!(out.size(), [2, 2, 6, 40]);
-    let table_model = Mmdit::new(
+    let table_model = Backbone::new(
         &nn::VarStore::new(Device::Cpu).root(),
         &small_config(1, false),
     );
@@ -153,7 +153,7 @@ fn the_grid_is_recorded_in_flowscale_json_and_refused_by_diffusers_export() {
     assert!(bad.to_string().contains("position_grid.base_size"), "{bad}");
 
     let vs = nn::VarStore::new(Device::Cpu);
-    Mmdit::new(&vs.root(), &cfg).unwrap();
+    Backbone::new(&vs.root(), &cfg).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let err = flowscale_models::save_mmdit(
         &vs,

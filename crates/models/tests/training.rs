@@ -1,6 +1,6 @@
 //! Backward: finite-difference gradient check (float64) and overfitting one batch.
 
-use flowscale_models::{Mmdit, MmditConfig};
+use flowscale_models::{Backbone, MmditConfig};
 use tch::nn::OptimizerConfig;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -20,6 +20,8 @@ fn small(qk_norm: bool, head_dim: i64) -> MmditConfig {
         qk_norm: qk_norm.then(|| "rms_norm".to_owned()),
         dual_attention_layers: vec![],
         position_grid: flowscale_models::PositionGrid::Table,
+        backbone: Default::default(),
+        context_split: None,
     }
 }
 
@@ -45,7 +47,7 @@ fn gradients_match_finite_differences() {
     tch::manual_seed(0);
     let cfg = small(true, 4);
     let mut vs = nn::VarStore::new(Device::Cpu);
-    let model = Mmdit::new(&vs.root(), &cfg).unwrap();
+    let model = Backbone::new(&vs.root(), &cfg).unwrap();
     vs.double();
     // Re-randomise every parameter (adaLN-Zero would make most gradients trivially zero).
     tch::no_grad(|| {
@@ -107,7 +109,7 @@ fn tiny_model_overfits_one_batch() {
     tch::manual_seed(1);
     let cfg = small(false, 16);
     let vs = nn::VarStore::new(Device::Cpu);
-    let model = Mmdit::new(&vs.root(), &cfg).unwrap();
+    let model = Backbone::new(&vs.root(), &cfg).unwrap();
     let data = batch(&cfg, 4, Kind::Float);
     let target = Tensor::randn([4, 2, 4, 6], (Kind::Float, Device::Cpu));
     let mut opt = nn::Adam::default().build(&vs, 3e-3).unwrap();

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use flowscale_models::{forward_cost, Checkpointing, Mmdit, MmditConfig};
+use flowscale_models::{forward_cost, Checkpointing, Backbone, MmditConfig};
 use flowscale_train::optim::{AdamW, AdamWConfig};
 use tch::{nn, Device, Kind, Tensor};
 
@@ -71,7 +71,7 @@ pub fn run(args: &FwdBwdArgs) -> anyhow::Result<()> {
     let plan = Checkpointing::parse(&args.checkpointing)?;
     tch::manual_seed(0);
     let vs = nn::VarStore::new(device);
-    let model = Mmdit::new(&vs.root(), &config)?;
+    let model = Backbone::new(&vs.root(), &config)?;
     let (h, w) = (args.latent[0], args.latent[1]);
     let b = args.batch;
     let opts = (Kind::Float, device);

@@ -53,7 +53,7 @@ fn read(path: &std::path::Path) -> anyhow::Result<BTreeMap<String, Tensor>> {
 
 /// The model as the sampler's `Fn(z, t) -> v`; a forward error stops sampling.
 fn model_fn<'a>(
-    model: &'a flowscale_models::Mmdit,
+    model: &'a flowscale_models::Backbone,
     ctx: &'a Tensor,
     pool: &'a Tensor,
 ) -> impl Fn(&Tensor, &Tensor) -> anyhow::Result<Tensor> + 'a {

@@ -1,6 +1,7 @@
 //! The diffusers `SD3Transformer2DModel` folder: `config.json` plus
 //! `diffusion_pytorch_model.safetensors`, or shards listed in
-//! `diffusion_pytorch_model.safetensors.index.json`.
+//! `diffusion_pytorch_model.safetensors.index.json`. flowscale's folder for the other backbones
+//! is the same with a `config.json` that names the backbone.
 
 use super::{safetensors_io, StateDict};
 use crate::config::MmditConfig;
@@ -116,6 +117,6 @@ pub fn write(
             safetensors_io::write_atomic(&dir.join(INDEX_FILE), text.as_bytes())?;
         }
     }
-    let json = config.to_diffusers_json()?;
+    let json = config.to_json()?;
     safetensors_io::write_atomic(&dir.join(CONFIG_FILE), json.as_bytes())
 }

@@ -6,9 +6,10 @@ pub mod safetensors_io;
 pub mod sd3;
 
 use crate::builder::ParamInfo;
+use crate::backbone_kind::BackboneKind;
 use crate::config::MmditConfig;
 use crate::error::{KeyReport, ModelError, Result};
-use crate::mmdit::Mmdit;
+use crate::backbone::Backbone;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
@@ -25,6 +26,30 @@ pub enum Layout {
     Diffusers,
     /// An SD3 original single `.safetensors` file.
     Sd3 { prefixed: bool },
+    /// flowscale's folder for the backbones other than MMDiT (which have no diffusers or SD3
+    /// model): the same two files as a diffusers folder, `config.json` (diffusers' field names
+    /// plus `backbone`, which names the architecture) and `diffusion_pytorch_model.safetensors`
+    /// at flowscale's keys (docs/backbones.md).
+    Flowscale,
+}
+
+impl Layout {
+    /// The layout of a checkpoint of `backbone` in a folder.
+    fn of_folder(backbone: BackboneKind) -> Self {
+        if backbone.is_mmdit() {
+            Layout::Diffusers
+        } else {
+            Layout::Flowscale
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Layout::Diffusers => "diffusers",
+            Layout::Sd3 { .. } => "sd3",
+            Layout::Flowscale => "flowscale",
+        }
+    }
 }
 
 /// A checkpoint read into diffusers keys.
@@ -52,9 +77,9 @@ pub fn read_with_head_dim(
     if path.is_dir() {
         let (config, state) = diffusers::read(path, kind, device)?;
         return Ok(Checkpoint {
+            layout: Layout::of_folder(config.backbone),
             config,
             state,
-            layout: Layout::Diffusers,
         });
     }
     let contents = safetensors_io::read(path, kind, device)?;
@@ -68,6 +93,16 @@ pub fn read_with_head_dim(
         ));
     }
     let config = sd3::infer_config(&raw, &contents.metadata, head_dim, path)?;
+    if !config.backbone.is_mmdit() {
+        return Err(ModelError::format(
+            path,
+            format!(
+                "a {} backbone in an SD3 single file: only MMDiT has that layout; the others \
+                 are flowscale folders (config.json + weights)",
+                config.backbone
+            ),
+        ));
+    }
     let state = sd3::from_sd3(&config, raw, path)?;
     Ok(Checkpoint {
         config,
@@ -78,7 +113,24 @@ pub fn read_with_head_dim(
 
 /// Writes `state` (diffusers keys) in `layout` at `path` (a folder for diffusers, a file for SD3).
 pub fn write(path: &Path, config: &MmditConfig, state: &StateDict, layout: Layout) -> Result<()> {
-    let report = check_keys(&Mmdit::layout(config)?, state);
+    let native = match config.backbone.is_mmdit() {
+        true => matches!(layout, Layout::Diffusers | Layout::Sd3 { .. }),
+        false => layout == Layout::Flowscale,
+    };
+    if !native {
+        return Err(ModelError::Config(format!(
+            "{}: a {} backbone does not export in the {} layout ({})",
+            path.display(),
+            config.backbone,
+            layout.name(),
+            if config.backbone.is_mmdit() {
+                "MMDiT exports as diffusers or sd3"
+            } else {
+                "only MMDiT has diffusers and SD3 layouts; the others export as flowscale folders"
+            }
+        )));
+    }
+    let report = check_keys(&Backbone::layout(config)?, state);
     if !report.is_empty() {
         return Err(ModelError::Keys {
             path: path.to_owned(),
@@ -92,7 +144,7 @@ pub fn write(path: &Path, config: &MmditConfig, state: &StateDict, layout: Layou
             path.display(),
             config.position_grid
         ))),
-        Layout::Diffusers => diffusers::write(path, config, state, None),
+        Layout::Diffusers | Layout::Flowscale => diffusers::write(path, config, state, None),
         Layout::Sd3 { prefixed } => {
             let prefix = if prefixed { sd3::SD3_PREFIX } else { "" };
             let tensors: Vec<(String, Tensor)> = sd3::to_sd3(config, state)?
@@ -143,7 +195,7 @@ pub fn copy_into(
     state: &StateDict,
     path: &Path,
 ) -> Result<()> {
-    let report = check_keys(&Mmdit::layout(config)?, state);
+    let report = check_keys(&Backbone::layout(config)?, state);
     if !report.is_empty() {
         return Err(ModelError::Keys {
             path: path.to_owned(),
@@ -165,7 +217,7 @@ pub fn copy_into(
 /// A model loaded from a checkpoint, with the VarStore that owns its variables.
 pub struct LoadedMmdit {
     pub vs: nn::VarStore,
-    pub model: Mmdit,
+    pub model: Backbone,
     pub layout: Layout,
 }
 
@@ -182,7 +234,7 @@ pub fn load_mmdit_with_head_dim(
 ) -> Result<LoadedMmdit> {
     let ckpt = read_with_head_dim(path, Kind::Float, device, head_dim)?;
     let vs = nn::VarStore::new(device);
-    let model = Mmdit::new(&vs.root(), &ckpt.config)?;
+    let model = Backbone::new(&vs.root(), &ckpt.config)?;
     copy_into(&vs, &ckpt.config, &ckpt.state, path)?;
     Ok(LoadedMmdit {
         vs,

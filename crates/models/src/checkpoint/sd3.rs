@@ -5,7 +5,7 @@ use super::StateDict;
 use crate::builder::ParamInfo;
 use crate::config::{MmditConfig, QK_NORM_RMS};
 use crate::error::{KeyReport, ModelError, Result};
-use crate::mmdit::Mmdit;
+use crate::backbone::Backbone;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use tch::Tensor;
@@ -111,7 +111,7 @@ struct Group {
 
 fn groups(config: &MmditConfig) -> Result<BTreeMap<String, Group>> {
     let mut out: BTreeMap<String, Group> = BTreeMap::new();
-    for info in Mmdit::layout(config)? {
+    for info in Backbone::layout(config)? {
         let (sd3, part) = sd3_key(&info.key, config.num_layers).ok_or_else(|| {
             ModelError::Config(format!("no SD3 name for diffusers key {}", info.key))
         })?;
@@ -296,6 +296,8 @@ pub fn infer_config(
             .then(|| QK_NORM_RMS.to_owned()),
         dual_attention_layers: Vec::new(),
         position_grid: crate::position_grid::PositionGrid::Table,
+        backbone: Default::default(),
+        context_split: None,
     };
     cfg.validate()?;
     Ok(cfg)

@@ -42,5 +42,7 @@ pub fn small_config(depth: i64, qk_norm: bool) -> flowscale_models::MmditConfig 
         qk_norm: qk_norm.then(|| "rms_norm".to_owned()),
         dual_attention_layers: vec![],
         position_grid: flowscale_models::PositionGrid::Table,
+        backbone: Default::default(),
+        context_split: None,
     }
 }

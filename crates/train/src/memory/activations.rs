@@ -5,7 +5,7 @@
 //! head, the last block, which has no context output); both are taken linear in the batch
 //! through the two measured points and scaled to the planned depth.
 
-use flowscale_models::{Checkpointing, Mmdit, MmditConfig};
+use flowscale_models::{Checkpointing, Backbone, MmditConfig};
 use tch::{nn, Device, Kind, Tensor};
 
 use crate::config::Precision;
@@ -58,7 +58,7 @@ impl ActivationProfile {
             cfg.num_layers = blocks;
             cfg.dual_attention_layers.retain(|&i| i < blocks);
             let vs = nn::VarStore::new(device);
-            let model = Mmdit::new(&vs.root(), &cfg)?;
+            let model = Backbone::new(&vs.root(), &cfg)?;
             let probe = Probe {
                 model: &model,
                 cfg: &cfg,
@@ -153,7 +153,7 @@ impl ActivationProfile {
 
 /// One model's forward, measured.
 struct Probe<'a> {
-    model: &'a Mmdit,
+    model: &'a Backbone,
     cfg: &'a MmditConfig,
     side: i64,
     context: i64,

@@ -22,7 +22,7 @@ use flowscale_encoders::text::{TextEncoder, TextSourceSpan};
 use flowscale_formulations::{Formulation, NativeTimeInput};
 use flowscale_models::checkpoint::LoadedMmdit;
 use flowscale_models::{
-    forward_cost, AttentionStats, BlockTape, Checkpointing, Mmdit, MmditConfig, PositionGrid,
+    forward_cost, AttentionStats, BlockTape, Checkpointing, Backbone, MmditConfig, PositionGrid,
 };
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -239,6 +239,8 @@ pub fn mmdit_config(
         qk_norm: m.qk_norm.then(|| "rms_norm".to_owned()),
         dual_attention_layers: Vec::new(),
         position_grid: PositionGrid::Table,
+        backbone: Default::default(),
+        context_split: None,
     }
 }
 
@@ -248,7 +250,7 @@ pub struct RunModel {
     /// The CPU's bf16 matrix instructions, if any (a bf16 run on the CPU autocasts only then).
     cpu_bf16: Option<&'static str>,
     model_vs: VarStore,
-    model: Mmdit,
+    model: Backbone,
     cond_vs: VarStore,
     conditioner: Option<Box<dyn ConditioningProvider>>,
     context_tokens: i64,
@@ -263,7 +265,7 @@ impl RunModel {
         let c = &spec.conditioning;
         flowscale_core::with_torch_seed(spec.seed as i64, || -> Result<_> {
             let model_vs = VarStore::new(device);
-            let model = Mmdit::new(&model_vs.root(), &spec.backbone)?;
+            let model = Backbone::new(&model_vs.root(), &spec.backbone)?;
             let cond_vs = VarStore::new(device);
             let conditioner: Option<Box<dyn ConditioningProvider>> = match &spec.conditioner {
                 ConditionerSpec::Classes(classes) => Some(Box::new(ClassEmbedding::new(
@@ -320,7 +322,7 @@ impl RunModel {
         }
     }
 
-    pub fn backbone(&self) -> &Mmdit {
+    pub fn backbone(&self) -> &Backbone {
         &self.model
     }
 

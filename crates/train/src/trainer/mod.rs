@@ -261,7 +261,7 @@ impl Trainer {
         self.model.backbone_store()
     }
 
-    pub fn model(&self) -> &flowscale_models::Mmdit {
+    pub fn model(&self) -> &flowscale_models::Backbone {
         self.model.backbone()
     }
 
