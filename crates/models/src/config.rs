@@ -151,7 +151,7 @@ impl MmditConfig {
     pub fn to_diffusers_json(&self) -> Result<String> {
         if !self.backbone.is_mmdit() {
             return Err(ModelError::Config(format!(
-                "the {} backbone has no diffusers layout; export it as safetensors",
+                "the {} backbone has no diffusers layout; it exports as a flowscale folder",
                 self.backbone
             )));
         }

@@ -4,8 +4,10 @@
 //! Source: a checkpoint folder, or a run directory with `--step N`, `--best-val-loss` (the step
 //! whose first-EMA validation loss was lowest, the paper's selection) or, by default, the newest
 //! checkpoint. Weights: `raw`, or an EMA (`ema` when the run keeps one, `ema:0.999` to choose).
-//! Layouts: a diffusers `SD3Transformer2DModel` folder, an SD3 single file, or flowscale's plain
-//! safetensors (every trained tensor, the conditioner included, under flowscale's names).
+//! Layouts: a diffusers `SD3Transformer2DModel` folder, an SD3 single file (both MMDiT only),
+//! flowscale's folder (the other backbones: `config.json` naming the backbone plus the weights),
+//! or flowscale's plain safetensors (every trained tensor, the conditioner included, under
+//! flowscale's names, the backbone config in the metadata).
 
 use crate::config::RunConfig;
 use crate::error::{Result, TrainError};
@@ -22,6 +24,9 @@ pub enum ExportFormat {
     Diffusers,
     Sd3,
     Safetensors,
+    /// flowscale's folder for backbones other than MMDiT: `config.json` naming the backbone
+    /// plus the weights (`flowscale_models::checkpoint::Layout::Flowscale`).
+    Flowscale,
 }
 
 #[derive(Debug, Clone)]
@@ -95,15 +100,25 @@ pub fn export(req: &ExportRequest) -> Result<ExportReport> {
             mck::write(&req.out, mcfg, &backbone, Layout::Sd3 { prefixed: true })?;
             req.out.with_extension("md")
         }
+        ExportFormat::Flowscale => {
+            mck::write(&req.out, mcfg, &backbone, Layout::Flowscale)?;
+            req.out.join("README.md")
+        }
         ExportFormat::Safetensors => {
             let mut list: Vec<(String, Tensor)> = tensors.into_iter().collect();
             list.sort_by(|a, b| a.0.cmp(&b.0));
-            mck::safetensors_io::write(&req.out, &list, None)?;
+            // The architecture (backbone included) rides in the metadata, as in flowscale's
+            // SD3 files.
+            let json = serde_json::to_string(mcfg)
+                .map_err(|e| TrainError::Invalid(format!("backbone config JSON: {e}")))?;
+            let metadata =
+                std::collections::HashMap::from([(mck::CONFIG_METADATA_KEY.to_owned(), json)]);
+            mck::safetensors_io::write(&req.out, &list, Some(metadata))?;
             req.out.with_extension("md")
         }
     };
     let label = set.label();
-    let card = model_card(&ck, &label, req)?;
+    let card = model_card(&ck, &label, req, mcfg.backbone)?;
     write_atomic(&card_path, card.as_bytes())?;
     Ok(ExportReport {
         checkpoint: ck.checkpoint.dir,
@@ -112,7 +127,21 @@ pub fn export(req: &ExportRequest) -> Result<ExportReport> {
 }
 
 /// A model card: what was trained, how, and how well.
-fn model_card(ck: &RunCheckpoint, label: &str, req: &ExportRequest) -> Result<String> {
+fn model_card(
+    ck: &RunCheckpoint,
+    label: &str,
+    req: &ExportRequest,
+    backbone: flowscale_models::BackboneKind,
+) -> Result<String> {
+    let loading = match req.format {
+        ExportFormat::Diffusers => "Load the diffusers folder with \
+            `SD3Transformer2DModel.from_pretrained(path)`.",
+        ExportFormat::Sd3 => "Load the file with SD3 single-file tools.",
+        ExportFormat::Flowscale => "Load the folder with `flowscale generate --from-export` \
+            (config.json names the backbone; docs/backbones.md gives its layout).",
+        ExportFormat::Safetensors => "flowscale's names; the backbone config is in the \
+            safetensors metadata.",
+    };
     let (dir, state) = (ck.dir(), &ck.checkpoint.state);
     let config_text = ck
         .run_dir
@@ -132,11 +161,11 @@ fn model_card(ck: &RunCheckpoint, label: &str, req: &ExportRequest) -> Result<St
         None => "not evaluated".into(),
     };
     Ok(format!(
-        "# flowscale MMDiT export\n\n\
+        "# flowscale {backbone} export\n\n\
          - source checkpoint: `{}`\n- weights: {label}\n- format: {:?}, dtype {:?}\n\
          - step: {}\n- images seen: {}\n- formulation: {formulation}\n\
          - best validation loss: {val}\n- training FLOPs: {:.3e}\n- flowscale {}\n\n\
-         Load the diffusers folder with `SD3Transformer2DModel.from_pretrained(path)`. The network\n\
+         {loading} The network\n\
          takes the time input `1000 * t` (rectified-flow time of equal log-SNR).\n\n\
          ## Run config\n\n```toml\n{}```\n",
         dir.display(),

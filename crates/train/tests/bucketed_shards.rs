@@ -11,7 +11,7 @@ use common::{differing_tensors, final_checkpoint, quiet, spawn_ranks, tiny_confi
 use flowscale_data::precompute::{precompute, PrecomputeConfig, ShardShare, Silent};
 use flowscale_models::cost::forward_cost;
 use flowscale_train::config::RunConfig;
-use flowscale_train::run::mmdit_config;
+use flowscale_train::run::backbone_config;
 use flowscale_train::{train, TrainOptions};
 use std::path::Path;
 
@@ -125,7 +125,7 @@ fn a_bucketed_run_trains_counts_flops_per_bucket_and_resumes_bit_for_bit() {
     // two micro-batches of a step share a bucket), and not all of them (a square-only count
     // would mean the base-side figure was used for every batch).
     let cfg = config(tmp.path(), "check", &shards);
-    let mut mc = mmdit_config(&cfg.model, &cfg.conditioning, 3, 32);
+    let mut mc = backbone_config(&cfg.model, &cfg.conditioning, 3, 32, None).unwrap();
     mc.pos_embed_max_size = Some(5);
     let ctx = i64::from(cfg.conditioning.context_tokens);
     let per = |h: i64, w: i64| 3.0 * forward_cost(&mc, h, w, ctx).unwrap().flops();

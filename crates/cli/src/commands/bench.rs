@@ -3,7 +3,9 @@
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use flowscale_models::{forward_cost, param_count, MmditConfig};
+use flowscale_models::{
+    forward_cost, match_mmdit_params, param_count, BackboneKind, MmditConfig, BACKBONES,
+};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -13,7 +15,7 @@ pub struct BenchArgs {
 
 #[derive(Debug, Subcommand)]
 enum BenchCommand {
-    /// MMDiT parameter count and forward/training FLOPs for one size.
+    /// Parameter count and forward/training FLOPs of a backbone (or all five) at one size.
     Params(ParamsArgs),
     /// Time full training steps (data, forward, backward, clipping, AdamW, EMA) of a run config.
     TrainStep(super::bench_train::TrainStepArgs),
@@ -53,6 +55,16 @@ struct ParamsArgs {
     /// Batch size for the training FLOPs per step.
     #[arg(long, default_value_t = 1)]
     batch: i64,
+    /// mmdit, mmdit-3, dit, crossdit, uvit, or `all` for a table of the five.
+    #[arg(long, default_value = "mmdit")]
+    backbone: String,
+    /// Width of a backbone other than MMDiT: `matched-params` (the head width whose parameter
+    /// count is closest to the MMDiT's of the same depth) or `depth` (hidden 64 d).
+    #[arg(long, default_value = "matched-params")]
+    width_rule: String,
+    /// MMDiT-3: context tokens of its first stream (CLIP's 77 of SD3's 154).
+    #[arg(long, default_value_t = 77)]
+    context_split: i64,
 }
 
 fn grouped(n: i64) -> String {
@@ -82,19 +94,37 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Frechet(f) => return super::bench_frechet::run(f),
         BenchCommand::Memory(m) => return super::bench_memory::run(m),
     };
-    let mut cfg = match (&a.preset, a.depth) {
+    let mut base = match (&a.preset, a.depth) {
         (Some(p), _) => MmditConfig::preset(p)?,
         (None, Some(d)) => MmditConfig::from_depth(d),
         (None, None) => anyhow::bail!("give --depth D or --preset NAME"),
     };
     if a.qk_norm {
-        cfg.qk_norm = Some("rms_norm".into());
+        base.qk_norm = Some("rms_norm".into());
     }
+    let matched = match a.width_rule.as_str() {
+        "matched-params" => true,
+        "depth" => false,
+        other => anyhow::bail!("--width-rule {other}: expected matched-params or depth"),
+    };
+    let sized = |kind: BackboneKind| -> anyhow::Result<MmditConfig> {
+        let cfg = MmditConfig {
+            backbone: kind,
+            context_split: (kind == BackboneKind::Mmdit3).then_some(a.context_split),
+            ..base.clone()
+        };
+        Ok(if matched { match_mmdit_params(&cfg)? } else { cfg })
+    };
+    if a.backbone == "all" {
+        return params_table(a, &sized);
+    }
+    let cfg = sized(BackboneKind::parse(&a.backbone)?)?;
     let params = param_count(&cfg).context("counting parameters")?;
     let latent = a.resolution / 8;
     let cost = forward_cost(&cfg, latent, latent, a.context)?;
     println!(
-        "MMDiT depth {} (hidden {}, {} heads of {}, patch {}, qk_norm {})",
+        "{} depth {} (hidden {}, {} heads of {}, patch {}, qk_norm {})",
+        cfg.backbone,
         cfg.num_layers,
         cfg.hidden(),
         cfg.num_attention_heads,
@@ -131,5 +161,48 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     println!(
         "convention: matrix products only (linears, patch conv, QK^T, AV); FLOP = 2 x multiply-add"
     );
+    Ok(())
+}
+
+/// `--backbone all`: the five backbones at one depth, with parameters and forward FLOPs
+/// relative to MMDiT's.
+fn params_table(
+    a: &ParamsArgs,
+    sized: &dyn Fn(BackboneKind) -> anyhow::Result<MmditConfig>,
+) -> anyhow::Result<()> {
+    let latent = a.resolution / 8;
+    let mmdit = sized(BackboneKind::Mmdit)?;
+    let ref_params = param_count(&mmdit)?.trainable as f64;
+    let ref_flops = forward_cost(&mmdit, latent, latent, a.context)?.flops();
+    println!(
+        "depth {}, {res}x{res} px + {} context tokens; width rule: {}",
+        mmdit.num_layers,
+        a.context,
+        if a.width_rule == "depth" {
+            "hidden 64 d for every backbone"
+        } else {
+            "d heads, head width chosen so the parameters are closest to MMDiT's"
+        },
+        res = a.resolution
+    );
+    println!(
+        "| backbone | hidden | heads x width | parameters | vs MMDiT | forward FLOPs | vs MMDiT |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for kind in BACKBONES {
+        let cfg = sized(kind)?;
+        let p = param_count(&cfg)?.trainable;
+        let f = forward_cost(&cfg, latent, latent, a.context)?.flops();
+        println!(
+            "| {kind} | {} | {} x {} | {} | {:.3} | {:.4e} | {:.3} |",
+            cfg.hidden(),
+            cfg.num_attention_heads,
+            cfg.attention_head_dim,
+            grouped(p),
+            p as f64 / ref_params,
+            f,
+            f / ref_flops
+        );
+    }
     Ok(())
 }

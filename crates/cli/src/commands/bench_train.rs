@@ -68,7 +68,7 @@ pub fn run(args: &TrainStepArgs) -> anyhow::Result<()> {
     };
     let group = format!("{:?}", args.process_group).to_lowercase();
     if let Some(path) = &args.model_json {
-        let json = trainer.model().config().to_diffusers_json()?;
+        let json = trainer.model().config().to_json()?;
         flowscale_core::write_atomic(path, json.as_bytes())?;
     }
     for _ in 0..args.warmup {

@@ -12,8 +12,12 @@ enum Format {
     Diffusers,
     /// An SD3 single file (model.diffusion_model.* keys).
     Sd3,
-    /// flowscale's names in one safetensors file, the class/text conditioner included.
+    /// flowscale's names in one safetensors file, the class/text conditioner included, the
+    /// backbone config in the metadata.
     Safetensors,
+    /// flowscale's folder for backbones other than MMDiT (DiT, CrossDiT, UViT, MMDiT-3):
+    /// config.json naming the backbone + safetensors.
+    Flowscale,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -53,6 +57,7 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
             Format::Diffusers => ExportFormat::Diffusers,
             Format::Sd3 => ExportFormat::Sd3,
             Format::Safetensors => ExportFormat::Safetensors,
+            Format::Flowscale => ExportFormat::Flowscale,
         },
         weights: args.weights.clone(),
         step: match (args.step, args.best_val_loss) {

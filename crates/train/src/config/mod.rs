@@ -24,7 +24,7 @@ pub use posthoc_ema::PosthocEmaConfig;
 pub use run::{
     DataConfig, DatasetKind, DeviceChoice, EmaConfig, FormulationConfig, LatentNormalization,
     LrSchedule, ModelConfig, OptimConfig, PositionGridKind, Precision, RunConfig, RunSection,
-    TimeInputKind, TrainConfig,
+    TimeInputKind, TrainConfig, WidthRule,
 };
 pub use shift::{ShiftSetting, DEFAULT_SHIFT_BASE_RESOLUTION};
 pub use weight_choice::WeightChoice;

@@ -4,7 +4,7 @@
 
 use crate::distributed::zero::ZeroStage;
 use flowscale_formulations::{native_schedule, Formulation, SamplerFrame};
-use flowscale_models::Checkpointing;
+use flowscale_models::{BackboneKind, Checkpointing};
 use serde::{Deserialize, Serialize};
 
 use super::distributed::{DistBackend, GradReduceDtype};
@@ -315,6 +315,35 @@ pub struct ModelConfig {
     /// paper's pre-training resolution); in patches it must be a whole number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position_base_resolution: Option<u32>,
+    /// The backbone (docs/backbones.md): `"mmdit"` (default, SD3's), `"mmdit-3"` (CLIP and T5
+    /// as separate streams), `"dit"`, `"crossdit"`, `"uvit"`.
+    #[serde(default, skip_serializing_if = "BackboneKind::is_mmdit")]
+    pub backbone: BackboneKind,
+    /// How a backbone other than MMDiT is sized when `hidden_size` is not given:
+    /// `"matched-params"` (default): `depth` heads of the width whose parameter count is
+    /// closest to the MMDiT of the same depth; `"depth"`: hidden 64 x depth like MMDiT.
+    #[serde(default, skip_serializing_if = "WidthRule::is_matched_params")]
+    pub width_rule: WidthRule,
+    /// `backbone = "mmdit-3"`: the leading context tokens of its first stream. Default: the
+    /// first text source's tokens (CLIP's in SD3's stack) when the context holds several
+    /// sources, else half the context tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_split: Option<u32>,
+}
+
+/// See [`ModelConfig::width_rule`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WidthRule {
+    #[default]
+    MatchedParams,
+    Depth,
+}
+
+impl WidthRule {
+    fn is_matched_params(&self) -> bool {
+        *self == Self::MatchedParams
+    }
 }
 
 /// See [`ModelConfig::position_grid`].
@@ -353,6 +382,9 @@ impl Default for ModelConfig {
             qk_norm: false,
             position_grid: PositionGridKind::Table,
             position_base_resolution: None,
+            backbone: BackboneKind::Mmdit,
+            width_rule: WidthRule::MatchedParams,
+            context_split: None,
         }
     }
 }
@@ -402,6 +434,18 @@ impl Validate for ModelConfig {
                 );
             }
             v.count_in("position_base_resolution", u64::from(base), 8, 4096);
+        }
+        if let Some(split) = self.context_split {
+            if self.backbone != BackboneKind::Mmdit3 {
+                v.fail(
+                    "context_split",
+                    format!(
+                        "applies to backbone = \"mmdit-3\" only (backbone is \"{}\")",
+                        self.backbone
+                    ),
+                );
+            }
+            v.count_at_least("context_split", u64::from(split), 1);
         }
     }
 }

@@ -51,5 +51,6 @@ pub fn layout_name(layout: Layout) -> &'static str {
     match layout {
         Layout::Diffusers => "diffusers",
         Layout::Sd3 { .. } => "sd3",
+        Layout::Flowscale => "flowscale",
     }
 }

@@ -31,5 +31,5 @@ pub use data::RunData;
 pub use decoder::PixelDecoder;
 pub use init::{init_from_checkpoint, InitReport, INIT_REPORT_FILE};
 pub use latent_data::{LatentData, LatentPosition};
-pub use model::{mmdit_config, ConditionerSpec, RunModel, RunModelSpec, CONDITIONER_PREFIX};
+pub use model::{backbone_config, ConditionerSpec, RunModel, RunModelSpec, CONDITIONER_PREFIX};
 pub use pixel_data::PixelData;

@@ -13,7 +13,7 @@ use crate::cond_input::CondInput;
 use crate::conditioning::{ClassEmbedding, Conditioning, ConditioningProvider};
 use crate::config::{
     ConditioningConfig, ConditioningProviderKind, ModelConfig, PositionGridKind, Precision,
-    RunConfig, TimeInputKind,
+    RunConfig, TimeInputKind, WidthRule,
 };
 use crate::error::{Result, TrainError};
 use crate::sample_text::SampleText;
@@ -22,7 +22,8 @@ use flowscale_encoders::text::{TextEncoder, TextSourceSpan};
 use flowscale_formulations::{Formulation, NativeTimeInput};
 use flowscale_models::checkpoint::LoadedMmdit;
 use flowscale_models::{
-    forward_cost, AttentionStats, BlockTape, Checkpointing, Backbone, MmditConfig, PositionGrid,
+    forward_cost, match_mmdit_params, AttentionStats, Backbone, BackboneKind, BlockTape,
+    Checkpointing, MmditConfig, PositionGrid,
 };
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -96,8 +97,15 @@ pub struct RunModelSpec {
 impl RunModelSpec {
     /// The model of run `cfg` on `data`.
     pub fn for_run(cfg: &RunConfig, data: &RunData) -> Result<Self> {
-        let mut backbone =
-            mmdit_config(&cfg.model, &cfg.conditioning, data.channels(), data.side());
+        let conditioner = ConditionerSpec::for_run(&cfg.conditioning, data);
+        let split = context_split(&cfg.model, &cfg.conditioning, &conditioner)?;
+        let mut backbone = backbone_config(
+            &cfg.model,
+            &cfg.conditioning,
+            data.channels(),
+            data.side(),
+            split,
+        )?;
         // Aspect buckets: the table covers the longest bucket side (SD3's extended grid, each
         // batch taking its centred crop); the interpolated grid needs no table.
         let patch = backbone.patch_size.max(1);
@@ -108,7 +116,7 @@ impl RunModelSpec {
         Ok(Self {
             backbone,
             conditioning: cfg.conditioning.clone(),
-            conditioner: ConditionerSpec::for_run(&cfg.conditioning, data),
+            conditioner,
             precision: cfg.train.precision,
             seed: cfg.run.seed,
             native_time: native_time_of(cfg),
@@ -209,22 +217,59 @@ fn native_time_of(cfg: &RunConfig) -> Option<Formulation> {
     }
 }
 
-/// The MMDiT of `[model]` on data with `channels` channels and `side` x `side` inputs (the
+/// MMDiT-3's split of the context tokens (`None` for the other backbones): `model.context_split`,
+/// else the first text source's tokens when the stored context holds several sources (CLIP's
+/// in SD3's stack, T5's after them), else half the context tokens. The split must leave tokens
+/// on both sides.
+fn context_split(
+    m: &ModelConfig,
+    c: &ConditioningConfig,
+    conditioner: &ConditionerSpec,
+) -> Result<Option<i64>> {
+    if m.backbone != BackboneKind::Mmdit3 {
+        return Ok(None);
+    }
+    let tokens = i64::from(c.context_tokens);
+    let first_source = match conditioner {
+        ConditionerSpec::Text(TextSpec {
+            embedded: Some((spans, _)),
+            ..
+        }) if spans.len() > 1 => spans.iter().map(|s| s.tokens[1] - s.tokens[0]).next(),
+        _ => None,
+    };
+    let split = m
+        .context_split
+        .map(i64::from)
+        .or(first_source)
+        .unwrap_or(tokens / 2);
+    if split < 1 || split >= tokens {
+        return Err(TrainError::Invalid(format!(
+            "model.backbone = \"mmdit-3\" splits the {tokens} context tokens \
+             (conditioning.context_tokens) at {split} (model.context_split); both streams need \
+             at least one token"
+        )));
+    }
+    Ok(Some(split))
+}
+
+/// The backbone of `[model]` on data with `channels` channels and `side` x `side` inputs (the
 /// resolution in pixel space, resolution / downsample factor for latents), attending to context
 /// tokens of `[conditioning]`'s widths, with the position table (the run's `position_grid` is
-/// set by [`RunModelSpec::for_run`]). The position table is exactly the training grid; larger
-/// inputs need a larger `pos_embed_max_size` at export time, which is a property of the weights
-/// only through the fixed sin-cos table.
-pub fn mmdit_config(
+/// set by [`RunModelSpec::for_run`]) and MMDiT-3's `context_split`. A backbone other than
+/// MMDiT without `model.hidden_size` is sized by `model.width_rule`. The position table is
+/// exactly the training grid; larger inputs need a larger `pos_embed_max_size` at export time,
+/// which is a property of the weights only through the fixed sin-cos table.
+pub fn backbone_config(
     m: &ModelConfig,
     c: &ConditioningConfig,
     channels: i64,
     side: i64,
-) -> MmditConfig {
+    context_split: Option<i64>,
+) -> Result<MmditConfig> {
     let hidden = i64::from(m.hidden_size());
     let heads = i64::from(m.num_heads());
     let patch = i64::from(m.patch_size);
-    MmditConfig {
+    let config = MmditConfig {
         sample_size: side,
         patch_size: patch,
         in_channels: channels,
@@ -239,9 +284,13 @@ pub fn mmdit_config(
         qk_norm: m.qk_norm.then(|| "rms_norm".to_owned()),
         dual_attention_layers: Vec::new(),
         position_grid: PositionGrid::Table,
-        backbone: Default::default(),
-        context_split: None,
+        backbone: m.backbone,
+        context_split,
+    };
+    if m.hidden_size.is_none() && m.width_rule == WidthRule::MatchedParams {
+        return Ok(match_mmdit_params(&config)?);
     }
+    Ok(config)
 }
 
 pub struct RunModel {

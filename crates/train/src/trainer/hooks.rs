@@ -365,7 +365,7 @@ impl Trainer {
             }
         }
         groups.extend(self.optimizer.replicated_group());
-        let mcfg = self.model.config().to_diffusers_json()?;
+        let mcfg = self.model.config().to_json()?;
         self.store
             .protect(self.state.best_val_loss.map(|(_, step)| step));
         if !sharded {
