@@ -28,6 +28,9 @@ mod joint_block;
 mod layers;
 mod uvit_block;
 
+#[cfg(test)]
+mod parity_tests;
+
 pub use activation_checkpointing::{BlockTape, Checkpointing};
 pub use attention_stats::AttentionStats;
 pub use backbone::Backbone;
