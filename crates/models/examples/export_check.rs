@@ -5,7 +5,7 @@
 //!     cargo run -p flowscale-models --example export_check -- OUT_DIR
 
 use flowscale_models::checkpoint::safetensors_io;
-use flowscale_models::{save_mmdit, Layout, Backbone, MmditConfig};
+use flowscale_models::{save_mmdit, Backbone, Layout, MmditConfig};
 use tch::{nn, Device, Kind, Tensor};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -92,7 +92,11 @@ impl StreamProj {
         let q = split_heads(self.q.forward(x)?, heads)?;
         let k = split_heads(self.k.forward(x)?, heads)?;
         let v = split_heads(self.v.forward(x)?, heads)?;
-        Ok((apply_norm(&self.norm_q, q)?, apply_norm(&self.norm_k, k)?, v))
+        Ok((
+            apply_norm(&self.norm_q, q)?,
+            apply_norm(&self.norm_k, k)?,
+            v,
+        ))
     }
 }
 
@@ -389,9 +393,8 @@ mod tests {
         tch::manual_seed(3);
         let (hidden, heads) = (6, 2);
         let vs = nn::VarStore::new(Device::Cpu);
-        let attn =
-            JointAttention::new(&Scope::store(vs.root()), hidden, heads, 3, false, false, 1)
-                .unwrap();
+        let attn = JointAttention::new(&Scope::store(vs.root()), hidden, heads, 3, false, false, 1)
+            .unwrap();
         tch::no_grad(|| {
             for mut v in vs.trainable_variables() {
                 v.copy_(&(Tensor::randn_like(&v) * 0.7));
@@ -399,7 +402,8 @@ mod tests {
         });
         let x = Tensor::randn([2, 5, hidden], (Kind::Float, Device::Cpu));
         let ctx = Tensor::randn([2, 3, hidden], (Kind::Float, Device::Cpu));
-        let (img, ctx_out, stats) = tch::no_grad(|| attn.forward_with_stats(&x, &[ctx.shallow_clone()])).unwrap();
+        let (img, ctx_out, stats) =
+            tch::no_grad(|| attn.forward_with_stats(&x, &[ctx.shallow_clone()])).unwrap();
         let (max, entropy) = reference(&vs, &x, &ctx, heads as usize);
         assert!((stats.max_logit - max).abs() < 1e-5, "{stats:?} vs {max}");
         assert!(

@@ -87,9 +87,9 @@ impl Backbone {
                     BackboneKind::CrossDit => {
                         Box::new(CrossDitBlock::new(&s, hidden, heads, head_dim, qk)?)
                     }
-                    BackboneKind::Uvit => Box::new(UvitBlock::new(
-                        &s, i, depth, hidden, heads, head_dim, qk,
-                    )?),
+                    BackboneKind::Uvit => {
+                        Box::new(UvitBlock::new(&s, i, depth, hidden, heads, head_dim, qk)?)
+                    }
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -216,7 +216,12 @@ impl Backbone {
 
     /// The forward from the conditioning vector `c` `[B, hidden]` on (the time and pooled
     /// embedding already applied).
-    fn forward_conditioned(&self, latents: &Tensor, context: &Tensor, c: &Tensor) -> Result<Tensor> {
+    fn forward_conditioned(
+        &self,
+        latents: &Tensor,
+        context: &Tensor,
+        c: &Tensor,
+    ) -> Result<Tensor> {
         let mut streams = self.streams(latents, context)?;
         for block in &self.blocks {
             streams = block.forward_streams(&streams, c)?;

@@ -99,6 +99,9 @@ mod tests {
             assert_eq!(BackboneKind::parse(b.name()).unwrap(), b);
         }
         let e = BackboneKind::parse("MMDiT").unwrap_err().to_string();
-        assert!(e.contains("`MMDiT`") && e.contains("crossdit") && e.contains("mmdit-3"), "{e}");
+        assert!(
+            e.contains("`MMDiT`") && e.contains("crossdit") && e.contains("mmdit-3"),
+            "{e}"
+        );
     }
 }

@@ -7,11 +7,11 @@
 //! Training FLOPs per step = 3 x forward FLOPs x batch (backward = 2 x forward), no activation
 //! recomputation.
 
+use crate::backbone::Backbone;
 use crate::backbone_kind::BackboneKind;
 use crate::config::MmditConfig;
 use crate::embeddings::TIMESTEP_CHANNELS;
 use crate::error::{ModelError, Result};
-use crate::backbone::Backbone;
 
 /// Parameter counts of a config, from [`Backbone::layout`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,7 +113,11 @@ pub fn forward_cost(
         BackboneKind::Dit | BackboneKind::Uvit => {
             // One weight set over the s = n + l tokens; UViT adds a Linear(2H, H) over the
             // sequence in each of the d / 2 skip blocks.
-            let skips = if config.backbone == BackboneKind::Uvit { d / 2 } else { 0 };
+            let skips = if config.backbone == BackboneKind::Uvit {
+                d / 2
+            } else {
+                0
+            };
             (
                 (d * 6 * h + 2 * h) * h,
                 d * 4 * s * h * h + skips * 2 * s * h * h,

@@ -71,7 +71,8 @@ impl CrossDitBlock {
 /// Streams `[image, context]`; the context passes through unchanged.
 impl StreamBlock for CrossDitBlock {
     fn forward_streams(&self, streams: &[Tensor], c: &Tensor) -> Result<Vec<Tensor>> {
-        let (x, ()) = self.forward_via(&streams[0], &streams[1], c, |a, x| Ok((a.forward(x)?, ())))?;
+        let (x, ()) =
+            self.forward_via(&streams[0], &streams[1], c, |a, x| Ok((a.forward(x)?, ())))?;
         Ok(vec![x, streams[1].shallow_clone()])
     }
 }

@@ -54,7 +54,11 @@ impl DitBlock {
         Ok(self.forward_via(x, c, |a, x| Ok((a.forward(x)?, ())))?.0)
     }
 
-    pub(crate) fn forward_with_stats(&self, x: &Tensor, c: &Tensor) -> Result<(Tensor, AttentionStats)> {
+    pub(crate) fn forward_with_stats(
+        &self,
+        x: &Tensor,
+        c: &Tensor,
+    ) -> Result<(Tensor, AttentionStats)> {
         self.forward_via(x, c, |a, x| a.forward_with_stats(x))
     }
 }

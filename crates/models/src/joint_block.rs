@@ -183,8 +183,7 @@ impl JointBlock {
         let ctxs = match attn_ctx {
             Some(outs) => {
                 let mut next = Vec::with_capacity(outs.len());
-                for (((ctx, a), mc), half) in ctxs.iter().zip(outs).zip(&mods).zip(&self.contexts)
-                {
+                for (((ctx, a), mc), half) in ctxs.iter().zip(outs).zip(&mods).zip(&self.contexts) {
                     let ctx = ctx.f_add(&a.f_mul(&mc[2].f_unsqueeze(1)?)?)?;
                     next.push(match &half.ff_context {
                         Some(ff) => mlp_residual(ff, &ctx, &mc[3], &mc[4], &mc[5])?,

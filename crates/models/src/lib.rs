@@ -9,6 +9,8 @@
 
 pub mod activation_checkpointing;
 pub mod attention_stats;
+pub mod backbone;
+pub mod backbone_kind;
 pub mod builder;
 pub mod checkpoint;
 pub mod config;
@@ -16,20 +18,23 @@ pub mod cost;
 pub mod embeddings;
 pub mod error;
 pub mod matched_width;
-pub mod backbone;
-pub mod backbone_kind;
 pub mod position_grid;
 
 mod attention;
 mod backbone_block;
 mod cross_dit_block;
 mod dit_block;
-mod uvit_block;
 mod joint_block;
 mod layers;
+mod uvit_block;
+
+#[cfg(test)]
+mod parity_tests;
 
 pub use activation_checkpointing::{BlockTape, Checkpointing};
 pub use attention_stats::AttentionStats;
+pub use backbone::Backbone;
+pub use backbone_kind::{BackboneKind, BACKBONES};
 pub use builder::ParamInfo;
 pub use checkpoint::{load_mmdit, save_mmdit, Layout, LoadedMmdit, StateDict};
 pub use config::{MmditConfig, PRESETS};
@@ -37,6 +42,4 @@ pub use cost::{forward_cost, param_count, ForwardCost, ParamCount};
 pub use error::{KeyReport, ModelError, Result};
 pub use layers::Linear;
 pub use matched_width::match_mmdit_params;
-pub use backbone::Backbone;
-pub use backbone_kind::{BackboneKind, BACKBONES};
 pub use position_grid::PositionGrid;

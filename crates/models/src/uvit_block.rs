@@ -49,7 +49,11 @@ impl UvitBlock {
         let role = if index < k {
             SkipRole::Push
         } else if index >= depth - k {
-            SkipRole::Pop(Linear::xavier(&scope.sub("skip_linear"), 2 * hidden, hidden)?)
+            SkipRole::Pop(Linear::xavier(
+                &scope.sub("skip_linear"),
+                2 * hidden,
+                hidden,
+            )?)
         } else {
             SkipRole::Plain
         };

@@ -3,7 +3,7 @@
 
 mod common;
 
-use flowscale_models::{Checkpointing, Backbone};
+use flowscale_models::{Backbone, Checkpointing};
 use tch::{nn, Device, Kind, Tensor};
 
 struct Inputs {

@@ -5,11 +5,11 @@ pub mod diffusers;
 pub mod safetensors_io;
 pub mod sd3;
 
-use crate::builder::ParamInfo;
+use crate::backbone::Backbone;
 use crate::backbone_kind::BackboneKind;
+use crate::builder::ParamInfo;
 use crate::config::MmditConfig;
 use crate::error::{KeyReport, ModelError, Result};
-use crate::backbone::Backbone;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};

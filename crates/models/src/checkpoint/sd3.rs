@@ -2,10 +2,10 @@
 //! qkv, (shift, scale) final modulations), mapped to and from flowscale's diffusers keys.
 
 use super::StateDict;
+use crate::backbone::Backbone;
 use crate::builder::ParamInfo;
 use crate::config::{MmditConfig, QK_NORM_RMS};
 use crate::error::{KeyReport, ModelError, Result};
-use crate::backbone::Backbone;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use tch::Tensor;
