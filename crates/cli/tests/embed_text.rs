@@ -1,7 +1,7 @@
 //! `flowscale embed-text` with the real MiniLM (`.assets/`, from scripts/setup), and its output
 //! driving `flowscale sample`.
 
-use flowscale_models::{save_mmdit, Layout, Backbone, MmditConfig};
+use flowscale_models::{save_mmdit, Backbone, Layout, MmditConfig};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use tch::{nn, Device, Kind, Tensor};

@@ -76,7 +76,7 @@ impl std::fmt::Display for KeyReport {
 pub enum ModelError {
     #[error("torch: {0}")]
     Torch(#[from] tch::TchError),
-    #[error("invalid MMDiT config: {0}")]
+    #[error("invalid backbone config: {0}")]
     Config(String),
     #[error("invalid input: {0}")]
     Input(String),

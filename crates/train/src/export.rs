@@ -134,13 +134,19 @@ fn model_card(
     backbone: flowscale_models::BackboneKind,
 ) -> Result<String> {
     let loading = match req.format {
-        ExportFormat::Diffusers => "Load the diffusers folder with \
-            `SD3Transformer2DModel.from_pretrained(path)`.",
+        ExportFormat::Diffusers => {
+            "Load the diffusers folder with \
+            `SD3Transformer2DModel.from_pretrained(path)`."
+        }
         ExportFormat::Sd3 => "Load the file with SD3 single-file tools.",
-        ExportFormat::Flowscale => "Load the folder with `flowscale generate --from-export` \
-            (config.json names the backbone; docs/backbones.md gives its layout).",
-        ExportFormat::Safetensors => "flowscale's names; the backbone config is in the \
-            safetensors metadata.",
+        ExportFormat::Flowscale => {
+            "Load the folder with `flowscale generate --from-export` \
+            (config.json names the backbone; docs/backbones.md gives its layout)."
+        }
+        ExportFormat::Safetensors => {
+            "flowscale's names; the backbone config is in the \
+            safetensors metadata."
+        }
     };
     let (dir, state) = (ck.dir(), &ck.checkpoint.state);
     let config_text = ck

@@ -113,7 +113,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             context_split: (kind == BackboneKind::Mmdit3).then_some(a.context_split),
             ..base.clone()
         };
-        Ok(if matched { match_mmdit_params(&cfg)? } else { cfg })
+        Ok(if matched {
+            match_mmdit_params(&cfg)?
+        } else {
+            cfg
+        })
     };
     if a.backbone == "all" {
         return params_table(a, &sized);

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use flowscale_models::{forward_cost, Checkpointing, Backbone, MmditConfig};
+use flowscale_models::{forward_cost, Backbone, Checkpointing, MmditConfig};
 use flowscale_train::optim::{AdamW, AdamWConfig};
 use tch::{nn, Device, Kind, Tensor};
 

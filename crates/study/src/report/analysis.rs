@@ -17,6 +17,8 @@ pub struct RunSummary {
     pub values: String,
     pub status: String,
     pub formulation: String,
+    /// `model.backbone` of the run (`mmdit` unless set).
+    pub backbone: String,
     pub best: Option<(u64, f64)>,
     pub last: Option<(u64, f64)>,
     pub flops_per_step: Option<f64>,
@@ -75,6 +77,7 @@ pub fn summarise(sweep: &Sweep) -> Result<Vec<RunSummary>> {
             values: describe(&r.values),
             status: sweep.status(i)?.to_string(),
             formulation: r.config.formulation.name.clone(),
+            backbone: r.config.model.backbone.name().to_owned(),
             best: curves.best(),
             last,
             flops_per_step: curves.flops_per_step,
@@ -100,10 +103,15 @@ fn metric_weights(results: &SweepResults) -> Option<String> {
 /// Gathers the report of `sweep`, to be written into `dir` (nothing is written here).
 pub(super) fn analyse(sweep: &Sweep, dir: &Path) -> Result<Report> {
     let runs = summarise(sweep)?;
-    let scaling = scaling::per_formulation(&runs);
-    let mut formulations: Vec<String> = runs.iter().map(|r| r.formulation.clone()).collect();
-    formulations.sort();
-    formulations.dedup();
+    let backbones = distinct(runs.iter().map(|r| r.backbone.clone()));
+    // A scaling law is fitted over runs of one architecture: across backbones it would mix
+    // architectures' curves into one law (the architecture comparison is its own section).
+    let scaling = if backbones.len() > 1 {
+        Vec::new()
+    } else {
+        scaling::per_formulation(&runs)
+    };
+    let formulations = distinct(runs.iter().map(|r| r.formulation.clone()));
     let results = collect(sweep)?;
     let metric_weights = metric_weights(&results);
     Ok(Report {
@@ -112,7 +120,16 @@ pub(super) fn analyse(sweep: &Sweep, dir: &Path) -> Result<Report> {
         runs,
         scaling,
         formulations,
+        backbones,
         results,
         metric_weights,
     })
+}
+
+/// The values, sorted, each once.
+fn distinct(values: impl Iterator<Item = String>) -> Vec<String> {
+    let mut v: Vec<String> = values.collect();
+    v.sort();
+    v.dedup();
+    v
 }

@@ -2,7 +2,7 @@
 //! the scaling sections are [`super::markdown_scaling`], the evaluation section
 //! [`super::markdown_eval`].
 
-use super::{markdown_eval, markdown_scaling, Report, RunSummary};
+use super::{markdown_backbones, markdown_eval, markdown_scaling, Report, RunSummary};
 use crate::sweep::Sweep;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -40,7 +40,11 @@ pub(super) fn render(r: &Report, sweep: &Sweep, dir: &Path) -> String {
         );
     }
     render_runs(&mut md, runs, formulations > 1);
-    markdown_scaling::render(&mut md, r);
+    if r.backbones.len() > 1 {
+        markdown_backbones::render(&mut md, r);
+    } else {
+        markdown_scaling::render(&mut md, r);
+    }
     markdown_eval::render(&mut md, r, sweep.eval.is_some());
     for p in &r.plots {
         let rel = p.strip_prefix(dir).unwrap_or(p);

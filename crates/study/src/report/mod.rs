@@ -12,8 +12,10 @@
 //! drawn and written from it, so they cannot disagree.
 
 mod analysis;
+mod backbone_plots;
 mod formulation_plots;
 mod markdown;
+mod markdown_backbones;
 mod markdown_eval;
 mod markdown_posthoc;
 mod markdown_scaling;
@@ -43,6 +45,9 @@ pub struct Report {
     pub scaling: Vec<Scaling>,
     /// The formulations the runs use, sorted, each once.
     pub formulations: Vec<String>,
+    /// The backbones the runs use, sorted, each once: several make the sweep an architecture
+    /// comparison (paper Fig. 4, [`markdown_backbones`]), with no scaling fit.
+    pub backbones: Vec<String>,
     pub results: SweepResults,
     /// The weights whose sample metrics the plots and tables show (checkpoint selection's
     /// among the evaluated ones); `None` without evaluation results.

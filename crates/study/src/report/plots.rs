@@ -21,6 +21,15 @@ pub(super) fn draw(report: &Report, dir: &Path) -> Result<Vec<PathBuf>> {
     if report.scaling.iter().any(|s| !s.compute_points.is_empty()) {
         plots.push(save(&compute_plot(report), &dir.join("loss-vs-flops"))?.0);
     }
+    if report.backbones.len() > 1 {
+        plots.push(
+            save(
+                &super::backbone_plots::loss_vs_flops(&trained),
+                &dir.join("loss-vs-flops-by-backbone"),
+            )?
+            .0,
+        );
+    }
     plots.extend(size_steps_plots(report, &trained, dir)?);
     plots.extend(formulation_plots::draw(&report.formulations, dir)?);
     // Losses of several formulations are on different scales: no loss-vs-metric plots.

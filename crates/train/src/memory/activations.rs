@@ -5,7 +5,7 @@
 //! head, the last block, which has no context output); both are taken linear in the batch
 //! through the two measured points and scaled to the planned depth.
 
-use flowscale_models::{Checkpointing, Backbone, MmditConfig};
+use flowscale_models::{Backbone, Checkpointing, MmditConfig};
 use tch::{nn, Device, Kind, Tensor};
 
 use crate::config::Precision;
