@@ -679,3 +679,58 @@ fn caption_conditioning(
     let refs: Vec<&str> = captions.iter().map(String::as_str).collect();
     CaptionConditioning::new(&encoder, &refs, 32, device)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(name: &str, tokens: [i64; 2]) -> TextSourceSpan {
+        TextSourceSpan {
+            name: name.into(),
+            tokens,
+            context_channels: [0, 16],
+            pooled_channels: None,
+        }
+    }
+
+    fn stored(spans: Vec<TextSourceSpan>, tokens: i64) -> ConditionerSpec {
+        ConditionerSpec::Text(TextSpec {
+            embedded: Some((spans, (tokens, 16, 16))),
+            encoder: None,
+        })
+    }
+
+    #[test]
+    fn mmdit3_splits_at_the_first_text_source_else_in_half_unless_told() {
+        let m = |split: Option<u32>| ModelConfig {
+            backbone: BackboneKind::Mmdit3,
+            context_split: split,
+            ..ModelConfig::default()
+        };
+        let c = |tokens: u32| ConditioningConfig {
+            context_tokens: tokens,
+            ..ConditioningConfig::default()
+        };
+        // SD3's stack: CLIP's 77 tokens, then T5's 77.
+        let sd3 = stored(vec![span("clip_l", [0, 77]), span("t5", [77, 154])], 154);
+        assert_eq!(context_split(&m(None), &c(154), &sd3).unwrap(), Some(77));
+        // One source (MiniLM): half the tokens; class tokens likewise.
+        let one = stored(vec![span("minilm", [0, 24])], 24);
+        assert_eq!(context_split(&m(None), &c(24), &one).unwrap(), Some(12));
+        let classes = ConditionerSpec::Classes(10);
+        assert_eq!(context_split(&m(None), &c(5), &classes).unwrap(), Some(2));
+        // An explicit split wins; one that leaves a stream empty is refused by name.
+        assert_eq!(context_split(&m(Some(5)), &c(154), &sd3).unwrap(), Some(5));
+        let e = context_split(&m(Some(24)), &c(24), &one)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("context_split") && e.contains("24"), "{e}");
+        let e = context_split(&m(None), &c(1), &classes)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("context_tokens"), "{e}");
+        // Other backbones have no split.
+        let mmdit = ModelConfig::default();
+        assert_eq!(context_split(&mmdit, &c(154), &sd3).unwrap(), None);
+    }
+}
