@@ -11,7 +11,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use flowscale_models::{forward_cost, Backbone, Checkpointing, MmditConfig};
+use flowscale_models::{
+    forward_cost, match_mmdit_params, Backbone, BackboneKind, Checkpointing, MmditConfig,
+};
 use flowscale_train::optim::{AdamW, AdamWConfig};
 use tch::{nn, Device, Kind, Tensor};
 
@@ -49,6 +51,11 @@ pub struct FwdBwdArgs {
     /// Print one JSON line instead of text.
     #[arg(long)]
     json: bool,
+    /// Time another backbone of the config's depth instead (mmdit, mmdit-3, dit, crossdit,
+    /// uvit), sized by the matched-params width rule (docs/backbones.md); MMDiT-3 splits the
+    /// context in half.
+    #[arg(long)]
+    backbone: Option<String>,
 }
 
 pub(crate) fn parse_device(s: &str) -> anyhow::Result<Device> {
@@ -65,8 +72,23 @@ pub(crate) fn parse_device(s: &str) -> anyhow::Result<Device> {
 pub fn run(args: &FwdBwdArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&args.config_json)
         .with_context(|| format!("reading {}", args.config_json.display()))?;
-    let config = MmditConfig::from_json(&text)
+    let mut config = MmditConfig::from_json(&text)
         .with_context(|| format!("parsing {}", args.config_json.display()))?;
+    if let Some(name) = &args.backbone {
+        anyhow::ensure!(
+            config.backbone.is_mmdit(),
+            "--backbone sizes a backbone to match the MMDiT of --config-json, but {} is a {} \
+             config",
+            args.config_json.display(),
+            config.backbone
+        );
+        let kind = BackboneKind::parse(name)?;
+        config = match_mmdit_params(&MmditConfig {
+            backbone: kind,
+            context_split: (kind == BackboneKind::Mmdit3).then_some((args.context / 2).max(1)),
+            ..config
+        })?;
+    }
     let device = parse_device(&args.device)?;
     let plan = Checkpointing::parse(&args.checkpointing)?;
     tch::manual_seed(0);
@@ -171,12 +193,16 @@ pub fn run(args: &FwdBwdArgs) -> anyhow::Result<()> {
             "checkpointing": plan,
             "step_peak_mib": (mib(step_memory) * 10.0).round() / 10.0,
             "process_peak_mib": (mib(peak) * 10.0).round() / 10.0,
+            "backbone": config.backbone.name(),
+            "hidden": config.hidden(),
         });
         println!("{row}");
     } else {
         let mfu = mfu.map_or(String::new(), |m| format!(", MFU {:.1}%", 100.0 * m));
         println!(
-            "{ms:.1} ms per {what}, {samples_per_s:.1} samples/s{mfu} (batch {b}, latent {h}x{w}, context {}, {}, {} timed after {} warm-up, {}, {threads} threads); checkpointing {plan}: first step peaks {:.1} MiB above the model; process peak {:.1} MiB",
+            "{}: {ms:.1} ms per {what}, {samples_per_s:.1} samples/s{mfu} (hidden {}, batch {b}, latent {h}x{w}, context {}, {}, {} timed after {} warm-up, {}, {threads} threads); checkpointing {plan}: first step peaks {:.1} MiB above the model; process peak {:.1} MiB",
+            config.backbone,
+            config.hidden(),
             args.context,
             args.precision,
             args.steps,
