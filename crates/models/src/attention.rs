@@ -1,7 +1,7 @@
 //! Attention for every backbone. Joint attention: each stream (image, one or two context
 //! streams) projects its own q, k, v (optionally RMS-normed per head), all attend together over
 //! the concatenated sequence with SDPA, and the result is split back per stream. Self-attention
-//! (DiT, UViT, CrossDiT) and cross-attention (CrossDiT) are the one- and two-input cases. A
+//! (DiT, UViT, CrossDiT) and cross-attention (CrossDiT) are [`Attention`] with one or two inputs. A
 //! math-form twin of each reports the logits' statistics (`crate::attention_stats`).
 
 use crate::attention_stats::{logit_stats, stat_kind, AttentionStats};
@@ -89,9 +89,19 @@ struct StreamProj {
 impl StreamProj {
     /// `[B, N, H]` -> q, k, v as `[B, heads, N, head_dim]`.
     fn project(&self, x: &Tensor, heads: i64) -> Result<(Tensor, Tensor, Tensor)> {
+        self.project_from(x, x, heads)
+    }
+
+    /// q from `x`, k and v from `source`.
+    fn project_from(
+        &self,
+        x: &Tensor,
+        source: &Tensor,
+        heads: i64,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
         let q = split_heads(self.q.forward(x)?, heads)?;
-        let k = split_heads(self.k.forward(x)?, heads)?;
-        let v = split_heads(self.v.forward(x)?, heads)?;
+        let k = split_heads(self.k.forward(source)?, heads)?;
+        let v = split_heads(self.v.forward(source)?, heads)?;
         Ok((
             apply_norm(&self.norm_q, q)?,
             apply_norm(&self.norm_k, k)?,
@@ -254,16 +264,18 @@ impl JointAttention {
     }
 }
 
-/// Self-attention over one sequence (`attn1` of a DiT block, diffusers' `Attention` names:
-/// `to_q/k/v`, `to_out.0`, `norm_q/k` with QK-norm).
+/// Attention of one token sequence to itself or to another (diffusers' `Attention` names:
+/// `to_q/k/v`, `to_out.0`, `norm_q/k` with QK-norm): `attn1` of a DiT block (self-attention) and
+/// `attn2` of a CrossDiT block (queries from the image tokens, keys and values from the context,
+/// as in PixArt-alpha).
 #[derive(Debug)]
-pub(crate) struct SelfAttention {
+pub(crate) struct Attention {
     proj: StreamProj,
     to_out: Linear,
     heads: i64,
 }
 
-impl SelfAttention {
+impl Attention {
     pub(crate) fn new(
         scope: &Scope,
         hidden: i64,
@@ -272,7 +284,7 @@ impl SelfAttention {
         qk_norm_on: bool,
     ) -> Result<Self> {
         let lin = |name: &str| Linear::xavier(&scope.sub(name), hidden, hidden);
-        Ok(SelfAttention {
+        Ok(Attention {
             proj: StreamProj {
                 norm_q: qk_norm(scope, "norm_q", head_dim, qk_norm_on)?,
                 norm_k: qk_norm(scope, "norm_k", head_dim, qk_norm_on)?,
@@ -285,57 +297,22 @@ impl SelfAttention {
         })
     }
 
+    /// Self-attention of `x`.
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (q, k, v) = self.proj.project(x, self.heads)?;
+        self.forward_from(x, x)
+    }
+
+    /// Queries from `x`, keys and values from `source`.
+    pub(crate) fn forward_from(&self, x: &Tensor, source: &Tensor) -> Result<Tensor> {
+        let (q, k, v) = self.proj.project_from(x, source, self.heads)?;
         Ok(self.to_out.forward(&merge_heads(&attend(&q, &k, &v)?)?)?)
     }
 
+    /// Self-attention of `x` in the math form, with the statistics of its logits.
     pub(crate) fn forward_with_stats(&self, x: &Tensor) -> Result<(Tensor, AttentionStats)> {
         let (q, k, v) = self.proj.project(x, self.heads)?;
         let (out, stats) = attend_with_stats(&q, &k, &v)?;
         Ok((self.to_out.forward(&merge_heads(&out)?)?, stats))
-    }
-}
-
-/// Cross-attention of the image tokens to the context tokens (`attn2` of a CrossDiT block, as
-/// in PixArt-alpha: queries from the image, keys and values from the context; `to_q/k/v`,
-/// `to_out.0`, `norm_q/k` with QK-norm).
-#[derive(Debug)]
-pub(crate) struct CrossAttention {
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    norm_q: Option<RmsNorm>,
-    norm_k: Option<RmsNorm>,
-    to_out: Linear,
-    heads: i64,
-}
-
-impl CrossAttention {
-    pub(crate) fn new(
-        scope: &Scope,
-        hidden: i64,
-        heads: i64,
-        head_dim: i64,
-        qk_norm_on: bool,
-    ) -> Result<Self> {
-        let lin = |name: &str| Linear::xavier(&scope.sub(name), hidden, hidden);
-        Ok(CrossAttention {
-            norm_q: qk_norm(scope, "norm_q", head_dim, qk_norm_on)?,
-            norm_k: qk_norm(scope, "norm_k", head_dim, qk_norm_on)?,
-            q: lin("to_q")?,
-            k: lin("to_k")?,
-            v: lin("to_v")?,
-            to_out: Linear::xavier(&scope.sub("to_out").sub(0), hidden, hidden)?,
-            heads,
-        })
-    }
-
-    pub(crate) fn forward(&self, x: &Tensor, ctx: &Tensor) -> Result<Tensor> {
-        let q = apply_norm(&self.norm_q, split_heads(self.q.forward(x)?, self.heads)?)?;
-        let k = apply_norm(&self.norm_k, split_heads(self.k.forward(ctx)?, self.heads)?)?;
-        let v = split_heads(self.v.forward(ctx)?, self.heads)?;
-        Ok(self.to_out.forward(&merge_heads(&attend(&q, &k, &v)?)?)?)
     }
 }
 

@@ -18,7 +18,6 @@ use crate::backbone_block::BackboneBlock;
 use crate::backbone_kind::BackboneKind;
 use crate::builder::{ParamInfo, Scope};
 use crate::config::MmditConfig;
-use crate::cross_dit_block::CrossDitBlock;
 use crate::dit_block::DitBlock;
 use crate::embeddings::{PatchEmbed, TimeTextEmbed};
 use crate::error::{ModelError, Result};
@@ -83,10 +82,14 @@ impl Backbone {
                         i == depth - 1,
                         cfg.backbone.context_streams(),
                     )?),
-                    BackboneKind::Dit => Box::new(DitBlock::new(&s, hidden, heads, head_dim, qk)?),
-                    BackboneKind::CrossDit => {
-                        Box::new(CrossDitBlock::new(&s, hidden, heads, head_dim, qk)?)
-                    }
+                    BackboneKind::Dit | BackboneKind::CrossDit => Box::new(DitBlock::new(
+                        &s,
+                        hidden,
+                        heads,
+                        head_dim,
+                        qk,
+                        cfg.backbone == BackboneKind::CrossDit,
+                    )?),
                     BackboneKind::Uvit => {
                         Box::new(UvitBlock::new(&s, i, depth, hidden, heads, head_dim, qk)?)
                     }

@@ -22,7 +22,6 @@ pub mod position_grid;
 
 mod attention;
 mod backbone_block;
-mod cross_dit_block;
 mod dit_block;
 mod joint_block;
 mod layers;

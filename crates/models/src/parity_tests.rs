@@ -9,7 +9,7 @@ use crate::backbone_kind::BackboneKind;
 use crate::builder::Scope;
 use crate::checkpoint::{safetensors_io, StateDict};
 use crate::config::MmditConfig;
-use crate::cross_dit_block::{parity::forward_with_modulation, CrossDitBlock};
+use crate::dit_block::{parity::forward_with_modulation, DitBlock};
 use crate::position_grid::PositionGrid;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -153,7 +153,7 @@ fn cross_dit_block_matches_pixart_block() {
     tch::set_num_threads(1);
     let (dim, heads, head_dim) = (16, 2, 8);
     let vs = nn::VarStore::new(Device::Cpu);
-    let block = CrossDitBlock::new(&Scope::store(vs.root()), dim, heads, head_dim, false).unwrap();
+    let block = DitBlock::new(&Scope::store(vs.root()), dim, heads, head_dim, false, true).unwrap();
     let mut weights = fixture("crossdit_block_weights.safetensors");
     let table = weights
         .remove("scale_shift_table")

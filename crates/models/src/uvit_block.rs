@@ -44,7 +44,7 @@ impl UvitBlock {
         head_dim: i64,
         qk_norm: bool,
     ) -> Result<Self> {
-        let block = DitBlock::new(scope, hidden, heads, head_dim, qk_norm)?;
+        let block = DitBlock::new(scope, hidden, heads, head_dim, qk_norm, false)?;
         let k = depth / 2;
         let role = if index < k {
             SkipRole::Push
