@@ -34,9 +34,9 @@ pub struct GenerateArgs {
     /// A run directory or one of its checkpoint folders (checkpoints/step-NNNNNNNNN).
     #[arg(required_unless_present = "checkpoint")]
     run: Option<PathBuf>,
-    /// Generate from an exported backbone instead of a run: a diffusers folder or an SD3 single
-    /// .safetensors file (`flowscale export`). Needs --text-config and --autoencoder; prompts
-    /// only.
+    /// Generate from an exported backbone instead of a run: a diffusers folder, an SD3 single
+    /// .safetensors file, or a flowscale folder of another backbone (`flowscale export`). Needs
+    /// --text-config and --autoencoder; prompts only.
     #[arg(long, value_name = "PATH", conflicts_with = "run")]
     checkpoint: Option<PathBuf>,
     // The options below that only an export takes conflict with RUN rather than require
