@@ -212,24 +212,29 @@ impl Backbone {
         context: &Tensor,
         pooled: &Tensor,
     ) -> Result<Tensor> {
-        self.check_inputs(latents, timestep, context, pooled)?;
-        let c = self.time_text_embed.forward(timestep, pooled)?;
-        self.forward_conditioned(latents, context, &c)
+        let (streams, c) = self.embed(latents, timestep, context, pooled)?;
+        self.run_blocks(streams, &c, &latents.size())
     }
 
     /// The forward from the conditioning vector `c` `[B, hidden]` on (the time and pooled
-    /// embedding already applied).
+    /// embedding already applied); the DiT parity test's entry point.
+    #[cfg(test)]
     fn forward_conditioned(
         &self,
         latents: &Tensor,
         context: &Tensor,
         c: &Tensor,
     ) -> Result<Tensor> {
-        let mut streams = self.streams(latents, context)?;
+        let x = self.pos_embed.forward(latents)?;
+        self.run_blocks(self.streams(x, context)?, c, &latents.size())
+    }
+
+    /// The blocks and the head over the embedded `streams`.
+    fn run_blocks(&self, mut streams: Vec<Tensor>, c: &Tensor, size: &[i64]) -> Result<Tensor> {
         for block in &self.blocks {
             streams = block.forward_streams(&streams, c)?;
         }
-        self.head(&streams[0], c, &latents.size())
+        self.head(&streams[0], c, size)
     }
 
     /// [`Backbone::forward`] (the same output up to float rounding) with every block's
@@ -298,14 +303,14 @@ impl Backbone {
         pooled: &Tensor,
     ) -> Result<(Vec<Tensor>, Tensor)> {
         self.check_inputs(latents, timestep, context, pooled)?;
+        let x = self.pos_embed.forward(latents)?;
         let c = self.time_text_embed.forward(timestep, pooled)?;
-        Ok((self.streams(latents, context)?, c))
+        Ok((self.streams(x, context)?, c))
     }
 
-    /// Patch and position embedding and the context projection, arranged as the backbone's
-    /// blocks take them (see the table at the top).
-    fn streams(&self, latents: &Tensor, context: &Tensor) -> Result<Vec<Tensor>> {
-        let x = self.pos_embed.forward(latents)?;
+    /// The patch-embedded image tokens `x` and the projected context, arranged as the
+    /// backbone's blocks take them (see the table at the top).
+    fn streams(&self, x: Tensor, context: &Tensor) -> Result<Vec<Tensor>> {
         let project = |i: usize, ctx: &Tensor| -> Result<Tensor> {
             Ok(self.context_embedders[i].forward(ctx)?)
         };

@@ -1,7 +1,7 @@
 //! This process's resident memory from `/proc/self/status` (Linux): the current size and the
-//! high-water mark, which writing `5` to `/proc/self/clear_refs` resets to the current size.
-//! The CPU counterpart of CUDA's allocated / peak-allocated counters for memory benchmarks and
-//! the memory plan.
+//! high-water mark, which writing `5` to `/proc/self/clear_refs` resets to the current size;
+//! and the bytes `malloc` has handed out ([`malloc_in_use`]). The CPU counterparts of CUDA's
+//! peak-allocated and allocated counters for memory benchmarks and the memory plan.
 
 use std::path::Path;
 
@@ -34,20 +34,15 @@ pub fn reset_peak() -> Result<()> {
     std::fs::write(path, "5").map_err(|e| TrainError::io(path, e))
 }
 
-/// Makes every allocation of at least 256 KiB its own mapping, returned to the system when
-/// freed: glibc otherwise raises its mmap threshold (up to 32 MiB) after large frees and keeps
-/// freed tensors in its heap, so resident memory would lag behind the live tensors. Process-wide;
-/// costs a system call per large allocation, so only memory measurements call it.
-pub fn release_large_frees() -> Result<()> {
-    // SAFETY: mallopt only sets an allocator parameter.
-    let ok = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10) };
-    if ok == 1 {
-        Ok(())
-    } else {
-        Err(TrainError::Invalid(
-            "mallopt(M_MMAP_THRESHOLD) was refused".into(),
-        ))
-    }
+/// The bytes `malloc` has handed out and not taken back, over every arena: heap chunks in use
+/// plus separately mapped chunks (glibc's `mallinfo2`: `uordblks + hblkhd`). Unlike resident
+/// memory it does not depend on whether freed memory went back to the system or is reused from
+/// the heap, so the difference before and after a forward is exactly what the forward still
+/// holds (libtorch's CPU allocator allocates through `malloc`).
+pub fn malloc_in_use() -> u64 {
+    // SAFETY: mallinfo2 only reads the allocator's counters.
+    let info = unsafe { libc::mallinfo2() };
+    (info.uordblks + info.hblkhd) as u64
 }
 
 #[cfg(test)]

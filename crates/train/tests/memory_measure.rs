@@ -1,13 +1,28 @@
 //! Activation memory measured on the CPU: one test, so no other test allocates in this process
-//! while resident memory is read.
+//! while the allocator's counters are read.
 
 use flowscale_models::{Checkpointing, MmditConfig};
 use flowscale_train::config::Precision;
+use flowscale_train::host_memory::malloc_in_use;
 use flowscale_train::memory::ActivationProfile;
 use tch::Device;
 
 #[test]
 fn measured_activations_are_linear_in_batch_and_checkpointing_keeps_only_streams() {
+    // The counter the CPU measurement reads follows live allocations, small (heap) and large
+    // (own mapping) alike, and drops when they are freed.
+    let before = malloc_in_use();
+    let small: Vec<Vec<u8>> = (0..256).map(|_| vec![1u8; 4096]).collect();
+    let large = vec![1u8; 8 << 20];
+    let during = malloc_in_use();
+    let want = 256 * 4096 + (8 << 20);
+    assert!(
+        during >= before + want && during < before + want + (1 << 20),
+        "in use {during} from {before}, allocated {want}"
+    );
+    drop((small, large));
+    assert!(malloc_in_use() < during - want / 2);
+
     let config = MmditConfig::from_depth(4); // hidden 256
     let (side, context) = (32, 154);
     let p =

@@ -49,8 +49,6 @@ impl ActivationProfile {
     ) -> Result<Self> {
         if device.is_cuda() {
             flowscale_torch_ext::cuda::empty_cache()?;
-        } else {
-            host_memory::release_large_frees()?;
         }
         let mut held = [[[0u64; 2]; 2]; 2];
         for blocks in 1..=2i64 {
@@ -138,7 +136,7 @@ impl ActivationProfile {
         let reading = if self.device.is_cuda() {
             "CUDA caching-allocator bytes"
         } else {
-            "resident memory of this process"
+            "bytes malloc has handed out (mallinfo2)"
         };
         format!(
             "measured on {:?} ({reading}) as the memory a forward's autograd graph holds, {precision}, \
@@ -189,7 +187,7 @@ impl Probe<'_> {
         match self.device {
             // The allocator counts at allocation time, in host order: no sync needed.
             Device::Cuda(i) => Ok(flowscale_torch_ext::cuda::memory_stats(i)?.allocated),
-            _ => Ok(host_memory::resident_and_peak()?.0),
+            _ => Ok(host_memory::malloc_in_use()),
         }
     }
 }
