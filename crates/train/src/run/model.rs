@@ -234,7 +234,7 @@ fn context_split(
         ConditionerSpec::Text(TextSpec {
             embedded: Some((spans, _)),
             ..
-        }) if spans.len() > 1 => spans.iter().map(|s| s.tokens[1] - s.tokens[0]).next(),
+        }) if spans.len() > 1 => spans.first().map(|s| s.tokens[1] - s.tokens[0]),
         _ => None,
     };
     let split = m
