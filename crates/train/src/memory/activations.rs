@@ -1,7 +1,7 @@
 //! Activation memory measured on the instantiated architecture: the MMDiT of the planned width
 //! is built with one and with two blocks, run forward with autograd at batch 1 and 2, and the
-//! memory its output's graph holds is read from the device (resident memory on the CPU, the
-//! caching allocator on CUDA). The differences give one block's share and the rest (embeddings,
+//! memory its output's graph holds is read from the device (malloc's in-use bytes on the CPU,
+//! the caching allocator on CUDA). The differences give one block's share and the rest (embeddings,
 //! head, the last block, which has no context output); both are taken linear in the batch
 //! through the two measured points and scaled to the planned depth.
 
