@@ -1,9 +1,9 @@
 //! Activation memory measured on the instantiated architecture: the MMDiT of the planned width
 //! is built with one and with two blocks, run forward with autograd at batch 1 and 2, and the
 //! memory its output's graph holds is read from the device (malloc's in-use bytes on the CPU,
-//! the caching allocator on CUDA). The differences give one block's share and the rest (embeddings,
-//! head, the last block, which has no context output); both are taken linear in the batch
-//! through the two measured points and scaled to the planned depth.
+//! the caching allocator on CUDA). The differences give one block's share and the rest
+//! (embeddings, head, the last block, which has no context output); both are taken linear in
+//! the batch through the two measured points and scaled to the planned depth.
 
 use flowscale_models::{Backbone, Checkpointing, MmditConfig};
 use tch::{nn, Device, Kind, Tensor};
