@@ -124,6 +124,7 @@ impl Backbone {
             hidden,
             cfg.patch_size * cfg.patch_size * cfg.out_channels(),
         )?;
+        // Last, so that everything MMDiT also has draws its initial values in MMDiT's order.
         if cfg.backbone == BackboneKind::Mmdit3 {
             context_embedders.push(embedder("context_embedder_2")?);
         }
