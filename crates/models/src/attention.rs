@@ -13,6 +13,18 @@ use tch::Tensor;
 /// QK-norm epsilon (diffusers and SD3 use 1e-6).
 const QK_EPS: f64 = 1e-6;
 
+/// diffusers' keys of the image stream's (or a single sequence's) projections and norms.
+const IMAGE_KEYS: [&str; 5] = ["to_q", "to_k", "to_v", "norm_q", "norm_k"];
+
+/// diffusers' keys of the (first) context stream's projections and norms in a joint attention.
+const CONTEXT_KEYS: [&str; 5] = [
+    "add_q_proj",
+    "add_k_proj",
+    "add_v_proj",
+    "norm_added_q",
+    "norm_added_k",
+];
+
 /// `[B, N, H]` -> `[B, heads, N, H / heads]`.
 fn split_heads(t: Tensor, heads: i64) -> Result<Tensor> {
     let s = t.size();
@@ -87,6 +99,29 @@ struct StreamProj {
 }
 
 impl StreamProj {
+    /// The projections at `<scope>.<q|k|v><suffix>` (xavier-uniform, zero bias) and, with
+    /// QK-norm, the norms at `<scope>.<norm_q|norm_k><suffix>` (unit scale, so their creation
+    /// order draws nothing).
+    fn new(
+        scope: &Scope,
+        [q, k, v, norm_q, norm_k]: [&str; 5],
+        suffix: &str,
+        hidden: i64,
+        head_dim: i64,
+        qk_norm_on: bool,
+    ) -> Result<Self> {
+        let lin =
+            |name: &str| Linear::xavier(&scope.sub(format!("{name}{suffix}")), hidden, hidden);
+        let norm = |name: &str| qk_norm(scope, &format!("{name}{suffix}"), head_dim, qk_norm_on);
+        Ok(StreamProj {
+            q: lin(q)?,
+            k: lin(k)?,
+            v: lin(v)?,
+            norm_q: norm(norm_q)?,
+            norm_k: norm(norm_k)?,
+        })
+    }
+
     /// `[B, N, H]` -> q, k, v as `[B, heads, N, head_dim]`.
     fn project(&self, x: &Tensor, heads: i64) -> Result<(Tensor, Tensor, Tensor)> {
         self.project_from(x, x, heads)
@@ -152,22 +187,10 @@ impl JointAttention {
         contexts: usize,
     ) -> Result<Self> {
         let lin = |name: &str| Linear::xavier(&scope.sub(name), hidden, hidden);
-        let image = StreamProj {
-            norm_q: qk_norm(scope, "norm_q", head_dim, qk_norm_on)?,
-            norm_k: qk_norm(scope, "norm_k", head_dim, qk_norm_on)?,
-            q: lin("to_q")?,
-            k: lin("to_k")?,
-            v: lin("to_v")?,
-        };
-        let context = |i: usize| -> Result<StreamProj> {
+        let image = StreamProj::new(scope, IMAGE_KEYS, "", hidden, head_dim, qk_norm_on)?;
+        let context = |i: usize| {
             let sfx = context_suffix(i);
-            Ok(StreamProj {
-                q: lin(&format!("add_q_proj{sfx}"))?,
-                k: lin(&format!("add_k_proj{sfx}"))?,
-                v: lin(&format!("add_v_proj{sfx}"))?,
-                norm_q: qk_norm(scope, &format!("norm_added_q{sfx}"), head_dim, qk_norm_on)?,
-                norm_k: qk_norm(scope, &format!("norm_added_k{sfx}"), head_dim, qk_norm_on)?,
-            })
+            StreamProj::new(scope, CONTEXT_KEYS, &sfx, hidden, head_dim, qk_norm_on)
         };
         let add_out = |i: usize| -> Result<Option<Linear>> {
             if context_pre_only {
@@ -283,15 +306,8 @@ impl Attention {
         head_dim: i64,
         qk_norm_on: bool,
     ) -> Result<Self> {
-        let lin = |name: &str| Linear::xavier(&scope.sub(name), hidden, hidden);
         Ok(Attention {
-            proj: StreamProj {
-                norm_q: qk_norm(scope, "norm_q", head_dim, qk_norm_on)?,
-                norm_k: qk_norm(scope, "norm_k", head_dim, qk_norm_on)?,
-                q: lin("to_q")?,
-                k: lin("to_k")?,
-                v: lin("to_v")?,
-            },
+            proj: StreamProj::new(scope, IMAGE_KEYS, "", hidden, head_dim, qk_norm_on)?,
             to_out: Linear::xavier(&scope.sub("to_out").sub(0), hidden, hidden)?,
             heads,
         })

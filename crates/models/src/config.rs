@@ -175,6 +175,17 @@ impl MmditConfig {
             .map_err(|e| ModelError::Config(format!("config JSON: {e}")))
     }
 
+    /// This config built as `backbone` at the same widths, MMDiT-3 splitting its context after
+    /// `context_split` tokens (ignored by the other backbones); size it with
+    /// [`crate::match_mmdit_params`].
+    pub fn as_backbone(&self, backbone: BackboneKind, context_split: i64) -> MmditConfig {
+        MmditConfig {
+            backbone,
+            context_split: (backbone == BackboneKind::Mmdit3).then_some(context_split),
+            ..self.clone()
+        }
+    }
+
     /// Hidden width `heads x head_dim`.
     pub fn hidden(&self) -> i64 {
         self.num_attention_heads

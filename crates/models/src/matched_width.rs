@@ -20,11 +20,7 @@ pub fn match_mmdit_params(config: &MmditConfig) -> Result<MmditConfig> {
     if config.backbone.is_mmdit() {
         return Ok(config.clone());
     }
-    let reference = MmditConfig {
-        backbone: BackboneKind::Mmdit,
-        context_split: None,
-        ..config.clone()
-    };
+    let reference = config.as_backbone(BackboneKind::Mmdit, 0);
     let target = param_count(&reference)?.trainable;
     let heads = config.num_attention_heads;
     let with_head_dim = |head_dim: i64| MmditConfig {

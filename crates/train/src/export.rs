@@ -109,10 +109,7 @@ pub fn export(req: &ExportRequest) -> Result<ExportReport> {
             list.sort_by(|a, b| a.0.cmp(&b.0));
             // The architecture (backbone included) rides in the metadata, as in flowscale's
             // SD3 files.
-            let json = serde_json::to_string(mcfg)
-                .map_err(|e| TrainError::Invalid(format!("backbone config JSON: {e}")))?;
-            let metadata =
-                std::collections::HashMap::from([(mck::CONFIG_METADATA_KEY.to_owned(), json)]);
+            let metadata = mck::config_metadata(mcfg)?;
             mck::safetensors_io::write(&req.out, &list, Some(metadata))?;
             req.out.with_extension("md")
         }

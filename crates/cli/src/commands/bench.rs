@@ -108,11 +108,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         other => anyhow::bail!("--width-rule {other}: expected matched-params or depth"),
     };
     let sized = |kind: BackboneKind| -> anyhow::Result<MmditConfig> {
-        let cfg = MmditConfig {
-            backbone: kind,
-            context_split: (kind == BackboneKind::Mmdit3).then_some(a.context_split),
-            ..base.clone()
-        };
+        let cfg = base.as_backbone(kind, a.context_split);
         Ok(if matched {
             match_mmdit_params(&cfg)?
         } else {

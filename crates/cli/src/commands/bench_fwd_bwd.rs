@@ -83,11 +83,7 @@ pub fn run(args: &FwdBwdArgs) -> anyhow::Result<()> {
             config.backbone
         );
         let kind = BackboneKind::parse(name)?;
-        config = match_mmdit_params(&MmditConfig {
-            backbone: kind,
-            context_split: (kind == BackboneKind::Mmdit3).then_some((args.context / 2).max(1)),
-            ..config
-        })?;
+        config = match_mmdit_params(&config.as_backbone(kind, (args.context / 2).max(1)))?;
     }
     let device = parse_device(&args.device)?;
     let plan = Checkpointing::parse(&args.checkpointing)?;

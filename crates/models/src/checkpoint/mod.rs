@@ -151,12 +151,17 @@ pub fn write(path: &Path, config: &MmditConfig, state: &StateDict, layout: Layou
                 .into_iter()
                 .map(|(k, t)| (format!("{prefix}{k}"), t))
                 .collect();
-            let json = serde_json::to_string(config)
-                .map_err(|e| ModelError::Config(format!("config JSON: {e}")))?;
-            let metadata = HashMap::from([(CONFIG_METADATA_KEY.to_owned(), json)]);
-            safetensors_io::write(path, &tensors, Some(metadata))
+            safetensors_io::write(path, &tensors, Some(config_metadata(config)?))
         }
     }
+}
+
+/// The safetensors metadata that carries `config` in flowscale's single files (SD3 layout,
+/// plain safetensors exports), read back by [`sd3::infer_config`].
+pub fn config_metadata(config: &MmditConfig) -> Result<HashMap<String, String>> {
+    let json = serde_json::to_string(config)
+        .map_err(|e| ModelError::Config(format!("config JSON: {e}")))?;
+    Ok(HashMap::from([(CONFIG_METADATA_KEY.to_owned(), json)]))
 }
 
 /// The VarStore's variables (parameters and the position table) as a state.
