@@ -335,6 +335,24 @@ fn rank_reproduces_the_documented_table_2_example() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines[1], "\"rf/lognorm(0.00, 1.00)\",1.5000,2,2,1");
     assert_eq!(lines[4], "rf,3.5000,2,3,4");
+    // Next to the paper's Table 1: ours (lognorm 1.5, mode(1.75) 2.0, eps 2.5, rf 3.5) against
+    // the paper's order lognorm < eps < mode(1.75) < rf: d^2 sums to 2, rho = 1 - 12/60.
+    let out = flowscale(&[
+        "rank",
+        example.to_str().unwrap(),
+        "--metrics",
+        "clip:max,fid:min",
+        "--against-paper",
+        "--out",
+        out_csv.to_str().unwrap(),
+    ]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("| eps/linear | 2.88 | 2.50 |"), "{t}");
+    assert!(
+        t.contains("Spearman's rho over 4 formulations: 0.800"),
+        "{t}"
+    );
 }
 
 #[test]

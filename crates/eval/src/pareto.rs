@@ -13,14 +13,19 @@ pub enum Direction {
     Min,
 }
 
-/// A metric to rank on.
+/// A metric to rank on: one name, or alternatives of which each setting uses the first that its
+/// rows have (`class_accuracy|prompt_class_accuracy`: one prompt-adherence score across a
+/// class-conditional and a text-to-image dataset, as the paper's CLIP score spans its two).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetricSpec {
+    /// As written, e.g. `fid` or `class_accuracy|prompt_class_accuracy`.
     pub name: String,
+    /// The metric names it accepts, in order of preference (one for a plain name).
+    pub alternatives: Vec<String>,
     pub direction: Direction,
 }
 
-/// Parses `clip:max,fid:min`.
+/// Parses `clip:max,fid:min`; `a|b:max` is one metric with alternatives ([`MetricSpec`]).
 pub fn parse_metrics(spec: &str) -> Result<Vec<MetricSpec>> {
     let mut out = Vec::new();
     for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -36,8 +41,15 @@ pub fn parse_metrics(spec: &str) -> Result<Vec<MetricSpec>> {
                 )))
             }
         };
+        let alternatives: Vec<String> = name.split('|').map(|a| a.trim().to_string()).collect();
+        if alternatives.iter().any(String::is_empty) {
+            return Err(EvalError::Invalid(format!(
+                "metric `{part}`: an empty name (alternatives are NAME|NAME:max)"
+            )));
+        }
         out.push(MetricSpec {
-            name: name.to_string(),
+            name: alternatives.join("|"),
+            alternatives,
             direction,
         });
     }
@@ -129,5 +141,14 @@ mod tests {
         let e = parse_metrics("fid:down").unwrap_err().to_string();
         assert!(e.contains("`fid:down`"), "{e}");
         assert!(parse_metrics("fid").is_err());
+        let m = parse_metrics("class_accuracy | prompt_class_accuracy:max,fid:min").unwrap();
+        assert_eq!(
+            m[0].alternatives,
+            vec!["class_accuracy".to_string(), "prompt_class_accuracy".into()]
+        );
+        assert_eq!(m[0].name, "class_accuracy|prompt_class_accuracy");
+        assert_eq!(m[1].alternatives, vec!["fid".to_string()]);
+        let e = parse_metrics("a||b:max").unwrap_err().to_string();
+        assert!(e.contains("`a||b:max`"), "{e}");
     }
 }

@@ -212,15 +212,19 @@ pub fn rank_rows(rows: &[Row], opts: &RankOptions) -> Result<Ranking> {
         };
         if long {
             let metric = &row["metric"];
-            if opts.metrics.iter().any(|m| &m.name == metric) {
+            if opts
+                .metrics
+                .iter()
+                .any(|m| m.alternatives.iter().any(|a| a == metric))
+            {
                 put(metric, &row["value"])?;
             } else {
                 continue;
             }
         } else {
-            for m in &opts.metrics {
-                if let Some(v) = row.get(&m.name) {
-                    put(&m.name, v)?;
+            for name in opts.metrics.iter().flat_map(|m| &m.alternatives) {
+                if let Some(v) = row.get(name) {
+                    put(name, v)?;
                 }
             }
         }
@@ -247,17 +251,42 @@ pub fn rank_rows(rows: &[Row], opts: &RankOptions) -> Result<Ranking> {
     let mut ranks: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
     let mut missing = Vec::new();
     for setting in &settings {
+        // Per metric, the alternative this setting uses: the first any candidate has here, so
+        // every candidate of the setting is compared on the same score.
+        let used: Vec<&str> = opts
+            .metrics
+            .iter()
+            .map(|m| {
+                m.alternatives
+                    .iter()
+                    .find(|a| {
+                        candidates.iter().any(|c| {
+                            table
+                                .get(&(setting.clone(), c.clone()))
+                                .is_some_and(|v| v.contains_key(*a))
+                        })
+                    })
+                    .unwrap_or(&m.alternatives[0])
+                    .as_str()
+            })
+            .collect();
         let mut points = Vec::new();
         for cand in &candidates {
             let values = table.get(&(setting.clone(), cand.clone()));
-            let point: Option<Vec<f64>> = opts
-                .metrics
+            let point: Option<Vec<f64>> = used
                 .iter()
-                .map(|m| values.and_then(|v| v.get(&m.name).copied()))
+                .map(|name| values.and_then(|v| v.get(*name).copied()))
                 .collect();
             match point {
                 Some(p) => points.push(p),
-                None => missing.push(format!("`{cand}` in `{setting}`")),
+                None => {
+                    let lacks: Vec<&str> = used
+                        .iter()
+                        .copied()
+                        .filter(|name| !values.is_some_and(|v| v.contains_key(*name)))
+                        .collect();
+                    missing.push(format!("`{cand}` in `{setting}` ({})", lacks.join(", ")))
+                }
             }
         }
         if missing.is_empty() {
@@ -724,5 +753,56 @@ mod tests {
         o.group_by = vec!["dataset".into()];
         let e = rank_rows(&rows, &o).unwrap_err().to_string();
         assert!(e.contains("column `dataset`"), "{e}");
+    }
+
+    /// One adherence score across two datasets that name it differently (class accuracy on a
+    /// class-conditional set, prompt-class accuracy on a captioned one): each setting ranks on
+    /// the name its rows have, and a candidate lacking that name is a gap, not a rank computed
+    /// on the other score.
+    #[test]
+    fn metric_alternatives_span_datasets() {
+        let mut rows = Vec::new();
+        // fashion: p has the better accuracy and the worse FID (a trade-off: both front 1);
+        // emoji: q dominates p.
+        for (dataset, metric, cand, acc, fid) in [
+            ("fashion", "class_accuracy", "p", 0.9, 20.0),
+            ("fashion", "class_accuracy", "q", 0.8, 10.0),
+            ("emoji", "prompt_class_accuracy", "p", 0.3, 50.0),
+            ("emoji", "prompt_class_accuracy", "q", 0.4, 40.0),
+        ] {
+            for (m, v) in [(metric, acc), ("fid", fid)] {
+                rows.push(row(&[
+                    ("formulation", cand.to_string()),
+                    ("dataset", dataset.to_string()),
+                    ("setting", "s5_cfg5".to_string()),
+                    ("metric", m.to_string()),
+                    ("value", v.to_string()),
+                ]));
+            }
+        }
+        let mut o = opts();
+        o.candidate = vec![];
+        o.metrics = parse_metrics("class_accuracy|prompt_class_accuracy:max,fid:min").unwrap();
+        let r = rank_rows(&rows, &o).unwrap();
+        assert_eq!(r.settings, vec!["fashion s5_cfg5", "emoji s5_cfg5"]);
+        let got: Vec<(&str, f64)> = r
+            .rows
+            .iter()
+            .map(|c| (c.candidate.as_str(), c.mean))
+            .collect();
+        assert_eq!(got, vec![("q", 1.0), ("p", 1.5)]);
+        // Without the alternative, the emoji settings lack the score: an error naming it.
+        o.metrics = parse_metrics("class_accuracy:max,fid:min").unwrap();
+        let e = rank_rows(&rows, &o).unwrap_err().to_string();
+        assert!(e.contains("`p` in `emoji s5_cfg5` (class_accuracy)"), "{e}");
+        // A candidate that has the other name in a setting is a gap naming the metric.
+        for r in rows.iter_mut() {
+            if r["formulation"] == "p" && r["metric"] == "prompt_class_accuracy" {
+                r.insert("metric".into(), "class_accuracy".into());
+            }
+        }
+        o.metrics = parse_metrics("class_accuracy|prompt_class_accuracy:max,fid:min").unwrap();
+        let e = rank_rows(&rows, &o).unwrap_err().to_string();
+        assert!(e.contains("`q` in `emoji s5_cfg5` (class_accuracy)"), "{e}");
     }
 }

@@ -10,6 +10,7 @@ pub mod fit;
 pub mod fit_bounds;
 pub mod fit_size_steps;
 pub mod frontier;
+pub mod paper_table1;
 pub mod plot;
 pub mod report;
 pub mod run_id;

@@ -4,6 +4,7 @@ use clap::Args;
 use flowscale_eval::pareto::parse_metrics;
 use flowscale_eval::rank::{rank_rows, RankColumn, RankOptions};
 use flowscale_eval::result_rows::read_rows;
+use flowscale_study::paper_table1::compare_with_paper;
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
@@ -13,7 +14,10 @@ pub struct RankArgs {
     #[arg(required = true)]
     results: Vec<PathBuf>,
     /// Metrics and directions, NAME:max or NAME:min, comma-separated (the default names the
-    /// rows `flowscale eval` writes with a CLIP model: `clip_score`, `fid`).
+    /// rows `flowscale eval` writes with a CLIP model: `clip_score`, `fid`). `A|B:max` is one
+    /// metric that each setting takes from whichever of A, B its rows have (e.g.
+    /// `class_accuracy|prompt_class_accuracy:max` across a class-conditional and a captioned
+    /// dataset).
     #[arg(long, default_value = "clip_score:max,fid:min")]
     metrics: String,
     /// Columns that identify a setting, comma-separated [default: those of dataset, weights,
@@ -30,6 +34,10 @@ pub struct RankArgs {
     /// s50_cfg5, each shown when the results have it].
     #[arg(long = "column")]
     columns: Vec<String>,
+    /// Also print the ranking next to the paper's Table 1 (its mean ranks over 24 settings)
+    /// with Spearman's rho over the formulations both have.
+    #[arg(long)]
+    against_paper: bool,
     /// Where to write the ranking as CSV.
     #[arg(long, default_value = "ranking.csv")]
     out: PathBuf,
@@ -65,6 +73,10 @@ pub fn run(args: &RankArgs) -> anyhow::Result<()> {
     };
     let ranking = rank_rows(&rows, &opts)?;
     print!("{}", ranking.to_table());
+    if args.against_paper {
+        println!();
+        print!("{}", compare_with_paper(&ranking).to_markdown());
+    }
     flowscale_core::write_atomic(&args.out, ranking.to_csv().as_bytes())?;
     println!("wrote {}", args.out.display());
     Ok(())
