@@ -122,40 +122,25 @@ impl StreamProj {
         })
     }
 
-    /// `[B, N, H]` -> q, k, v as `[B, heads, N, head_dim]`, the three projections as one
-    /// product ([`Linear::forward_fused`]).
+    /// `[B, N, H]` -> q, k, v as `[B, heads, N, head_dim]`.
     fn project(&self, x: &Tensor, heads: i64) -> Result<(Tensor, Tensor, Tensor)> {
-        let [q, k, v]: [Tensor; 3] = Linear::forward_fused(&[&self.q, &self.k, &self.v], x)?
-            .try_into()
-            .expect("three layers give three outputs");
-        self.heads_normed(q, k, v, heads)
+        self.project_from(x, x, heads)
     }
 
-    /// q from `x`, k and v from `source` (k and v as one product).
+    /// q from `x`, k and v from `source`.
     fn project_from(
         &self,
         x: &Tensor,
         source: &Tensor,
         heads: i64,
     ) -> Result<(Tensor, Tensor, Tensor)> {
-        let [k, v]: [Tensor; 2] = Linear::forward_fused(&[&self.k, &self.v], source)?
-            .try_into()
-            .expect("two layers give two outputs");
-        self.heads_normed(self.q.forward(x)?, k, v, heads)
-    }
-
-    /// Split into heads, QK-norm applied.
-    fn heads_normed(
-        &self,
-        q: Tensor,
-        k: Tensor,
-        v: Tensor,
-        heads: i64,
-    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let q = split_heads(self.q.forward(x)?, heads)?;
+        let k = split_heads(self.k.forward(source)?, heads)?;
+        let v = split_heads(self.v.forward(source)?, heads)?;
         Ok((
-            apply_norm(&self.norm_q, split_heads(q, heads)?)?,
-            apply_norm(&self.norm_k, split_heads(k, heads)?)?,
-            split_heads(v, heads)?,
+            apply_norm(&self.norm_q, q)?,
+            apply_norm(&self.norm_k, k)?,
+            v,
         ))
     }
 }
@@ -330,8 +315,7 @@ impl Attention {
 
     /// Self-attention of `x`.
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (q, k, v) = self.proj.project(x, self.heads)?;
-        Ok(self.to_out.forward(&merge_heads(&attend(&q, &k, &v)?)?)?)
+        self.forward_from(x, x)
     }
 
     /// Queries from `x`, keys and values from `source`.

@@ -67,33 +67,6 @@ impl Linear {
     pub fn forward(&self, x: &Tensor) -> std::result::Result<Tensor, TchError> {
         x.f_linear(&self.weight, self.bias.as_ref())
     }
-
-    /// Several layers on the same input as one matrix product (their weights stacked along
-    /// the output dimension), split back into each layer's output. Eager PyTorch runs the
-    /// q, k and v projections as three products; one wider product reads `x` once and keeps
-    /// the matrix unit busier (measured in docs/benchmarks.md). The parameters stay separate
-    /// tensors at their checkpoint keys; the stacking is a copy of the weights per call, small
-    /// next to the product when `x` has many rows (tokens), so this is for projections of token
-    /// sequences, not of the `[B, H]` conditioning vector (there the copy dominates).
-    pub(crate) fn forward_fused(layers: &[&Linear], x: &Tensor) -> Result<Vec<Tensor>> {
-        if let [one] = layers {
-            return Ok(vec![one.forward(x)?]);
-        }
-        let weights: Vec<&Tensor> = layers.iter().map(|l| &l.weight).collect();
-        let sizes: Vec<i64> = weights.iter().map(|w| w.size()[0]).collect();
-        let biases: Option<Vec<&Tensor>> = layers.iter().map(|l| l.bias.as_ref()).collect();
-        let bias = match biases {
-            Some(b) => Some(Tensor::f_cat(&b, 0)?),
-            None if layers.iter().all(|l| l.bias.is_none()) => None,
-            None => {
-                return Err(crate::error::ModelError::Config(
-                    "fused linear layers must all have a bias or none".into(),
-                ))
-            }
-        };
-        let out = x.f_linear(&Tensor::f_cat(&weights, 0)?, bias.as_ref())?;
-        Ok(out.f_split_with_sizes(&sizes, -1)?)
-    }
 }
 
 /// RMSNorm over the last dim with a learnable scale (`<scope>.weight`), statistics in at least
@@ -163,70 +136,5 @@ impl FeedForward {
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let h = self.fc1.forward(x)?.f_gelu("tanh")?;
         Ok(self.fc2.forward(&h)?)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tch::{nn, Device, Kind};
-
-    /// The fused product equals the separate layers' outputs and gradients (fp64: to rounding;
-    /// fp32: 1e-5), with and without bias, and refuses a mix of the two.
-    #[test]
-    fn fused_layers_equal_separate_ones() {
-        for kind in [Kind::Double, Kind::Float] {
-            tch::manual_seed(11);
-            let vs = nn::VarStore::new(Device::Cpu);
-            let scope = Scope::store(vs.root());
-            let layers: Vec<Linear> = [5, 7, 3]
-                .iter()
-                .enumerate()
-                .map(|(i, &out)| {
-                    Linear::with_init(
-                        &scope.sub(format!("l{i}")),
-                        4,
-                        out,
-                        ParamInit::XavierUniform,
-                        ParamInit::Normal(0.3),
-                    )
-                    .unwrap()
-                })
-                .collect();
-            let mut vs = vs;
-            vs.set_kind(kind);
-            let refs: Vec<&Linear> = layers.iter().collect();
-            let x = Tensor::randn([2, 6, 4], (kind, Device::Cpu)).set_requires_grad(true);
-            let fused = Linear::forward_fused(&refs, &x).unwrap();
-            let w = Tensor::randn([2, 6, 15], (kind, Device::Cpu));
-            let surrogate = |outs: &[Tensor]| (Tensor::cat(outs, -1) * &w).sum(kind);
-            let grads = |loss: Tensor| {
-                let vars: Vec<Tensor> = vs.trainable_variables();
-                let mut inputs = vec![x.shallow_clone()];
-                inputs.extend(vars);
-                Tensor::run_backward(&[loss], &inputs, false, false)
-            };
-            let separate: Vec<Tensor> = refs.iter().map(|l| l.forward(&x).unwrap()).collect();
-            let tol = if kind == Kind::Double { 1e-12 } else { 1e-5 };
-            for (a, b) in fused.iter().zip(&separate) {
-                assert_eq!(a.size(), b.size());
-                assert!((a - b).abs().max().double_value(&[]) < tol);
-            }
-            let (gf, gs) = (grads(surrogate(&fused)), grads(surrogate(&separate)));
-            for (a, b) in gf.iter().zip(&gs) {
-                assert!((a - b).abs().max().double_value(&[]) < tol);
-            }
-        }
-        let vs = nn::VarStore::new(Device::Cpu);
-        let scope = Scope::store(vs.root());
-        let with_bias = Linear::xavier(&scope.sub("a"), 4, 2).unwrap();
-        let without = Linear::new(&vs.root().sub("b"), 4, 2, false).unwrap();
-        let x = Tensor::ones([1, 4], (Kind::Float, Device::Cpu));
-        let e = Linear::forward_fused(&[&with_bias, &without], &x).unwrap_err();
-        assert!(e.to_string().contains("all have a bias or none"), "{e}");
-        assert_eq!(
-            Linear::forward_fused(&[&without, &without], &x).unwrap()[1].size(),
-            [1, 2]
-        );
     }
 }
