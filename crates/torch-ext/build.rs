@@ -88,6 +88,7 @@ fn main() {
         "c10d.h",
         "c10d_handles.h",
         "c10d_nccl.cpp",
+        "cuda_graph.cpp",
     ] {
         println!("cargo:rerun-if-changed=shim/{f}");
     }
@@ -103,6 +104,7 @@ fn main() {
     // NCCL: a third object, only where the headers exist; otherwise ProcessGroup::nccl reports
     // the reason at runtime. USE_CUDA matches the wheel's build, so header-defined layouts agree.
     println!("cargo::rustc-check-cfg=cfg(flowscale_nccl)");
+    println!("cargo::rustc-check-cfg=cfg(flowscale_cuda_graph)");
     match nccl_includes(&root) {
         Ok(dirs) => {
             let mut b = shim_build(&root);
@@ -112,10 +114,21 @@ fn main() {
             }
             b.file("shim/c10d_nccl.cpp").compile("flowscale_c10d_nccl");
             println!("cargo:rustc-cfg=flowscale_nccl");
+            // CUDA graphs need the same CUDA runtime headers (not NCCL's, but they come as one
+            // set from the wheel's nvidia-* packages).
+            let mut g = shim_build(&root);
+            g.define("USE_CUDA", None);
+            for d in &dirs {
+                g.include(d);
+            }
+            g.file("shim/cuda_graph.cpp")
+                .compile("flowscale_cuda_graph");
+            println!("cargo:rustc-cfg=flowscale_cuda_graph");
         }
         Err(reason) => {
-            println!("cargo:warning=ProcessGroupNCCL not compiled: {reason}");
+            println!("cargo:warning=ProcessGroupNCCL and CUDA graphs not compiled: {reason}");
             println!("cargo:rustc-env=FLOWSCALE_NCCL_MISSING={reason}");
+            println!("cargo:rustc-env=FLOWSCALE_CUDA_GRAPH_MISSING={reason}");
         }
     }
     // The shim's symbols come from libtorch_cpu and libc10 (already linked by torch-sys), libdl

@@ -418,4 +418,12 @@ fn bench_fwd_bwd_takes_a_bf16_training_step_and_reports_its_flops() {
     let bad = flowscale(&[&common[..], &["--precision", "fp8"]].concat());
     assert!(!bad.status.success());
     assert!(text(&bad).contains("--precision `fp8`"), "{}", text(&bad));
+    // CUDA graphs are CUDA-only: refused by name on the CPU, before any step runs.
+    let bad = flowscale(&[&common[..], &["--cuda-graph"]].concat());
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad).contains("--cuda-graph needs --device cuda"),
+        "{}",
+        text(&bad)
+    );
 }

@@ -52,6 +52,17 @@ char *fx_cuda_memory_stats(int64_t device, int64_t out[7]);
 char *fx_cuda_reset_peak_memory_stats(int64_t device);
 char *fx_cuda_empty_cache(void);
 
+// CUDA graphs (shim/cuda_graph.cpp, compiled only with the CUDA runtime headers): a handle per
+// graph; capture and warm-up run between enter_stream and exit_stream (a side stream).
+typedef void *fx_cuda_graph;
+char *fx_cuda_graph_new(int64_t device, fx_cuda_graph *out);
+char *fx_cuda_graph_enter_stream(fx_cuda_graph g);
+char *fx_cuda_graph_exit_stream(fx_cuda_graph g);
+char *fx_cuda_graph_capture_begin(fx_cuda_graph g);
+char *fx_cuda_graph_capture_end(fx_cuda_graph g);
+char *fx_cuda_graph_replay(fx_cuda_graph g);
+char *fx_cuda_graph_free(fx_cuda_graph g);
+
 // Global numerics switches.
 char *fx_set_deterministic_algorithms(int enabled, int warn_only);
 char *fx_deterministic_algorithms(int *out);

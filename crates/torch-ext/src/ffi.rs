@@ -53,6 +53,21 @@ extern "C" {
     pub fn fx_cuda_reset_peak_memory_stats(device: i64) -> *mut c_char;
     pub fn fx_cuda_empty_cache() -> *mut c_char;
 
+    #[cfg(flowscale_cuda_graph)]
+    pub fn fx_cuda_graph_new(device: i64, out: *mut *mut c_void) -> *mut c_char;
+    #[cfg(flowscale_cuda_graph)]
+    pub fn fx_cuda_graph_enter_stream(g: *mut c_void) -> *mut c_char;
+    #[cfg(flowscale_cuda_graph)]
+    pub fn fx_cuda_graph_exit_stream(g: *mut c_void) -> *mut c_char;
+    #[cfg(flowscale_cuda_graph)]
+    pub fn fx_cuda_graph_capture_begin(g: *mut c_void) -> *mut c_char;
+    #[cfg(flowscale_cuda_graph)]
+    pub fn fx_cuda_graph_capture_end(g: *mut c_void) -> *mut c_char;
+    #[cfg(flowscale_cuda_graph)]
+    pub fn fx_cuda_graph_replay(g: *mut c_void) -> *mut c_char;
+    #[cfg(flowscale_cuda_graph)]
+    pub fn fx_cuda_graph_free(g: *mut c_void) -> *mut c_char;
+
     pub fn fx_set_deterministic_algorithms(enabled: c_int, warn_only: c_int) -> *mut c_char;
     pub fn fx_deterministic_algorithms(out: *mut c_int) -> *mut c_char;
     pub fn fx_set_allow_tf32(cublas: c_int, cudnn: c_int) -> *mut c_char;

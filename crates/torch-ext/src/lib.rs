@@ -8,6 +8,7 @@
 //! * [`grad`]: dropping a tensor's gradient (PyTorch's `set_to_none`).
 //! * [`cpu`]: whether the CPU has bf16 matrix instructions (AMX-BF16, AVX512-BF16).
 //! * [`cuda`]: device names and the CUDA caching allocator's memory statistics.
+//! * [`cuda_graph`]: capturing a fixed-shape training step as a CUDA graph and replaying it.
 //! * [`numerics`]: deterministic algorithms and TF32 switches.
 //! * [`c10d`]: PyTorch's distributed engine: TCPStore rendezvous, Gloo and NCCL collectives, the
 //!   torchrun environment contract.
@@ -18,6 +19,7 @@ pub mod build_info;
 pub mod c10d;
 pub mod cpu;
 pub mod cuda;
+pub mod cuda_graph;
 mod error;
 mod ffi;
 pub mod foreach;

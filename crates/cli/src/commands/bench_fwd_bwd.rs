@@ -51,6 +51,10 @@ pub struct FwdBwdArgs {
     /// Print one JSON line instead of text.
     #[arg(long)]
     json: bool,
+    /// Capture the step as a CUDA graph after the warm-up and time its replays (CUDA only;
+    /// fixed shapes: the inputs are the same static tensors every iteration).
+    #[arg(long)]
+    cuda_graph: bool,
     /// Time another backbone of the config's depth instead (mmdit, mmdit-3, dit, crossdit,
     /// uvit), sized by the matched-params width rule (docs/backbones.md); MMDiT-3 splits the
     /// context in half.
@@ -86,6 +90,11 @@ pub fn run(args: &FwdBwdArgs) -> anyhow::Result<()> {
         config = match_mmdit_params(&config.as_backbone(kind, (args.context / 2).max(1)))?;
     }
     let device = parse_device(&args.device)?;
+    anyhow::ensure!(
+        !args.cuda_graph || device.is_cuda(),
+        "--cuda-graph needs --device cuda (got {})",
+        args.device
+    );
     let plan = Checkpointing::parse(&args.checkpointing)?;
     tch::manual_seed(0);
     let vs = nn::VarStore::new(device);
@@ -148,13 +157,31 @@ pub fn run(args: &FwdBwdArgs) -> anyhow::Result<()> {
     for _ in 1..args.warmup {
         let _ = iteration()?;
     }
+    let graph = match (args.cuda_graph, device) {
+        (false, _) => None,
+        (true, Device::Cuda(i)) => {
+            // The captured step's loss lives in the graph's memory; replays overwrite it.
+            let captured_loss = RefCell::new(None);
+            let graph = flowscale_torch_ext::cuda_graph::CudaGraph::capture(i, 1, || {
+                iteration().map(|loss| *captured_loss.borrow_mut() = Some(loss))
+            })?;
+            Some((graph, captured_loss.into_inner()))
+        }
+        (true, _) => unreachable!("checked before the model is built"),
+    };
     let start = std::time::Instant::now();
     let mut last = None;
     for _ in 0..args.steps {
-        last = Some(iteration()?);
+        match &graph {
+            Some((g, _)) => g.replay()?,
+            None => last = Some(iteration()?),
+        }
     }
     // A host read waits for queued device work.
-    if let Some(l) = last {
+    if let Some(l) = last
+        .as_ref()
+        .or(graph.as_ref().and_then(|(_, l)| l.as_ref()))
+    {
         l.f_double_value(&[])?;
     }
     let seconds = start.elapsed().as_secs_f64() / args.steps as f64;
@@ -167,10 +194,11 @@ pub fn run(args: &FwdBwdArgs) -> anyhow::Result<()> {
     let threads = tch::get_num_threads();
     let mib = |bytes: u64| bytes as f64 / (1u64 << 20) as f64;
     let plan = plan.name();
-    let what = if args.optimizer {
-        "forward+backward+AdamW"
-    } else {
-        "forward+backward"
+    let what = match (args.optimizer, args.cuda_graph) {
+        (true, false) => "forward+backward+AdamW",
+        (false, false) => "forward+backward",
+        (true, true) => "forward+backward+AdamW (CUDA graph replay)",
+        (false, true) => "forward+backward (CUDA graph replay)",
     };
     if args.json {
         let row = serde_json::json!({
@@ -187,6 +215,7 @@ pub fn run(args: &FwdBwdArgs) -> anyhow::Result<()> {
             "optimizer": args.optimizer,
             "threads": threads,
             "checkpointing": plan,
+            "cuda_graph": args.cuda_graph,
             "step_peak_mib": (mib(step_memory) * 10.0).round() / 10.0,
             "process_peak_mib": (mib(peak) * 10.0).round() / 10.0,
             "backbone": config.backbone.name(),
