@@ -22,6 +22,8 @@ use std::fmt::Display;
 
 /// A captured CUDA graph; freed on drop.
 #[derive(Debug)]
+// Without CUDA graphs in the build no value is ever made.
+#[cfg_attr(not(flowscale_cuda_graph), allow(dead_code))]
 pub struct CudaGraph {
     handle: *mut c_void,
     device: usize,
@@ -109,6 +111,7 @@ impl CudaGraph {
     }
 }
 
+#[cfg_attr(not(flowscale_cuda_graph), allow(dead_code))]
 fn step_error(message: String) -> TorchExtError {
     TorchExtError::Argument {
         call: "cuda_graph_capture",
