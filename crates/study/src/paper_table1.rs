@@ -3,7 +3,7 @@
 //! ranks side by side and Spearman's rho over the formulations both have.
 
 use crate::correlation::spearman;
-use flowscale_eval::rank::Ranking;
+use flowscale_eval::rank::{Ranking, Row};
 use flowscale_formulations::Formulation;
 
 /// The paper's overall ranking, best first (formulation, mean rank over 24 settings).
@@ -82,6 +82,31 @@ pub fn compare_with_paper(ranking: &Ranking) -> PaperComparison {
         rows,
         not_in_paper,
     }
+}
+
+/// [`compare_with_paper`] for a ranking of runs (a sweep report's): each run is named by the
+/// `formulation` column of its result rows. `None` unless every ranked run has one and no two
+/// share it (a sweep over depths or seeds is not a formulation ranking), or when none of the
+/// formulations is in the paper's table.
+pub fn compare_runs_with_paper(ranking: &Ranking, rows: &[Row]) -> Option<PaperComparison> {
+    let formulation_of = |run: &str| {
+        rows.iter()
+            .find(|r| r.get("run").is_some_and(|v| v == run))
+            .and_then(|r| r.get("formulation"))
+            .cloned()
+    };
+    let mut named = ranking.clone();
+    for c in &mut named.rows {
+        c.candidate = formulation_of(&c.candidate)?;
+    }
+    let mut names: Vec<&String> = named.rows.iter().map(|c| &c.candidate).collect();
+    names.sort();
+    names.dedup();
+    if names.len() != named.rows.len() {
+        return None;
+    }
+    let comparison = compare_with_paper(&named);
+    (!comparison.rows.is_empty()).then_some(comparison)
 }
 
 impl PaperComparison {
@@ -171,6 +196,27 @@ mod tests {
         let c = compare_with_paper(&ranking(&PAPER_TABLE1));
         assert_eq!(c.spearman, Some(1.0));
         assert!(c.to_markdown().contains("over 16 formulations: 1.000"));
+        // A sweep report's ranking of runs, named through their rows' formulation column.
+        let runs = ranking(&[("r1", 1.0), ("r2", 2.0), ("r3", 3.0)]);
+        let row = |run: &str, f: &str| -> Row {
+            [("run", run), ("formulation", f)]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let rows = vec![
+            row("r1", "rf"),
+            row("r2", "eps/linear"),
+            row("r3", "rf/lognorm(0.00, 1.00)"),
+        ];
+        let c = compare_runs_with_paper(&runs, &rows).unwrap();
+        assert_eq!(c.rows.len(), 3);
+        // Ours rf < eps < lognorm, the paper's exactly reversed.
+        assert_eq!(c.spearman, Some(-1.0));
+        // Two runs of one formulation (a depth sweep) or a run without rows: no comparison.
+        let twice = vec![row("r1", "rf"), row("r2", "rf"), row("r3", "v/cos")];
+        assert!(compare_runs_with_paper(&runs, &twice).is_none());
+        assert!(compare_runs_with_paper(&runs, &rows[..2]).is_none());
         // Fewer than 3 shared: undefined, said so.
         let c = compare_with_paper(&ranking(&[("rf", 1.0), ("v/cos", 2.0)]));
         assert_eq!(c.spearman, None);

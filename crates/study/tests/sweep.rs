@@ -490,6 +490,8 @@ out_dir = "OUT"
     ] {
         assert!(md.contains(needle), "{needle}\n{md}");
     }
+    // One formulation at three depths is not a formulation ranking: no Table 1 comparison.
+    assert!(!md.contains("Next to the paper's Table 1"), "{md}");
     for r in &report.runs {
         assert!(md.contains(&r.id));
         assert!(r.params.unwrap() > 0.0);

@@ -142,6 +142,16 @@ fn render_ranking(md: &mut String, r: &Report) {
         let _ = writeln!(md, "{line}");
     }
     md.push('\n');
+    if let Some(c) = crate::paper_table1::compare_runs_with_paper(ranking, &r.results.rows) {
+        let _ = writeln!(
+            md,
+            "Next to the paper's Table 1 (its mean ranks over 24 settings: 6 sampler settings x \
+             EMA/raw x 2 datasets; this sweep's over its {} settings, so the columns are not on \
+             one scale and only the orders compare):\n\n{}",
+            ranking.settings.len(),
+            c.to_markdown()
+        );
+    }
 }
 
 /// The selection weights' (`w`) metric values per run and sampler setting.
