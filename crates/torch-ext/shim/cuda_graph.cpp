@@ -28,6 +28,9 @@ struct GraphHandle {
   // c10's exported functions, not CUDAStreamGuard, whose inline code calls the CUDA runtime
   // directly (the binary would then need libcudart at link time).
   std::optional<c10::cuda::CUDAStream> previous;
+  // The device that was current before enter_stream: capture_begin captures the current
+  // device's current stream, so the graph's device is made current while on the side stream.
+  c10::DeviceIndex previous_device = 0;
   bool autocast_cache;
   explicit GraphHandle(c10::DeviceIndex device)
       : stream(c10::cuda::getStreamFromPool(false, device)),
@@ -63,6 +66,8 @@ char *fx_cuda_graph_enter_stream(fx_cuda_graph g) {
     if (h->previous) {
       throw std::logic_error("CUDA graph: already on its side stream");
     }
+    h->previous_device = c10::cuda::current_device();
+    c10::cuda::set_device(h->stream.device_index());
     c10::cuda::device_synchronize();
     h->previous = c10::cuda::getCurrentCUDAStream(h->stream.device_index());
     c10::cuda::setCurrentCUDAStream(h->stream);
@@ -81,6 +86,7 @@ char *fx_cuda_graph_exit_stream(fx_cuda_graph g) {
     }
     at::autocast::set_autocast_cache_enabled(h->autocast_cache);
     c10::cuda::device_synchronize();
+    c10::cuda::set_device(h->previous_device);
   });
 }
 
