@@ -195,12 +195,10 @@ def train_step(args):
     report(rows, "flowscale ms/step", ["torch ms/step", "torch fused ms/step"])
 
 
-FWD_BWD_MODEL = dict(
-    # tiny-d4 (hidden 256, 4 heads of 64), patch 2, 4 latent channels, 384-d text (MiniLM-sized).
-    sample_size=32, patch_size=2, in_channels=4, num_layers=4, attention_head_dim=64,
-    num_attention_heads=4, joint_attention_dim=384, caption_projection_dim=256,
-    pooled_projection_dim=384, out_channels=4, pos_embed_max_size=64,
-)
+# tiny-d4 (hidden 256, 4 heads of 64), patch 2, 4 latent channels, 384-d text (MiniLM-sized);
+# scripts/gpu-check times the same file.
+with open(os.path.join(ROOT, "scripts", "bench", "mmdit-tiny-d4.json")) as _f:
+    FWD_BWD_MODEL = json.load(_f)
 
 
 def paper_model(depth):
