@@ -37,6 +37,7 @@ fn tiny_run(out: &Path) -> PathBuf {
             progress: Some(false),
             stop_at: None,
             quiet: true,
+            ..Default::default()
         },
     )
     .unwrap();

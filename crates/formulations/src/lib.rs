@@ -43,5 +43,5 @@ pub use sampling::{cfg, guided, sample, sd3_sigmas, uniform_schedule, Prediction
 pub use shift::Shift;
 pub use time_input::NativeTimeInput;
 pub use timesteps::TimestepDistribution;
-pub use training::TrainingBatch;
+pub use training::{weighted_per_sample_loss, TrainingBatch};
 pub use weighting::{effective_weight, LossWeight};

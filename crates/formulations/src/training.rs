@@ -31,6 +31,31 @@ pub struct TrainingBatch {
     pub weight: Tensor,
 }
 
+/// The weighted regression loss per sample, shape [B]: the mean over non-batch dims of
+/// `(prediction - target)^2`, times `weight` `[B]`. [`TrainingBatch::per_sample_loss`] on a
+/// batch's own tensors; the trainer's CUDA-graph step calls it on copies of them.
+pub fn weighted_per_sample_loss(
+    prediction: &Tensor,
+    target: &Tensor,
+    weight: &Tensor,
+) -> Result<Tensor> {
+    if prediction.size() != target.size() {
+        return Err(FormulationError::InvalidTensor(format!(
+            "prediction {:?} does not match target {:?}",
+            prediction.size(),
+            target.size()
+        )));
+    }
+    let sq = prediction.f_sub(target)?.f_square()?;
+    let dims: Vec<i64> = (1..sq.dim() as i64).collect();
+    let per = if dims.is_empty() {
+        sq
+    } else {
+        sq.f_mean_dim(dims.as_slice(), false, sq.kind())?
+    };
+    Ok(per.f_mul(weight)?)
+}
+
 /// Per-sample scalars as a tensor of shape [B, 1, ..., 1] matching `like`.
 pub(crate) fn per_sample(values: &[f64], like: &Tensor) -> Result<Tensor> {
     let mut shape = vec![values.len() as i64];
@@ -133,21 +158,7 @@ impl Formulation {
 impl TrainingBatch {
     /// Per-sample weighted loss, shape [B]: mean over non-batch dims, times the weight.
     pub fn per_sample_loss(&self, prediction: &Tensor) -> Result<Tensor> {
-        if prediction.size() != self.target.size() {
-            return Err(FormulationError::InvalidTensor(format!(
-                "prediction {:?} does not match target {:?}",
-                prediction.size(),
-                self.target.size()
-            )));
-        }
-        let sq = prediction.f_sub(&self.target)?.f_square()?;
-        let dims: Vec<i64> = (1..sq.dim() as i64).collect();
-        let per = if dims.is_empty() {
-            sq
-        } else {
-            sq.f_mean_dim(dims.as_slice(), false, sq.kind())?
-        };
-        Ok(per.f_mul(&self.weight)?)
+        weighted_per_sample_loss(prediction, &self.target, &self.weight)
     }
 
     /// Samples `start..start + len` of the batch (a data-parallel rank's share of a global

@@ -70,6 +70,7 @@ mod tests {
             precision: crate::config::Precision::Fp32,
             activation_checkpointing: Default::default(),
             zero_stage: Default::default(),
+            cuda_graph: false,
         }
     }
 

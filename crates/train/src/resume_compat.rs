@@ -22,6 +22,8 @@ pub const RESUMABLE_CHANGES: &[&str] = &[
     "train.steps",
     // A memory setting: the gradients agree up to float rounding.
     "train.activation_checkpointing",
+    // How the step is launched: the same arithmetic, replayed from a CUDA graph.
+    "train.cuda_graph",
     "validation.every",
     // Read only before the first step.
     "validation.at_start",

@@ -128,7 +128,10 @@ impl ConditioningProvider for CaptionConditioning {
         }
         let labels = labels_of(input)?;
         let b = labels.size()[0];
-        if b > 0 {
+        // Checked here only for host labels, as the class embedding does: reading device
+        // labels back would stall every step (and cannot be captured in a CUDA graph), and the
+        // data layer has checked them on the host already.
+        if b > 0 && labels.device() == Device::Cpu {
             let (lo, hi) = (
                 labels.f_min()?.int64_value(&[]),
                 labels.f_max()?.int64_value(&[]),

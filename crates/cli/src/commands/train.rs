@@ -39,6 +39,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
             progress: args.progress,
             stop_at: args.stop_at,
             quiet: rank != 0,
+            ..Default::default()
         },
     );
     let state = match result {

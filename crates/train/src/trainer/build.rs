@@ -3,7 +3,7 @@
 //! data position, the logs, and the fixed inputs of validation and sample grids. Each phase
 //! receives the config sections it needs.
 
-use super::{RunOptimizer, Running, TrainOptions, Trainer};
+use super::{graphed_step, RunOptimizer, Running, TrainOptions, Trainer};
 use crate::batch_plan::BatchPlan;
 use crate::checkpoint::{CheckpointStore, LoadedCheckpoint};
 use crate::cond_input::CondInput;
@@ -111,6 +111,7 @@ impl Trainer {
 
         // Model: rank 0 alone draws sample grids, so only it loads a latent run's decoder.
         let mut data = RunData::open(&cfg.data, &cfg.conditioning, device, main)?;
+        let graphed = graphed_step::for_run(&cfg, options.static_step_inputs, device, &data)?;
         let spec = RunModelSpec::for_run(&cfg, &data)?;
         if main && !options.quiet && device.is_cuda() {
             // Before the model takes its memory: the measurement builds two blocks of its width.
@@ -267,6 +268,7 @@ impl Trainer {
             batch,
             source_dropout,
             running,
+            graphed,
             session_start: Instant::now(),
             wall_at_start,
             _lock: lock,

@@ -15,6 +15,7 @@
 
 mod attention_hook;
 mod build;
+mod graphed_step;
 mod hooks;
 mod optimizer;
 mod step;
@@ -59,6 +60,10 @@ pub struct TrainOptions {
     pub stop_at: Option<u64>,
     /// Quiet: no progress bar and no summary lines on stderr.
     pub quiet: bool,
+    /// Run each micro-batch's forward and backward on the fixed input tensors a CUDA graph
+    /// would replay (`train.cuda_graph`), eagerly and on any device. A run with it trains the
+    /// same weights as without; it separates a wrong copy of the inputs from a wrong capture.
+    pub static_step_inputs: bool,
 }
 
 /// Trains the run `config` describes (resuming when asked) and returns the final state.
@@ -110,6 +115,9 @@ pub struct Trainer {
     /// Dropout probability of each conditioning source, in keep-mask order.
     source_dropout: Vec<f64>,
     running: Running,
+    /// The step's forward and backward on static inputs (`train.cuda_graph`, or
+    /// [`TrainOptions::static_step_inputs`]); `None`: on the batch's own tensors.
+    graphed: Option<graphed_step::GraphedStep>,
     session_start: Instant,
     wall_at_start: f64,
     /// Rank 0's exclusive lock of the run directory.

@@ -2,6 +2,7 @@
 //! backward, gradient averaging across ranks, clipping, the update, the EMAs (classic and power-function); and the refresh of
 //! the resumable state before a checkpoint.
 
+use super::graphed_step::{forward_backward, MicroInputs};
 use super::Trainer;
 use crate::cond_input::CondInput;
 use crate::config::NonFinitePolicy;
@@ -189,18 +190,13 @@ impl Trainer {
                 Some((_, n)) => *n += global as u64,
                 None => shapes.push((hw, global as u64)),
             }
-            let cond = self.model.encode(&cond, &keep)?;
-            let (out, tape) = self.model.forward_for_training(
-                &batch.net_input,
-                &batch.time_input,
-                &cond,
-                self.cfg.train.activation_checkpointing,
-            )?;
-            let per = batch.per_sample_loss(&out)?;
-            let loss = per.f_mean(Kind::Float)?.f_div_scalar(accum as f64)?;
-            loss.f_backward()?;
-            self.model.finish_backward(tape)?;
-            let per = per.f_detach()?.f_to_kind(Kind::Double)?;
+            let inputs = MicroInputs::of(&batch, &cond, &keep);
+            let checkpointing = self.cfg.train.activation_checkpointing;
+            let per = match &mut self.graphed {
+                Some(g) => g.run(&self.model, checkpointing, accum, &inputs)?,
+                None => forward_backward(&self.model, checkpointing, accum, &inputs)?,
+            };
+            let per = per.f_to_kind(Kind::Double)?;
             let _ = step_loss
                 .shallow_clone()
                 .f_add_(&per.f_sum(Kind::Double)?)?;
