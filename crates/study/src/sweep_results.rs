@@ -13,8 +13,15 @@ use flowscale_eval::rank::{rank_rows, RankOptions, Ranking, Row};
 use flowscale_eval::result_rows::{read_json, rows_of_json};
 use std::collections::BTreeMap;
 
-/// Sample metrics that are correlated with validation loss, when present.
-pub const SAMPLE_METRICS: [&str; 3] = ["fid", "clip_score", "class_accuracy"];
+/// Sample metrics that are correlated with validation loss, when present: FID and the
+/// prompt-adherence scores (CLIP score; class accuracy of class-conditional runs; the
+/// prompt-category accuracy of text-to-image runs without CLIP weights).
+pub const SAMPLE_METRICS: [&str; 4] = [
+    "fid",
+    "clip_score",
+    "class_accuracy",
+    "prompt_class_accuracy",
+];
 
 /// The correlation of validation loss with one metric over the runs, for one weight set and
 /// sampler setting.
@@ -78,16 +85,26 @@ pub struct PosthocResults {
 }
 
 /// Which metrics the ranking uses: the paper's (CLIP score up, FID down) when CLIP rows exist,
-/// else class accuracy (the prompt-adherence score of class-conditional runs) with FID.
-pub fn ranking_metrics(rows: &[Row]) -> Option<&'static str> {
+/// else the classifier's prompt-adherence score with FID: class accuracy for class-conditional
+/// runs, prompt-category accuracy for text-to-image runs, and the two as one metric when the
+/// rows hold both (one adherence score per setting, as `flowscale rank` takes `A|B`).
+pub fn ranking_metrics(rows: &[Row]) -> Option<String> {
     let has = |m: &str| rows.iter().any(|r| r.get("metric").is_some_and(|x| x == m));
-    match (has("clip_score"), has("class_accuracy"), has("fid")) {
-        (true, _, true) => Some("clip_score:max,fid:min"),
-        (false, true, true) => Some("class_accuracy:max,fid:min"),
-        (true, _, false) => Some("clip_score:max"),
-        (false, true, false) => Some("class_accuracy:max"),
-        (false, false, true) => Some("fid:min"),
-        _ => None,
+    let adherence = if has("clip_score") {
+        Some("clip_score")
+    } else {
+        match (has("class_accuracy"), has("prompt_class_accuracy")) {
+            (true, true) => Some("class_accuracy|prompt_class_accuracy"),
+            (true, false) => Some("class_accuracy"),
+            (false, true) => Some("prompt_class_accuracy"),
+            (false, false) => None,
+        }
+    };
+    let adherence = adherence.map(|a| format!("{a}:max"));
+    let fid = has("fid").then(|| "fid:min".to_owned());
+    match (adherence, fid) {
+        (Some(a), Some(f)) => Some(format!("{a},{f}")),
+        (a, f) => a.or(f),
     }
 }
 
@@ -186,7 +203,8 @@ pub fn collect(sweep: &Sweep) -> Result<SweepResults> {
     };
     if evaluated.len() >= 2 {
         if let Some(spec) = ranking_metrics(&out.rows) {
-            out.ranking = Some((spec.to_owned(), rank_runs(&out.rows, spec, &sweep.name)?));
+            let ranking = rank_runs(&out.rows, &spec, &sweep.name)?;
+            out.ranking = Some((spec, ranking));
         }
     }
     if !sweep.posthoc_stds.is_empty() {
@@ -256,12 +274,13 @@ fn collect_posthoc(sweep: &Sweep) -> Result<PosthocResults> {
         .iter()
         .any(|r| r.get("metric").is_some_and(|m| m == "fid"));
     let Some(spec) = (if has_fid {
-        Some("fid:min")
+        Some("fid:min".to_owned())
     } else {
-        ranking_metrics(&out.rows).and_then(|s| s.split(',').next())
+        ranking_metrics(&out.rows).and_then(|s| s.split(',').next().map(str::to_owned))
     }) else {
         return Ok(out);
     };
+    let spec = spec.as_str();
     out.metric = spec.to_owned();
     let (name, maximise) = match spec.split_once(':') {
         Some((n, dir)) => (n, dir == "max"),
@@ -305,10 +324,8 @@ fn collect_posthoc(sweep: &Sweep) -> Result<PosthocResults> {
     }
     if out.picks.len() >= 2 {
         if let Some(rank_spec) = ranking_metrics(&picked_rows) {
-            out.ranking = Some((
-                rank_spec.to_owned(),
-                rank_runs(&picked_rows, rank_spec, &sweep.name)?,
-            ));
+            let ranking = rank_runs(&picked_rows, &rank_spec, &sweep.name)?;
+            out.ranking = Some((rank_spec, ranking));
         }
     }
     Ok(out)
@@ -394,7 +411,45 @@ mod tests {
         assert!(fid.pearson.unwrap() > 0.9);
         let acc = c.iter().find(|c| c.metric == "class_accuracy").unwrap();
         assert_eq!(acc.spearman, Some(-1.0));
-        assert_eq!(ranking_metrics(&rows), Some("class_accuracy:max,fid:min"));
+        assert_eq!(
+            ranking_metrics(&rows).as_deref(),
+            Some("class_accuracy:max,fid:min")
+        );
+    }
+
+    /// A text-to-image sweep without CLIP weights ranks on its prompt-category accuracy with
+    /// FID (not on FID alone), a sweep over both kinds of run takes either score per setting,
+    /// and CLIP score is the paper's adherence score whenever it exists.
+    #[test]
+    fn the_ranking_uses_each_kind_of_runs_adherence_score() {
+        let rows_of = |metrics: &[&str]| -> Vec<Row> {
+            metrics
+                .iter()
+                .map(|m| row("a", "ema0.99", "s25_cfg5", m, 0.5))
+                .collect()
+        };
+        let spec = |metrics: &[&str]| ranking_metrics(&rows_of(metrics));
+        assert_eq!(
+            spec(&["fid", "prompt_class_accuracy"]).as_deref(),
+            Some("prompt_class_accuracy:max,fid:min")
+        );
+        assert_eq!(
+            spec(&["fid", "class_accuracy", "prompt_class_accuracy"]).as_deref(),
+            Some("class_accuracy|prompt_class_accuracy:max,fid:min")
+        );
+        assert_eq!(
+            spec(&["fid", "clip_score", "prompt_class_accuracy"]).as_deref(),
+            Some("clip_score:max,fid:min")
+        );
+        assert_eq!(spec(&["fid"]).as_deref(), Some("fid:min"));
+        assert_eq!(
+            spec(&["prompt_class_accuracy"]).as_deref(),
+            Some("prompt_class_accuracy:max")
+        );
+        assert_eq!(spec(&["val_loss"]), None);
+        // Every spec parses as `flowscale rank --metrics` takes it.
+        let both = spec(&["fid", "class_accuracy", "prompt_class_accuracy"]).unwrap();
+        assert_eq!(parse_metrics(&both).unwrap().len(), 2);
     }
 
     /// Losses of different formulations are on different scales: the pairs are kept (the
