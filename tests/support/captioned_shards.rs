@@ -198,6 +198,22 @@ pub fn write_set(dir: &Path, kind: SetKind, text_config: &Path) {
     .unwrap();
 }
 
+/// Caption text only: a text run encodes it during training.
+pub const CAPTIONS_ONLY: SetKind = SetKind {
+    labels: false,
+    captions: true,
+    embeddings: false,
+    synthetic: false,
+};
+
+/// Class labels only: a class-conditional latent run.
+pub const LABELS_ONLY: SetKind = SetKind {
+    labels: true,
+    captions: false,
+    embeddings: false,
+    synthetic: false,
+};
+
 /// Labels, caption text and stored embeddings.
 pub const BOTH: SetKind = SetKind {
     labels: true,

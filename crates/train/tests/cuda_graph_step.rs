@@ -10,7 +10,9 @@
 mod captioned_shards;
 mod common;
 
-use captioned_shards::{text_config, text_run_overrides, write_set, SetKind, BOTH};
+use captioned_shards::{
+    text_config, text_run_overrides, write_set, BOTH, CAPTIONS_ONLY, LABELS_ONLY,
+};
 use common::{differing_tensors, final_checkpoint, quiet, tiny_config};
 use flowscale_train::{train, TrainOptions};
 
@@ -38,12 +40,7 @@ fn same_weights_on_static_inputs(tmp: &std::path::Path, overrides: &[&str]) {
 /// the GPU host has no Fashion-MNIST), as overrides of the tiny run.
 fn latent_class_run(tmp: &std::path::Path) -> Vec<String> {
     let shards = tmp.join("labelled");
-    let kind = SetKind {
-        labels: true,
-        captions: false,
-        embeddings: false,
-        synthetic: false,
-    };
+    let kind = LABELS_ONLY;
     // No embeddings: the text encoder's config is never read.
     write_set(&shards, kind, &tmp.join("no-text-encoder.toml"));
     vec![
@@ -108,12 +105,7 @@ fn a_text_run_on_stored_embeddings_trains_the_same_weights_on_static_inputs() {
 
     // Captions encoded during training cannot be replayed: named, before any step.
     let captions = tmp.path().join("captions-only");
-    let kind = SetKind {
-        labels: false,
-        captions: true,
-        embeddings: false,
-        synthetic: false,
-    };
+    let kind = CAPTIONS_ONLY;
     write_set(&captions, kind, &text);
     let o = text_run_overrides(&captions, &text);
     let o: Vec<&str> = o.iter().map(String::as_str).collect();

@@ -10,7 +10,8 @@ mod captioned_shards;
 mod common;
 
 use captioned_shards::{
-    colours, text_config, text_run_overrides, write_set, SetKind, BOTH, COLOURS, SIDE,
+    colours, text_config, text_run_overrides, write_set, SetKind, BOTH, CAPTIONS_ONLY, COLOURS,
+    LABELS_ONLY, SIDE,
 };
 use common::{differing_tensors, final_checkpoint, quiet, tiny_config};
 use flowscale_train::cond_input::{CondInput, TextBatch};
@@ -34,12 +35,7 @@ fn caption_only_shards_train_with_captions_encoded_on_the_fly() {
     let tmp = tempfile::tempdir().unwrap();
     let text = text_config(tmp.path());
     let shards = tmp.path().join("captions-only");
-    let kind = SetKind {
-        labels: false,
-        captions: true,
-        embeddings: false,
-        synthetic: false,
-    };
+    let kind = CAPTIONS_ONLY;
     write_set(&shards, kind, &text);
     let state = train(config(tmp.path(), "otf", &shards, &text, &[]), quiet()).unwrap();
     assert_eq!(state.step, 6);
@@ -98,12 +94,7 @@ fn shards_with_labels_and_captions_train_either_way_and_label_only_shards_refuse
     assert!(e.contains("context_dim = 384"), "{e}");
 
     let labels_only = tmp.path().join("labels-only");
-    let kind = SetKind {
-        labels: true,
-        captions: false,
-        embeddings: false,
-        synthetic: false,
-    };
+    let kind = LABELS_ONLY;
     write_set(&labels_only, kind, &text);
     let e = train(config(tmp.path(), "t2", &labels_only, &text, &[]), quiet())
         .unwrap_err()
