@@ -7,7 +7,7 @@ use crate::correlation::{pearson, spearman};
 use crate::error::{Result, StudyError};
 use crate::sweep::Sweep;
 use crate::sweep_eval::EvalStatus;
-use flowscale_eval::pareto::parse_metrics;
+use flowscale_eval::pareto::{parse_metrics, Direction};
 use flowscale_eval::protocol::{substitutions_of_json, Substitution};
 use flowscale_eval::rank::{rank_rows, RankOptions, Ranking, Row};
 use flowscale_eval::result_rows::{read_json, rows_of_json};
@@ -280,12 +280,17 @@ fn collect_posthoc(sweep: &Sweep) -> Result<PosthocResults> {
     }) else {
         return Ok(out);
     };
-    let spec = spec.as_str();
-    out.metric = spec.to_owned();
-    let (name, maximise) = match spec.split_once(':') {
-        Some((n, dir)) => (n, dir == "max"),
-        None => (spec, false),
+    // Parsed as the ranking parses it, so an `A|B` adherence score reads whichever of A and B
+    // each run's rows have.
+    let parsed = parse_metrics(&spec).map_err(|e| StudyError::Eval {
+        id: sweep.name.clone(),
+        source: Box::new(e),
+    })?;
+    let Some(metric) = parsed.into_iter().next() else {
+        return Ok(out);
     };
+    out.metric = spec;
+    let maximise = metric.direction == Direction::Max;
     let mut picked_rows = Vec::new();
     for (run, stds) in &per_run {
         let scores: StdScores = sweep
@@ -293,7 +298,10 @@ fn collect_posthoc(sweep: &Sweep) -> Result<PosthocResults> {
             .iter()
             .map(|std| {
                 let rows = stds.iter().find(|(s, _)| s == std).map(|(_, r)| r);
-                (*std, rows.and_then(|r| mean_over_settings(r, name)))
+                (
+                    *std,
+                    rows.and_then(|r| mean_over_settings(r, &metric.alternatives)),
+                )
             })
             .collect();
         // Best score; a tie goes to the shorter EMA (listed order does not matter).
@@ -331,17 +339,20 @@ fn collect_posthoc(sweep: &Sweep) -> Result<PosthocResults> {
     Ok(out)
 }
 
-/// The mean of `metric` over the sampler settings of `rows` (validation rows excluded).
-fn mean_over_settings(rows: &[Row], metric: &str) -> Option<f64> {
-    let values: Vec<f64> = rows
-        .iter()
-        .filter(|r| {
-            r.get("metric").is_some_and(|m| m == metric)
-                && r.get("setting").is_some_and(|s| s != "validation")
-        })
-        .filter_map(value)
-        .collect();
-    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+/// The mean over the sampler settings of `rows` (validation rows excluded) of the first of
+/// `alternatives` (a parsed metric's names, [`flowscale_eval::pareto::MetricSpec`]) they have.
+fn mean_over_settings(rows: &[Row], alternatives: &[String]) -> Option<f64> {
+    alternatives.iter().find_map(|metric| {
+        let values: Vec<f64> = rows
+            .iter()
+            .filter(|r| {
+                r.get("metric").is_some_and(|m| m == metric)
+                    && r.get("setting").is_some_and(|s| s != "validation")
+            })
+            .filter_map(value)
+            .collect();
+        (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+    })
 }
 
 /// How many different formulations `rows` come from.
@@ -450,6 +461,21 @@ mod tests {
         // Every spec parses as `flowscale rank --metrics` takes it.
         let both = spec(&["fid", "class_accuracy", "prompt_class_accuracy"]).unwrap();
         assert_eq!(parse_metrics(&both).unwrap().len(), 2);
+    }
+
+    /// The post-hoc pick averages a run's adherence score through the parsed metric: with
+    /// `A|B` it reads whichever of the two the run's rows have.
+    #[test]
+    fn the_posthoc_mean_reads_the_metric_a_run_has() {
+        let rows = vec![
+            row("a", "phema", "s5_cfg5", "prompt_class_accuracy", 0.25),
+            row("a", "phema", "s50_cfg5", "prompt_class_accuracy", 0.75),
+            row("a", "phema", "validation", "prompt_class_accuracy", 9.0),
+        ];
+        let both = &parse_metrics("class_accuracy|prompt_class_accuracy:max").unwrap()[0];
+        assert_eq!(mean_over_settings(&rows, &both.alternatives), Some(0.5));
+        let class = &parse_metrics("class_accuracy:max").unwrap()[0];
+        assert_eq!(mean_over_settings(&rows, &class.alternatives), None);
     }
 
     /// Losses of different formulations are on different scales: the pairs are kept (the

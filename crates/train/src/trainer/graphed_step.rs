@@ -114,8 +114,8 @@ fn refill(dst: &Tensor, src: &Tensor, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// The tensors of a conditioning input the region reads: class labels, or precomputed text
-/// embeddings (`what` names the input for errors).
+/// The tensors of a conditioning input the region reads, each named for errors: class labels,
+/// or precomputed text embeddings (captions without them are an error).
 fn cond_tensors(cond: &CondInput) -> Result<Vec<(&'static str, &Tensor)>> {
     match cond {
         CondInput::Labels(l) => Ok(vec![("labels", l)]),
