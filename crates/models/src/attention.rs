@@ -8,7 +8,8 @@ use crate::attention_stats::{logit_stats, stat_kind, AttentionStats};
 use crate::builder::Scope;
 use crate::error::Result;
 use crate::layers::{Linear, RmsNorm};
-use tch::Tensor;
+use flowscale_torch_ext::autocast::without_autocast;
+use tch::{Device, Kind, Tensor};
 
 /// QK-norm epsilon (diffusers and SD3 use 1e-6).
 const QK_EPS: f64 = 1e-6;
@@ -38,8 +39,19 @@ fn merge_heads(t: &Tensor) -> Result<Tensor> {
     Ok(t.f_transpose(1, 2)?.f_reshape([s[0], s[2], s[1] * s[3]])?)
 }
 
-/// `softmax(q k^T / sqrt(d)) v` through SDPA.
+/// The longest query or key sequence for which [`attend`] computes bf16 attention on the CPU in
+/// the explicit form instead of SDPA. libtorch 2.11's CPU flash-attention backward in bf16 is
+/// 4-7x slower than the explicit form's on short sequences (its key blocks are 512 long), and
+/// faster from about 192 tokens on: the measurements are in docs/benchmarks.md, "CPU bf16
+/// attention".
+pub(crate) const CPU_BF16_EXPLICIT_MAX_TOKENS: i64 = 128;
+
+/// `softmax(q k^T / sqrt(d)) v`: through SDPA, or in the explicit form where
+/// [`explicit_form_is_faster`].
 fn attend(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
+    if explicit_form_is_faster(q, k, v) {
+        return attend_explicit_bf16(q, k, v);
+    }
     Ok(Tensor::f_scaled_dot_product_attention(
         q,
         k,
@@ -52,13 +64,40 @@ fn attend(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
     )?)
 }
 
-/// [`attend`] in the explicit math form, with the statistics of its logits. Logits, softmax and
-/// `p v` run in at least fp32 with CUDA autocast off, so the diagnostics do not inherit bf16
+/// bf16 attention (any of q, k, v in bf16, as under CPU autocast, where v comes from a bf16
+/// product and a QK-normed q or k is fp32) over at most [`CPU_BF16_EXPLICIT_MAX_TOKENS`]
+/// queries and keys, on the CPU.
+pub(crate) fn explicit_form_is_faster(q: &Tensor, k: &Tensor, v: &Tensor) -> bool {
+    let bf16 = [q, k, v].iter().any(|t| t.kind() == Kind::BFloat16);
+    q.device() == Device::Cpu
+        && bf16
+        && q.size()[2] <= CPU_BF16_EXPLICIT_MAX_TOKENS
+        && k.size()[2] <= CPU_BF16_EXPLICIT_MAX_TOKENS
+}
+
+/// The explicit form with the precision of the flash kernel it replaces: logits and softmax in
+/// fp32 (autocast off, or the product would round the logits to bf16 and double the error of
+/// the output and gradients), the probabilities times v as a bf16 product. Returns bf16.
+fn attend_explicit_bf16(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
+    let scale = 1.0 / (q.size()[3] as f64).sqrt();
+    let probs = without_autocast(q.device(), || -> Result<Tensor> {
+        Ok(q.f_to_kind(Kind::Float)?
+            .f_matmul(&k.f_to_kind(Kind::Float)?.f_transpose(-2, -1)?)?
+            .f_mul_scalar(scale)?
+            .f_softmax(-1, Kind::Float)?)
+    })??;
+    Ok(probs
+        .f_to_kind(Kind::BFloat16)?
+        .f_matmul(&v.f_to_kind(Kind::BFloat16)?)?)
+}
+
+/// [`attend`] in the explicit form, with the statistics of its logits. Logits, softmax and
+/// `p v` run in at least fp32 with autocast off, so the diagnostics do not inherit bf16
 /// rounding.
 fn attend_with_stats(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<(Tensor, AttentionStats)> {
     let kind = stat_kind(q.kind());
     let scale = 1.0 / (q.size()[3] as f64).sqrt();
-    tch::autocast(false, || -> Result<(Tensor, AttentionStats)> {
+    without_autocast(q.device(), || -> Result<(Tensor, AttentionStats)> {
         let logits = q
             .f_to_kind(kind)?
             .f_matmul(&k.f_to_kind(kind)?.f_transpose(-2, -1)?)?
@@ -69,7 +108,7 @@ fn attend_with_stats(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<(Tensor, Atte
             .f_matmul(&v.f_to_kind(kind)?)?
             .f_to_kind(v.kind())?;
         Ok((out, stats))
-    })
+    })?
 }
 
 /// The optional per-head RMSNorm of q or k at `<scope>.<name>`.
@@ -335,7 +374,7 @@ impl Attention {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::{nn, Device, Kind};
+    use tch::nn;
 
     /// `x W^T + b` with the weights read from the store by name.
     fn linear(vs: &nn::VarStore, name: &str, x: &Tensor) -> Tensor {
@@ -409,5 +448,121 @@ mod tests {
         let diff = |a: &Tensor, b: &Tensor| (a - b).abs().max().double_value(&[]);
         assert!(diff(&img, &img_ref) < 1e-5);
         assert!(diff(&ctx_out.unwrap()[0], &ctx_ref.unwrap()[0]) < 1e-5);
+    }
+
+    /// `||a - b|| / ||b||` in f64.
+    fn rel_err(a: &Tensor, b: &Tensor) -> f64 {
+        let (a, b) = (a.to_kind(Kind::Double), b.to_kind(Kind::Double));
+        (&a - &b).norm().double_value(&[]) / b.norm().double_value(&[])
+    }
+
+    /// Output and q, k, v gradients of `f` on `inputs` (cast to `kinds`) under the output
+    /// weights `g`, as f64, relative to the same in f64 through SDPA.
+    fn errors_against_f64(
+        f: impl Fn(&Tensor, &Tensor, &Tensor) -> Tensor,
+        inputs: &[Tensor; 3],
+        kinds: [Kind; 3],
+        g: &Tensor,
+    ) -> Vec<f64> {
+        let run = |f: &dyn Fn(&Tensor, &Tensor, &Tensor) -> Tensor, kinds: [Kind; 3]| {
+            let x: Vec<Tensor> = inputs
+                .iter()
+                .zip(kinds)
+                .map(|(t, k)| t.to_kind(k).detach().set_requires_grad(true))
+                .collect();
+            let out = f(&x[0], &x[1], &x[2]);
+            (out.to_kind(Kind::Double) * g).sum(Kind::Double).backward();
+            let mut all = vec![out.detach()];
+            all.extend(x.iter().map(|t| t.grad()));
+            all
+        };
+        let reference = run(&|q, k, v| attend(q, k, v).unwrap(), [Kind::Double; 3]);
+        run(&f, kinds)
+            .iter()
+            .zip(&reference)
+            .map(|(a, b)| rel_err(a, b))
+            .collect()
+    }
+
+    fn short_sequence_inputs(tokens: i64) -> ([Tensor; 3], Tensor) {
+        tch::manual_seed(11);
+        let shape = [3, 2, tokens, 32];
+        let opts = (Kind::Double, Device::Cpu);
+        // Logits with a standard deviation of about 5, so their rounding shows.
+        let qkv = [2.5, 2.5, 1.0].map(|s| Tensor::randn(shape, opts) * s);
+        (qkv, Tensor::randn(shape, opts))
+    }
+
+    #[test]
+    fn short_cpu_bf16_attention_is_as_accurate_as_sdpa_in_bf16() {
+        let (qkv, g) = short_sequence_inputs(40);
+        let bf16 = [Kind::BFloat16; 3];
+        let sdpa = |q: &Tensor, k: &Tensor, v: &Tensor| {
+            Tensor::scaled_dot_product_attention(q, k, v, None::<&Tensor>, 0.0, false, None, false)
+        };
+        let flash = errors_against_f64(sdpa, &qkv, bf16, &g);
+        let ours = errors_against_f64(|q, k, v| attend(q, k, v).unwrap(), &qkv, bf16, &g);
+        for (name, (o, f)) in ["out", "dq", "dk", "dv"]
+            .iter()
+            .zip(ours.iter().zip(&flash))
+        {
+            // bf16 logits would make these about twice the flash kernel's.
+            assert!(*o < 1.25 * f, "{name}: explicit {o:.2e} vs flash {f:.2e}");
+        }
+    }
+
+    #[test]
+    fn under_cpu_autocast_the_logits_of_fp32_qk_are_not_rounded_to_bf16() {
+        use flowscale_torch_ext::autocast::with_autocast;
+        let (qkv, g) = short_sequence_inputs(24);
+        // A QK-normed block under autocast: q and k fp32, v from a bf16 product.
+        let kinds = [Kind::Float, Kind::Float, Kind::BFloat16];
+        let mixed = errors_against_f64(
+            |q, k, v| {
+                let out = with_autocast(Device::Cpu, Kind::BFloat16, || attend(q, k, v).unwrap());
+                out.unwrap()
+            },
+            &qkv,
+            kinds,
+            &g,
+        );
+        let all_bf16 = errors_against_f64(
+            |q, k, v| attend(q, k, v).unwrap(),
+            &qkv,
+            [Kind::BFloat16; 3],
+            &g,
+        );
+        // fp32 q and k lose nothing to input rounding, so with fp32 logits the error is below
+        // the all-bf16 one; logits rounded to bf16 would put it above.
+        for (name, (m, b)) in ["out", "dq", "dk", "dv"]
+            .iter()
+            .zip(mixed.iter().zip(&all_bf16))
+        {
+            assert!(m < b, "{name}: fp32 q/k {m:.2e} vs bf16 {b:.2e}");
+        }
+    }
+
+    #[test]
+    fn the_explicit_form_serves_only_short_bf16_sequences_on_the_cpu() {
+        let t = |n: i64, kind: Kind| Tensor::zeros([1, 2, n, 8], (kind, Device::Cpu));
+        let max = CPU_BF16_EXPLICIT_MAX_TOKENS;
+        let (bf, f32) = (Kind::BFloat16, Kind::Float);
+        assert!(explicit_form_is_faster(
+            &t(max, bf),
+            &t(max, bf),
+            &t(max, bf)
+        ));
+        assert!(explicit_form_is_faster(&t(4, f32), &t(4, f32), &t(4, bf)));
+        assert!(!explicit_form_is_faster(&t(4, f32), &t(4, f32), &t(4, f32)));
+        assert!(!explicit_form_is_faster(
+            &t(max + 1, bf),
+            &t(4, bf),
+            &t(4, bf)
+        ));
+        assert!(!explicit_form_is_faster(
+            &t(4, bf),
+            &t(max + 1, bf),
+            &t(max + 1, bf)
+        ));
     }
 }

@@ -76,6 +76,8 @@ impl std::fmt::Display for KeyReport {
 pub enum ModelError {
     #[error("torch: {0}")]
     Torch(#[from] tch::TchError),
+    #[error("{0}")]
+    TorchExt(#[from] flowscale_torch_ext::TorchExtError),
     #[error("invalid backbone config: {0}")]
     Config(String),
     #[error("invalid input: {0}")]

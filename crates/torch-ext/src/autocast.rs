@@ -85,22 +85,44 @@ impl Drop for AutocastGuard {
 /// Run `f` with autocast enabled on `device`'s type, casting eligible ops to `kind`
 /// (`Kind::BFloat16` for flowscale's mixed precision). The previous state is restored afterwards.
 pub fn with_autocast<T>(device: Device, kind: Kind, f: impl FnOnce() -> T) -> Result<T> {
-    const CALL: &str = "with_autocast";
-    let dt = device_type(CALL, device)?;
-    let st = scalar_type(CALL, kind)?;
+    autocast_region("with_autocast", device, Some(kind), f)
+}
+
+/// Run `f` with autocast disabled on `device`'s type (`torch.autocast(..., enabled=False)`):
+/// a region that needs fp32 products inside a bf16 forward. The previous state, enabled or
+/// not, is restored afterwards.
+pub fn without_autocast<T>(device: Device, f: impl FnOnce() -> T) -> Result<T> {
+    autocast_region("without_autocast", device, None, f)
+}
+
+/// Autocast on `device`'s type enabled with `kind` (`Some`) or disabled (`None`) while `f`
+/// runs. Both count as a nesting level, as torch's context manager does, so leaving the
+/// outermost region clears the cache of cast weights and an inner one does not.
+fn autocast_region<T>(
+    call: &'static str,
+    device: Device,
+    kind: Option<Kind>,
+    f: impl FnOnce() -> T,
+) -> Result<T> {
+    let dt = device_type(call, device)?;
     let prev_enabled = is_autocast_enabled(device)?;
-    let prev_dtype = scalar_type(CALL, autocast_dtype(device)?)?;
+    let prev_dtype = scalar_type(call, autocast_dtype(device)?)?;
     let mut nesting = 0i64;
     // SAFETY: plain values and a valid out-pointer.
     unsafe {
-        ffi::check(CALL, ffi::fx_autocast_set_dtype(dt, st))?;
-        ffi::check(CALL, ffi::fx_autocast_increment_nesting(&mut nesting))?;
+        if let Some(kind) = kind {
+            ffi::check(
+                call,
+                ffi::fx_autocast_set_dtype(dt, scalar_type(call, kind)?),
+            )?;
+        }
+        ffi::check(call, ffi::fx_autocast_increment_nesting(&mut nesting))?;
     }
     let _guard = AutocastGuard {
         device_type: dt,
         prev_enabled,
         prev_dtype,
     };
-    set_enabled(dt, true)?;
+    set_enabled(dt, kind.is_some())?;
     Ok(f())
 }

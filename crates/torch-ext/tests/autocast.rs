@@ -1,5 +1,5 @@
 use flowscale_torch_ext::autocast::{
-    autocast_dtype, is_autocast_enabled, set_autocast_dtype, with_autocast,
+    autocast_dtype, is_autocast_enabled, set_autocast_dtype, with_autocast, without_autocast,
 };
 use tch::{Device, Kind, Tensor};
 
@@ -57,6 +57,29 @@ fn nested_autocast_restores_the_outer_dtype() {
         assert!(is_autocast_enabled(Device::Cpu).unwrap());
     })
     .unwrap();
+    assert!(!is_autocast_enabled(Device::Cpu).unwrap());
+}
+
+#[test]
+fn a_region_without_autocast_computes_in_fp32_and_reenables_on_exit() {
+    let a = Tensor::randn([8, 16], (Kind::Float, Device::Cpu));
+    let b = Tensor::randn([16, 4], (Kind::Float, Device::Cpu));
+    with_autocast(Device::Cpu, Kind::BFloat16, || {
+        let inner = without_autocast(Device::Cpu, || {
+            assert!(!is_autocast_enabled(Device::Cpu).unwrap());
+            a.matmul(&b)
+        })
+        .unwrap();
+        assert_eq!(inner.kind(), Kind::Float);
+        // Back in the bf16 region, with its dtype.
+        assert!(is_autocast_enabled(Device::Cpu).unwrap());
+        assert_eq!(autocast_dtype(Device::Cpu).unwrap(), Kind::BFloat16);
+        assert_eq!(a.matmul(&b).kind(), Kind::BFloat16);
+    })
+    .unwrap();
+    assert!(!is_autocast_enabled(Device::Cpu).unwrap());
+    // Outside any region it leaves autocast off.
+    without_autocast(Device::Cpu, || ()).unwrap();
     assert!(!is_autocast_enabled(Device::Cpu).unwrap());
 }
 
