@@ -5,6 +5,8 @@ mod commands;
 use clap::Parser;
 
 fn main() {
+    // Before any thread allocates: freed tensors stay in the heap for the next step.
+    flowscale_core::host_allocator::keep_freed_memory();
     // A rank of `flowscale launch`, whose output the launcher relays (see the launch command).
     if let Some(launcher) = std::env::var(flowscale_train::interrupt::RELAY_ENV)
         .ok()

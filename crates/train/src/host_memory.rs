@@ -28,8 +28,13 @@ pub fn resident_and_peak() -> Result<(u64, u64)> {
     Ok((field("VmRSS:")?, field("VmHWM:")?))
 }
 
-/// Resets the high-water mark to the current resident size.
+/// Resets the high-water mark to the current resident size, after handing the heap's free
+/// pages back to the system: the `flowscale` binary keeps freed memory for reuse
+/// (`flowscale_core::host_allocator`), and pages still resident from earlier work would
+/// otherwise absorb part of the next peak.
 pub fn reset_peak() -> Result<()> {
+    // SAFETY: malloc_trim only releases free memory; its result says whether any was released.
+    unsafe { libc::malloc_trim(0) };
     let path = Path::new("/proc/self/clear_refs");
     std::fs::write(path, "5").map_err(|e| TrainError::io(path, e))
 }

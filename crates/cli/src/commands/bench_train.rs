@@ -89,16 +89,17 @@ pub fn run(args: &TrainStepArgs) -> anyhow::Result<()> {
         _ => 0.0,
     };
     let batch = config.train.batch_size;
+    let allocator = flowscale_core::host_allocator::current().name();
     if args.json {
         println!(
-            "{{\"ms_per_step\": {ms:.3}, \"batch\": {batch}, \"steps\": {}, \"device\": \"{:?}\", \"threads\": {}, \"process_group\": \"{group}\", \"grad_sync_ms_per_step\": {sync_ms:.3}}}",
+            "{{\"ms_per_step\": {ms:.3}, \"batch\": {batch}, \"steps\": {}, \"device\": \"{:?}\", \"threads\": {}, \"process_group\": \"{group}\", \"grad_sync_ms_per_step\": {sync_ms:.3}, \"host_allocator\": \"{allocator}\"}}",
             args.steps,
             trainer.device(),
             tch::get_num_threads()
         );
     } else {
         println!(
-            "{ms:.1} ms/step, {:.1} images/s (batch {batch}, {} timed steps after {} warm-up, {:?}, {} threads, process group {group}: {sync_ms:.2} ms/step averaging gradients)",
+            "{ms:.1} ms/step, {:.1} images/s (batch {batch}, {} timed steps after {} warm-up, {:?}, {} threads, process group {group}: {sync_ms:.2} ms/step averaging gradients; host allocator: {allocator})",
             1e3 * batch as f64 / ms,
             args.steps,
             args.warmup,
