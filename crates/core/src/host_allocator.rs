@@ -7,8 +7,8 @@
 //! free. A training step frees and reallocates the same activations every step, so each step's
 //! tensors arrive as new pages the kernel has to fault in and zero: 269,000 minor page faults
 //! per depth-8 demo step in fp32. With every block served from the heap (no `mmap`) and the heap
-//! kept, the same step takes 27,000 and the step is about 10% faster (docs/benchmarks.md, "Host
-//! allocator"). PyTorch's CUDA caching allocator keeps freed blocks the same way on the GPU, as
+//! kept, the same step takes 27,000 and about half the system time; the change in step time was
+//! below the noise of the 2-core VM it was measured on (docs/benchmarks.md, "Host allocator"). PyTorch's CUDA caching allocator keeps freed blocks the same way on the GPU, as
 //! jemalloc or tcmalloc do when preloaded for CPU training.
 //!
 //! The price is that memory a step has freed stays with the process instead of going back to
@@ -50,15 +50,16 @@ pub fn sets_malloc_tunables(glibc_tunables: &str) -> bool {
 }
 
 /// Serves every allocation from glibc's heaps (`M_MMAP_MAX` 0) and keeps their free memory
-/// (`M_TRIM_THRESHOLD`), so that freed tensors are reused by the next step, unless the user's `GLIBC_TUNABLES` already sets malloc tunables. Call it once, first
-/// thing in `main`, before other threads allocate. Returns what the process now runs with.
+/// (`M_TRIM_THRESHOLD`), so that freed tensors are reused by the next step, unless the user's
+/// `GLIBC_TUNABLES` already sets malloc tunables. Call it first thing in `main`, before other
+/// threads allocate; later calls return the first call's choice.
 pub fn keep_freed_memory() -> HostAllocator {
     *CHOSEN.get_or_init(|| {
         let user = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
         if sets_malloc_tunables(&user) {
             HostAllocator::UserTunables
         } else {
-            set_thresholds()
+            keep_heap()
         }
     })
 }
@@ -72,7 +73,7 @@ pub fn current() -> HostAllocator {
 static CHOSEN: std::sync::OnceLock<HostAllocator> = std::sync::OnceLock::new();
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn set_thresholds() -> HostAllocator {
+fn keep_heap() -> HostAllocator {
     // SAFETY: mallopt only changes the allocator's parameters; it returns 1 on success.
     let ok = unsafe {
         libc::mallopt(libc::M_MMAP_MAX, 0) == 1
@@ -86,7 +87,7 @@ fn set_thresholds() -> HostAllocator {
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn set_thresholds() -> HostAllocator {
+fn keep_heap() -> HostAllocator {
     HostAllocator::Default
 }
 

@@ -40,10 +40,10 @@ fn merge_heads(t: &Tensor) -> Result<Tensor> {
 }
 
 /// The longest query or key sequence for which [`attend`] computes bf16 attention on the CPU in
-/// the explicit form instead of SDPA. libtorch 2.11's CPU flash-attention backward in bf16 is
-/// 4-7x slower than the explicit form's on short sequences (its key blocks are 512 long), and
-/// faster from about 192 tokens on: the measurements are in docs/benchmarks.md, "CPU bf16
-/// attention".
+/// the explicit form instead of SDPA. Up to here libtorch 2.11's CPU flash attention in bf16
+/// (forward + backward) takes 1.4-5x the explicit form's time (its key blocks are 512 long);
+/// from about 192 tokens it depends on the batch, and from 512 SDPA is 2-3x faster. The
+/// measurements are in docs/benchmarks.md, "CPU bf16 attention".
 pub(crate) const CPU_BF16_EXPLICIT_MAX_TOKENS: i64 = 128;
 
 /// `softmax(q k^T / sqrt(d)) v`: through SDPA, or in the explicit form where
@@ -488,7 +488,7 @@ mod tests {
         tch::manual_seed(11);
         let shape = [3, 2, tokens, 32];
         let opts = (Kind::Double, Device::Cpu);
-        // Logits with a standard deviation of about 5, so their rounding shows.
+        // Logits with a standard deviation of about 6 (2.5 * 2.5), so their rounding shows.
         let qkv = [2.5, 2.5, 1.0].map(|s| Tensor::randn(shape, opts) * s);
         (qkv, Tensor::randn(shape, opts))
     }
