@@ -3,7 +3,9 @@
 //! from the main thread's heap, where the trainer allocates its tensors (the harness would run
 //! the test on a thread of its own, whose arena glibc manages differently).
 
-use flowscale_core::host_allocator::{current, keep_freed_memory, HostAllocator};
+use flowscale_core::host_allocator::{
+    current, keep_freed_memory, sets_malloc_tunables, HostAllocator,
+};
 
 /// Minor page faults of this process so far.
 fn minor_faults() -> i64 {
@@ -27,7 +29,7 @@ fn main() {
 
 fn freed_blocks_are_reused_without_faulting_their_pages_in_again() {
     assert_eq!(current(), HostAllocator::Default);
-    if std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("glibc.malloc.")) {
+    if std::env::var("GLIBC_TUNABLES").is_ok_and(|t| sets_malloc_tunables(&t)) {
         assert_eq!(keep_freed_memory(), HostAllocator::UserTunables);
         return;
     }

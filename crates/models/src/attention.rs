@@ -44,7 +44,7 @@ fn merge_heads(t: &Tensor) -> Result<Tensor> {
 /// (forward + backward) takes 1.4-5x the explicit form's time (its key blocks are 512 long);
 /// from about 192 tokens it depends on the batch, and from 512 SDPA is 2-3x faster. The
 /// measurements are in docs/benchmarks.md, "CPU bf16 attention".
-pub(crate) const CPU_BF16_EXPLICIT_MAX_TOKENS: i64 = 128;
+const CPU_BF16_EXPLICIT_MAX_TOKENS: i64 = 128;
 
 /// `softmax(q k^T / sqrt(d)) v`: through SDPA, or in the explicit form where
 /// [`explicit_form_is_faster`].
@@ -67,7 +67,7 @@ fn attend(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
 /// bf16 attention (any of q, k, v in bf16, as under CPU autocast, where v comes from a bf16
 /// product and a QK-normed q or k is fp32) over at most [`CPU_BF16_EXPLICIT_MAX_TOKENS`]
 /// queries and keys, on the CPU.
-pub(crate) fn explicit_form_is_faster(q: &Tensor, k: &Tensor, v: &Tensor) -> bool {
+fn explicit_form_is_faster(q: &Tensor, k: &Tensor, v: &Tensor) -> bool {
     let bf16 = [q, k, v].iter().any(|t| t.kind() == Kind::BFloat16);
     q.device() == Device::Cpu
         && bf16
@@ -79,16 +79,21 @@ pub(crate) fn explicit_form_is_faster(q: &Tensor, k: &Tensor, v: &Tensor) -> boo
 /// fp32 (autocast off, or the product would round the logits to bf16 and double the error of
 /// the output and gradients), the probabilities times v as a bf16 product. Returns bf16.
 fn attend_explicit_bf16(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
-    let scale = 1.0 / (q.size()[3] as f64).sqrt();
     let probs = without_autocast(q.device(), || -> Result<Tensor> {
-        Ok(q.f_to_kind(Kind::Float)?
-            .f_matmul(&k.f_to_kind(Kind::Float)?.f_transpose(-2, -1)?)?
-            .f_mul_scalar(scale)?
-            .f_softmax(-1, Kind::Float)?)
+        Ok(scaled_logits(q, k, Kind::Float)?.f_softmax(-1, Kind::Float)?)
     })??;
     Ok(probs
         .f_to_kind(Kind::BFloat16)?
         .f_matmul(&v.f_to_kind(Kind::BFloat16)?)?)
+}
+
+/// `q k^T / sqrt(head_dim)` in `kind`, `[B, heads, queries, keys]`. Call it with autocast off,
+/// or the product runs in autocast's dtype whatever `kind` is.
+fn scaled_logits(q: &Tensor, k: &Tensor, kind: Kind) -> Result<Tensor> {
+    let scale = 1.0 / (q.size()[3] as f64).sqrt();
+    Ok(q.f_to_kind(kind)?
+        .f_matmul(&k.f_to_kind(kind)?.f_transpose(-2, -1)?)?
+        .f_mul_scalar(scale)?)
 }
 
 /// [`attend`] in the explicit form, with the statistics of its logits. Logits, softmax and
@@ -96,12 +101,8 @@ fn attend_explicit_bf16(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
 /// rounding.
 fn attend_with_stats(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<(Tensor, AttentionStats)> {
     let kind = stat_kind(q.kind());
-    let scale = 1.0 / (q.size()[3] as f64).sqrt();
     without_autocast(q.device(), || -> Result<(Tensor, AttentionStats)> {
-        let logits = q
-            .f_to_kind(kind)?
-            .f_matmul(&k.f_to_kind(kind)?.f_transpose(-2, -1)?)?
-            .f_mul_scalar(scale)?;
+        let logits = scaled_logits(q, k, kind)?;
         let stats = logit_stats(&logits)?;
         let out = logits
             .f_softmax(-1, kind)?
